@@ -1,0 +1,8 @@
+import { describe, expect, it } from 'vitest';
+import { PACKAGE_NAME } from '../src/index.js';
+
+describe('trainer', () => {
+  it('exports its name', () => {
+    expect(PACKAGE_NAME).toBe('@cllama/trainer');
+  });
+});
