@@ -1,9 +1,11 @@
-import { PACKAGE_NAME } from './index.js';
+import { runCli } from './cli/run.js';
 
-const args = process.argv.slice(2);
-if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
-  console.log(`Usage: cllama-tokenizer <command> [options]\n\n${PACKAGE_NAME}: SentencePiece vocabulary training, merging and Hugging Face tokenizer export for LLaMA vocabulary expansion.`);
-  process.exit(0);
-}
-console.error(`cllama-tokenizer: unknown command '${args[0]}'. Run 'cllama-tokenizer --help'.`);
-process.exit(2);
+runCli(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`cllama-tokenizer: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
