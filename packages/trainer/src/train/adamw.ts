@@ -1,0 +1,148 @@
+/**
+ * AdamW exactly as torch.optim.AdamW (defaults betas 0.9/0.999, eps 1e-8, amsgrad off) on tf.Variables:
+ *
+ *   p ← p · (1 − lr·wd)                          decoupled weight decay, before the moment update
+ *   m ← m + (1 − β1)·(g − m)                     torch's lerp_ form
+ *   v ← β2·v + (1 − β2)·g²
+ *   p ← p − lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + ε)
+ *
+ * Every intermediate tensor is created inside tf.tidy and the moments live in tf.Variables that are
+ * assigned in place, so a step leaves the tensor count unchanged.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface AdamWOptions {
+  betas?: [number, number];
+  eps?: number;
+  /** Default weight decay; a parameter may override it (HF: no decay for norms and biases). */
+  weightDecay?: number;
+}
+
+export interface OptimizedParameter {
+  /** Stable name used for the optimizer state on disk (the HF weight name). */
+  name: string;
+  variable: tf.Variable;
+  weightDecay?: number;
+}
+
+export interface AdamWState {
+  step: number;
+  /** exp_avg/<name> and exp_avg_sq/<name> for every parameter. */
+  tensors: Array<{ name: string; shape: number[]; data: Float32Array }>;
+}
+
+export class OptimizerStateError extends Error {
+  override name = 'OptimizerStateError';
+}
+
+/** HF Trainer's rule: no weight decay for biases and normalization weights. */
+export function defaultDecayFor(weightName: string, weightDecay: number): number {
+  return /(^|\.)(bias|[a-z_]*norm[a-z_]*)(\.|$)|_norm\.|layernorm|rmsnorm/i.test(weightName) ? 0 : weightDecay;
+}
+
+export class AdamW {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** Number of optimizer steps taken (torch's state['step']). */
+  stepCount = 0;
+  private readonly slots: Array<{ param: OptimizedParameter; decay: number; m: tf.Variable; v: tf.Variable }>;
+
+  constructor(params: OptimizedParameter[], opts: AdamWOptions = {}) {
+    [this.beta1, this.beta2] = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 1e-2; // torch.optim.AdamW default
+    for (const b of [this.beta1, this.beta2]) if (!(b >= 0 && b < 1)) throw new RangeError(`Adam betas must be in [0, 1), got ${b}`);
+    const seen = new Set<string>();
+    this.slots = params.map((param) => {
+      if (seen.has(param.name)) throw new RangeError(`parameter '${param.name}' given twice to AdamW`);
+      seen.add(param.name);
+      if (param.variable.dtype !== 'float32') throw new TypeError(`AdamW needs float32 parameters; '${param.name}' is ${param.variable.dtype}`);
+      return {
+        param,
+        decay: param.weightDecay ?? this.weightDecay,
+        m: tf.variable(tf.zerosLike(param.variable), false, `adamw/exp_avg/${param.name}/${uniq()}`),
+        v: tf.variable(tf.zerosLike(param.variable), false, `adamw/exp_avg_sq/${param.name}/${uniq()}`),
+      };
+    });
+  }
+
+  get parameterNames(): string[] {
+    return this.slots.map((s) => s.param.name);
+  }
+
+  /**
+   * One update with learning rate `lr`. `grads` maps the parameter name to its gradient; a parameter
+   * without a gradient is skipped (torch: p.grad is None), and its step count is not advanced either —
+   * the same as torch's per-parameter step.
+   */
+  step(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+    this.stepCount += 1;
+    const t = this.stepCount;
+    const bc1 = 1 - this.beta1 ** t;
+    const bc2Sqrt = Math.sqrt(1 - this.beta2 ** t);
+    const stepSize = lr / bc1;
+    tf.tidy(() => {
+      for (const slot of this.slots) {
+        const g = grads.get(slot.param.name);
+        if (!g) continue;
+        if (!shapesEqual(g.shape, slot.param.variable.shape)) {
+          throw new RangeError(`gradient for '${slot.param.name}' has shape [${g.shape}], parameter has [${slot.param.variable.shape}]`);
+        }
+        const p = slot.param.variable;
+        const decayed = slot.decay !== 0 ? tf.mul(p, tf.scalar(1 - lr * slot.decay)) : p;
+        const m = tf.add(slot.m, tf.mul(tf.sub(g, slot.m), tf.scalar(1 - this.beta1)));
+        const v = tf.add(tf.mul(slot.v, tf.scalar(this.beta2)), tf.mul(tf.square(g), tf.scalar(1 - this.beta2)));
+        const denom = tf.add(tf.div(tf.sqrt(v), tf.scalar(bc2Sqrt)), tf.scalar(this.eps));
+        const updated = tf.sub(decayed, tf.mul(tf.div(m, denom), tf.scalar(stepSize)));
+        slot.m.assign(m);
+        slot.v.assign(v);
+        p.assign(updated);
+      }
+    });
+  }
+
+  exportState(): AdamWState {
+    const tensors: AdamWState['tensors'] = [];
+    for (const slot of this.slots) {
+      tensors.push({ name: `exp_avg/${slot.param.name}`, shape: [...slot.m.shape], data: slot.m.dataSync() as Float32Array });
+      tensors.push({ name: `exp_avg_sq/${slot.param.name}`, shape: [...slot.v.shape], data: slot.v.dataSync() as Float32Array });
+    }
+    return { step: this.stepCount, tensors };
+  }
+
+  loadState(state: AdamWState): void {
+    const byName = new Map(state.tensors.map((t) => [t.name, t]));
+    for (const slot of this.slots) {
+      for (const [kind, target] of [['exp_avg', slot.m], ['exp_avg_sq', slot.v]] as const) {
+        const saved = byName.get(`${kind}/${slot.param.name}`);
+        if (!saved) {
+          throw new OptimizerStateError(`optimizer state has no ${kind} for '${slot.param.name}': the checkpoint was written for other trainable parameters (different --stage / --trainable?)`);
+        }
+        if (!shapesEqual(saved.shape, target.shape)) {
+          throw new OptimizerStateError(`optimizer state ${kind}/${slot.param.name} has shape [${saved.shape}], the parameter has [${target.shape}]`);
+        }
+        tf.tidy(() => target.assign(tf.tensor(saved.data, saved.shape, 'float32')));
+      }
+    }
+    if (!Number.isInteger(state.step) || state.step < 0) throw new OptimizerStateError(`optimizer step must be a non-negative integer, got ${state.step}`);
+    this.stepCount = state.step;
+  }
+
+  dispose(): void {
+    for (const slot of this.slots) {
+      slot.m.dispose();
+      slot.v.dispose();
+    }
+  }
+}
+
+let counter = 0;
+function uniq(): number {
+  return counter++;
+}
+
+function shapesEqual(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}

@@ -1,0 +1,79 @@
+/**
+ * Gradient bookkeeping between backward passes and the optimizer: accumulation over micro-batches and
+ * global-norm clipping (torch.nn.utils.clip_grad_norm_).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Sums the gradients of several micro-batches. The mean over `count()` micro-batches equals what HF
+ * gets by dividing each micro-batch loss by gradient_accumulation_steps before backward.
+ */
+export class GradientAccumulator {
+  private sums = new Map<string, tf.Tensor>();
+  private micro = 0;
+
+  /** Adds `grads` (the accumulator takes ownership: they are disposed here). */
+  add(grads: ReadonlyMap<string, tf.Tensor>): void {
+    for (const [name, g] of grads) {
+      const prev = this.sums.get(name);
+      if (prev) {
+        this.sums.set(name, tf.keep(tf.add(prev, g)));
+        prev.dispose();
+        g.dispose();
+      } else {
+        this.sums.set(name, tf.keep(g));
+      }
+    }
+    this.micro += 1;
+  }
+
+  count(): number {
+    return this.micro;
+  }
+
+  /** The mean gradients; the caller owns them. The accumulator is empty afterwards. */
+  takeMean(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    const scale = 1 / Math.max(1, this.micro);
+    for (const [name, sum] of this.sums) {
+      out.set(name, this.micro === 1 ? sum : tf.keep(tf.tidy(() => tf.mul(sum, tf.scalar(scale)))));
+      if (this.micro !== 1) sum.dispose();
+    }
+    this.sums = new Map();
+    this.micro = 0;
+    return out;
+  }
+
+  dispose(): void {
+    for (const t of this.sums.values()) t.dispose();
+    this.sums = new Map();
+    this.micro = 0;
+  }
+}
+
+/** √(Σ‖g‖²) over all gradients, as a JS number. */
+export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
+  if (grads.size === 0) return 0;
+  return tf.tidy(() => {
+    const squares = [...grads.values()].map((g) => tf.sum(tf.square(g)));
+    return tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares)).dataSync()[0]!;
+  });
+}
+
+/**
+ * torch.nn.utils.clip_grad_norm_: scales all gradients by min(1, maxNorm / (norm + 1e-6)). Returns the
+ * norm before clipping (what HF logs as grad_norm) and the gradients to use; the input tensors that
+ * were replaced are disposed. maxNorm ≤ 0 disables clipping (HF: max_grad_norm 0).
+ */
+export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; grads: Map<string, tf.Tensor> } {
+  const norm = globalNorm(grads);
+  if (!(maxNorm > 0)) return { norm, grads };
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef >= 1) return { norm, grads };
+  const out = new Map<string, tf.Tensor>();
+  for (const [name, g] of grads) {
+    out.set(name, tf.keep(tf.tidy(() => tf.mul(g, tf.scalar(coef)))));
+    g.dispose();
+  }
+  return { norm, grads: out };
+}
