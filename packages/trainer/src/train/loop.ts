@@ -1,0 +1,299 @@
+/**
+ * The training loop (HF Trainer's inner loop, single device):
+ *
+ *   for each optimizer step:
+ *     for each of gradient_accumulation_steps micro-batches (seeded per-epoch shuffle):
+ *       loss, grads ← variableGrads(model.loss(batch))          grads summed
+ *     grads ← mean; clip to max_grad_norm; AdamW step at the scheduled lr
+ *     log every logging_steps (mean loss since the last log), eval every eval_steps, save every save_steps
+ *
+ * Everything that decides what happens next — weights, optimizer moments, step, data position, RNG,
+ * log history — is in the checkpoint, so a resumed run continues bit for bit like the uninterrupted one.
+ * The loop knows nothing about LLaMA: the caller passes the loss function, the trainable variables and
+ * how to write / restore weights (see session.ts).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { writeBytesAtomic } from '@cllama/lora';
+import { AdamW, defaultDecayFor, type OptimizedParameter } from './adamw.js';
+import {
+  STATE_FORMAT,
+  TRAINER_STATE_FILE,
+  readOptimizerState,
+  readTrainerState,
+  writeCheckpoint,
+  type LogEntry,
+  type TrainerState,
+} from './checkpoint.js';
+import { GradientAccumulator, clipByGlobalNorm } from './gradients.js';
+import { MetricsLog } from './metrics.js';
+import { renderTrainingPlot } from './plot.js';
+import { TrainProgress } from './progress.js';
+import { Rng, epochOrder } from './rng.js';
+import { LrSchedule, type SchedulerType } from './schedule.js';
+
+export interface Batch {
+  inputIds: Int32Array;
+  labels: Int32Array;
+  batch: number;
+  seqLen: number;
+}
+
+export interface BatchSource {
+  /** Number of examples. */
+  readonly length: number;
+  /** Collates the examples at `indices` into one padded batch. */
+  batch(indices: ArrayLike<number>): Batch;
+}
+
+export interface LoopModel {
+  /** Mean causal-LM loss of the batch; differentiable w.r.t. the trainable variables. */
+  loss(inputIds: tf.Tensor2D, labels: tf.Tensor2D): tf.Scalar;
+  /** Switch dropout on (training) / off (eval). */
+  setTraining(training: boolean): void;
+  /** Seeds the dropout masks of the next forward pass (called before every training micro-batch). */
+  reseedDropout?(seed: number): void;
+}
+
+export interface LoopHooks {
+  /** Writes the trainable weights (PEFT adapter or safetensors) into a checkpoint / output folder. */
+  writeWeights(dir: string): Promise<void>;
+  /** Loads the trainable weights written by writeWeights back into the variables. */
+  restoreWeights(dir: string): Promise<void>;
+  /** Writes the final result (adapter, or full model + tokenizer) into the output dir. */
+  writeFinal(outputDir: string): Promise<void>;
+}
+
+export interface LoopOptions {
+  outputDir: string;
+  seed: number;
+  perDeviceTrainBatchSize: number;
+  perDeviceEvalBatchSize: number;
+  gradientAccumulationSteps: number;
+  numTrainEpochs: number;
+  maxSteps: number;
+  learningRate: number;
+  lrSchedulerType: SchedulerType;
+  warmupRatio: number;
+  warmupSteps: number;
+  weightDecay: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  adamEpsilon: number;
+  maxGradNorm: number;
+  loggingSteps: number;
+  loggingFirstStep: boolean;
+  evalSteps: number | undefined;
+  doEval: boolean;
+  saveSteps: number;
+  saveTotalLimit: number | undefined;
+  maxEvalSamples?: number;
+  /** Checkpoint to resume from (already validated by prepareOutputDir). */
+  resumeFrom: string | undefined;
+  progress: boolean;
+  title?: string;
+  /** Called after every optimizer step (tests: tensor counts, kill points). */
+  onStep?: (info: { step: number; loss: number; numTensors: number }) => void | Promise<void>;
+}
+
+export interface LoopResult {
+  globalStep: number;
+  /** Mean training loss of every optimizer step of this process (resumed runs: from the resume point). */
+  stepLosses: Array<{ step: number; loss: number }>;
+  logHistory: LogEntry[];
+  evalLoss: number | undefined;
+  trainSeconds: number;
+  tokensPerSecond: number;
+}
+
+/** Steps per epoch and in total, as HF Trainer computes them (dataloader length ceil(n / batch)). */
+export function plannedSteps(numExamples: number, o: Pick<LoopOptions, 'perDeviceTrainBatchSize' | 'gradientAccumulationSteps' | 'numTrainEpochs' | 'maxSteps'>) {
+  const microBatchesPerEpoch = Math.ceil(numExamples / o.perDeviceTrainBatchSize);
+  const updatesPerEpoch = Math.max(Math.floor(microBatchesPerEpoch / o.gradientAccumulationSteps), 1);
+  const maxSteps = o.maxSteps > 0 ? o.maxSteps : Math.ceil(o.numTrainEpochs * updatesPerEpoch);
+  return { microBatchesPerEpoch, updatesPerEpoch, maxSteps };
+}
+
+export class TrainLoopError extends Error {
+  override name = 'TrainLoopError';
+}
+
+export async function evaluate(model: LoopModel, data: BatchSource, batchSize: number, maxSamples?: number): Promise<{ loss: number; perplexity: number }> {
+  model.setTraining(false);
+  const n = Math.min(data.length, maxSamples ?? Infinity);
+  if (n === 0) throw new TrainLoopError('the evaluation set is empty; lower --validation-split-percentage only if you also drop --do-eval, or give more data');
+  let sum = 0;
+  let batches = 0;
+  for (let start = 0; start < n; start += batchSize) {
+    const idx = Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i);
+    const b = data.batch(idx);
+    const value = tf.tidy(() => {
+      const ids = tf.tensor2d(b.inputIds, [b.batch, b.seqLen], 'int32');
+      const labels = tf.tensor2d(b.labels, [b.batch, b.seqLen], 'int32');
+      return model.loss(ids, labels).dataSync()[0]!;
+    });
+    sum += value;
+    batches += 1;
+  }
+  model.setTraining(true);
+  const loss = sum / batches;
+  return { loss, perplexity: Math.exp(loss) };
+}
+
+export async function runTrainingLoop(
+  model: LoopModel,
+  params: Array<{ name: string; variable: tf.Variable }>,
+  train: BatchSource,
+  evalData: BatchSource | undefined,
+  hooks: LoopHooks,
+  o: LoopOptions,
+): Promise<LoopResult> {
+  if (train.length === 0) throw new TrainLoopError('the training set is empty: check --dataset-dir (and --block-size: a block needs that many tokens)');
+  if (params.length === 0) throw new TrainLoopError('nothing to train: no trainable variables were selected');
+  const { microBatchesPerEpoch, maxSteps } = plannedSteps(train.length, o);
+  const schedule = new LrSchedule({ type: o.lrSchedulerType, baseLr: o.learningRate, totalSteps: maxSteps, warmupRatio: o.warmupRatio, warmupSteps: o.warmupSteps });
+  const optimized: OptimizedParameter[] = params.map((p) => ({ ...p, weightDecay: defaultDecayFor(p.name, o.weightDecay) }));
+  const optimizer = new AdamW(optimized, { betas: [o.adamBeta1, o.adamBeta2], eps: o.adamEpsilon, weightDecay: o.weightDecay });
+  const varByName = new Map(params.map((p) => [p.variable.name, p.name]));
+  const metrics = new MetricsLog(o.outputDir);
+
+  let state: TrainerState = {
+    format: STATE_FORMAT,
+    globalStep: 0,
+    maxSteps,
+    epoch: 0,
+    data: { epoch: 0, microBatch: 0, seed: o.seed, numMicroBatchesPerEpoch: microBatchesPerEpoch },
+    rng: Rng.fromSeed(o.seed, 0x5eed).state(),
+    scheduler: { type: o.lrSchedulerType, baseLr: o.learningRate, totalSteps: maxSteps, warmupSteps: schedule.warmupSteps },
+    trainedTokens: 0,
+    trainSeconds: 0,
+    trainable: params.map((p) => p.name),
+    logHistory: [],
+  };
+  if (o.resumeFrom) {
+    const saved = await readTrainerState(o.resumeFrom);
+    const mismatch = saved.trainable.join(',') !== state.trainable.join(',');
+    if (mismatch) throw new TrainLoopError(`${o.resumeFrom} was written for other trainable weights (${saved.trainable.length} tensors, e.g. ${saved.trainable[0]}); resume with the same --stage / LoRA flags, or start over with --overwrite-output-dir`);
+    if (saved.data.numMicroBatchesPerEpoch !== microBatchesPerEpoch || saved.data.seed !== o.seed) {
+      throw new TrainLoopError(`${o.resumeFrom} was written for another data set or seed (${saved.data.numMicroBatchesPerEpoch} micro-batches per epoch, seed ${saved.data.seed}; now ${microBatchesPerEpoch}, seed ${o.seed}); resume with the same data and --seed`);
+    }
+    await hooks.restoreWeights(o.resumeFrom);
+    optimizer.loadState(await readOptimizerState(o.resumeFrom));
+    state = { ...saved, maxSteps, scheduler: state.scheduler };
+  }
+  await metrics.reset(state.logHistory);
+  const rng = Rng.fromState(state.rng);
+  const progress = new TrainProgress(maxSteps, state.globalStep, o.progress);
+  const accumulator = new GradientAccumulator();
+  const stepLosses: LoopResult['stepLosses'] = [];
+  const evalEvery = o.evalSteps ?? o.loggingSteps;
+  let order = epochOrder(o.seed, state.data.epoch, train.length);
+  let lossSinceLog = 0;
+  let stepsSinceLog = 0;
+  let evalLoss: number | undefined;
+  let tokensThisRun = 0;
+  const started = Date.now();
+  const baseSeconds = state.trainSeconds;
+  model.setTraining(true);
+
+  const saveAll = async () => {
+    state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
+    state.rng = rng.state();
+    await writeCheckpoint(o.outputDir, { state, optimizer: optimizer.exportState(), writeWeights: hooks.writeWeights }, o.saveTotalLimit);
+    await writePlot(o.outputDir, state, o.title);
+  };
+  const record = async (entry: LogEntry) => {
+    state.logHistory.push(entry);
+    await metrics.append(entry);
+    progress.log(Object.entries(entry).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' '));
+  };
+
+  try {
+    while (state.globalStep < maxSteps) {
+      let stepLoss = 0;
+      for (let k = 0; k < o.gradientAccumulationSteps; k++) {
+        if (state.data.microBatch >= microBatchesPerEpoch) {
+          state.data.epoch += 1;
+          state.data.microBatch = 0;
+          order = epochOrder(o.seed, state.data.epoch, train.length);
+        }
+        const start = state.data.microBatch * o.perDeviceTrainBatchSize;
+        const b = train.batch(order.subarray(start, Math.min(start + o.perDeviceTrainBatchSize, train.length)));
+        model.reseedDropout?.(rng.nextUint32() & 0x7fffffff);
+        const { value, grads } = tf.tidy(() => {
+          const ids = tf.tensor2d(b.inputIds, [b.batch, b.seqLen], 'int32');
+          const labels = tf.tensor2d(b.labels, [b.batch, b.seqLen], 'int32');
+          return tf.variableGrads(() => model.loss(ids, labels), params.map((p) => p.variable));
+        });
+        const byName = new Map<string, tf.Tensor>();
+        for (const [varName, g] of Object.entries(grads)) byName.set(varByName.get(varName)!, g);
+        accumulator.add(byName);
+        stepLoss += value.dataSync()[0]!;
+        value.dispose();
+        state.data.microBatch += 1;
+        state.trainedTokens += b.batch * b.seqLen;
+        tokensThisRun += b.batch * b.seqLen;
+      }
+      stepLoss /= o.gradientAccumulationSteps;
+      const { norm, grads } = clipByGlobalNorm(accumulator.takeMean(), o.maxGradNorm);
+      const lr = schedule.lrAt(state.globalStep);
+      optimizer.step(grads, lr);
+      for (const g of grads.values()) g.dispose();
+      state.globalStep += 1;
+      state.epoch = (state.data.epoch * microBatchesPerEpoch + state.data.microBatch) / microBatchesPerEpoch;
+      stepLosses.push({ step: state.globalStep, loss: stepLoss });
+      lossSinceLog += stepLoss;
+      stepsSinceLog += 1;
+      const seconds = (Date.now() - started) / 1000;
+      const tps = tokensThisRun / Math.max(seconds, 1e-9);
+      progress.update(state.globalStep, { loss: stepLoss, lr: schedule.lrAt(state.globalStep), tokensPerSecond: tps });
+
+      if (state.globalStep % o.loggingSteps === 0 || (o.loggingFirstStep && state.globalStep === 1)) {
+        // HF logs the mean loss since the last log and the lr the scheduler holds after the step
+        await record({ step: state.globalStep, epoch: round(state.epoch, 4), loss: round(lossSinceLog / stepsSinceLog, 6), learning_rate: schedule.lrAt(state.globalStep), grad_norm: round(norm, 6), tokens_per_second: round(tps, 1) });
+        lossSinceLog = 0;
+        stepsSinceLog = 0;
+      }
+      if (o.doEval && evalData && state.globalStep % evalEvery === 0) {
+        const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples);
+        evalLoss = ev.loss;
+        await record({ step: state.globalStep, epoch: round(state.epoch, 4), eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
+      }
+      if (state.globalStep % o.saveSteps === 0 && state.globalStep < maxSteps) await saveAll();
+      await o.onStep?.({ step: state.globalStep, loss: stepLoss, numTensors: tf.memory().numTensors });
+    }
+    if (o.doEval && evalData && (evalLoss === undefined || state.globalStep % evalEvery !== 0)) {
+      const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples);
+      evalLoss = ev.loss;
+      await record({ step: state.globalStep, epoch: round(state.epoch, 4), eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
+    }
+    // the last step is always checkpointed (HF saves at the end too), then the final result
+    await saveAll();
+    await hooks.writeFinal(o.outputDir);
+    state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
+    await writeBytesAtomic(path.join(o.outputDir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    const seconds = (Date.now() - started) / 1000;
+    const results = { train_steps: state.globalStep, train_runtime: round(state.trainSeconds, 3), train_tokens: state.trainedTokens, tokens_per_second: round(tokensThisRun / Math.max(seconds, 1e-9), 2), ...(evalLoss !== undefined ? { eval_loss: evalLoss, perplexity: Math.exp(evalLoss) } : {}) };
+    await writeBytesAtomic(path.join(o.outputDir, 'all_results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    await writePlot(o.outputDir, state, o.title);
+    return { globalStep: state.globalStep, stepLosses, logHistory: state.logHistory, evalLoss, trainSeconds: state.trainSeconds, tokensPerSecond: tokensThisRun / Math.max(seconds, 1e-9) };
+  } finally {
+    progress.stop();
+    accumulator.dispose();
+    optimizer.dispose();
+  }
+}
+
+async function writePlot(outputDir: string, state: TrainerState, title?: string): Promise<void> {
+  await fs.mkdir(outputDir, { recursive: true });
+  await writeBytesAtomic(path.join(outputDir, 'training_plot.svg'), renderTrainingPlot(state.logHistory, { title, maxSteps: state.maxSteps }));
+}
+
+function round(x: number, digits: number): number {
+  return Number(x.toFixed(digits));
+}
+
+function formatMetric(v: number): string {
+  return Math.abs(v) > 0 && Math.abs(v) < 1e-3 ? v.toExponential(3) : String(v);
+}
