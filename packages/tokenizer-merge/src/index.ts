@@ -34,3 +34,20 @@ export {
   readHfAddedTokens,
 } from './tokenizer.js';
 export type { AddedToken, Tokenizer, TokenizerOptions } from './tokenizer.js';
+export { MergeInputError, mergeVocab, mergeVocabWithStats } from './merge.js';
+export type { MergeOptions, MergeStats } from './merge.js';
+export { buildHfTokenizerFiles, buildTokenizerJson, generateMerges, hfAddedTokens } from './hf-export.js';
+export type { HfExportOptions, HfTokenizerFiles } from './hf-export.js';
+export { OutputExistsError, writeFolderAtomic } from './hf-export-write.js';
+export { builtinSamplePath, measureAgreement, readSampleLines, unreachablePieces } from './agreement.js';
+export type { AgreementReport } from './agreement.js';
+export { mergeTokenizers } from './merge-tokenizer.js';
+export type { MergeTokenizerOptions, MergeTokenizerResult } from './merge-tokenizer.js';
+export { readHfAddedTokensFromFiles } from './tokenizer.js';
+export { runMerge } from './cli/merge.js';
+export type { MergeCommandOptions } from './cli/merge.js';
+export { runEncode } from './cli/encode.js';
+export { compareModels, formatCompare } from './cli/compare.js';
+export type { CompareReport, CompareRow } from './cli/compare.js';
+export { inspectModel, formatInspect } from './cli/inspect.js';
+export type { InspectReport } from './cli/inspect.js';

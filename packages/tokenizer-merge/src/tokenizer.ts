@@ -189,6 +189,16 @@ export async function readHfAddedTokens(dir: string, pieceCount: number): Promis
   const config = await readJsonIfExists(path.join(dir, 'tokenizer_config.json'));
   const specialMap = await readJsonIfExists(path.join(dir, 'special_tokens_map.json'));
   const addedJson = await readJsonIfExists(path.join(dir, 'added_tokens.json'));
+  return readHfAddedTokensFromFiles(config, specialMap, addedJson, pieceCount);
+}
+
+/** The same from already parsed tokenizer_config.json / special_tokens_map.json / added_tokens.json. */
+export function readHfAddedTokensFromFiles(
+  config: Record<string, unknown> | undefined,
+  specialMap: Record<string, unknown> | undefined,
+  addedJson: Record<string, unknown> | undefined,
+  pieceCount: number,
+): TokenizerOptions {
   const byId = new Map<number, AddedToken>();
   const decoder = config?.added_tokens_decoder;
   if (decoder && typeof decoder === 'object') {
@@ -200,7 +210,7 @@ export async function readHfAddedTokens(dir: string, pieceCount: number): Promis
     }
   }
   if (addedJson && typeof addedJson === 'object') {
-    for (const [content, id] of Object.entries(addedJson as Record<string, unknown>)) {
+    for (const [content, id] of Object.entries(addedJson)) {
       if (typeof id === 'number' && id >= pieceCount && !byId.has(id)) byId.set(id, { id, content, special: true });
     }
   }

@@ -3,11 +3,14 @@
  * a `register(program)` function; adding a command is one import + one line in COMMANDS.
  */
 import { Command } from 'commander';
+import { register as registerCompare } from './compare.js';
+import { register as registerEncode } from './encode.js';
 import { register as registerInspect } from './inspect.js';
+import { register as registerMerge } from './merge.js';
 
 type RegisterCommand = (program: Command) => void;
 
-const COMMANDS: RegisterCommand[] = [registerInspect];
+const COMMANDS: RegisterCommand[] = [registerMerge, registerEncode, registerInspect, registerCompare];
 
 export function createProgram(): Command {
   const program = new Command('cllama-tokenizer')
