@@ -1,0 +1,396 @@
+/**
+ * LLaMA (HF `LlamaForCausalLM`) in tfjs-core, read top to bottom:
+ *
+ *   tokens → embed_tokens → N × [ x + attention(rmsnorm(x)) ; x + mlp(rmsnorm(x)) ] → norm → lm_head
+ *
+ *   attention: q,k,v projections → rotary embeddings (rotate-half) on q,k → k,v repeated for grouped-
+ *              query attention → softmax(q kᵀ / √d + causal mask) v → o_proj
+ *   mlp:       down_proj( silu(gate_proj(x)) * up_proj(x) )          (SwiGLU)
+ *
+ * Parameters are tf.Variables kept in a map under their Hugging Face names
+ * (`model.layers.0.self_attn.q_proj.weight`, …) with HF's shapes ([out, in] for projections).
+ * LoRA adapters (PEFT semantics) can be attached to any of the seven projections.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LlamaConfig } from './config.js';
+import {
+  applyRotary,
+  embeddingLookup,
+  fusedLinearCrossEntropy,
+  IGNORE_INDEX,
+  linear,
+  matMul,
+  rmsNorm,
+  rotaryTables,
+  silu,
+  transposeLast2,
+} from './ops.js';
+import { KVCache } from './kv-cache.js';
+import { LoraLayers, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
+import { resizedEmbeddingRows } from './resize.js';
+
+export class ModelError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ModelError';
+  }
+}
+
+/** A named weight as plain data, HF layout. */
+export interface WeightTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+
+/** Every weight name and shape a config implies, in HF's order. */
+export function llamaWeightShapes(config: LlamaConfig): Map<string, number[]> {
+  const { hiddenSize: h, intermediateSize: inter, vocabSize: v } = config;
+  const headDim = h / config.numAttentionHeads;
+  const kvDim = headDim * config.numKeyValueHeads;
+  const shapes = new Map<string, number[]>();
+  shapes.set('model.embed_tokens.weight', [v, h]);
+  for (let l = 0; l < config.numHiddenLayers; l++) {
+    const p = `model.layers.${l}`;
+    shapes.set(`${p}.self_attn.q_proj.weight`, [h, h]);
+    shapes.set(`${p}.self_attn.k_proj.weight`, [kvDim, h]);
+    shapes.set(`${p}.self_attn.v_proj.weight`, [kvDim, h]);
+    shapes.set(`${p}.self_attn.o_proj.weight`, [h, h]);
+    shapes.set(`${p}.mlp.gate_proj.weight`, [inter, h]);
+    shapes.set(`${p}.mlp.up_proj.weight`, [inter, h]);
+    shapes.set(`${p}.mlp.down_proj.weight`, [h, inter]);
+    shapes.set(`${p}.input_layernorm.weight`, [h]);
+    shapes.set(`${p}.post_attention_layernorm.weight`, [h]);
+  }
+  shapes.set('model.norm.weight', [h]);
+  if (!config.tieWordEmbeddings) shapes.set('lm_head.weight', [v, h]);
+  return shapes;
+}
+
+/** Names some checkpoints carry that are buffers, not weights (recomputed here). */
+function isIgnorableBuffer(name: string): boolean {
+  return name.endsWith('.rotary_emb.inv_freq');
+}
+
+function validateConfig(config: LlamaConfig): void {
+  const { hiddenSize, numAttentionHeads, numKeyValueHeads } = config;
+  if (hiddenSize % numAttentionHeads !== 0) {
+    throw new ModelError(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numAttentionHeads}`);
+  }
+  if ((hiddenSize / numAttentionHeads) % 2 !== 0) throw new ModelError('the head dimension must be even for rotary embeddings');
+  if (numAttentionHeads % numKeyValueHeads !== 0) {
+    throw new ModelError(`num_attention_heads ${numAttentionHeads} is not a multiple of num_key_value_heads ${numKeyValueHeads}`);
+  }
+  const scaling = config.ropeScaling as { type?: string; factor?: number } | null;
+  if (scaling && (scaling.type !== 'linear' || !(Number(scaling.factor) > 0))) {
+    throw new ModelError(`rope_scaling ${JSON.stringify(scaling)} is not supported: only null or {"type":"linear","factor":>0}`);
+  }
+}
+
+let modelCounter = 0;
+
+/** A trainable variable holding a copy of `data` (the temporary tensor is released). */
+function newVariable(data: Float32Array, shape: number[], name: string): tf.Variable {
+  const t = tf.tensor(data, shape, 'float32');
+  const v = tf.variable(t, true, name);
+  t.dispose();
+  return v;
+}
+
+export interface ForwardOptions {
+  /** [batch, keys] of 1 (attend) / 0 (padding); keys = cached + new positions. */
+  attentionMask?: tf.Tensor2D;
+  /** Past keys/values; the new ones are appended (see KVCache.commit). */
+  cache?: KVCache;
+}
+
+export interface LossOptions {
+  attentionMask?: tf.Tensor2D;
+  /** Tokens per chunk in the fused LM-head + cross-entropy (memory vs. speed). */
+  chunkTokens?: number;
+}
+
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  /** Dropout (LoRA) is only active in training mode; see train()/eval(). */
+  training = false;
+  private readonly params = new Map<string, tf.Variable>();
+  private readonly id = ++modelCounter;
+  private lora: LoraLayers | undefined;
+  private disposed = false;
+
+  /**
+   * Builds the model from HF-named weights. Every weight the config implies must be present with
+   * its exact shape; unknown names are an error (a tied `lm_head.weight` is ignored).
+   */
+  constructor(config: LlamaConfig, weights: Iterable<WeightTensor>) {
+    validateConfig(config);
+    this.config = { ...config, raw: { ...config.raw } };
+    const expected = llamaWeightShapes(config);
+    const given = new Map<string, WeightTensor>();
+    for (const w of weights) {
+      if (isIgnorableBuffer(w.name)) continue;
+      if (w.name === 'lm_head.weight' && config.tieWordEmbeddings) continue;
+      if (!expected.has(w.name)) {
+        throw new ModelError(`unexpected weight '${w.name}': not part of a LLaMA with this config (is it a LLaMA checkpoint?)`);
+      }
+      given.set(w.name, w);
+    }
+    for (const [name, shape] of expected) {
+      const w = given.get(name);
+      if (!w) throw new ModelError(`missing weight '${name}' (shape [${shape}])`);
+      if (w.shape.length !== shape.length || w.shape.some((d, i) => d !== shape[i])) {
+        throw new ModelError(`weight '${name}' has shape [${w.shape}], the config implies [${shape}]`);
+      }
+      if (w.data.length !== shape.reduce((a, b) => a * b, 1)) throw new ModelError(`weight '${name}' has ${w.data.length} values for shape [${shape}]`);
+      this.params.set(name, newVariable(w.data, shape, this.variableName(name)));
+    }
+  }
+
+  /** A model with HF's default initialisation (normal(0, 0.02) matrices, ones for norms), seeded. */
+  static random(config: LlamaConfig, seed = 0, initializerRange = 0.02): LlamaModel {
+    const weights: WeightTensor[] = [];
+    let s = seed;
+    for (const [name, shape] of llamaWeightShapes(config)) {
+      const data = tf.tidy(() =>
+        shape.length === 1 ? tf.ones(shape) : tf.randomNormal(shape, 0, initializerRange, 'float32', s++),
+      ).dataSync() as Float32Array;
+      weights.push({ name, shape, data });
+    }
+    return new LlamaModel(config, weights);
+  }
+
+  private variableName(hfName: string): string {
+    return `llama${this.id}/${hfName}`;
+  }
+
+  private param(name: string): tf.Variable {
+    const p = this.params.get(name);
+    if (!p) throw new ModelError(`no parameter '${name}'`);
+    return p;
+  }
+
+  private get lmHeadWeight(): tf.Variable {
+    return this.config.tieWordEmbeddings ? this.param('model.embed_tokens.weight') : this.param('lm_head.weight');
+  }
+
+  train(mode = true): this {
+    this.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** HF names → variables (base weights, then LoRA A/B), optionally filtered by name. */
+  namedVariables(filter?: (name: string) => boolean): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>();
+    for (const [name, v] of this.params) if (!filter || filter(name)) out.set(name, v);
+    if (this.lora) for (const [name, v] of this.lora.variables) if (!filter || filter(name)) out.set(name, v);
+    return out;
+  }
+
+  /** The variables, optionally filtered by HF name (e.g. `n => n.includes('embed_tokens')`). */
+  variables(filter?: (name: string) => boolean): tf.Variable[] {
+    return [...this.namedVariables(filter).values()];
+  }
+
+  // ---------------------------------------------------------------- forward pass
+
+  /** A projection (`model.layers.3.self_attn.q_proj`), with its LoRA branch when one is attached. */
+  private project(module: string, x: tf.Tensor): tf.Tensor {
+    const base = linear(x, this.param(`${module}.weight`));
+    const adapter = this.lora?.get(module);
+    if (!adapter) return base;
+    const input = this.training && adapter.dropout > 0 ? tf.dropout(x, adapter.dropout, undefined, this.lora!.nextSeed()) : x;
+    return tf.add(base, tf.mul(linear(linear(input, adapter.a), adapter.b), adapter.scaling));
+  }
+
+  /** Additive attention mask [batch|1, 1, queries, keys]: 0 where allowed, -1e9 elsewhere. */
+  private attentionBias(batch: number, queries: number, past: number, attentionMask?: tf.Tensor2D): tf.Tensor {
+    const keys = past + queries;
+    const causal = new Float32Array(queries * keys);
+    for (let i = 0; i < queries; i++) for (let j = past + i + 1; j < keys; j++) causal[i * keys + j] = -1e9;
+    let bias: tf.Tensor = tf.tensor4d(causal, [1, 1, queries, keys]);
+    if (attentionMask) {
+      if (attentionMask.shape[0] !== batch || attentionMask.shape[1] !== keys) {
+        throw new ModelError(`attention mask is [${attentionMask.shape}], expected [${batch}, ${keys}]`);
+      }
+      const padding = tf.reshape(tf.mul(tf.sub(1, tf.cast(attentionMask, 'float32')), -1e9), [batch, 1, 1, keys]);
+      bias = tf.add(bias, padding);
+    }
+    return bias;
+  }
+
+  private attention(layer: number, x: tf.Tensor, rope: { cos: tf.Tensor; sin: tf.Tensor }, bias: tf.Tensor, cache?: KVCache): tf.Tensor {
+    const { numAttentionHeads: heads, numKeyValueHeads: kvHeads, hiddenSize } = this.config;
+    const headDim = hiddenSize / heads;
+    const [batch, seq] = x.shape as [number, number, number];
+    const p = `model.layers.${layer}.self_attn`;
+    const split = (t: tf.Tensor, n: number) => tf.transpose(tf.reshape(t, [batch, seq, n, headDim]), [0, 2, 1, 3]);
+
+    const q = applyRotary(split(this.project(`${p}.q_proj`, x), heads), rope.cos, rope.sin);
+    let k = applyRotary(split(this.project(`${p}.k_proj`, x), kvHeads), rope.cos, rope.sin);
+    let v = split(this.project(`${p}.v_proj`, x), kvHeads);
+    if (cache) [k, v] = cache.append(layer, k, v);
+
+    // Grouped-query attention: each key/value head serves heads / kvHeads query heads.
+    const groups = heads / kvHeads;
+    if (groups > 1) {
+      const keys = k.shape[2]!;
+      const repeat = (t: tf.Tensor) =>
+        tf.reshape(tf.tile(tf.reshape(t, [batch, kvHeads, 1, keys * headDim]), [1, 1, groups, 1]), [batch, heads, keys, headDim]);
+      k = repeat(k);
+      v = repeat(v);
+    }
+
+    const scores = tf.add(tf.mul(matMul(q, transposeLast2(k)), 1 / Math.sqrt(headDim)), bias);
+    const context = matMul(tf.softmax(scores), v); // [batch, heads, seq, headDim]
+    const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq, hiddenSize]);
+    return this.project(`${p}.o_proj`, merged);
+  }
+
+  private mlp(layer: number, x: tf.Tensor): tf.Tensor {
+    const p = `model.layers.${layer}.mlp`;
+    return this.project(`${p}.down_proj`, tf.mul(silu(this.project(`${p}.gate_proj`, x)), this.project(`${p}.up_proj`, x)));
+  }
+
+  /** Final hidden states (after model.norm) [batch, seq, hidden]. */
+  hiddenStates(inputIds: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+    this.assertAlive();
+    if (inputIds.rank !== 2) throw new ModelError(`input ids must be [batch, seq], got [${inputIds.shape}]`);
+    const [batch, seq] = inputIds.shape;
+    const ids = Int32Array.from(inputIds.dataSync());
+    const past = opts.cache?.length ?? 0;
+    const eps = this.config.rmsNormEps;
+    const headDim = this.config.hiddenSize / this.config.numAttentionHeads;
+    const rope = rotaryTables(past, seq, headDim, this.config.ropeTheta, this.config.ropeScaling?.factor ?? 1);
+    const bias = this.attentionBias(batch, seq, past, opts.attentionMask);
+
+    let x = embeddingLookup(this.param('model.embed_tokens.weight'), ids, [batch, seq]);
+    for (let l = 0; l < this.config.numHiddenLayers; l++) {
+      const p = `model.layers.${l}`;
+      x = tf.add(x, this.attention(l, rmsNorm(x, this.param(`${p}.input_layernorm.weight`), eps), rope, bias, opts.cache));
+      x = tf.add(x, this.mlp(l, rmsNorm(x, this.param(`${p}.post_attention_layernorm.weight`), eps)));
+    }
+    return rmsNorm(x, this.param('model.norm.weight'), eps) as tf.Tensor3D;
+  }
+
+  /** Logits [batch, seq, vocab]. Materialises the full vocabulary for every position: for scoring. */
+  logits(inputIds: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+    return tf.tidy(() => {
+      const h = this.hiddenStates(inputIds, opts);
+      const head = this.lora?.get('lm_head') ? this.project('lm_head', h) : linear(h, this.lmHeadWeight);
+      return head as tf.Tensor3D;
+    });
+  }
+
+  /**
+   * HF causal-LM loss: logits at position t predict labels at t+1; labels equal to -100 are ignored;
+   * mean over the counted tokens. Differentiable (use inside tf.variableGrads / tf.grads).
+   */
+  loss(inputIds: tf.Tensor2D, labels: tf.Tensor2D, opts: LossOptions = {}): tf.Scalar {
+    if (labels.shape[0] !== inputIds.shape[0] || labels.shape[1] !== inputIds.shape[1]) {
+      throw new ModelError(`labels [${labels.shape}] must have the shape of input ids [${inputIds.shape}]`);
+    }
+    const [batch, seq] = inputIds.shape;
+    const labelData = labels.dataSync();
+    const targets = new Int32Array(batch * (seq - 1));
+    for (let b = 0; b < batch; b++) for (let t = 0; t < seq - 1; t++) targets[b * (seq - 1) + t] = labelData[b * seq + t + 1]!;
+    return tf.tidy(() => {
+      const h = this.hiddenStates(inputIds, { attentionMask: opts.attentionMask });
+      const shifted = tf.reshape(tf.slice(h, [0, 0, 0], [batch, seq - 1, -1]), [batch * (seq - 1), this.config.hiddenSize]) as tf.Tensor2D;
+      return fusedLinearCrossEntropy(shifted, this.lmHeadWeight as tf.Tensor as tf.Tensor2D, targets, opts.chunkTokens);
+    });
+  }
+
+  // ---------------------------------------------------------------- vocabulary, LoRA, export
+
+  /**
+   * Resizes embed_tokens (and lm_head when untied) to `newSize` rows. Kept rows are unchanged; new
+   * rows follow transformers' `resize_token_embeddings(mean_resizing=True)`: sampled from a normal
+   * with the old rows' mean and 1e-9 × their covariance, or exactly the mean when that covariance is
+   * not positive definite. Seeded.
+   */
+  resizeTokenEmbeddings(newSize: number, seed = 0): void {
+    this.assertAlive();
+    if (!Number.isInteger(newSize) || newSize <= 0) throw new ModelError(`new vocabulary size must be a positive integer, got ${newSize}`);
+    if (this.lora) throw new ModelError('resize the token embeddings before attaching LoRA');
+    const names = this.config.tieWordEmbeddings ? ['model.embed_tokens.weight'] : ['model.embed_tokens.weight', 'lm_head.weight'];
+    for (const [i, name] of names.entries()) {
+      const old = this.param(name);
+      const [oldRows, width] = old.shape as [number, number];
+      const data = resizedEmbeddingRows(old.dataSync() as Float32Array, oldRows, width, newSize, seed + i);
+      old.dispose();
+      this.params.set(name, newVariable(data, [newSize, width], `${this.variableName(name)}#${newSize}`));
+    }
+    this.config.vocabSize = newSize;
+    this.config.raw = { ...this.config.raw, vocab_size: newSize };
+  }
+
+  /**
+   * Adds LoRA A/B variables (PEFT semantics: y = W x + B A dropout(x) · alpha / r) to every
+   * projection matched by `config.targetModules`. `tensors` (PEFT key names) loads a trained
+   * adapter; otherwise A is kaiming-uniform and B zero, as PEFT initialises them. Seeded.
+   */
+  attachLora(config: LoraAttachConfig, tensors?: Map<string, LoraTensor>, seed = 0): void {
+    this.assertAlive();
+    if (this.lora) throw new ModelError('a LoRA adapter is already attached; detachLora() first');
+    const linears = new Map<string, [number, number]>();
+    for (const [name, v] of this.params) {
+      if (name.endsWith('_proj.weight') || name === 'lm_head.weight') linears.set(name.slice(0, -'.weight'.length), v.shape as [number, number]);
+    }
+    this.lora = new LoraLayers(config, linears, tensors, seed);
+  }
+
+  detachLora(): void {
+    this.lora?.dispose();
+    this.lora = undefined;
+  }
+
+  get loraAttached(): boolean {
+    return this.lora !== undefined;
+  }
+
+  /** The attached adapter's tensors under PEFT key names (for writePeftAdapter). */
+  exportLora(): Map<string, LoraTensor> {
+    if (!this.lora) throw new ModelError('no LoRA adapter attached');
+    return this.lora.export();
+  }
+
+  /** Base weights as HF-named float32 data (copies), in HF order. LoRA is not merged in. */
+  exportWeights(): WeightTensor[] {
+    return [...this.params].map(([name, v]) => ({ name, shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) }));
+  }
+
+  /** Replaces a weight's values in place (same shape), e.g. after merging LoRA. */
+  setWeight(name: string, data: Float32Array): void {
+    const v = this.param(name);
+    if (data.length !== v.size) throw new ModelError(`setWeight('${name}'): ${data.length} values for shape [${v.shape}]`);
+    const t = tf.tensor(data, v.shape);
+    v.assign(t);
+    t.dispose();
+  }
+
+  /** A new KV cache for generation. */
+  newCache(): KVCache {
+    return new KVCache(this.config.numHiddenLayers);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    for (const v of this.params.values()) v.dispose();
+    this.params.clear();
+    this.lora?.dispose();
+    this.disposed = true;
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new ModelError('the model was disposed');
+  }
+}
+
+export { IGNORE_INDEX };

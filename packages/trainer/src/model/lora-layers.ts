@@ -1,0 +1,133 @@
+/**
+ * LoRA branches for the model's linear layers, with PEFT's semantics and key names:
+ *   y = W x + B (A dropout(x)) · alpha / r,   A: [r, in], B: [out, r]
+ *   A ~ kaiming_uniform(a=√5) = U(−1/√in, 1/√in), B = 0 (so a fresh adapter changes nothing).
+ * Variables are named `<module>.lora_A.weight` / `<module>.lora_B.weight`; in a PEFT adapter file
+ * the keys are prefixed with `base_model.model.`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { matchesTargetModule } from './lora-match.js';
+import { SeededRandom } from './random.js';
+
+export interface LoraAttachConfig {
+  r: number;
+  loraAlpha: number;
+  loraDropout: number;
+  targetModules: string[];
+}
+
+export interface LoraTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface LoraAdapter {
+  a: tf.Variable;
+  b: tf.Variable;
+  scaling: number;
+  dropout: number;
+}
+
+export const PEFT_PREFIX = 'base_model.model.';
+
+export class LoraError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LoraError';
+  }
+}
+
+function makeVariable(data: Float32Array, shape: number[], name: string): tf.Variable {
+  const t = tf.tensor(data, shape, 'float32');
+  const v = tf.variable(t, true, name);
+  t.dispose();
+  return v;
+}
+
+let loraCounter = 0;
+
+export class LoraLayers {
+  readonly adapters = new Map<string, LoraAdapter>();
+  /** `<module>.lora_A.weight` → variable. */
+  readonly variables = new Map<string, tf.Variable>();
+  private readonly dropoutRandom: SeededRandom;
+
+  /**
+   * @param linears module name (`model.layers.0.self_attn.q_proj`) → weight shape [out, in]
+   * @param tensors a trained adapter under PEFT key names, or undefined for a fresh one
+   */
+  constructor(readonly config: LoraAttachConfig, linears: Map<string, [number, number]>, tensors: Map<string, LoraTensor> | undefined, seed: number) {
+    const { r, loraAlpha } = config;
+    if (!Number.isInteger(r) || r <= 0) throw new LoraError(`LoRA rank r must be a positive integer, got ${r}`);
+    if (!(config.loraDropout >= 0 && config.loraDropout < 1)) throw new LoraError(`lora_dropout must be in [0, 1), got ${config.loraDropout}`);
+    const id = ++loraCounter;
+    const init = new SeededRandom(seed);
+    this.dropoutRandom = new SeededRandom(seed + 1);
+    const used = new Set<string>();
+    for (const [module, [out, inFeatures]] of linears) {
+      if (!matchesTargetModule(module, config.targetModules)) continue;
+      const keyA = `${module}.lora_A.weight`;
+      const keyB = `${module}.lora_B.weight`;
+      let a: Float32Array;
+      let b: Float32Array;
+      if (tensors) {
+        const ta = tensors.get(PEFT_PREFIX + keyA);
+        const tb = tensors.get(PEFT_PREFIX + keyB);
+        if (!ta || !tb) throw new LoraError(`the adapter has no ${PEFT_PREFIX + keyA} / lora_B pair although '${module}' matches its target_modules`);
+        if (ta.shape[0] !== r || ta.shape[1] !== inFeatures) throw new LoraError(`${PEFT_PREFIX + keyA} is [${ta.shape}], expected [${r}, ${inFeatures}]`);
+        if (tb.shape[0] !== out || tb.shape[1] !== r) throw new LoraError(`${PEFT_PREFIX + keyB} is [${tb.shape}], expected [${out}, ${r}]`);
+        a = ta.data;
+        b = tb.data;
+        used.add(PEFT_PREFIX + keyA).add(PEFT_PREFIX + keyB);
+      } else {
+        const bound = 1 / Math.sqrt(inFeatures);
+        a = new Float32Array(r * inFeatures);
+        for (let i = 0; i < a.length; i++) a[i] = (init.next() * 2 - 1) * bound;
+        b = new Float32Array(out * r);
+      }
+      const adapter: LoraAdapter = {
+        a: makeVariable(a, [r, inFeatures], `lora${id}/${keyA}`),
+        b: makeVariable(b, [out, r], `lora${id}/${keyB}`),
+        scaling: loraAlpha / r,
+        dropout: config.loraDropout,
+      };
+      this.adapters.set(module, adapter);
+      this.variables.set(keyA, adapter.a);
+      this.variables.set(keyB, adapter.b);
+    }
+    if (this.adapters.size === 0) {
+      throw new LoraError(`target_modules ${JSON.stringify(config.targetModules)} match no linear layer of this model (names look like model.layers.0.self_attn.q_proj)`);
+    }
+    if (tensors) {
+      for (const key of tensors.keys()) {
+        if ((key.includes('.lora_A.') || key.includes('.lora_B.')) && !used.has(key)) {
+          throw new LoraError(`adapter tensor '${key}' does not belong to a targeted layer of this model`);
+        }
+      }
+    }
+  }
+
+  get(module: string): LoraAdapter | undefined {
+    return this.adapters.get(module);
+  }
+
+  /** A fresh seed for each dropout mask (reproducible across runs with the same seed). */
+  nextSeed(): number {
+    return this.dropoutRandom.int();
+  }
+
+  /** Adapter tensors under PEFT key names. */
+  export(): Map<string, LoraTensor> {
+    const out = new Map<string, LoraTensor>();
+    for (const [key, v] of this.variables) {
+      out.set(PEFT_PREFIX + key, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
+    }
+    return out;
+  }
+
+  dispose(): void {
+    for (const v of this.variables.values()) v.dispose();
+    this.variables.clear();
+    this.adapters.clear();
+  }
+}

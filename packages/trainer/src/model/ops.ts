@@ -1,0 +1,226 @@
+/**
+ * The few tensor operations the LLaMA forward pass is built from, with hand-written gradients where
+ * tfjs's own are slow or missing on the wasm backend:
+ *
+ * - `matMul`: tfjs's matMul gradient multiplies with transpose flags, which on tfjs-wasm runs ~10×
+ *   slower than an explicit `tf.transpose` followed by a plain matMul. Ours transposes explicitly.
+ * - `embeddingLookup`: gather's gradient needs UnsortedSegmentSum, which tfjs-wasm does not have.
+ * - `causalLmLossFromHidden`: the LM head and softmax cross-entropy fused and computed a chunk of
+ *   tokens at a time, so neither the full [tokens, vocab] logits nor a one-hot matrix ever exist
+ *   for the whole batch (batch 4 × 256 tokens × 50k vocab would be 200 MB per copy).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import './register-gradients.js';
+
+/** Swaps the last two axes. */
+export function transposeLast2(x: tf.Tensor): tf.Tensor {
+  const rank = x.rank;
+  const perm = [...Array(rank).keys()];
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return tf.transpose(x, perm);
+}
+
+/**
+ * a @ b (batched over leading axes, same batch shape for both) with a gradient that uses explicit
+ * transposes instead of matMul's transpose flags: d a = dy @ bᵀ, d b = aᵀ @ dy.
+ */
+export const matMul = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved;
+      return [tf.matMul(dy, transposeLast2(sb!)), tf.matMul(transposeLast2(sa!), dy)];
+    },
+  };
+}) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+
+/** x @ Wᵀ for a weight stored as HF does, [outFeatures, inFeatures]; x is [..., inFeatures]. */
+export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
+  const inFeatures = weight.shape[1]!;
+  const outFeatures = weight.shape[0]!;
+  const leading = x.shape.slice(0, -1);
+  const x2d = tf.reshape(x, [-1, inFeatures]);
+  return tf.reshape(matMul(x2d, tf.transpose(weight)), [...leading, outFeatures]);
+}
+
+/** True when the active backend has a kernel for tf.unsortedSegmentSum (tfjs-node, cpu; not wasm). */
+function hasSegmentSum(): boolean {
+  return tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined;
+}
+
+/**
+ * out[indices[i]] += rows[i] for a [numRows, width] result: the transpose of a row gather.
+ * Uses the backend's UnsortedSegmentSum where it exists and a plain JS loop otherwise (tfjs-wasm).
+ */
+export function scatterAddRows(indices: Int32Array, rows: tf.Tensor2D, numRows: number): tf.Tensor2D {
+  const width = rows.shape[1];
+  if (hasSegmentSum()) {
+    return tf.tidy(() => tf.unsortedSegmentSum(rows, tf.tensor1d(indices, 'int32'), numRows) as tf.Tensor2D);
+  }
+  const src = rows.dataSync() as Float32Array;
+  const out = new Float32Array(numRows * width);
+  for (let i = 0; i < indices.length; i++) {
+    const dst = indices[i]! * width;
+    const from = i * width;
+    for (let j = 0; j < width; j++) out[dst + j]! += src[from + j]!;
+  }
+  return tf.tensor2d(out, [numRows, width]);
+}
+
+/** Rows of `weight` ([vocab, hidden]) for each token id; result [...ids.shape, hidden]. */
+export function embeddingLookup(weight: tf.Tensor, ids: Int32Array, idsShape: number[]): tf.Tensor {
+  const vocab = weight.shape[0]!;
+  for (const id of ids) {
+    if (id < 0 || id >= vocab) throw new RangeError(`token id ${id} is outside the embedding table (vocab ${vocab})`);
+  }
+  const lookup = tf.customGrad((w: tf.Tensor) => {
+    const value = tf.tidy(() => tf.reshape(tf.gather(w, tf.tensor1d(ids, 'int32')), [...idsShape, w.shape[1]!]));
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor) => [scatterAddRows(ids, tf.reshape(dy, [ids.length, w.shape[1]!]) as tf.Tensor2D, vocab)],
+    };
+  }) as (w: tf.Tensor) => tf.Tensor;
+  return lookup(weight);
+}
+
+/** LLaMA's RMSNorm: x / sqrt(mean(x²) + eps) * weight, over the last axis (HF LlamaRMSNorm). */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  const variance = tf.mean(tf.square(x), -1, true);
+  return tf.mul(weight, tf.mul(x, tf.rsqrt(tf.add(variance, eps))));
+}
+
+/** SiLU (a.k.a. swish): x * sigmoid(x). */
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/** HF's rotate_half: concat(-x[..., d/2:], x[..., :d/2]). */
+export function rotateHalf(x: tf.Tensor): tf.Tensor {
+  const d = x.shape[x.rank - 1]!;
+  const [x1, x2] = tf.split(x, [d / 2, d / 2], -1);
+  return tf.concat([tf.neg(x2!), x1!], -1);
+}
+
+/** Rotary embedding in HF's rotate-half convention: x * cos + rotate_half(x) * sin. */
+export function applyRotary(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  return tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin));
+}
+
+/**
+ * cos/sin tables [positions, headDim] for rotary embeddings, computed the way HF's
+ * LlamaRotaryEmbedding does in float32: inv_freq = 1 / theta^(2i/d); angle = (pos / factor) · inv_freq
+ * (linear rope scaling divides positions by factor); emb = concat(angles, angles).
+ */
+export function rotaryTables(
+  startPosition: number,
+  length: number,
+  headDim: number,
+  theta: number,
+  linearScalingFactor: number,
+): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  const half = headDim / 2;
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim)));
+  const cos = new Float32Array(length * headDim);
+  const sin = new Float32Array(length * headDim);
+  for (let p = 0; p < length; p++) {
+    const position = Math.fround((startPosition + p) / linearScalingFactor);
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(position * invFreq[i]!);
+      const c = Math.cos(angle);
+      const s = Math.sin(angle);
+      cos[p * headDim + i] = c;
+      cos[p * headDim + half + i] = c;
+      sin[p * headDim + i] = s;
+      sin[p * headDim + half + i] = s;
+    }
+  }
+  return { cos: tf.tensor2d(cos, [length, headDim]), sin: tf.tensor2d(sin, [length, headDim]) };
+}
+
+/** Labels value HF ignores in the loss. */
+export const IGNORE_INDEX = -100;
+
+/**
+ * Mean softmax cross-entropy of `hidden @ lmHeadᵀ` against `targets` (entries equal to -100 are
+ * ignored), differentiable w.r.t. both hidden [N, H] and lmHead [V, H].
+ *
+ * Forward and backward walk `chunkTokens` rows at a time: the logits of one chunk are recomputed in
+ * the backward pass instead of being kept, and the one-hot term of the gradient is applied as a row
+ * gather / scatter rather than a [tokens, vocab] matrix. d logits = (softmax − onehot) / count.
+ * With no counted token the loss is 0 (PyTorch would give NaN).
+ */
+export function fusedLinearCrossEntropy(
+  hidden: tf.Tensor2D,
+  lmHead: tf.Tensor2D,
+  targets: Int32Array,
+  chunkTokens = 256,
+): tf.Scalar {
+  const n = hidden.shape[0];
+  const vocab = lmHead.shape[0];
+  if (targets.length !== n) throw new Error(`fusedLinearCrossEntropy: ${targets.length} targets for ${n} rows`);
+  const safeTargets = new Int32Array(n);
+  const weights = new Float32Array(n);
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const t = targets[i]!;
+    if (t === IGNORE_INDEX) continue;
+    if (t < 0 || t >= vocab) throw new RangeError(`label ${t} is outside the vocabulary (0..${vocab - 1}) and is not -100`);
+    safeTargets[i] = t;
+    weights[i] = 1;
+    count++;
+  }
+  const chunks: Array<[number, number]> = [];
+  for (let s = 0; s < n; s += chunkTokens) chunks.push([s, Math.min(chunkTokens, n - s)]);
+
+  const op = tf.customGrad((h: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+    // Forward: per chunk, logits → logsumexp and the target logit.
+    const { loss, lse } = tf.tidy(() => {
+      const wT = tf.transpose(w);
+      const lseParts: tf.Tensor[] = [];
+      let total: tf.Tensor = tf.scalar(0);
+      for (const [start, size] of chunks) {
+        const logits = tf.matMul(tf.slice(h, [start, 0], [size, -1]), wT);
+        const chunkLse = tf.logSumExp(logits, 1);
+        const flatIndex = new Int32Array(size);
+        for (let i = 0; i < size; i++) flatIndex[i] = i * vocab + safeTargets[start + i]!;
+        const targetLogit = tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(flatIndex, 'int32'));
+        const chunkWeights = tf.tensor1d(weights.subarray(start, start + size));
+        total = tf.add(total, tf.sum(tf.mul(tf.sub(chunkLse, targetLogit), chunkWeights)));
+        lseParts.push(chunkLse);
+      }
+      return { loss: tf.div(total, Math.max(count, 1)) as tf.Scalar, lse: tf.concat(lseParts) };
+    });
+    save([h, w, lse]);
+    return {
+      value: loss,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sh, sw, slse] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        // Per-token factor dy / count (0 for ignored tokens).
+        const scale = tf.mul(tf.tensor1d(weights), tf.div(dy, Math.max(count, 1)));
+        const hiddenGrads: tf.Tensor[] = [];
+        let lmHeadGradT: tf.Tensor = tf.zeros([sw.shape[1], vocab]);
+        const wT = tf.transpose(sw);
+        for (const [start, size] of chunks) {
+          const [dh, dwT] = tf.tidy(() => {
+            const hc = tf.slice(sh, [start, 0], [size, -1]);
+            const sc = tf.reshape(tf.slice(scale, [start], [size]), [size, 1]);
+            const lsec = tf.reshape(tf.slice(slse, [start], [size]), [size, 1]);
+            const probsScaled = tf.mul(tf.exp(tf.sub(tf.matMul(hc, wT), lsec)), sc);
+            const targetRows = tf.gather(sw, tf.tensor1d(safeTargets.subarray(start, start + size), 'int32'));
+            const dhc = tf.sub(tf.matMul(probsScaled, sw), tf.mul(targetRows, sc));
+            return [dhc, tf.add(lmHeadGradT, tf.matMul(tf.transpose(hc), probsScaled))];
+          });
+          lmHeadGradT.dispose();
+          lmHeadGradT = dwT!;
+          hiddenGrads.push(dh!);
+        }
+        const oneHotPart = scatterAddRows(safeTargets, tf.mul(sh, tf.reshape(scale, [n, 1])) as tf.Tensor2D, vocab);
+        return [tf.concat(hiddenGrads), tf.sub(tf.transpose(lmHeadGradT), oneHotPart)];
+      },
+    };
+  }) as (h: tf.Tensor, w: tf.Tensor) => tf.Scalar;
+  return op(hidden, lmHead);
+}
