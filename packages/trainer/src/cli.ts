@@ -1,9 +1,25 @@
+/**
+ * cllama-train: one commander program; each subcommand lives in src/cli/<name>.ts and is added here
+ * with one line.
+ */
+import { Command, CommanderError } from 'commander';
 import { PACKAGE_NAME } from './index.js';
+import { scoreCommand } from './cli/score.js';
 
-const args = process.argv.slice(2);
-if (args.length === 0 || args.includes('--help') || args.includes('-h')) {
-  console.log(`Usage: cllama-train <command> [options]\n\n${PACKAGE_NAME}: LLaMA in tfjs: HF checkpoints, forward/backward, generation, and the pre-training / SFT training loop.`);
-  process.exit(0);
+const program = new Command('cllama-train')
+  .description(`${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`)
+  .showHelpAfterError()
+  .exitOverride();
+
+program.addCommand(scoreCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Help and version exit with code 0; usage errors were already printed by commander.
+    process.exit(err.exitCode);
+  }
+  console.error(`cllama-train: ${(err as Error).message}`);
+  process.exit(1);
 }
-console.error(`cllama-train: unknown command '${args[0]}'. Run 'cllama-train --help'.`);
-process.exit(2);

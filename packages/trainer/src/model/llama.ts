@@ -91,6 +91,9 @@ function validateConfig(config: LlamaConfig): void {
 
 let modelCounter = 0;
 
+/** Constructor argument for fromCheckpoint: weights are added one by one afterwards. */
+const LOAD_LATER: unique symbol = Symbol('load later');
+
 /** A trainable variable holding a copy of `data` (the temporary tensor is released). */
 function newVariable(data: Float32Array, shape: number[], name: string): tf.Variable {
   const t = tf.tensor(data, shape, 'float32');
@@ -123,29 +126,65 @@ export class LlamaModel {
 
   /**
    * Builds the model from HF-named weights. Every weight the config implies must be present with
-   * its exact shape; unknown names are an error (a tied `lm_head.weight` is ignored).
+   * its exact shape; unknown names are an error (a tied `lm_head.weight` and rotary `inv_freq`
+   * buffers are ignored).
    */
-  constructor(config: LlamaConfig, weights: Iterable<WeightTensor>) {
+  constructor(config: LlamaConfig, weights: Iterable<WeightTensor> | typeof LOAD_LATER) {
     validateConfig(config);
     this.config = { ...config, raw: { ...config.raw } };
-    const expected = llamaWeightShapes(config);
-    const given = new Map<string, WeightTensor>();
-    for (const w of weights) {
-      if (isIgnorableBuffer(w.name)) continue;
-      if (w.name === 'lm_head.weight' && config.tieWordEmbeddings) continue;
-      if (!expected.has(w.name)) {
-        throw new ModelError(`unexpected weight '${w.name}': not part of a LLaMA with this config (is it a LLaMA checkpoint?)`);
-      }
-      given.set(w.name, w);
+    if (weights === LOAD_LATER) return;
+    try {
+      for (const w of weights) this.addWeight(w.name, w.shape, w.data);
+      this.assertComplete();
+    } catch (err) {
+      this.dispose();
+      throw err;
     }
-    for (const [name, shape] of expected) {
-      const w = given.get(name);
-      if (!w) throw new ModelError(`missing weight '${name}' (shape [${shape}])`);
-      if (w.shape.length !== shape.length || w.shape.some((d, i) => d !== shape[i])) {
-        throw new ModelError(`weight '${name}' has shape [${w.shape}], the config implies [${shape}]`);
+  }
+
+  /**
+   * Loads weights one at a time from a checkpoint reader (e.g. @cllama/lora's HFCheckpoint), so
+   * peak memory is the model plus one tensor.
+   */
+  static async fromCheckpoint(reader: {
+    config: LlamaConfig;
+    names(): string[];
+    info(name: string): { shape: number[] };
+    read(name: string): Promise<Float32Array>;
+  }): Promise<LlamaModel> {
+    const model = new LlamaModel(reader.config, LOAD_LATER);
+    try {
+      for (const name of reader.names()) {
+        if (!model.wants(name)) continue;
+        model.addWeight(name, reader.info(name).shape, await reader.read(name));
       }
-      if (w.data.length !== shape.reduce((a, b) => a * b, 1)) throw new ModelError(`weight '${name}' has ${w.data.length} values for shape [${shape}]`);
-      this.params.set(name, newVariable(w.data, shape, this.variableName(name)));
+      model.assertComplete();
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+    return model;
+  }
+
+  private wants(name: string): boolean {
+    return !isIgnorableBuffer(name) && !(name === 'lm_head.weight' && this.config.tieWordEmbeddings);
+  }
+
+  private addWeight(name: string, shape: number[], data: Float32Array): void {
+    if (!this.wants(name)) return;
+    const expected = llamaWeightShapes(this.config).get(name);
+    if (!expected) throw new ModelError(`unexpected weight '${name}': not part of a LLaMA with this config (is it a LLaMA checkpoint?)`);
+    if (this.params.has(name)) throw new ModelError(`weight '${name}' given twice`);
+    if (shape.length !== expected.length || shape.some((d, i) => d !== expected[i])) {
+      throw new ModelError(`weight '${name}' has shape [${shape}], the config implies [${expected}]`);
+    }
+    if (data.length !== expected.reduce((a, b) => a * b, 1)) throw new ModelError(`weight '${name}' has ${data.length} values for shape [${expected}]`);
+    this.params.set(name, newVariable(data, expected, this.variableName(name)));
+  }
+
+  private assertComplete(): void {
+    for (const [name, shape] of llamaWeightShapes(this.config)) {
+      if (!this.params.has(name)) throw new ModelError(`missing weight '${name}' (shape [${shape}])`);
     }
   }
 
@@ -363,7 +402,13 @@ export class LlamaModel {
 
   /** Base weights as HF-named float32 data (copies), in HF order. LoRA is not merged in. */
   exportWeights(): WeightTensor[] {
-    return [...this.params].map(([name, v]) => ({ name, shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) }));
+    return [...this.params.keys()].map((name) => this.exportWeight(name));
+  }
+
+  /** One base weight as HF-named float32 data (a copy). */
+  exportWeight(name: string): WeightTensor {
+    const v = this.param(name);
+    return { name, shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };
   }
 
   /** Replaces a weight's values in place (same shape), e.g. after merging LoRA. */

@@ -12,6 +12,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import './register-gradients.js';
 
+/**
+ * tf.customGrad with the forward function's real parameter list: (inputs…, save) → value and
+ * gradient (tfjs types the parameters as a union, which no concrete function satisfies).
+ */
+function customGradient<Args extends tf.Tensor[], R extends tf.Tensor>(
+  f: (...args: [...Args, tf.GradSaveFunc]) => { value: R; gradFunc: (dy: R, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] },
+): (...args: Args) => R {
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...args: Args) => R;
+}
+
 /** Swaps the last two axes. */
 export function transposeLast2(x: tf.Tensor): tf.Tensor {
   const rank = x.rank;
@@ -25,7 +35,7 @@ export function transposeLast2(x: tf.Tensor): tf.Tensor {
  * a @ b (batched over leading axes, same batch shape for both) with a gradient that uses explicit
  * transposes instead of matMul's transpose flags: d a = dy @ bᵀ, d b = aᵀ @ dy.
  */
-export const matMul = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+export const matMul = customGradient((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
     value: tf.matMul(a, b),
@@ -34,7 +44,7 @@ export const matMul = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSa
       return [tf.matMul(dy, transposeLast2(sb!)), tf.matMul(transposeLast2(sa!), dy)];
     },
   };
-}) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+});
 
 /** x @ Wᵀ for a weight stored as HF does, [outFeatures, inFeatures]; x is [..., inFeatures]. */
 export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
@@ -75,13 +85,13 @@ export function embeddingLookup(weight: tf.Tensor, ids: Int32Array, idsShape: nu
   for (const id of ids) {
     if (id < 0 || id >= vocab) throw new RangeError(`token id ${id} is outside the embedding table (vocab ${vocab})`);
   }
-  const lookup = tf.customGrad((w: tf.Tensor) => {
+  const lookup = customGradient((w: tf.Tensor, _save: tf.GradSaveFunc) => {
     const value = tf.tidy(() => tf.reshape(tf.gather(w, tf.tensor1d(ids, 'int32')), [...idsShape, w.shape[1]!]));
     return {
       value,
       gradFunc: (dy: tf.Tensor) => [scatterAddRows(ids, tf.reshape(dy, [ids.length, w.shape[1]!]) as tf.Tensor2D, vocab)],
     };
-  }) as (w: tf.Tensor) => tf.Tensor;
+  });
   return lookup(weight);
 }
 
@@ -175,7 +185,7 @@ export function fusedLinearCrossEntropy(
   const chunks: Array<[number, number]> = [];
   for (let s = 0; s < n; s += chunkTokens) chunks.push([s, Math.min(chunkTokens, n - s)]);
 
-  const op = tf.customGrad((h: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+  const op = customGradient((h: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
     // Forward: per chunk, logits → logsumexp and the target logit.
     const { loss, lse } = tf.tidy(() => {
       const wT = tf.transpose(w);
@@ -221,6 +231,6 @@ export function fusedLinearCrossEntropy(
         return [tf.concat(hiddenGrads), tf.sub(tf.transpose(lmHeadGradT), oneHotPart)];
       },
     };
-  }) as (h: tf.Tensor, w: tf.Tensor) => tf.Scalar;
+  });
   return op(hidden, lmHead);
 }

@@ -1,0 +1,87 @@
+/**
+ * `cllama-train score`: loss, perplexity and token count of a model on a text file (cut into blocks
+ * like pre-training) or on explicit input ids (+ labels), optionally with a LoRA adapter.
+ */
+import { readFile } from 'node:fs/promises';
+import { Command } from 'commander';
+import { initBackend, type BackendChoice } from '../backend.js';
+import { loadLlama } from '../model/io.js';
+import { scoreBatches, scoreTokenBlocks, textToBlocks, type ScoreResult } from '../score.js';
+import { backendOption, parsePositiveInt, UsageError } from './common.js';
+
+interface ScoreFlags {
+  model: string;
+  tokenizer?: string;
+  textFile?: string;
+  blockSize?: number;
+  batchSize: number;
+  inputIds?: string;
+  labels?: string;
+  json?: boolean;
+  backend: BackendChoice;
+}
+
+async function readIdMatrix(file: string, what: string): Promise<number[][]> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`${what} ${file}: ${(err as Error).message}`);
+  }
+  const rows = Array.isArray(parsed) && parsed.every((x) => typeof x === 'number') ? [parsed as number[]] : parsed;
+  if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.length > 0 && r.every((x) => Number.isInteger(x)))) {
+    throw new UsageError(`${what} ${file} must hold a JSON array of integers or an array of equal-length arrays of integers`);
+  }
+  const width = (rows[0] as number[]).length;
+  if (!rows.every((r) => (r as number[]).length === width)) throw new UsageError(`${what} ${file}: rows have different lengths`);
+  return rows as number[][];
+}
+
+export function scoreCommand(): Command {
+  return new Command('score')
+    .description('loss, perplexity and token count of a model on text or token ids')
+    .requiredOption('--model <dir>', 'Hugging Face LLaMA folder')
+    .option('--tokenizer <path>', 'tokenizer (.model file or HF folder); default: the model folder')
+    .option('--text-file <file>', 'text to score: each line = [BOS] + tokens, concatenated and cut into blocks')
+    .option('--block-size <n>', 'tokens per block for --text-file (default: min(512, max_position_embeddings))', parsePositiveInt('--block-size'))
+    .option('--batch-size <n>', 'blocks per forward pass', parsePositiveInt('--batch-size'), 4)
+    .option('--input-ids <file>', 'JSON [[ids…], …] to score (also prints logits_sum / logits_abs_sum)')
+    .option('--labels <file>', 'JSON labels for --input-ids (-100 = ignored); default: the input ids')
+    .option('--json', 'print one JSON object')
+    .addOption(backendOption())
+    .action(async (flags: ScoreFlags) => {
+      if (!flags.textFile === !flags.inputIds) throw new UsageError('give exactly one of --text-file or --input-ids');
+      if (flags.labels && !flags.inputIds) throw new UsageError('--labels goes with --input-ids');
+      const backend = await initBackend(flags.backend);
+      const model = await loadLlama(flags.model);
+      let result: ScoreResult;
+      if (flags.inputIds) {
+        const ids = await readIdMatrix(flags.inputIds, '--input-ids');
+        const labels = flags.labels ? await readIdMatrix(flags.labels, '--labels') : ids;
+        if (labels.length !== ids.length || labels[0]!.length !== ids[0]!.length) throw new UsageError('--labels must have the shape of --input-ids');
+        result = scoreBatches(model, ids, labels, { withLogitSums: true });
+      } else {
+        const { loadTokenizer } = await import('@cllama/tokenizer-merge');
+        const tokenizer = await loadTokenizer(flags.tokenizer ?? flags.model);
+        const text = await readFile(flags.textFile!, 'utf8');
+        const blockSize = flags.blockSize ?? Math.min(512, model.config.maxPositionEmbeddings);
+        result = scoreTokenBlocks(model, textToBlocks(text, tokenizer, blockSize), flags.batchSize);
+      }
+      model.dispose();
+      const out: Record<string, unknown> = { loss: result.loss, perplexity: result.perplexity, tokens: result.tokens };
+      if (result.logitsSum !== undefined) Object.assign(out, { logits_sum: result.logitsSum, logits_abs_sum: result.logitsAbsSum });
+      out.backend = backend.name;
+      if (flags.json) {
+        console.log(JSON.stringify(out));
+      } else {
+        console.log(`loss        ${result.loss.toFixed(6)}`);
+        console.log(`perplexity  ${result.perplexity.toFixed(4)}`);
+        console.log(`tokens      ${result.tokens}`);
+        if (result.logitsSum !== undefined) {
+          console.log(`logits_sum      ${result.logitsSum}`);
+          console.log(`logits_abs_sum  ${result.logitsAbsSum}`);
+        }
+        console.log(`backend     ${backend.name} (${backend.package})`);
+      }
+    });
+}

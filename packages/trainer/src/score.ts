@@ -1,0 +1,86 @@
+/** Scoring: token-weighted HF causal-LM loss and perplexity over batches of token ids. */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Tokenizer } from '@cllama/tokenizer-merge';
+import type { LlamaModel } from './model/llama.js';
+import { IGNORE_INDEX } from './model/ops.js';
+
+export interface ScoreResult {
+  /** Mean cross-entropy over all predicted (counted) tokens. */
+  loss: number;
+  perplexity: number;
+  /** Number of predicted tokens (labels ≠ -100 after the shift). */
+  tokens: number;
+  logitsSum?: number;
+  logitsAbsSum?: number;
+}
+
+function countedTokens(labels: number[]): number {
+  let n = 0;
+  for (let t = 1; t < labels.length; t++) if (labels[t] !== IGNORE_INDEX) n++;
+  return n;
+}
+
+/**
+ * Scores rows of equal length (one forward pass for all of them). The loss is HF's: labels shifted
+ * by one, -100 ignored, mean over counted tokens.
+ */
+export function scoreBatches(model: LlamaModel, ids: number[][], labels: number[][], opts: { withLogitSums?: boolean } = {}): ScoreResult {
+  const tokens = labels.reduce((n, r) => n + countedTokens(r), 0);
+  const idsT = tf.tensor2d(ids, undefined, 'int32');
+  const labelsT = tf.tensor2d(labels, undefined, 'int32');
+  try {
+    const lossT = model.loss(idsT, labelsT);
+    const loss = lossT.dataSync()[0]!;
+    lossT.dispose();
+    const result: ScoreResult = { loss, perplexity: Math.exp(loss), tokens };
+    if (opts.withLogitSums) {
+      const logits = model.logits(idsT);
+      let sum = 0;
+      let abs = 0;
+      for (const x of logits.dataSync()) {
+        sum += x;
+        abs += Math.abs(x);
+      }
+      logits.dispose();
+      result.logitsSum = sum;
+      result.logitsAbsSum = abs;
+    }
+    return result;
+  } finally {
+    tf.dispose([idsT, labelsT]);
+  }
+}
+
+/** Blocks of possibly different lengths (the last may be shorter), batched by equal length. */
+export function scoreTokenBlocks(model: LlamaModel, blocks: number[][], batchSize: number): ScoreResult {
+  let totalLoss = 0;
+  let totalTokens = 0;
+  const usable = blocks.filter((b) => b.length >= 2);
+  if (usable.length === 0) throw new Error('nothing to score: the text has fewer than 2 tokens');
+  for (let i = 0; i < usable.length; ) {
+    const len = usable[i]!.length;
+    const batch: number[][] = [];
+    while (i < usable.length && batch.length < batchSize && usable[i]!.length === len) batch.push(usable[i++]!);
+    const r = scoreBatches(model, batch, batch);
+    totalLoss += r.loss * r.tokens;
+    totalTokens += r.tokens;
+  }
+  const loss = totalLoss / totalTokens;
+  return { loss, perplexity: Math.exp(loss), tokens: totalTokens };
+}
+
+/**
+ * Tokenizes text the way the pre-training recipe does (each non-empty line = [BOS] + tokens, no
+ * EOS), concatenates, and cuts blocks of `blockSize`; the remainder is kept as a last, shorter block
+ * so no text goes unscored.
+ */
+export function textToBlocks(text: string, tokenizer: Pick<Tokenizer, 'encode'>, blockSize: number): number[][] {
+  const stream: number[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    if (line.trim() === '') continue;
+    for (const id of tokenizer.encode(line, { addBos: true })) stream.push(id);
+  }
+  const blocks: number[][] = [];
+  for (let s = 0; s < stream.length; s += blockSize) blocks.push(stream.slice(s, s + blockSize));
+  return blocks;
+}

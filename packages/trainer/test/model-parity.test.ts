@@ -1,0 +1,113 @@
+/**
+ * Parity with an independent PyTorch implementation of HF LLaMA (test-fixtures/tiny-llama/golden.json),
+ * on the wasm backend: logits, HF causal-LM loss, and the gradient norm of every weight.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend.js';
+import { loadLlama } from '../src/model/io.js';
+import type { LlamaModel } from '../src/model/llama.js';
+import { l2, relErr, row, sums, TINY_LLAMA } from './helpers.js';
+
+interface Golden {
+  input_ids: number[][];
+  labels: number[][];
+  logits_sum: number;
+  logits_abs_sum: number;
+  logits_first_row: number[];
+  logits_last_row: number[];
+  loss: number;
+  grad_norms: Record<string, number>;
+}
+
+const golden = JSON.parse(readFileSync(path.join(TINY_LLAMA, 'golden.json'), 'utf8')) as Golden;
+
+describe('tiny-llama parity with PyTorch (wasm)', () => {
+  let model: LlamaModel;
+  let ids: tf.Tensor2D;
+  let labels: tf.Tensor2D;
+
+  beforeAll(async () => {
+    expect((await initBackend('wasm')).name).toBe('wasm');
+    model = await loadLlama(TINY_LLAMA);
+    ids = tf.tensor2d(golden.input_ids, undefined, 'int32');
+    labels = tf.tensor2d(golden.labels, undefined, 'int32');
+  });
+  afterAll(() => {
+    model.dispose();
+    tf.dispose([ids, labels]);
+  });
+
+  it('logits: sums and two rows within 1e-4 relative', () => {
+    const logits = model.logits(ids);
+    const vocab = model.config.vocabSize;
+    const [batch, seq] = ids.shape;
+    expect(logits.shape).toEqual([batch, seq, vocab]);
+    const { sum, absSum } = sums(logits);
+    expect(relErr(sum, golden.logits_sum)).toBeLessThan(1e-4);
+    expect(relErr(absSum, golden.logits_abs_sum)).toBeLessThan(1e-4);
+    const data = logits.dataSync();
+    const first = row(data, 0, vocab, golden.logits_first_row.length);
+    const last = row(data, batch * seq - 1, vocab, golden.logits_last_row.length);
+    for (const [actual, expected] of [
+      [first, golden.logits_first_row],
+      [last, golden.logits_last_row],
+    ] as const) {
+      actual.forEach((a, j) => expect(Math.abs(a - expected[j]!)).toBeLessThanOrEqual(1e-4 * Math.abs(expected[j]!) + 1e-6));
+    }
+    logits.dispose();
+  });
+
+  it('HF causal-LM loss within 1e-5 and every weight gradient norm within 1e-3 relative', () => {
+    const { value, grads } = tf.variableGrads(() => model.loss(ids, labels));
+    expect(Math.abs(value.dataSync()[0]! - golden.loss)).toBeLessThan(1e-5);
+    const named = model.namedVariables();
+    expect([...named.keys()].sort()).toEqual(Object.keys(golden.grad_norms).sort());
+    for (const [name, variable] of named) {
+      const norm = l2(grads[variable.name]!);
+      expect(relErr(norm, golden.grad_norms[name]!), name).toBeLessThan(1e-3);
+    }
+    value.dispose();
+    tf.dispose(grads);
+  });
+
+  it('loss equals the shifted mean cross-entropy of the full logits, whatever the chunk size', () => {
+    const logits = model.logits(ids);
+    const vocab = model.config.vocabSize;
+    const [batch, seq] = ids.shape;
+    const data = logits.dataSync();
+    let total = 0;
+    let count = 0;
+    for (let b = 0; b < batch; b++) {
+      for (let t = 0; t < seq - 1; t++) {
+        const target = golden.labels[b]![t + 1]!;
+        if (target === -100) continue;
+        const r = row(data, b * seq + t, vocab);
+        const max = Math.max(...r);
+        const lse = max + Math.log(r.reduce((acc, x) => acc + Math.exp(x - max), 0));
+        total += lse - r[target]!;
+        count++;
+      }
+    }
+    logits.dispose();
+    for (const chunkTokens of [7, 64, 4096]) {
+      const loss = model.loss(ids, labels, { chunkTokens });
+      expect(relErr(loss.dataSync()[0]!, total / count), `chunk ${chunkTokens}`).toBeLessThan(1e-6);
+      loss.dispose();
+    }
+  });
+
+  it('does not leak tensors across repeated forward/backward', () => {
+    const step = () => {
+      const { value, grads } = tf.variableGrads(() => model.loss(ids, labels));
+      tf.dispose([value, ...Object.values(grads)]);
+      model.logits(ids).dispose();
+    };
+    step();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) step();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
