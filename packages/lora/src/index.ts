@@ -39,3 +39,29 @@ export {
 } from './hf-checkpoint.js';
 export type { SaveHFCheckpointOptions } from './hf-checkpoint.js';
 export { FolderExistsError, writeFileAtomic, writeBytesAtomic, writeFolderAtomic } from './atomic-file.js';
+export {
+  PeftError,
+  PeftAdapter,
+  ADAPTER_CONFIG_NAME,
+  ADAPTER_WEIGHTS_NAME,
+  PEFT_KEY_PREFIX,
+  parseLoraConfig,
+  loraConfigToJson,
+  loraScaling,
+  loraTargets,
+  parsePeftKey,
+  peftLoraKeys,
+  peftFullKey,
+  readPeftAdapter,
+  writePeftAdapter,
+} from './peft.js';
+export type { LoraConfig, LoraPairInfo, PeftKeyRole } from './peft.js';
+export { matchesTargetModule, matchesModulesToSave, moduleNameOf, isLinearModule } from './lora-target.js';
+export { createRng, initLoraPair, loraDelta, mergeLora, unmergeLora, resizeRows } from './lora-math.js';
+export type { LoraPair } from './lora-math.js';
+export { llamaWeightSpecs } from './llama-weights.js';
+export type { WeightSpec } from './llama-weights.js';
+export { countTrainableParameters } from './trainable-params.js';
+export type { TrainingPlan, ParameterCount } from './trainable-params.js';
+export { mergeAdaptersIntoCheckpoint, applyAdaptersToWeight, MergeError, TOKENIZER_FILES } from './merge.js';
+export type { MergeOptions, MergeReport } from './merge.js';

@@ -1,0 +1,203 @@
+/**
+ * Merge one or more PEFT LoRA adapters into an HF base model, in the order given, streaming one tensor
+ * at a time from the base folder to the output folder.
+ *
+ * For each base weight, each adapter in turn either
+ *  - replaces it with its modules_to_save copy (embed_tokens / lm_head trained in full — these may have
+ *    a larger vocabulary than the base, as in Chinese-LLaMA-Alpaca), or
+ *  - adds its LoRA product: W ← W + (alpha / r) · B·A.
+ * Vocabulary growth is planned from tensor shapes before anything is written ("resize first"):
+ * embed_tokens and lm_head are both grown to the final vocabulary (new rows = mean of the old rows,
+ * see resizeRows) before later adapters apply to them, and config.json gets the new vocab_size.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { HFCheckpoint, saveHFCheckpoint } from './hf-checkpoint.js';
+import type { LlamaConfig } from './llama-config.js';
+import { mergeLora, resizeRows } from './lora-math.js';
+import { PeftAdapter } from './peft.js';
+import type { NamedTensor, SaveDtype } from './safetensors.js';
+
+const EMBED = 'model.embed_tokens.weight';
+const LM_HEAD = 'lm_head.weight';
+const VOCAB_WEIGHTS = new Set([EMBED, LM_HEAD]);
+
+/** Files that make up an HF tokenizer folder (copied into a merged model). */
+export const TOKENIZER_FILES = ['tokenizer.model', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'];
+
+export class MergeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MergeError';
+  }
+}
+
+/**
+ * Apply the adapters to one weight, in order. `shape` is the weight's current [rows, cols]; `targetRows`
+ * is the vocabulary the plan settled on for embed_tokens / lm_head (ignored for other weights).
+ */
+export async function applyAdaptersToWeight(
+  name: string,
+  tensor: { shape: number[]; data: Float32Array },
+  adapters: readonly PeftAdapter[],
+  targetRows?: number,
+): Promise<{ shape: number[]; data: Float32Array }> {
+  let { shape, data } = tensor;
+  const grow = () => {
+    if (targetRows !== undefined && VOCAB_WEIGHTS.has(name) && shape[0] < targetRows) {
+      data = resizeRows(data, shape[0], shape[1], targetRows);
+      shape = [targetRows, shape[1]];
+    }
+  };
+  grow();
+  for (const adapter of adapters) {
+    if (adapter.fullTensors.has(name)) {
+      const saved = await adapter.readFull(name);
+      if (saved.shape.length !== shape.length || saved.shape.slice(1).join() !== shape.slice(1).join()) {
+        throw new MergeError(`${adapter.dir}: saved '${name}' has shape [${saved.shape}] but the model's is [${shape}]`);
+      }
+      ({ shape, data } = saved);
+      grow();
+      continue;
+    }
+    const pair = adapter.loraPairs.get(name);
+    if (!pair) continue;
+    const [out, r] = pair.bShape;
+    const inFeatures = pair.aShape[1];
+    if (shape.length !== 2 || shape[0] !== out || shape[1] !== inFeatures) {
+      throw new MergeError(
+        `${adapter.dir}: LoRA for '${name}' is [${out}, ${inFeatures}] but the model's weight is [${shape}]; was the adapter trained on another base model?`,
+      );
+    }
+    const { a, b } = await adapter.readPair(name);
+    mergeLora(data, { a, b, r, inFeatures, outFeatures: out, scaling: adapter.scaling });
+  }
+  return { shape, data };
+}
+
+/** Shape-only dry run: the rows embed_tokens / lm_head end up with after all adapters. */
+function plannedRows(name: string, rows: number, adapters: readonly PeftAdapter[]): number {
+  for (const adapter of adapters) {
+    const key = adapter.fullTensors.get(name);
+    if (key) rows = adapter.file.info(key).shape[0];
+    else if (adapter.loraPairs.has(name)) rows = Math.max(rows, adapter.loraPairs.get(name)!.bShape[0]);
+  }
+  return rows;
+}
+
+export interface MergeOptions {
+  baseDir: string;
+  adapterDirs: string[];
+  outDir: string;
+  /** Tokenizer folder to copy into the output (default: the last adapter's folder if it has one, else the base's). */
+  tokenizerDir?: string;
+  dtype?: SaveDtype;
+  maxShardBytes?: number;
+  overwrite?: boolean;
+  onProgress?: (message: string) => void;
+}
+
+export interface MergeReport {
+  tensors: number;
+  loraMerged: number;
+  replaced: number;
+  vocabSize: number;
+  tokenizerFrom?: string;
+  tokenizerFiles: string[];
+}
+
+async function tokenizerFilesIn(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  return TOKENIZER_FILES.filter((f) => entries.includes(f));
+}
+
+/** Merge adapters into a base model folder and write a new HF folder atomically. */
+export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<MergeReport> {
+  if (opts.adapterDirs.length === 0) throw new MergeError('no adapters given; pass at least one --lora folder');
+  const say = opts.onProgress ?? (() => undefined);
+  const base = await HFCheckpoint.open(opts.baseDir);
+  const adapters: PeftAdapter[] = [];
+  try {
+    for (const dir of opts.adapterDirs) adapters.push(await PeftAdapter.open(dir));
+
+    // Every adapter tensor must land on a weight of the base (modules_to_save may add lm_head to a tied model).
+    for (const adapter of adapters) {
+      for (const weight of adapter.loraPairs.keys()) {
+        if (!base.has(weight)) throw new MergeError(`${adapter.dir}: LoRA targets '${weight}', which the base model in ${opts.baseDir} does not have`);
+      }
+      for (const weight of adapter.fullTensors.keys()) {
+        if (!base.has(weight) && !(weight === LM_HEAD && base.config.tieWordEmbeddings)) {
+          throw new MergeError(`${adapter.dir}: saved module '${weight}' is not a weight of the base model`);
+        }
+      }
+    }
+
+    // Plan the vocabulary: the largest row count embed_tokens or lm_head ends with.
+    const tied = base.config.tieWordEmbeddings;
+    const lmHeadSaved = adapters.some((a) => a.fullTensors.has(LM_HEAD) || a.loraPairs.has(LM_HEAD));
+    const untie = tied && lmHeadSaved; // an adapter trained lm_head separately: the merged model is untied
+    const baseVocab = base.info(EMBED).shape[0];
+    let vocab = plannedRows(EMBED, baseVocab, adapters);
+    if (!tied || untie) vocab = Math.max(vocab, plannedRows(LM_HEAD, base.has(LM_HEAD) ? base.info(LM_HEAD).shape[0] : baseVocab, adapters));
+    if (vocab !== base.config.vocabSize) say(`vocabulary: ${base.config.vocabSize} → ${vocab}`);
+
+    const config: LlamaConfig = { ...base.config, vocabSize: vocab, tieWordEmbeddings: tied && !untie, raw: { ...base.config.raw } };
+
+    // Tokenizer: --tokenizer, else the last adapter's folder, else the base folder.
+    const candidates = opts.tokenizerDir ? [opts.tokenizerDir] : [opts.adapterDirs[opts.adapterDirs.length - 1], opts.baseDir];
+    let tokenizerFrom: string | undefined;
+    let tokenizerFiles: string[] = [];
+    for (const dir of candidates) {
+      const files = await tokenizerFilesIn(dir);
+      if (files.some((f) => f === 'tokenizer.model' || f === 'tokenizer.json')) {
+        tokenizerFrom = dir;
+        tokenizerFiles = files;
+        break;
+      }
+    }
+    if (opts.tokenizerDir && !tokenizerFrom) {
+      throw new MergeError(`--tokenizer ${opts.tokenizerDir} has no tokenizer.model or tokenizer.json`);
+    }
+    const extraFiles: Record<string, Uint8Array> = {};
+    for (const f of tokenizerFiles) extraFiles[f] = await fs.readFile(path.join(tokenizerFrom!, f));
+    const baseEntries = await fs.readdir(opts.baseDir);
+    if (baseEntries.includes('generation_config.json')) extraFiles['generation_config.json'] = await fs.readFile(path.join(opts.baseDir, 'generation_config.json'));
+    say(tokenizerFrom ? `tokenizer: ${tokenizerFiles.join(', ')} from ${tokenizerFrom}` : 'tokenizer: none found (pass --tokenizer)');
+
+    let loraMerged = 0;
+    let replaced = 0;
+    let count = 0;
+    const names = base.names();
+    const total = names.length + (untie && !base.has(LM_HEAD) ? 1 : 0);
+    async function* mergedTensors(): AsyncGenerator<NamedTensor> {
+      for (const name of names) {
+        const info = base.info(name);
+        const current = { shape: info.shape, data: await base.read(name) };
+        loraMerged += adapters.filter((a) => a.loraPairs.has(name)).length;
+        replaced += adapters.filter((a) => a.fullTensors.has(name)).length;
+        const merged = await applyAdaptersToWeight(name, current, adapters, VOCAB_WEIGHTS.has(name) ? vocab : undefined);
+        say(`[${++count}/${total}] ${name} [${merged.shape.join(', ')}]`);
+        yield { name, shape: merged.shape, data: merged.data };
+      }
+      if (untie && !base.has(LM_HEAD)) {
+        // The tied base's output layer is its embedding matrix; adapters then apply on top of it.
+        const embedInfo = base.info(EMBED);
+        const start = { shape: embedInfo.shape, data: await base.read(EMBED) };
+        replaced += adapters.filter((a) => a.fullTensors.has(LM_HEAD)).length;
+        const merged = await applyAdaptersToWeight(LM_HEAD, start, adapters, vocab);
+        say(`[${++count}/${total}] ${LM_HEAD} [${merged.shape.join(', ')}]`);
+        yield { name: LM_HEAD, shape: merged.shape, data: merged.data };
+      }
+    }
+    await saveHFCheckpoint(opts.outDir, config, mergedTensors(), {
+      dtype: opts.dtype,
+      maxShardBytes: opts.maxShardBytes,
+      overwrite: opts.overwrite,
+      extraFiles,
+    });
+    return { tensors: count, loraMerged, replaced, vocabSize: vocab, tokenizerFrom, tokenizerFiles };
+  } finally {
+    await base.close();
+    await Promise.all(adapters.map((a) => a.close()));
+  }
+}
