@@ -173,6 +173,13 @@ export function parseModelProto(bytes: Uint8Array, source = 'input'): ModelProto
   }
   const proto = message as unknown as ModelProto;
   checkStructure(proto, source);
+  // SentencePiece writes the specs after the pieces; a file cut between two pieces still decodes,
+  // so a missing spec is how truncation shows.
+  if (!Object.prototype.hasOwnProperty.call(proto, 'trainerSpec') || !Object.prototype.hasOwnProperty.call(proto, 'normalizerSpec')) {
+    throw new ModelFormatError(
+      `${source} is not a SentencePiece model: it has no trainer_spec/normalizer_spec after its ${proto.pieces.length} pieces; the file is truncated or incomplete`,
+    );
+  }
   return proto;
 }
 

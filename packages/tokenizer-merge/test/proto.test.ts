@@ -84,6 +84,8 @@ describe('ModelProto round trip', () => {
     const bytes = fixture('llama_tokenizer.model');
     const cut = bytes.subarray(0, Math.floor(bytes.length / 2));
     expect(() => parseModelProto(cut, 'cut.model')).toThrow(/truncated|not a SentencePiece model/);
+    // cut exactly between two pieces: still decodes as protobuf, but the specs are missing
+    expect(() => parseModelProto(bytes.subarray(0, 100_000), 'cut.model')).toThrow(/truncated or incomplete/);
   });
 
   it('validateModelProto finds duplicate pieces and a missing <unk>', () => {

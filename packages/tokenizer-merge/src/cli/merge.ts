@@ -26,6 +26,11 @@ export async function runMerge(opts: MergeCommandOptions, print: (line: string) 
   if (!opts.add || opts.add.length === 0) {
     throw new TokenizerMergeError('nothing to add: pass at least one --add <model>');
   }
+  if (opts.add.some((a) => a.trim() === '')) {
+    throw new TokenizerMergeError('--add got an empty path; pass the .model file (or HF folder) whose pieces to add');
+  }
+  if (opts.base.trim() === '') throw new TokenizerMergeError('--base got an empty path; pass the base .model file or HF folder');
+  if (opts.out.trim() === '') throw new TokenizerMergeError('--out got an empty path; pass the output folder');
   const basePath = await resolveModelPath(opts.base);
   const base = await readModelProto(opts.base);
   const added = [];
