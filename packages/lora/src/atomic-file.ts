@@ -93,7 +93,7 @@ export class FolderExistsError extends Error {
   constructor(readonly dir: string) {
     super(
       `Output folder ${dir} already exists and is not empty. Choose another --out folder, remove it, ` +
-        `or pass overwrite: true (--overwrite) to replace it.`,
+        `or ask to overwrite it (--overwrite).`,
     );
     this.name = 'FolderExistsError';
   }

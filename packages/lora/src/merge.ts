@@ -12,6 +12,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { FolderExistsError } from './atomic-file.js';
 import { HFCheckpoint, saveHFCheckpoint } from './hf-checkpoint.js';
 import type { LlamaConfig } from './llama-config.js';
 import { mergeLora, resizeRows } from './lora-math.js';
@@ -115,6 +116,13 @@ async function tokenizerFilesIn(dir: string): Promise<string[]> {
 export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<MergeReport> {
   if (opts.adapterDirs.length === 0) throw new MergeError('no adapters given; pass at least one --lora folder');
   const say = opts.onProgress ?? (() => undefined);
+  const out = path.resolve(opts.outDir);
+  for (const input of [opts.baseDir, ...opts.adapterDirs, ...(opts.tokenizerDir ? [opts.tokenizerDir] : [])]) {
+    if (path.resolve(input) === out) throw new MergeError(`--out ${opts.outDir} is also an input folder; write the merged model somewhere else`);
+  }
+  // Refuse a non-empty output folder before any work (saveHFCheckpoint checks again when it writes).
+  const existing = await fs.readdir(out).catch(() => [] as string[]);
+  if (existing.length > 0 && !opts.overwrite) throw new FolderExistsError(out);
   const base = await HFCheckpoint.open(opts.baseDir);
   const adapters: PeftAdapter[] = [];
   try {
