@@ -1,0 +1,184 @@
+/**
+ * One chat-completion request through the `openai` package, with this crawler's own retry loop (the
+ * package's retries are off so that every attempt is counted and Retry-After is shared across workers):
+ * exponential backoff with full jitter, Retry-After / retry-after-ms honoured on 429 and 5xx, timeouts
+ * and connection errors retried. Errors are described by `describeError`, which copies only status,
+ * kind and message — never the error object, whose fields include response headers.
+ */
+import OpenAI from 'openai';
+import { FatalApiError } from './errors.js';
+import { ITEMS_JSON_SCHEMA } from './prompt.js';
+import type { RateLimiter } from './ratelimit.js';
+import type { Redactor } from './redact.js';
+
+export interface ClientOptions {
+  baseURL?: string;
+  apiKey: string;
+  model: string;
+  timeoutMs: number;
+  maxTokens?: number;
+  temperature?: number;
+  /** ask for JSON-schema structured output; turned off for the rest of the run if the server rejects it */
+  structured: boolean;
+  /** extra fetch implementation (tests) */
+  fetch?: typeof fetch;
+}
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface Completion {
+  text: string;
+  finishReason: string | null;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export type ErrorKind = 'http' | 'timeout' | 'connection' | 'bad-response' | 'aborted';
+
+export interface ErrorInfo {
+  kind: ErrorKind;
+  status?: number;
+  message: string;
+}
+
+export function describeError(err: unknown, redactor: Redactor): ErrorInfo {
+  const clip = (s: string) => redactor.redact(s.length > 300 ? `${s.slice(0, 300)}…` : s);
+  if (err instanceof OpenAI.APIUserAbortError) return { kind: 'aborted', message: 'request aborted' };
+  if (err instanceof OpenAI.APIConnectionTimeoutError) return { kind: 'timeout', message: 'request timed out' };
+  if (err instanceof OpenAI.APIConnectionError) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const detail = cause?.code ?? cause?.message ?? err.message;
+    return { kind: 'connection', message: clip(`connection error: ${detail}`) };
+  }
+  if (err instanceof OpenAI.APIError && typeof err.status === 'number') {
+    return { kind: 'http', status: err.status, message: clip(err.message) };
+  }
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return { kind: 'bad-response', message: clip(message) };
+}
+
+/** Milliseconds the server asked us to wait (retry-after-ms, or Retry-After in seconds or as a date). */
+export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
+  if (!headers) return undefined;
+  const ms = headers.get('retry-after-ms');
+  if (ms !== null && ms.trim() !== '' && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  const ra = headers.get('retry-after');
+  if (ra === null || ra.trim() === '') return undefined;
+  if (Number.isFinite(Number(ra))) return Math.max(0, Number(ra) * 1000);
+  const date = Date.parse(ra);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+export interface AttemptFailure extends ErrorInfo {
+  attempt: number;
+  retryable: boolean;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+export class ChatClient {
+  private readonly client: OpenAI;
+  structured: boolean;
+
+  constructor(
+    private readonly opts: ClientOptions,
+    private readonly redactor: Redactor,
+  ) {
+    this.structured = opts.structured;
+    this.client = new OpenAI({
+      apiKey: opts.apiKey,
+      baseURL: opts.baseURL,
+      timeout: opts.timeoutMs,
+      maxRetries: 0,
+      logLevel: 'off',
+      ...(opts.fetch ? { fetch: opts.fetch } : {}),
+    });
+  }
+
+  private async once(prompt: string, signal?: AbortSignal): Promise<Completion> {
+    const params: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = {
+      model: this.opts.model,
+      messages: [{ role: 'user', content: prompt }],
+      ...(this.opts.maxTokens ? { max_tokens: this.opts.maxTokens } : {}),
+      ...(this.opts.temperature !== undefined ? { temperature: this.opts.temperature } : {}),
+      ...(this.structured ? { response_format: { type: 'json_schema', json_schema: ITEMS_JSON_SCHEMA } } : {}),
+    } as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
+    const res = await this.client.chat.completions.create(params, { signal });
+    const choice = res?.choices?.[0];
+    if (!choice || typeof choice.message?.content !== 'string') {
+      throw new Error('reply has no choices[0].message.content');
+    }
+    return {
+      text: choice.message.content,
+      finishReason: choice.finish_reason ?? null,
+      promptTokens: res.usage?.prompt_tokens ?? 0,
+      completionTokens: res.usage?.completion_tokens ?? 0,
+    };
+  }
+
+  /**
+   * Sends `prompt` until it succeeds or the policy gives up. Returns the completion and the failed
+   * attempts before it, or throws FatalApiError (401/403/404: stop the whole run). A request that
+   * exhausts its attempts returns { completion: undefined, failures }.
+   */
+  async request(
+    prompt: string,
+    policy: RetryPolicy,
+    limiter: RateLimiter,
+    estimatedTokens: number,
+    signal?: AbortSignal,
+    onAttemptFailed?: (f: AttemptFailure) => void,
+  ): Promise<{ completion?: Completion; failures: AttemptFailure[] }> {
+    const failures: AttemptFailure[] = [];
+    for (let attempt = 1; attempt <= policy.maxAttempts; attempt++) {
+      if (signal?.aborted) break;
+      await limiter.acquire(estimatedTokens);
+      try {
+        const completion = await this.once(prompt, signal);
+        limiter.settle(estimatedTokens, completion.promptTokens + completion.completionTokens);
+        return { completion, failures };
+      } catch (err) {
+        limiter.settle(estimatedTokens, 0);
+        const info = describeError(err, this.redactor);
+        if (info.kind === 'aborted' || signal?.aborted) break;
+        const status = info.status;
+        if (status === 401 || status === 403 || status === 404) {
+          const hint =
+            status === 401
+              ? 'the server rejected the API key: check OPENAI_API_KEY'
+              : status === 403
+                ? 'the key is not allowed to use this model or endpoint'
+                : 'no such endpoint or model: check --base-url and --model';
+          throw new FatalApiError(`${hint} (HTTP ${status}: ${info.message})`, status);
+        }
+        let retryable = info.kind !== 'http' || status === 408 || status === 409 || status === 429 || (status ?? 0) >= 500;
+        if (status === 400 && this.structured) {
+          // most likely the server does not support response_format json_schema: fall back to free text
+          this.structured = false;
+          retryable = true;
+        }
+        const failure: AttemptFailure = { ...info, attempt, retryable };
+        failures.push(failure);
+        onAttemptFailed?.(failure);
+        if (!retryable || attempt === policy.maxAttempts) break;
+        const headers = err instanceof OpenAI.APIError ? (err.headers as Headers | undefined) : undefined;
+        const serverWait = retryAfterMs(headers);
+        const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
+        if (serverWait !== undefined) {
+          // the server's wait applies to everyone sharing the key
+          limiter.pauseUntil(Date.now() + Math.min(serverWait, 10 * 60_000));
+          await sleep(Math.min(serverWait, 10 * 60_000), signal);
+        } else await sleep(backoff, signal);
+      }
+    }
+    return { failures };
+  }
+}

@@ -1,0 +1,89 @@
+/** The built CLI: help, dry-run, one-line errors, and the API key kept out of output on error paths. */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildPrompt, defaultPromptSpec } from '../src/prompt.js';
+import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
+
+const KEY = 'sk-cllama-CLITEST-0a9b8c7d6e5f4a3b2c1d0e9f';
+const pkg = join(import.meta.dirname, '..');
+const cli = join(pkg, 'dist', 'cli.js');
+
+beforeAll(() => {
+  const src = join(pkg, 'src');
+  const newest = Math.max(...readdirSync(src).map((f) => statSync(join(src, f)).mtimeMs));
+  if (!existsSync(cli) || statSync(cli).mtimeMs < newest) execFileSync('npx', ['tsup'], { cwd: pkg, stdio: 'ignore' });
+});
+
+let server: FaultServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+function run(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], {
+      env: { ...process.env, OPENAI_API_KEY: KEY, OPENAI_BASE_URL: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('cllama-crawl', () => {
+  it('prints help', async () => {
+    const r = await run(['crawl', '--help']);
+    expect(r.code).toBe(0);
+    for (const flag of ['--out', '--count', '--concurrency', '--model', '--base-url', '--rpm', '--tpm', '--seed', '--structured', '--lang', '--price-in', '--rouge', '--quiet']) {
+      expect(r.stdout).toContain(flag);
+    }
+  });
+
+  it('dry-run prints the seeded prompt and calls nothing', async () => {
+    const r = await run(['dry-run', '--seed', '7', '--lang', 'en', '--index', '3']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(buildPrompt(defaultPromptSpec('en'), 7, 3).text);
+    expect(r.stdout).toMatch(/Give 20 items in JSON format/);
+  });
+
+  it('fails with one line and no key when the server rejects the key (401 echoing it back)', async () => {
+    server = await startFaultServer({ forceStatus: 401, echoAuthInErrors: true });
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
+    const r = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', server.url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^cllama-crawl: the server rejected the API key: check OPENAI_API_KEY/);
+    expect(r.stdout + r.stderr).not.toContain(KEY);
+    for (const f of readdirSync(dir)) expect(readFileSync(join(dir, f), 'utf8')).not.toContain(KEY);
+  });
+
+  it('keeps the key out of output when every request fails and the errors echo it', async () => {
+    server = await startFaultServer({ forceStatus: 500, echoAuthInErrors: true });
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
+    const out = join(dir, 'o.jsonl');
+    const r = await run(['--out', out, '--count', '5', '--base-url', server.url, '--max-attempts', '2', '--retry-base-ms', '1', '--max-consecutive-failures', '3', '--concurrency', '1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/3 requests in a row failed/);
+    expect(r.stdout + r.stderr).not.toContain(KEY);
+    const failures = readFileSync(`${out}.failures.jsonl`, 'utf8');
+    expect(failures.trim().split('\n')).toHaveLength(3);
+    expect(failures).toContain('[REDACTED]');
+    expect(failures).not.toContain(KEY);
+  });
+
+  it('rejects bad options with a clear message', async () => {
+    const r = await run(['--out', 'x.jsonl', '--count', 'many']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('--count must be an integer >= 1');
+    const noKey = await run(['--out', 'x.jsonl', '--count', '3'], { OPENAI_API_KEY: '' });
+    expect(noKey.code).toBe(1);
+    expect(noKey.stderr).toMatch(/set OPENAI_API_KEY/);
+  });
+});

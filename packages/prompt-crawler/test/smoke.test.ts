@@ -1,8 +1,0 @@
-import { describe, expect, it } from 'vitest';
-import { PACKAGE_NAME } from '../src/index.js';
-
-describe('prompt-crawler', () => {
-  it('exports its name', () => {
-    expect(PACKAGE_NAME).toBe('@cllama/prompt-crawler');
-  });
-});
