@@ -4,6 +4,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { PACKAGE_NAME } from './index.js';
+import { chatCommand } from './cli/chat.js';
+import { generateCommand } from './cli/generate.js';
 import { scoreCommand } from './cli/score.js';
 
 const program = new Command('cllama-train')
@@ -12,6 +14,8 @@ const program = new Command('cllama-train')
   .exitOverride();
 
 program.addCommand(scoreCommand());
+program.addCommand(generateCommand());
+program.addCommand(chatCommand());
 
 try {
   await program.parseAsync(process.argv);

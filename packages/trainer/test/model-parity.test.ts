@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { loadLlama } from '../src/model/io.js';
 import type { LlamaModel } from '../src/model/llama.js';
-import { l2, relErr, row, sums, TINY_LLAMA } from './helpers.js';
+import { FIXTURES, l2, relErr, row, sums } from './helpers.js';
 
 interface Golden {
   input_ids: number[][];
@@ -22,16 +22,18 @@ interface Golden {
   grad_norms: Record<string, number>;
 }
 
-const golden = JSON.parse(readFileSync(path.join(TINY_LLAMA, 'golden.json'), 'utf8')) as Golden;
-
-describe('tiny-llama parity with PyTorch (wasm)', () => {
+// tiny-llama: the project's shared fixture (MHA, untied). The other two come from
+// test/reference/llama_reference.py: GQA + rope_theta 500000; tied embeddings + linear rope scaling + MQA.
+describe.each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'])('%s parity with PyTorch (wasm)', (fixture) => {
+  const dir = path.join(FIXTURES, fixture);
+  const golden = JSON.parse(readFileSync(path.join(dir, 'golden.json'), 'utf8')) as Golden;
   let model: LlamaModel;
   let ids: tf.Tensor2D;
   let labels: tf.Tensor2D;
 
   beforeAll(async () => {
     expect((await initBackend('wasm')).name).toBe('wasm');
-    model = await loadLlama(TINY_LLAMA);
+    model = await loadLlama(dir);
     ids = tf.tensor2d(golden.input_ids, undefined, 'int32');
     labels = tf.tensor2d(golden.labels, undefined, 'int32');
   });

@@ -328,6 +328,21 @@ export class LlamaModel {
   }
 
   /**
+   * Logits of the last position only, [batch, vocab], running the new tokens through the cache
+   * (which is committed afterwards). For incremental decoding.
+   */
+  nextTokenLogits(inputIds: tf.Tensor2D, cache: KVCache): tf.Tensor2D {
+    const out = tf.tidy(() => {
+      const h = this.hiddenStates(inputIds, { cache });
+      const [batch, seq, hidden] = h.shape;
+      const last = tf.reshape(tf.slice(h, [0, seq - 1, 0], [batch, 1, hidden]), [batch, hidden]);
+      return (this.lora?.get('lm_head') ? this.project('lm_head', last) : linear(last, this.lmHeadWeight)) as tf.Tensor2D;
+    });
+    cache.commit();
+    return out;
+  }
+
+  /**
    * HF causal-LM loss: logits at position t predict labels at t+1; labels equal to -100 are ignored;
    * mean over the counted tokens. Differentiable (use inside tf.variableGrads / tf.grads).
    */

@@ -1,0 +1,28 @@
+/**
+ * `cllama-train chat`: interactive; each line you type is sent as one Alpaca instruction (like the
+ * original project's interactive mode, without history) and the answer streams back.
+ */
+import * as readline from 'node:readline';
+import { Command } from 'commander';
+import { alpacaPrompt } from '../generate.js';
+import { addGenerationFlags, generationOptions, loadForGeneration, streamCompletion, type ModelFlags, type SamplingFlags } from './generate.js';
+
+export function chatCommand(): Command {
+  return addGenerationFlags(new Command('chat').description('interactive chat with the Alpaca template (one instruction per line; Ctrl-D to quit)'))
+    .action(async (flags: ModelFlags & SamplingFlags) => {
+      const { model, tokenizer } = await loadForGeneration(flags);
+      const opts = generationOptions(flags);
+      const interactive = process.stdin.isTTY === true;
+      const rl = readline.createInterface({ input: process.stdin, terminal: interactive });
+      if (interactive) process.stdout.write('> ');
+      for await (const line of rl) {
+        const instruction = line.trim();
+        if (instruction !== '') {
+          await streamCompletion(model, tokenizer, alpacaPrompt(instruction), opts, (t) => process.stdout.write(t));
+          process.stdout.write('\n');
+        }
+        if (interactive) process.stdout.write('> ');
+      }
+      model.dispose();
+    });
+}

@@ -1,0 +1,190 @@
+/**
+ * Text generation with a KV cache: greedy or sampled (temperature, top-k, top-p, repetition
+ * penalty — applied in Hugging Face's order), seeded, stopping at EOS, tokens streamed as they come.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LlamaModel } from './model/llama.js';
+import { SeededRandom } from './model/random.js';
+
+export class GenerationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GenerationError';
+  }
+}
+
+export interface GenerationOptions {
+  /** Most tokens to generate (default 128). */
+  maxNewTokens?: number;
+  /** false = greedy (argmax). Default: true when temperature, topK or topP is set. */
+  doSample?: boolean;
+  /** Divides the logits before sampling (default 1). */
+  temperature?: number;
+  /** Keep only the k most likely tokens (0 = off). */
+  topK?: number;
+  /** Nucleus sampling: keep the most likely tokens whose probabilities sum to ≥ topP (1 = off). */
+  topP?: number;
+  /** HF's CTRL-style penalty on tokens already in the prompt or output (1 = off). */
+  repetitionPenalty?: number;
+  /** Seed for sampling (default 0). */
+  seed?: number;
+  /** Stop after generating this token (default: the model config's eos_token_id; null = never). */
+  eosTokenId?: number | null;
+}
+
+/** The Alpaca prompt the Chinese-LLaMA-Alpaca models were fine-tuned with (input appended to the instruction). */
+export function alpacaPrompt(instruction: string, input?: string): string {
+  const full = input && input.trim() !== '' ? `${instruction}\n${input}` : instruction;
+  return (
+    'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n' +
+    `### Instruction:\n${full}\n\n### Response: `
+  );
+}
+
+interface ResolvedOptions {
+  maxNewTokens: number;
+  doSample: boolean;
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+  seed: number;
+  eosTokenId: number | null;
+}
+
+function resolve(opts: GenerationOptions, defaultEos: number): ResolvedOptions {
+  const r: ResolvedOptions = {
+    maxNewTokens: opts.maxNewTokens ?? 128,
+    doSample: opts.doSample ?? (opts.temperature !== undefined || opts.topK !== undefined || opts.topP !== undefined),
+    temperature: opts.temperature ?? 1,
+    topK: opts.topK ?? 0,
+    topP: opts.topP ?? 1,
+    repetitionPenalty: opts.repetitionPenalty ?? 1,
+    seed: opts.seed ?? 0,
+    eosTokenId: opts.eosTokenId === undefined ? defaultEos : opts.eosTokenId,
+  };
+  if (!Number.isInteger(r.maxNewTokens) || r.maxNewTokens < 0) throw new GenerationError(`maxNewTokens must be a non-negative integer, got ${r.maxNewTokens}`);
+  if (!(r.temperature > 0)) throw new GenerationError(`temperature must be > 0 (use doSample: false for greedy), got ${r.temperature}`);
+  if (!Number.isInteger(r.topK) || r.topK < 0) throw new GenerationError(`topK must be a non-negative integer, got ${r.topK}`);
+  if (!(r.topP > 0 && r.topP <= 1)) throw new GenerationError(`topP must be in (0, 1], got ${r.topP}`);
+  if (!(r.repetitionPenalty > 0)) throw new GenerationError(`repetitionPenalty must be > 0, got ${r.repetitionPenalty}`);
+  return r;
+}
+
+/** HF RepetitionPenaltyLogitsProcessor: for every token seen, score < 0 ? score·p : score / p. In place. */
+export function applyRepetitionPenalty(scores: Float32Array, seen: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const id of new Set(seen)) {
+    const s = scores[id]!;
+    scores[id] = s < 0 ? s * penalty : s / penalty;
+  }
+}
+
+/** HF TopKLogitsWarper: scores below the k-th largest become -Infinity (ties kept). In place. */
+export function applyTopK(scores: Float32Array, k: number): void {
+  if (k <= 0 || k >= scores.length) return;
+  const kth = Float32Array.from(scores).sort((a, b) => b - a)[k - 1]!;
+  for (let i = 0; i < scores.length; i++) if (scores[i]! < kth) scores[i] = -Infinity;
+}
+
+/** Softmax in float64. */
+export function softmax(scores: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const s of scores) if (s > max) max = s;
+  const p = new Float64Array(scores.length);
+  let sum = 0;
+  for (let i = 0; i < scores.length; i++) sum += p[i] = Math.exp(scores[i]! - max);
+  for (let i = 0; i < p.length; i++) p[i]! /= sum;
+  return p;
+}
+
+/**
+ * HF TopPLogitsWarper: sort ascending, drop the tokens whose cumulative probability is ≤ 1 − topP
+ * (the most likely token always stays). In place.
+ */
+export function applyTopP(scores: Float32Array, topP: number): void {
+  if (topP >= 1) return;
+  const probs = softmax(scores);
+  const order = [...scores.keys()].sort((a, b) => scores[a]! - scores[b]!);
+  let cumulative = 0;
+  for (let i = 0; i < order.length - 1; i++) {
+    cumulative += probs[order[i]!]!;
+    if (cumulative <= 1 - topP) scores[order[i]!] = -Infinity;
+    else break;
+  }
+}
+
+export function argmax(scores: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < scores.length; i++) if (scores[i]! > scores[best]!) best = i;
+  return best;
+}
+
+/** Picks the next token from one row of logits (copied), given the tokens so far. */
+export function pickNextToken(logits: Float32Array, history: readonly number[], opts: ResolvedOptions, rng: SeededRandom): number {
+  const scores = Float32Array.from(logits);
+  applyRepetitionPenalty(scores, history, opts.repetitionPenalty);
+  if (!opts.doSample) return argmax(scores);
+  if (opts.temperature !== 1) for (let i = 0; i < scores.length; i++) scores[i]! /= opts.temperature;
+  applyTopK(scores, opts.topK);
+  applyTopP(scores, opts.topP);
+  const probs = softmax(scores);
+  const u = rng.next();
+  let cumulative = 0;
+  for (let i = 0; i < probs.length; i++) {
+    cumulative += probs[i]!;
+    if (u < cumulative) return i;
+  }
+  return argmax(probs);
+}
+
+/** Builds the resolved options (exported for tests and the CLI). */
+export function resolveGenerationOptions(opts: GenerationOptions, defaultEos: number): ResolvedOptions {
+  return resolve(opts, defaultEos);
+}
+export type { ResolvedOptions };
+
+/**
+ * Yields generated token ids one at a time (the prompt is not repeated). The prompt runs through the
+ * model once; each new token then costs one single-position forward pass against the KV cache.
+ */
+export async function* generateTokens(model: LlamaModel, promptIds: readonly number[], options: GenerationOptions = {}): AsyncGenerator<number> {
+  if (promptIds.length === 0) throw new GenerationError('the prompt is empty: give at least one token (e.g. BOS)');
+  const opts = resolve(options, model.config.eosTokenId);
+  const limit = model.config.maxPositionEmbeddings;
+  const rng = new SeededRandom(opts.seed);
+  const history = [...promptIds];
+  const cache = model.newCache();
+  try {
+    let input = [...promptIds];
+    for (let step = 0; step < opts.maxNewTokens; step++) {
+      if (history.length >= limit) break;
+      const ids = tf.tensor2d([input], [1, input.length], 'int32');
+      const logitsT = model.nextTokenLogits(ids, cache);
+      const logits = logitsT.dataSync() as Float32Array;
+      tf.dispose([ids, logitsT]);
+      const next = pickNextToken(logits, history, opts, rng);
+      history.push(next);
+      yield next;
+      if (opts.eosTokenId !== null && next === opts.eosTokenId) break;
+      input = [next];
+    }
+  } finally {
+    cache.dispose();
+  }
+}
+
+/** Generates and returns all new token ids; `onToken` sees each as it comes. */
+export async function generate(
+  model: LlamaModel,
+  promptIds: readonly number[],
+  options: GenerationOptions = {},
+  onToken?: (id: number) => void,
+): Promise<number[]> {
+  const out: number[] = [];
+  for await (const id of generateTokens(model, promptIds, options)) {
+    out.push(id);
+    onToken?.(id);
+  }
+  return out;
+}
