@@ -7,10 +7,12 @@ import { Command } from 'commander';
 import { initBackend, type BackendChoice } from '../backend.js';
 import { loadLlama } from '../model/io.js';
 import { scoreBatches, scoreTokenBlocks, textToBlocks, type ScoreResult } from '../score.js';
+import { attachLoraFromDir } from '../model/lora-io.js';
 import { backendOption, parsePositiveInt, UsageError } from './common.js';
 
 interface ScoreFlags {
   model: string;
+  lora?: string;
   tokenizer?: string;
   textFile?: string;
   blockSize?: number;
@@ -41,6 +43,7 @@ export function scoreCommand(): Command {
   return new Command('score')
     .description('loss, perplexity and token count of a model on text or token ids')
     .requiredOption('--model <dir>', 'Hugging Face LLaMA folder')
+    .option('--lora <dir>', 'PEFT LoRA adapter folder to apply (unmerged)')
     .option('--tokenizer <path>', 'tokenizer (.model file or HF folder); default: the model folder')
     .option('--text-file <file>', 'text to score: each line = [BOS] + tokens, concatenated and cut into blocks')
     .option('--block-size <n>', 'tokens per block for --text-file (default: min(512, max_position_embeddings))', parsePositiveInt('--block-size'))
@@ -54,6 +57,7 @@ export function scoreCommand(): Command {
       if (flags.labels && !flags.inputIds) throw new UsageError('--labels goes with --input-ids');
       const backend = await initBackend(flags.backend);
       const model = await loadLlama(flags.model);
+      if (flags.lora) await attachLoraFromDir(model, flags.lora);
       let result: ScoreResult;
       if (flags.inputIds) {
         const ids = await readIdMatrix(flags.inputIds, '--input-ids');

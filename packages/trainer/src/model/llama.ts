@@ -26,6 +26,7 @@ import {
   transposeLast2,
 } from './ops.js';
 import { KVCache } from './kv-cache.js';
+import { matchesModulesToSave, mergeLora, peftFullKey } from '@cllama/lora';
 import { LoraLayers, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
 import { resizedEmbeddingRows } from './resize.js';
 
@@ -372,7 +373,7 @@ export class LlamaModel {
   resizeTokenEmbeddings(newSize: number, seed = 0): void {
     this.assertAlive();
     if (!Number.isInteger(newSize) || newSize <= 0) throw new ModelError(`new vocabulary size must be a positive integer, got ${newSize}`);
-    if (this.lora) throw new ModelError('resize the token embeddings before attaching LoRA');
+    if (this.lora?.get('lm_head')) throw new ModelError('resize the token embeddings before attaching LoRA to lm_head');
     const names = this.config.tieWordEmbeddings ? ['model.embed_tokens.weight'] : ['model.embed_tokens.weight', 'lm_head.weight'];
     for (const [i, name] of names.entries()) {
       const old = this.param(name);
@@ -409,10 +410,43 @@ export class LlamaModel {
     return this.lora !== undefined;
   }
 
-  /** The attached adapter's tensors under PEFT key names (for writePeftAdapter). */
+  /**
+   * The attached adapter's tensors under PEFT key names (for @cllama/lora's writePeftAdapter):
+   * lora_A/lora_B pairs plus the full weights named by the config's modules_to_save.
+   */
   exportLora(): Map<string, LoraTensor> {
     if (!this.lora) throw new ModelError('no LoRA adapter attached');
-    return this.lora.export();
+    const out = this.lora.export();
+    const modulesToSave = this.lora.config.modulesToSave ?? [];
+    if (modulesToSave.length > 0) {
+      for (const name of this.params.keys()) {
+        if (matchesModulesToSave(name, modulesToSave)) {
+          const w = this.exportWeight(name);
+          out.set(peftFullKey(name), { shape: w.shape, data: w.data });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Folds every LoRA branch into its base weight (W += B·A·scaling, via @cllama/lora) and detaches. */
+  mergeLora(): void {
+    if (!this.lora) throw new ModelError('no LoRA adapter attached');
+    for (const [module, adapter] of this.lora.adapters) {
+      const name = `${module}.weight`;
+      const weight = this.param(name);
+      const [outFeatures, inFeatures] = weight.shape as [number, number];
+      const merged = mergeLora(Float32Array.from(weight.dataSync() as Float32Array), {
+        a: adapter.a.dataSync() as Float32Array,
+        b: adapter.b.dataSync() as Float32Array,
+        r: adapter.a.shape[0]!,
+        inFeatures,
+        outFeatures,
+        scaling: adapter.scaling,
+      });
+      this.setWeight(name, merged);
+    }
+    this.detachLora();
   }
 
   /** Base weights as HF-named float32 data (copies), in HF order. LoRA is not merged in. */

@@ -6,15 +6,12 @@
  * the keys are prefixed with `base_model.model.`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { matchesTargetModule } from './lora-match.js';
+import { createRng, initLoraPair, loraScaling, loraTargets, matchesTargetModule, PEFT_KEY_PREFIX, type LoraConfig } from '@cllama/lora';
 import { SeededRandom } from './random.js';
 
-export interface LoraAttachConfig {
-  r: number;
-  loraAlpha: number;
-  loraDropout: number;
-  targetModules: string[];
-}
+/** The parts of a PEFT LoraConfig that shape the LoRA branches. */
+export type LoraAttachConfig = Pick<LoraConfig, 'r' | 'loraAlpha' | 'loraDropout' | 'targetModules'> &
+  Partial<Pick<LoraConfig, 'targetModulesRegex' | 'useRslora' | 'modulesToSave'>>;
 
 export interface LoraTensor {
   shape: number[];
@@ -28,7 +25,7 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-export const PEFT_PREFIX = 'base_model.model.';
+export const PEFT_PREFIX = PEFT_KEY_PREFIX;
 
 export class LoraError extends Error {
   constructor(message: string) {
@@ -57,15 +54,16 @@ export class LoraLayers {
    * @param tensors a trained adapter under PEFT key names, or undefined for a fresh one
    */
   constructor(readonly config: LoraAttachConfig, linears: Map<string, [number, number]>, tensors: Map<string, LoraTensor> | undefined, seed: number) {
-    const { r, loraAlpha } = config;
+    const { r } = config;
     if (!Number.isInteger(r) || r <= 0) throw new LoraError(`LoRA rank r must be a positive integer, got ${r}`);
     if (!(config.loraDropout >= 0 && config.loraDropout < 1)) throw new LoraError(`lora_dropout must be in [0, 1), got ${config.loraDropout}`);
     const id = ++loraCounter;
-    const init = new SeededRandom(seed);
+    const init = createRng(seed);
+    const targets = loraTargets({ targetModules: config.targetModules, targetModulesRegex: config.targetModulesRegex });
     this.dropoutRandom = new SeededRandom(seed + 1);
     const used = new Set<string>();
     for (const [module, [out, inFeatures]] of linears) {
-      if (!matchesTargetModule(module, config.targetModules)) continue;
+      if (!matchesTargetModule(module, targets)) continue;
       const keyA = `${module}.lora_A.weight`;
       const keyB = `${module}.lora_B.weight`;
       let a: Float32Array;
@@ -80,15 +78,12 @@ export class LoraLayers {
         b = tb.data;
         used.add(PEFT_PREFIX + keyA).add(PEFT_PREFIX + keyB);
       } else {
-        const bound = 1 / Math.sqrt(inFeatures);
-        a = new Float32Array(r * inFeatures);
-        for (let i = 0; i < a.length; i++) a[i] = (init.next() * 2 - 1) * bound;
-        b = new Float32Array(out * r);
+        ({ a, b } = initLoraPair(inFeatures, out, r, init));
       }
       const adapter: LoraAdapter = {
         a: makeVariable(a, [r, inFeatures], `lora${id}/${keyA}`),
         b: makeVariable(b, [out, r], `lora${id}/${keyB}`),
-        scaling: loraAlpha / r,
+        scaling: loraScaling({ r, loraAlpha: config.loraAlpha, useRslora: config.useRslora }),
         dropout: config.loraDropout,
       };
       this.adapters.set(module, adapter);
