@@ -34,33 +34,38 @@ export class MergeError extends Error {
 }
 
 /**
- * Apply the adapters to one weight, in order. `shape` is the weight's current [rows, cols]; `targetRows`
- * is the vocabulary the plan settled on for embed_tokens / lm_head (ignored for other weights).
+ * Apply the adapters to one weight, in order. `source` is the base weight or a loader for it (not called
+ * when an adapter replaces the weight whole, so a 7B embedding is never read just to be discarded).
+ * `targetRows` is the vocabulary the plan settled on for embed_tokens / lm_head (ignored for others).
  */
 export async function applyAdaptersToWeight(
   name: string,
-  tensor: { shape: number[]; data: Float32Array },
+  source: { shape: number[]; data: Float32Array } | (() => Promise<{ shape: number[]; data: Float32Array }>),
   adapters: readonly PeftAdapter[],
   targetRows?: number,
 ): Promise<{ shape: number[]; data: Float32Array }> {
-  let { shape, data } = tensor;
-  const grow = () => {
-    if (targetRows !== undefined && VOCAB_WEIGHTS.has(name) && shape[0] < targetRows) {
-      data = resizeRows(data, shape[0], shape[1], targetRows);
-      shape = [targetRows, shape[1]];
+  // Only the last adapter that saves this weight whole matters; everything before it is overwritten.
+  let first = 0;
+  for (let i = adapters.length - 1; i >= 0; i--) {
+    if (adapters[i].fullTensors.has(name)) {
+      first = i;
+      break;
     }
-  };
-  grow();
-  for (const adapter of adapters) {
-    if (adapter.fullTensors.has(name)) {
-      const saved = await adapter.readFull(name);
-      if (saved.shape.length !== shape.length || saved.shape.slice(1).join() !== shape.slice(1).join()) {
-        throw new MergeError(`${adapter.dir}: saved '${name}' has shape [${saved.shape}] but the model's is [${shape}]`);
-      }
-      ({ shape, data } = saved);
-      grow();
-      continue;
-    }
+  }
+  const replacing = adapters[first]?.fullTensors.has(name) ?? false;
+  let { shape, data } = replacing
+    ? await adapters[first].readFull(name)
+    : typeof source === 'function'
+      ? await source()
+      : source;
+  if (replacing && typeof source !== 'function' && source.shape.slice(1).join() !== shape.slice(1).join()) {
+    throw new MergeError(`${adapters[first].dir}: saved '${name}' has shape [${shape}] but the model's is [${source.shape}]`);
+  }
+  if (targetRows !== undefined && VOCAB_WEIGHTS.has(name) && shape[0] < targetRows) {
+    data = resizeRows(data, shape[0], shape[1], targetRows);
+    shape = [targetRows, shape[1]];
+  }
+  for (const adapter of adapters.slice(replacing ? first + 1 : 0)) {
     const pair = adapter.loraPairs.get(name);
     if (!pair) continue;
     const [out, r] = pair.bShape;
@@ -133,9 +138,15 @@ export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<M
       for (const weight of adapter.loraPairs.keys()) {
         if (!base.has(weight)) throw new MergeError(`${adapter.dir}: LoRA targets '${weight}', which the base model in ${opts.baseDir} does not have`);
       }
-      for (const weight of adapter.fullTensors.keys()) {
+      for (const [weight, key] of adapter.fullTensors) {
         if (!base.has(weight) && !(weight === LM_HEAD && base.config.tieWordEmbeddings)) {
           throw new MergeError(`${adapter.dir}: saved module '${weight}' is not a weight of the base model`);
+        }
+        const saved = adapter.file.info(key).shape;
+        const model = base.info(base.has(weight) ? weight : EMBED).shape;
+        const vocabWeight = VOCAB_WEIGHTS.has(weight);
+        if (saved.length !== model.length || saved.slice(vocabWeight ? 1 : 0).join() !== model.slice(vocabWeight ? 1 : 0).join()) {
+          throw new MergeError(`${adapter.dir}: saved '${weight}' has shape [${saved}] but the base model's is [${model}]`);
         }
       }
     }
@@ -180,17 +191,17 @@ export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<M
     async function* mergedTensors(): AsyncGenerator<NamedTensor> {
       for (const name of names) {
         const info = base.info(name);
-        const current = { shape: info.shape, data: await base.read(name) };
+        const load = async () => ({ shape: info.shape, data: await base.read(name) });
         loraMerged += adapters.filter((a) => a.loraPairs.has(name)).length;
         replaced += adapters.filter((a) => a.fullTensors.has(name)).length;
-        const merged = await applyAdaptersToWeight(name, current, adapters, VOCAB_WEIGHTS.has(name) ? vocab : undefined);
+        const merged = await applyAdaptersToWeight(name, load, adapters, VOCAB_WEIGHTS.has(name) ? vocab : undefined);
         say(`[${++count}/${total}] ${name} [${merged.shape.join(', ')}]`);
         yield { name, shape: merged.shape, data: merged.data };
       }
       if (untie && !base.has(LM_HEAD)) {
         // The tied base's output layer is its embedding matrix; adapters then apply on top of it.
         const embedInfo = base.info(EMBED);
-        const start = { shape: embedInfo.shape, data: await base.read(EMBED) };
+        const start = async () => ({ shape: embedInfo.shape, data: await base.read(EMBED) });
         replaced += adapters.filter((a) => a.fullTensors.has(LM_HEAD)).length;
         const merged = await applyAdaptersToWeight(LM_HEAD, start, adapters, vocab);
         say(`[${++count}/${total}] ${LM_HEAD} [${merged.shape.join(', ')}]`);
