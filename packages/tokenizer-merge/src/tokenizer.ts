@@ -79,7 +79,22 @@ async function loadProcessor(modelBytes: Uint8Array): Promise<SentencePieceProce
     const file = path.join(dir, 'tokenizer.model');
     await fs.writeFile(file, modelBytes);
     const processor = new SentencePieceProcessor();
-    await processor.load(file);
+    // Every wasm instance installs process-wide 'uncaughtException'/'unhandledRejection' handlers
+    // that rethrow; they pile up (MaxListenersExceededWarning) and change the host's error
+    // handling, so remove the ones this load added.
+    const before = {
+      uncaughtException: process.listeners('uncaughtException'),
+      unhandledRejection: process.listeners('unhandledRejection'),
+    };
+    try {
+      await processor.load(file);
+    } finally {
+      for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+        for (const listener of process.listeners(event)) {
+          if (!(before[event] as unknown[]).includes(listener)) process.removeListener(event, listener as never);
+        }
+      }
+    }
     return processor;
   } finally {
     await fs.rm(dir, { recursive: true, force: true });

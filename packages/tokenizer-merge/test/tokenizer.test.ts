@@ -58,3 +58,11 @@ describe('loadTokenizer (sentencepiece-js backend)', () => {
     await expect(loadTokenizer(path.join(FIXTURES, 'missing.model'))).rejects.toThrow(/does not exist/);
   });
 });
+
+describe('loading many tokenizers', () => {
+  it('leaves no process-wide handlers behind', async () => {
+    const before = process.listenerCount('unhandledRejection') + process.listenerCount('uncaughtException');
+    for (let i = 0; i < 3; i++) await loadTokenizer(path.join(FIXTURES, 'llama_tokenizer.model'));
+    expect(process.listenerCount('unhandledRejection') + process.listenerCount('uncaughtException')).toBe(before);
+  });
+});
