@@ -1,0 +1,185 @@
+/**
+ * Training data for the two commands.
+ *
+ * Pre-training (run_clm_pt_with_peft.py): every `.txt` file of --dataset-dir, line by line → blocks of
+ * --block-size tokens (@cllama/alpaca-data buildPretrainBlocks), cached on disk in @cllama/alpaca-data's
+ * tokenized-dataset format under --data-cache-dir, keyed by the files, the tokenizer and the block size,
+ * so a second run skips tokenization. Records are read on demand (streaming; memory ∝ batch).
+ *
+ * SFT (build_dataset.py): every `.json` file of --dataset-dir (Alpaca records) → buildSftExample with
+ * --max-seq-length; --validation-file gives the eval set.
+ *
+ * Without a separate eval file, --validation-split-percentage of the examples (seeded random choice,
+ * like datasets' train_test_split) is held out.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import {
+  buildPretrainBlocks,
+  buildSftExample,
+  collate,
+  openTokenizedDataset,
+  writeTokenizedDataset,
+  type TokenizedDataset,
+} from '@cllama/alpaca-data';
+import type { Tokenizer } from '@cllama/tokenizer-merge';
+import type { Batch, BatchSource } from './loop.js';
+import { Rng } from './rng.js';
+
+export class TrainDataError extends Error {
+  override name = 'TrainDataError';
+}
+
+interface RecordStore {
+  readonly length: number;
+  get(i: number): { inputIds: ArrayLike<number>; labels?: ArrayLike<number> };
+}
+
+/** A view of some records of a store (a split), collated with right padding. */
+export class IndexedBatchSource implements BatchSource {
+  constructor(private readonly store: RecordStore, private readonly indices: Uint32Array, private readonly padId: number) {}
+
+  get length(): number {
+    return this.indices.length;
+  }
+
+  batch(positions: ArrayLike<number>): Batch {
+    const records = Array.from(positions, (p) => this.store.get(this.indices[p]!));
+    const b = collate(records, this.padId);
+    return { inputIds: b.inputIds, labels: b.labels, batch: b.batch, seqLen: b.seqLen };
+  }
+}
+
+/** Splits 0..n-1 into (train, eval): `percent`% held out, chosen by a seeded shuffle. */
+export function splitIndices(n: number, percent: number, seed: number): { train: Uint32Array; eval: Uint32Array } {
+  const evalCount = percent > 0 ? Math.min(n - 1, Math.max(1, Math.ceil((n * percent) / 100))) : 0;
+  if (evalCount <= 0) return { train: Uint32Array.from({ length: n }, (_, i) => i), eval: new Uint32Array(0) };
+  const perm = Rng.fromSeed(seed, 0x5b117).permutation(n);
+  const evalIdx = perm.slice(0, evalCount).sort();
+  const trainIdx = perm.slice(evalCount).sort();
+  return { train: trainIdx, eval: evalIdx };
+}
+
+async function listFiles(dir: string, ext: string): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = await fs.readdir(dir);
+  } catch {
+    throw new TrainDataError(`--dataset-dir ${dir} cannot be read; give a folder of ${ext} files`);
+  }
+  const files = entries.filter((f) => f.endsWith(ext)).sort().map((f) => path.join(dir, f));
+  if (files.length === 0) throw new TrainDataError(`--dataset-dir ${dir} has no ${ext} files`);
+  return files;
+}
+
+async function* readLines(files: string[]): AsyncGenerator<string> {
+  for (const file of files) {
+    const rl = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+    for await (const line of rl) yield line;
+  }
+}
+
+async function cacheKey(files: string[], tok: Tokenizer, extra: Record<string, unknown>): Promise<string> {
+  const h = createHash('sha256');
+  for (const f of files) {
+    const st = await fs.stat(f);
+    h.update(`${path.resolve(f)}\0${st.size}\0${st.mtimeMs}\0`);
+  }
+  // the tokenizer's identity: size, special ids and a sample of its pieces
+  h.update(JSON.stringify({ v: tok.vocabSize, b: tok.bosId, e: tok.eosId, sample: [0, 1, 2, 1000, tok.vocabSize - 1].map((i) => (i < tok.vocabSize ? tok.idToPiece(i) : '')), ...extra }));
+  return h.digest('hex').slice(0, 16);
+}
+
+export interface PreparedData {
+  train: BatchSource;
+  eval: BatchSource | undefined;
+  /** Where the tokenized cache is (pre-training). */
+  cacheDir?: string;
+  /** True when the cache was reused. */
+  cacheHit?: boolean;
+  close(): void;
+}
+
+export async function preparePretrainData(
+  opts: { datasetDir: string; cacheRoot: string; blockSize: number; validationSplitPercentage: number; seed: number },
+  tok: Tokenizer,
+): Promise<PreparedData> {
+  const files = await listFiles(opts.datasetDir, '.txt');
+  const key = await cacheKey(files, tok, { blockSize: opts.blockSize, kind: 'pt' });
+  const cacheDir = path.join(opts.cacheRoot, `pt_block${opts.blockSize}_${key}`);
+  let cacheHit = true;
+  let ds: TokenizedDataset;
+  try {
+    ds = await openTokenizedDataset(cacheDir);
+  } catch {
+    cacheHit = false;
+    await fs.mkdir(opts.cacheRoot, { recursive: true });
+    const blocks = buildPretrainBlocks(readLines(files), tok, opts.blockSize);
+    async function* records() {
+      for await (const b of blocks) yield { inputIds: b };
+    }
+    await writeTokenizedDataset(cacheDir, records(), { kind: 'pt', blockSize: opts.blockSize, files: files.map((f) => path.basename(f)), tokenizerVocabSize: tok.vocabSize });
+    ds = await openTokenizedDataset(cacheDir);
+  }
+  if (ds.length === 0) {
+    throw new TrainDataError(`${opts.datasetDir} gives no complete block of ${opts.blockSize} tokens; add text or lower --block-size`);
+  }
+  const split = splitIndices(ds.length, opts.validationSplitPercentage, opts.seed);
+  const pad = tok.padId ?? 0;
+  return {
+    train: new IndexedBatchSource(ds, split.train, pad),
+    eval: split.eval.length > 0 ? new IndexedBatchSource(ds, split.eval, pad) : undefined,
+    cacheDir,
+    cacheHit,
+    close: () => ds.close(),
+  };
+}
+
+interface AlpacaRecord {
+  instruction: string;
+  input?: string;
+  output: string;
+}
+
+async function readAlpacaFile(file: string): Promise<AlpacaRecord[]> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (err) {
+    throw new TrainDataError(`${file}: not valid JSON (${(err as Error).message}); expected a JSON array of {instruction, input, output}`);
+  }
+  if (!Array.isArray(parsed)) throw new TrainDataError(`${file}: expected a JSON array of {instruction, input, output}`);
+  parsed.forEach((r, i) => {
+    if (!r || typeof r.instruction !== 'string' || typeof r.output !== 'string') {
+      throw new TrainDataError(`${file}: record ${i} lacks a string 'instruction' or 'output'`);
+    }
+  });
+  return parsed as AlpacaRecord[];
+}
+
+export async function prepareSftData(
+  opts: { datasetDir: string; validationFile?: string; maxSeqLength: number; validationSplitPercentage: number; seed: number },
+  tok: Tokenizer,
+): Promise<PreparedData> {
+  const files = await listFiles(opts.datasetDir, '.json');
+  const encode = (recs: AlpacaRecord[]) => recs.map((r) => buildSftExample(r, tok, { maxSeqLength: opts.maxSeqLength }));
+  const examples = encode((await Promise.all(files.map(readAlpacaFile))).flat());
+  const store: RecordStore = { length: examples.length, get: (i) => examples[i]! };
+  const pad = tok.padId ?? 0;
+  if (opts.validationFile) {
+    const evalExamples = encode(await readAlpacaFile(opts.validationFile));
+    return {
+      train: new IndexedBatchSource(store, Uint32Array.from({ length: examples.length }, (_, i) => i), pad),
+      eval: new IndexedBatchSource({ length: evalExamples.length, get: (i) => evalExamples[i]! }, Uint32Array.from({ length: evalExamples.length }, (_, i) => i), pad),
+      close: () => undefined,
+    };
+  }
+  const split = splitIndices(examples.length, opts.validationSplitPercentage, opts.seed);
+  return {
+    train: new IndexedBatchSource(store, split.train, pad),
+    eval: split.eval.length > 0 ? new IndexedBatchSource(store, split.eval, pad) : undefined,
+    close: () => undefined,
+  };
+}
