@@ -7,6 +7,8 @@ import { PACKAGE_NAME } from './index.js';
 import { chatCommand } from './cli/chat.js';
 import { generateCommand } from './cli/generate.js';
 import { scoreCommand } from './cli/score.js';
+import { pretrainCommand } from './cli/pretrain.js';
+import { sftCommand } from './cli/sft.js';
 
 const program = new Command('cllama-train')
   .description(`${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`)
@@ -16,6 +18,8 @@ const program = new Command('cllama-train')
 program.addCommand(scoreCommand());
 program.addCommand(generateCommand());
 program.addCommand(chatCommand());
+program.addCommand(pretrainCommand());
+program.addCommand(sftCommand());
 
 try {
   await program.parseAsync(process.argv);

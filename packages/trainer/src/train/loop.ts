@@ -210,6 +210,11 @@ export async function runTrainingLoop(
   };
 
   try {
+    if (o.doEval && evalData && state.globalStep === 0) {
+      // the starting point, so the log shows how far training moved the eval loss
+      const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples);
+      await record({ step: 0, epoch: 0, eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
+    }
     while (state.globalStep < maxSteps) {
       let stepLoss = 0;
       for (let k = 0; k < o.gradientAccumulationSteps; k++) {
