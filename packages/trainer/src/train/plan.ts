@@ -37,12 +37,12 @@ export async function dryRunPlan(args: TrainArgs, opts: { numTrainExamples?: num
   const vocabSize = args.tokenizerNameOrPath ? (await loadTokenizer(args.tokenizerNameOrPath)).vocabSize : config.vocabSize;
   const plan = trainablePlan(args);
   const resized: LlamaConfig = { ...config, vocabSize };
-  const counted = countTrainableParameters(resized, {
-    mode: plan.kind === 'embeddings' ? 'modules' : plan.kind === 'full' ? 'full' : 'lora',
-    r: args.loraRank,
-    targetModules: plan.loraTargets,
-    modulesToSave: plan.modulesToSave,
-  });
+  const counted =
+    plan.kind === 'embeddings'
+      ? countTrainableParameters(resized, { trainInPlace: ['embed_tokens'] })
+      : plan.kind === 'full'
+        ? countTrainableParameters(resized, { trainInPlace: ['embed_tokens', 'lm_head', '_proj', 'norm'] }) // every weight
+        : countTrainableParameters(resized, { lora: { r: args.loraRank, targetModules: plan.loraTargets }, modulesToSave: plan.modulesToSave });
   const seqLen = args.mode === 'pretrain' ? args.blockSize : args.maxSeqLength;
   const examplesPerStep = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps;
   let steps: number | null = null;
