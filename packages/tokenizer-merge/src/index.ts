@@ -33,7 +33,7 @@ export {
   loadTokenizer,
   readHfAddedTokens,
 } from './tokenizer.js';
-export type { AddedToken, Tokenizer, TokenizerOptions } from './tokenizer.js';
+export type { AddedToken, SentencePieceBackend, Tokenizer, TokenizerOptions } from './tokenizer.js';
 export { MergeInputError, mergeVocab, mergeVocabWithStats } from './merge.js';
 export type { MergeOptions, MergeStats } from './merge.js';
 export { buildHfTokenizerFiles, buildTokenizerJson, generateMerges, hfAddedTokens } from './hf-export.js';

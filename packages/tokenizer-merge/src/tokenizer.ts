@@ -41,7 +41,20 @@ export interface AddedToken {
   special: boolean;
 }
 
+/**
+ * What does the actual SentencePiece encoding. The default is sentencepiece-js (the C++ library in
+ * wasm); a pure-TS encoder can be plugged in through `TokenizerOptions.backend`.
+ */
+export interface SentencePieceBackend {
+  encodeIds(text: string): number[];
+  encodePieces(text: string): string[];
+  /** Decode ids that are all SentencePiece ids (no added tokens). */
+  decodeIds(ids: number[]): string;
+}
+
 export interface TokenizerOptions {
+  /** Encoder to use instead of sentencepiece-js, built for the same ModelProto. */
+  backend?: SentencePieceBackend;
   /** Tokens after the SentencePiece vocab, with consecutive ids starting at the piece count. */
   addedTokens?: AddedToken[];
   /** Text of the pad token (an added token or a SentencePiece piece), if any. */
@@ -68,8 +81,8 @@ export async function createSentencePieceTokenizer(
   options: TokenizerOptions = {},
 ): Promise<SentencePieceTokenizer> {
   validateModelProto(proto);
-  const processor = await loadProcessor(serializeModelProto(proto));
-  return new SentencePieceTokenizer(proto, processor, options);
+  const backend = options.backend ?? (await loadProcessor(serializeModelProto(proto)));
+  return new SentencePieceTokenizer(proto, backend, options);
 }
 
 /** sentencepiece-js only loads from a path: write the bytes to a private temp file. */
@@ -116,7 +129,7 @@ export class SentencePieceTokenizer implements Tokenizer {
 
   constructor(
     readonly proto: ModelProto,
-    private readonly processor: SentencePieceProcessor,
+    private readonly processor: SentencePieceBackend,
     options: TokenizerOptions,
   ) {
     this.pieces = proto.pieces.map((p) => p.piece as string);

@@ -60,6 +60,12 @@ describe('cllama-tokenizer CLI', () => {
     expect(inspect.stdout).toMatch(/vocab size:\s+49,954/);
     expect(inspect.stdout).toMatch(/type:\s+BPE/);
     expect(inspect.stdout).toContain('[PAD] (49953)');
+
+    // an HF folder as --base: nothing new to add from the same Chinese model
+    const again = cli('merge', '--base', out, '--add', ZH, '--out', path.join(tmp, 'zh-again'), '--no-check');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('20,000 pieces, 0 new');
+    expect(again.stdout).toContain('49,953 pieces (+ pad [PAD]: 49,954)');
   });
 
   it('merge --distinct-scores --no-pad --json: agreement on the whole sample, no pad', () => {

@@ -2,7 +2,8 @@ import { mkdtempSync, copyFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadTokenizer } from '../src/tokenizer.js';
+import { createSentencePieceTokenizer, loadTokenizer } from '../src/tokenizer.js';
+import { readModelProto } from '../src/proto.js';
 
 const FIXTURES = path.resolve(__dirname, '../../../test-fixtures/tokenizers');
 // The seed's test text (SEED.md): Chinese poem line, newline, an English sentence.
@@ -64,5 +65,22 @@ describe('loading many tokenizers', () => {
     const before = process.listenerCount('unhandledRejection') + process.listenerCount('uncaughtException');
     for (let i = 0; i < 3; i++) await loadTokenizer(path.join(FIXTURES, 'llama_tokenizer.model'));
     expect(process.listenerCount('unhandledRejection') + process.listenerCount('uncaughtException')).toBe(before);
+  });
+});
+
+describe('pluggable backend', () => {
+  it('uses the given backend instead of sentencepiece-js', async () => {
+    const proto = await readModelProto(path.join(FIXTURES, 'llama_tokenizer.model'));
+    const calls: string[] = [];
+    const tok = await createSentencePieceTokenizer(proto, {
+      backend: {
+        encodeIds: (t) => (calls.push(t), [5, 6]),
+        encodePieces: () => ['a', 'b'],
+        decodeIds: (ids) => ids.join(','),
+      },
+    });
+    expect(tok.encode('x', { addBos: true })).toEqual([1, 5, 6]);
+    expect(tok.decode([5, 6])).toBe('5,6');
+    expect(calls).toEqual(['x']);
   });
 });
