@@ -1,0 +1,2 @@
+export { SentencePieceEncoder, decodeBytesLikeSentencePiece } from './processor.js';
+export { EncoderModelError, type EncoderModelProto } from './model.js';
