@@ -50,7 +50,10 @@ export class SentencePieceEncoder {
       );
     }
     this.emitter = new Emitter(this.vocab, proto.trainerSpec?.byteFallback ?? false);
-    this.unkSurface = proto.trainerSpec?.unkSurface ?? DEFAULT_UNK_SURFACE;
+    // Only a value present in the file counts: the schema's default (" \xE2\x81\x87 ") is not
+    // decoded as UTF-8 by every protobuf reader.
+    const spec = proto.trainerSpec;
+    this.unkSurface = spec && Object.hasOwn(spec, 'unkSurface') && spec.unkSurface !== undefined ? spec.unkSurface : DEFAULT_UNK_SURFACE;
     this.stripLeadingSpace = this.normalizer.addDummyPrefix || this.normalizer.removeExtraWhitespaces;
     this.removeExtraWhitespaces = this.normalizer.removeExtraWhitespaces;
   }

@@ -1,7 +1,8 @@
 /**
  * SentencePiece UNIGRAM segmentation (`unigram_model.cc`, `EncodeOptimized`): Viterbi over the
- * lattice of pieces that match the normalized UTF-8 bytes, built on the fly. Scores accumulate in
- * float32 as in C++ (Math.fround), so ties resolve the same way. A character no piece covers gets
+ * lattice of pieces that match the normalized UTF-8 bytes, built on the fly. Path scores are stored
+ * as float32 and candidates summed in double exactly as the C++ types do, so exact ties (common with
+ * runs of repeated characters) resolve the same way. A character no piece covers gets
  * the unknown piece with score `min_score - 10`; user-defined pieces score `length * max_score - 0.1`.
  */
 import type { Emitter } from './emitter.js';
@@ -87,11 +88,10 @@ export class UnigramModel {
         const type = types[id];
         if (type === UNUSED) continue;
         const length = pos - start;
-        // float32 arithmetic for normal pieces; the user-defined bonus is computed in double.
-        const candidate =
-          type === USER_DEFINED
-            ? Math.fround(length * this.maxScore) - 0.1 + tillHere
-            : Math.fround(scores[id] + tillHere);
+        // In C++ `score` is `cond ? (length * max_score_ - 0.1) : GetScore(id)`, a double for
+        // both branches, so the candidate is a double sum compared against the stored float.
+        const score = type === USER_DEFINED ? Math.fround(length * this.maxScore) - 0.1 : scores[id];
+        const candidate = score + tillHere;
         if (startsAt[pos] === -1 || candidate > bestScore[pos]) {
           bestScore[pos] = Math.fround(candidate);
           startsAt[pos] = start;

@@ -1,0 +1,103 @@
+/**
+ * Tokenizing throughput: this package's TypeScript encoder next to Python sentencepiece (the C++
+ * library) and sentencepiece-js (C++ compiled to wasm), line by line, on held-out Chinese lines
+ * (zh_corpus.txt lines 74,701+) and English (c4_demo.jsonl + wiki_demo.txt).
+ *
+ * Usage: npx tsx bench/encode.ts [model] [--repeat N]
+ * Data comes from ../shared/data beside the repository (falls back to test-fixtures/data).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SentencePieceProcessor } from 'sentencepiece-js';
+import { SentencePieceEncoder } from '../src/encoder/index.js';
+import { parseModelProto } from '../src/proto.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '../../..');
+const shared = path.resolve(repoRoot, '../shared/data');
+const fixtures = path.join(repoRoot, 'test-fixtures');
+const args = process.argv.slice(2);
+const repeatAt = args.indexOf('--repeat');
+const repeat = repeatAt >= 0 ? Number(args[repeatAt + 1]) : 3;
+const modelPath = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--repeat') ?? path.join(fixtures, 'tokenizers/merged_reference.model');
+
+function chineseLines(): { name: string; lines: string[] } {
+  const corpus = path.join(shared, 'zh_corpus.txt');
+  if (existsSync(corpus)) {
+    return { name: 'zh_corpus.txt lines 74,701+', lines: readFileSync(corpus, 'utf8').split('\n').slice(74_700).filter((l) => l.length > 0) };
+  }
+  const lines = readFileSync(path.join(fixtures, 'data/zh_heldout_3000.txt'), 'utf8').split('\n').filter((l) => l.length > 0);
+  return { name: 'test-fixtures zh_heldout_3000.txt', lines };
+}
+
+function englishLines(): { name: string; lines: string[] } {
+  const c4 = existsSync(path.join(shared, 'c4_demo.jsonl')) ? path.join(shared, 'c4_demo.jsonl') : path.join(fixtures, 'data/c4_demo.jsonl');
+  const lines = readFileSync(c4, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).text as string);
+  const wiki = path.join(shared, 'wiki_demo.txt');
+  if (existsSync(wiki)) lines.push(...readFileSync(wiki, 'utf8').split('\n').filter((l) => l.length > 0));
+  return { name: existsSync(wiki) ? 'c4_demo.jsonl + wiki_demo.txt' : 'c4_demo.jsonl', lines };
+}
+
+function chars(lines: string[]): number {
+  let n = 0;
+  for (const l of lines) n += [...l].length;
+  return n;
+}
+
+function timeIt(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+function pythonCharsPerSecond(model: string, lines: string[]): number | undefined {
+  const python = '/usr/bin/python3';
+  if (!existsSync(python)) return undefined;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cllama-bench-'));
+  try {
+    const file = path.join(dir, 'lines.json');
+    writeFileSync(file, JSON.stringify(lines));
+    const script = `
+import json, sys, time
+import sentencepiece as spm
+sp = spm.SentencePieceProcessor(model_file=sys.argv[1])
+lines = json.load(open(sys.argv[2], encoding='utf-8'))
+n = sum(len(l) for l in lines)
+best = 0
+for _ in range(${repeat}):
+    t = time.perf_counter()
+    for l in lines: sp.encode(l)
+    best = max(best, n / (time.perf_counter() - t))
+print(best)`;
+    return Number(execFileSync(python, ['-c', script, model, file], { encoding: 'utf8' }).trim());
+  } catch {
+    return undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const proto = parseModelProto(new Uint8Array(readFileSync(modelPath)));
+const spp = new SentencePieceProcessor();
+await spp.load(modelPath);
+const fmt = (x: number | undefined) => (x === undefined ? 'n/a' : `${(x / 1e6).toFixed(2)} M`);
+console.log(`model ${path.relative(repoRoot, modelPath)} (${proto.pieces.length} pieces), best of ${repeat} runs, chars = Unicode code points`);
+console.log('| text | lines | chars | ours (cold) | ours (warm) | Python sentencepiece | sentencepiece-js | ids identical to sentencepiece-js |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const { name, lines } of [chineseLines(), englishLines()]) {
+  const n = chars(lines);
+  const encoder = new SentencePieceEncoder(proto); // fresh: empty segment cache
+  let ours: number[][] = [];
+  const cold = n / timeIt(() => (ours = lines.map((l) => encoder.encode(l))));
+  let warm = 0;
+  for (let r = 0; r < repeat; r++) warm = Math.max(warm, n / timeIt(() => lines.forEach((l) => encoder.encode(l))));
+  let js = 0;
+  let wasm: number[][] = [];
+  for (let r = 0; r < Math.min(repeat, 2); r++) js = Math.max(js, n / timeIt(() => (wasm = lines.map((l) => spp.encodeIds(l)))));
+  const identical = ours.filter((ids, i) => ids.length === wasm[i].length && ids.every((x, k) => x === wasm[i][k])).length;
+  const py = pythonCharsPerSecond(modelPath, lines);
+  console.log(`| ${name} | ${lines.length} | ${n} | ${fmt(cold)} | ${fmt(warm)} | ${fmt(py)} | ${fmt(js)} | ${identical}/${lines.length} |`);
+}
