@@ -277,14 +277,15 @@ export class BpeModel {
     this.heapSize = 0;
     this.entryCount = 0;
     for (let i = 1; i < n; i++) this.maybeAddPair(i - 1, i);
-    const { sym, nextIdx, prevIdx, eLeft, eRight, eA, eB, eMerged } = this;
+    // The entry arrays may be reallocated by maybeAddPair: read them through `this`.
+    const { sym, nextIdx, prevIdx } = this;
     while (this.heapSize > 0) {
       const e = this.pop();
-      const left = eLeft[e];
-      const right = eRight[e];
+      const left = this.eLeft[e];
+      const right = this.eRight[e];
       // Stale: one side was merged away or grew since this pair was added.
-      if (sym[left] !== eA[e] || sym[right] !== eB[e]) continue;
-      sym[left] = eMerged[e];
+      if (sym[left] !== this.eA[e] || sym[right] !== this.eB[e]) continue;
+      sym[left] = this.eMerged[e];
       const after = nextIdx[right];
       nextIdx[left] = after;
       if (after >= 0) prevIdx[after] = left;

@@ -59,12 +59,12 @@ export class Vocabulary {
   readonly reserved = new Map<string, number>();
   readonly userDefined: string[] = [];
   readonly unkId: number;
-  /** Id of `<0xNN>` for every byte (unk id where the piece is missing). */
+  /** Id of `<0xNN>` for every byte (all 256 exist when byte fallback is on). */
   readonly byteToId = new Int32Array(256);
-  readonly hasBytePieces: boolean;
 
   constructor(proto: EncoderModelProto) {
     const n = proto.pieces.length;
+    const byteFallback = proto.trainerSpec?.byteFallback ?? false;
     if (n === 0) throw new EncoderModelError('the model has no pieces; load a complete SentencePiece .model file');
     this.size = n;
     this.pieceStrings = new Array<string>(n);
@@ -93,6 +93,11 @@ export class Vocabulary {
         unkId = i;
       }
       if (type === BYTE) {
+        if (!byteFallback) {
+          throw new EncoderModelError(
+            `byte piece ${JSON.stringify(piece)} (id ${i}) is found although trainer_spec.byte_fallback is false; set byte_fallback or remove the byte pieces`,
+          );
+        }
         const b = pieceToByte(piece);
         if (b < 0) throw new EncoderModelError(`byte piece ${JSON.stringify(piece)} (id ${i}) is not of the form <0xNN>`);
         byteIds[b] = i;
@@ -100,9 +105,13 @@ export class Vocabulary {
       }
     }
     if (unkId < 0) throw new EncoderModelError('the model has no unknown (<unk>) piece; SentencePiece requires one');
+    if (byteFallback && bytePieces !== 256) {
+      throw new EncoderModelError(
+        `trainer_spec.byte_fallback is true but the model has ${bytePieces} byte pieces, not 256 (<0x00>..<0xFF>)`,
+      );
+    }
     this.unkId = unkId;
     for (let b = 0; b < 256; b++) this.byteToId[b] = byteIds[b] >= 0 ? byteIds[b] : unkId;
-    this.hasBytePieces = bytePieces > 0;
   }
 
   /** `ModelInterface::PieceToId`: reserved pieces first, then normal ones, else the unk id. */
