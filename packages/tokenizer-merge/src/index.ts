@@ -34,6 +34,9 @@ export {
   readHfAddedTokens,
 } from './tokenizer.js';
 export type { AddedToken, SentencePieceBackend, Tokenizer, TokenizerOptions } from './tokenizer.js';
+export { loadSentencePieceJsBackend } from './tokenizer.js';
+export { EncoderModelError, SentencePieceEncoder, decodeBytesLikeSentencePiece } from './encoder/index.js';
+export type { EncoderModelProto } from './encoder/index.js';
 export { MergeInputError, mergeVocab, mergeVocabWithStats } from './merge.js';
 export type { MergeOptions, MergeStats } from './merge.js';
 export { buildHfTokenizerFiles, buildTokenizerJson, generateMerges, hfAddedTokens } from './hf-export.js';

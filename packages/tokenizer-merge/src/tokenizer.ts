@@ -1,13 +1,15 @@
 /**
  * `loadTokenizer`: a SentencePiece model (plus the added tokens of a Hugging Face folder) as the
- * `Tokenizer` every cllama package uses. Encoding is done by real SentencePiece (sentencepiece-js,
- * the C++ library compiled to wasm); added tokens such as `[PAD]` sit after the SentencePiece vocab
- * exactly as HF's LlamaTokenizer puts them.
+ * `Tokenizer` every cllama package uses. Encoding is done by the TypeScript SentencePiece encoder
+ * (./encoder, ids identical to the C++ library); real SentencePiece (sentencepiece-js, the C++
+ * library compiled to wasm) can be plugged in instead. Added tokens such as `[PAD]` sit after the
+ * SentencePiece vocab exactly as HF's LlamaTokenizer puts them.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SentencePieceProcessor } from 'sentencepiece-js';
+import { SentencePieceEncoder } from './encoder/index.js';
 import {
   ModelFormatError,
   PieceType,
@@ -42,8 +44,8 @@ export interface AddedToken {
 }
 
 /**
- * What does the actual SentencePiece encoding. The default is sentencepiece-js (the C++ library in
- * wasm); a pure-TS encoder can be plugged in through `TokenizerOptions.backend`.
+ * What does the actual SentencePiece encoding. The default is the TypeScript `SentencePieceEncoder`;
+ * `loadSentencePieceJsBackend` gives sentencepiece-js (the C++ library in wasm) for the same model.
  */
 export interface SentencePieceBackend {
   encodeIds(text: string): number[];
@@ -53,7 +55,7 @@ export interface SentencePieceBackend {
 }
 
 export interface TokenizerOptions {
-  /** Encoder to use instead of sentencepiece-js, built for the same ModelProto. */
+  /** Encoder to use instead of the TypeScript one, built for the same ModelProto. */
   backend?: SentencePieceBackend;
   /** Tokens after the SentencePiece vocab, with consecutive ids starting at the piece count. */
   addedTokens?: AddedToken[];
@@ -81,8 +83,13 @@ export async function createSentencePieceTokenizer(
   options: TokenizerOptions = {},
 ): Promise<SentencePieceTokenizer> {
   validateModelProto(proto);
-  const backend = options.backend ?? (await loadProcessor(serializeModelProto(proto)));
+  const backend = options.backend ?? new SentencePieceEncoder(proto);
   return new SentencePieceTokenizer(proto, backend, options);
+}
+
+/** Real SentencePiece (sentencepiece-js) for `proto`: the reference the TypeScript encoder is tested against. */
+export async function loadSentencePieceJsBackend(proto: ModelProto): Promise<SentencePieceBackend> {
+  return loadProcessor(serializeModelProto(proto));
 }
 
 /** sentencepiece-js only loads from a path: write the bytes to a private temp file. */

@@ -5,6 +5,7 @@
  * The interface is structural so that the `ModelProto` from `../proto.ts` (or any object of the
  * same shape) can be passed as is.
  */
+import { TokenizerMergeError } from '../proto.js';
 
 /** `ModelProto.SentencePiece.Type` values (absent = NORMAL). */
 export const NORMAL = 1;
@@ -38,7 +39,7 @@ export interface EncoderModelProto {
 }
 
 /** The model cannot be used for encoding (bad or unsupported content). */
-export class EncoderModelError extends Error {
+export class EncoderModelError extends TokenizerMergeError {
   override name = 'EncoderModelError';
 }
 

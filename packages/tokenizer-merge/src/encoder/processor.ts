@@ -78,6 +78,16 @@ export class SentencePieceEncoder {
     return ids;
   }
 
+  /** `encode` under the name `SentencePieceBackend` (./tokenizer.ts) uses. */
+  encodeIds(text: string): number[] {
+    return this.encode(text);
+  }
+
+  /** `decode` under the name `SentencePieceBackend` uses. */
+  decodeIds(ids: number[]): string {
+    return this.decode(ids);
+  }
+
   /** Pieces of `text` (unknown runs as their unk piece string, bytes as `<0xNN>`). */
   encodePieces(text: string): string[] {
     return this.encode(text).map((id) => this.vocab.pieceStrings[id]);
