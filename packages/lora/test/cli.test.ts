@@ -93,6 +93,18 @@ describe('cllama-lora CLI', () => {
     await h.close();
   });
 
+  it('tensors lists a model folder and a single file', async () => {
+    const dir = await cllamaLora('tensors', tinyLlamaDir);
+    expect(dir.code).toBe(0);
+    const lines = dir.stdout.trim().split('\n');
+    expect(lines).toHaveLength(21);
+    expect(lines).toContain('model.layers.0.mlp.down_proj.weight\tF32\t[64, 172]');
+    const file = await cllamaLora('tensors', path.join(tinyLoraDir, 'adapter_model.safetensors'));
+    expect(file.stdout).toMatch(/base_model\.model\.model\.layers\.1\.self_attn\.v_proj\.lora_B\.weight\tF32\t\[64, 4\]/);
+    const bad = await cllamaLora('tensors', path.join(tinyLlamaDir, 'golden.json'));
+    expect(bad.code).toBe(1);
+  });
+
   it('a pickled adapter folder fails with one clear line', async () => {
     const dir = path.join(work, 'pickled');
     await fs.mkdir(dir);

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HFCheckpoint, saveHFCheckpoint } from '../src/hf-checkpoint.js';
 import { createLlamaConfig, readLlamaConfig } from '../src/llama-config.js';
 import { createRng, initLoraPair, loraDelta, mergeLora, resizeRows, unmergeLora } from '../src/lora-math.js';
+import { llamaWeightSpecs } from '../src/llama-weights.js';
 import { mergeAdaptersIntoCheckpoint } from '../src/merge.js';
 import { PeftAdapter, peftFullKey, peftLoraKeys, readPeftAdapter, writePeftAdapter } from '../src/peft.js';
 import { countTrainableParameters } from '../src/trainable-params.js';
@@ -205,6 +206,16 @@ describe('trainable parameters (PEFT print_trainable_parameters, from config alo
     });
     expect(stage2.percent.toFixed(2)).toBe('5.72');
     expect(stage2.summary).toMatch(/^trainable params: 417,603,584 \|\| all params: 7,303,090,176 \|\| trainable%: 5\.7182$/);
+  });
+
+  it('weight shapes follow GQA and tying', () => {
+    const gqa = createLlamaConfig({ hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 1, numAttentionHeads: 8, numKeyValueHeads: 2, vocabSize: 10, tieWordEmbeddings: true });
+    const specs = new Map(llamaWeightSpecs(gqa).map((w) => [w.name, w.shape]));
+    expect(specs.get('model.layers.0.self_attn.k_proj.weight')).toEqual([16, 64]);
+    expect(specs.get('model.layers.0.self_attn.q_proj.weight')).toEqual([64, 64]);
+    expect(specs.has('lm_head.weight')).toBe(false);
+    const lora = countTrainableParameters(gqa, { lora: { r: 2, targetModules: ['k_proj'] } });
+    expect(lora.trainable).toBe(2 * (64 + 16));
   });
 
   it('counts the tiny-llama adapter exactly as its tensors', async () => {
