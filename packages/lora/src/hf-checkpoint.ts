@@ -186,6 +186,12 @@ export interface SaveHFCheckpointOptions {
   overwrite?: boolean;
   /** Extra files to put in the folder, name → content (e.g. generation_config.json). */
   extraFiles?: Record<string, string | Uint8Array>;
+  /**
+   * Names and shapes of the tensors, in the order they will arrive. Optional; when given, each shard's
+   * header is written first and the data follows in one pass (no scratch copy), and tensors that do not
+   * match the layout are an error.
+   */
+  layout?: ReadonlyArray<{ name: string; shape: readonly number[] }>;
   /** Called after each tensor is written (progress reporting). */
   onTensor?: (name: string, index: number) => void;
 }
@@ -214,7 +220,24 @@ export async function saveHFCheckpoint(
         await writeBytesAtomic(path.join(tmp, name), content);
       }
 
-      // Shards are written under provisional names, renamed once their count is known.
+      // Shard plan: a new shard starts when the next tensor would push the current one past the limit.
+      const planShards = (sizes: number[]): number[][] => {
+        const groups: number[][] = [];
+        let current = 0;
+        for (const [i, bytes] of sizes.entries()) {
+          if (groups.length === 0 || (groups[groups.length - 1].length > 0 && current + bytes > maxShardBytes)) {
+            groups.push([]);
+            current = 0;
+          }
+          groups[groups.length - 1].push(i);
+          current += bytes;
+        }
+        return groups;
+      };
+      const layout = opts.layout;
+      const layoutShards = layout ? planShards(layout.map((t) => shapeSize(t.shape) * elementBytes)) : undefined;
+
+      // Without a layout the shard count is unknown until the end: shards get provisional names first.
       const shards: Array<{ provisional: string; names: string[] }> = [];
       let writer: SafetensorsStreamWriter | undefined;
       let totalSize = 0;
@@ -225,20 +248,29 @@ export async function saveHFCheckpoint(
           if (seen.has(t.name)) throw new CheckpointError(`tensor '${t.name}' given twice`, dir);
           seen.add(t.name);
           const bytes = shapeSize(t.shape) * elementBytes;
-          if (writer && writer.tensorCount > 0 && writer.dataBytes + bytes > maxShardBytes) {
-            await writer.finish();
+          const startNew = layoutShards
+            ? !writer || writer.tensorCount === layoutShards[shards.length - 1].length
+            : !writer || (writer.tensorCount > 0 && writer.dataBytes + bytes > maxShardBytes);
+          if (startNew) {
+            if (writer) await writer.finish();
             writer = undefined;
-          }
-          if (!writer) {
-            const provisional = path.join(tmp, `shard-${shards.length + 1}.partial`);
-            writer = await SafetensorsStreamWriter.create(provisional, { dtype, metadata: { format: 'pt' } });
+            const k = shards.length;
+            if (layoutShards && k >= layoutShards.length) throw new CheckpointError(`tensor '${t.name}' is not in the layout`, dir);
+            const provisional = path.join(tmp, layoutShards ? shardFileName(k + 1, layoutShards.length) : `shard-${k + 1}.partial`);
+            writer = await SafetensorsStreamWriter.create(provisional, {
+              dtype,
+              metadata: { format: 'pt' },
+              layout: layoutShards ? layoutShards[k].map((i) => layout![i]) : undefined,
+            });
             shards.push({ provisional, names: [] });
           }
-          await writer.add(t);
+          await writer!.add(t);
           shards[shards.length - 1].names.push(t.name);
           totalSize += bytes;
-          opts.onTensor?.(t.name, count++);
+          opts.onTensor?.(t.name, count);
+          count++;
         }
+        if (layout && count !== layout.length) throw new CheckpointError(`${count} tensors arrived but the layout lists ${layout.length}`, dir);
         if (writer) await writer.finish();
         writer = undefined;
       } catch (err) {
@@ -254,7 +286,7 @@ export async function saveHFCheckpoint(
       const weightMap: Record<string, string> = {};
       for (const [i, shard] of shards.entries()) {
         const finalName = shardFileName(i + 1, shards.length);
-        await fs.rename(shard.provisional, path.join(tmp, finalName));
+        if (path.basename(shard.provisional) !== finalName) await fs.rename(shard.provisional, path.join(tmp, finalName));
         for (const name of shard.names) weightMap[name] = finalName;
       }
       const sortedMap = Object.fromEntries(Object.keys(weightMap).sort().map((k) => [k, weightMap[k]]));

@@ -208,7 +208,11 @@ export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<M
         yield { name: LM_HEAD, shape: merged.shape, data: merged.data };
       }
     }
+    // Shapes are known from the headers, so the writer can lay out each shard before any data arrives.
+    const layout = names.map((name) => ({ name, shape: VOCAB_WEIGHTS.has(name) ? [vocab, base.info(name).shape[1]] : base.info(name).shape }));
+    if (untie && !base.has(LM_HEAD)) layout.push({ name: LM_HEAD, shape: [vocab, base.info(EMBED).shape[1]] });
     await saveHFCheckpoint(opts.outDir, config, mergedTensors(), {
+      layout,
       dtype: opts.dtype,
       maxShardBytes: opts.maxShardBytes,
       overwrite: opts.overwrite,

@@ -11,7 +11,8 @@
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
-import { readFully, writeFileAtomic, writeFully } from './atomic-file.js';
+import * as path from 'node:path';
+import { fsyncDirectory, readFully, temporarySiblingPath, writeFileAtomic, writeFully } from './atomic-file.js';
 import { decodeBF16, decodeF16, encodeF16 } from './half-float.js';
 
 export class SafetensorsError extends Error {
@@ -389,8 +390,12 @@ export async function writeSafetensors(
 
 /**
  * Writes a safetensors file whose tensors arrive one at a time (so a whole shard need not sit in
- * memory): the data goes to a scratch file as it comes, and `finish()` writes header + data to a temp
- * file that is fsynced and renamed over the target. `abort()` removes everything.
+ * memory), atomically: everything goes to a temp file that is fsynced and renamed over the target by
+ * `finish()`; `abort()` removes it.
+ *
+ * With a `layout` (names and shapes known up front) the header is written first and each tensor's data
+ * goes straight after it — one pass over the disk. Without one, the data goes to a scratch file as it
+ * comes and `finish()` writes header + data (a second copy of the data).
  */
 export class SafetensorsStreamWriter {
   private readonly entries: Array<{ name: string; shape: number[]; dtype: SafetensorsDtype }> = [];
@@ -401,16 +406,36 @@ export class SafetensorsStreamWriter {
     readonly file: string,
     readonly dtype: SaveDtype,
     private readonly metadata: Record<string, string>,
-    private readonly scratchPath: string,
-    private readonly scratch: fs.FileHandle,
+    /** Temp file: the final content with a layout, the data section alone without one. */
+    private readonly tmpPath: string,
+    private readonly tmp: fs.FileHandle,
+    private readonly layout: ReadonlyArray<{ name: string; shape: readonly number[] }> | undefined,
   ) {}
 
-  static async create(file: string, opts: { dtype?: SaveDtype; metadata?: Record<string, string> } = {}): Promise<SafetensorsStreamWriter> {
+  static async create(
+    file: string,
+    opts: { dtype?: SaveDtype; metadata?: Record<string, string>; layout?: ReadonlyArray<{ name: string; shape: readonly number[] }> } = {},
+  ): Promise<SafetensorsStreamWriter> {
     const dtype = opts.dtype ?? 'F32';
     if (dtype !== 'F32' && dtype !== 'F16') throw new SafetensorsError(`cannot save as ${String(dtype)}; use F32 or F16`, file);
-    const scratchPath = `${file}.data-${process.pid}-${Date.now()}`;
-    const scratch = await fs.open(scratchPath, 'wx');
-    return new SafetensorsStreamWriter(file, dtype, opts.metadata ?? { format: 'pt' }, scratchPath, scratch);
+    const metadata = opts.metadata ?? { format: 'pt' };
+    const tmpPath = temporarySiblingPath(file, opts.layout ? 'tmp' : 'data');
+    const tmp = await fs.open(tmpPath, 'wx');
+    const writer = new SafetensorsStreamWriter(file, dtype, metadata, tmpPath, tmp, opts.layout);
+    if (opts.layout) {
+      try {
+        const names = new Set<string>();
+        for (const e of opts.layout) {
+          if (names.has(e.name)) throw new SafetensorsError(`tensor '${e.name}' appears twice in the layout`, file);
+          names.add(e.name);
+        }
+        await writeFully(tmp, encodeSafetensorsHeader(opts.layout.map((e) => ({ ...e, dtype })), metadata));
+      } catch (err) {
+        await writer.abort();
+        throw err;
+      }
+    }
+    return writer;
   }
 
   /** Bytes of tensor data added so far. */
@@ -425,20 +450,45 @@ export class SafetensorsStreamWriter {
   async add(tensor: NamedTensor): Promise<void> {
     if (this.names.has(tensor.name)) throw new SafetensorsError(`tensor '${tensor.name}' appears twice`, this.file);
     validateTensorsToWrite([tensor], this.file);
+    if (this.layout) {
+      const expected = this.layout[this.entries.length];
+      if (!expected || expected.name !== tensor.name || expected.shape.join() !== tensor.shape.join()) {
+        throw new SafetensorsError(
+          `tensor '${tensor.name}' [${tensor.shape}] arrived where the layout expects ${expected ? `'${expected.name}' [${expected.shape}]` : 'no more tensors'}`,
+          this.file,
+        );
+      }
+    }
     const bytes = encodeTensorData(tensor.data, this.dtype);
-    await writeFully(this.scratch, bytes);
+    await writeFully(this.tmp, bytes);
     this.names.add(tensor.name);
     this.entries.push({ name: tensor.name, shape: [...tensor.shape], dtype: this.dtype });
     this.bytesWritten += bytes.length;
   }
 
   async finish(): Promise<void> {
-    await this.scratch.close();
+    if (this.layout) {
+      if (this.entries.length !== this.layout.length) {
+        await this.abort();
+        throw new SafetensorsError(`only ${this.entries.length} of the ${this.layout.length} tensors of the layout were written`, this.file);
+      }
+      try {
+        await this.tmp.sync();
+        await this.tmp.close();
+        await fs.rename(this.tmpPath, this.file);
+      } catch (err) {
+        await this.abort();
+        throw err;
+      }
+      await fsyncDirectory(path.dirname(this.file));
+      return;
+    }
+    await this.tmp.close();
     try {
       const header = encodeSafetensorsHeader(this.entries, this.metadata);
       await writeFileAtomic(this.file, async (handle) => {
         await writeFully(handle, header);
-        const source = await fs.open(this.scratchPath, 'r');
+        const source = await fs.open(this.tmpPath, 'r');
         try {
           const chunk = new Uint8Array(Math.min(16 << 20, Math.max(1, this.bytesWritten)));
           for (let pos = 0; pos < this.bytesWritten; ) {
@@ -452,12 +502,12 @@ export class SafetensorsStreamWriter {
         }
       });
     } finally {
-      await fs.rm(this.scratchPath, { force: true });
+      await fs.rm(this.tmpPath, { force: true });
     }
   }
 
   async abort(): Promise<void> {
-    await this.scratch.close().catch(() => undefined);
-    await fs.rm(this.scratchPath, { force: true });
+    await this.tmp.close().catch(() => undefined);
+    await fs.rm(this.tmpPath, { force: true });
   }
 }
