@@ -25,16 +25,19 @@ import { Emitter } from './emitter.js';
 import { IntPairMap } from './int-pair-map.js';
 import { UNUSED, USER_DEFINED, type Vocabulary } from './model.js';
 import type { PrefixMatcher } from './prefix-matcher.js';
+import { SegmentCache } from './segment-cache.js';
 
-/** Memoized segments before the cache is emptied (bounds memory on endless streams). */
-const CACHE_LIMIT = 1 << 18;
+/** Longer segments are encoded every time (they rarely repeat). */
+const MAX_CACHED_SEGMENT = 48;
+/** Marks a symbol merged into its left neighbour (distinct from every -(cp + 1)). */
+const DEAD = -0x7fffffff;
 
 export class BpeModel {
   private readonly vocab: Vocabulary;
   private readonly matcher: PrefixMatcher;
   private readonly pieceCount: number;
-  /** Symbol id of each BMP character (-1: occurs in no piece). */
-  private readonly bmpSymbol = new Int32Array(0x10000).fill(-1);
+  /** Symbol id of each BMP character; -(cp + 1) for a character that occurs in no piece. */
+  private readonly bmpSymbol = new Int32Array(0x10000);
   private readonly astralSymbol = new Map<number, number>();
   /** Code point of each extra (non-piece character) symbol id, indexed from pieceCount. */
   private readonly extraCodePoints: number[] = [];
@@ -44,11 +47,11 @@ export class BpeModel {
   private readonly bigrams: IntPairMap;
   private readonly hasUnused: boolean;
   private readonly segmentable: boolean;
-  private readonly cache = new Map<string, Int32Array>();
+  private readonly cache = new SegmentCache();
 
   // Working arrays, reused between calls.
   private sym = new Int32Array(256);
-  private cps = new Int32Array(256);
+  private textSyms = new Int32Array(1024);
   private nextIdx = new Int32Array(256);
   private prevIdx = new Int32Array(256);
   private frozen = new Uint8Array(256);
@@ -68,7 +71,8 @@ export class BpeModel {
     this.vocab = vocab;
     this.matcher = matcher;
     this.pieceCount = vocab.size;
-    const { types, pieceStrings } = vocab;
+    const { types } = vocab;
+    for (let cp = 0; cp < 0x10000; cp++) this.bmpSymbol[cp] = -(cp + 1);
     // Single-character pieces are their own symbols.
     for (const [piece, id] of vocab.pieces) {
       const cp = piece.codePointAt(0)!;
@@ -106,7 +110,6 @@ export class BpeModel {
         if (a >= 0 && b >= 0) this.pairs.setIfAbsent(a, b, id);
       }
     }
-    void pieceStrings;
   }
 
   private setSymbol(cp: number, id: number): void {
@@ -117,7 +120,7 @@ export class BpeModel {
   private symbolOf(cp: number): number {
     if (cp < 0x10000) return this.bmpSymbol[cp];
     const s = this.astralSymbol.get(cp);
-    return s === undefined ? -1 : s;
+    return s === undefined ? -(cp + 1) : s;
   }
 
   /** Symbol id of a string that can be a symbol: a piece, or a single character. */
@@ -126,75 +129,121 @@ export class BpeModel {
     if (id !== undefined) return id;
     const cp = s.codePointAt(0)!;
     if (s.length === (cp > 0xffff ? 2 : 1)) return this.symbolOf(cp);
-    return -1;
+    return -1; // several characters but not a piece: never a symbol
+  }
+
+  /** Symbols of the normalized text, segmentation and memo; see the class comment. */
+  get isSegmentable(): boolean {
+    return this.segmentable;
   }
 
   /** Encode a normalized string, appending ids to `emitter`. */
   encode(normalized: string, emitter: Emitter): void {
-    const len = normalized.length;
-    if (len === 0) return;
+    if (normalized.length === 0) return;
     if (!this.segmentable) {
       this.encodeWhole(normalized, emitter);
       return;
     }
+    const n = this.symbolize(normalized, false, false, this.symbolOf(0x20));
+    this.encodeSymbols(n, emitter);
+  }
+
+  /**
+   * The identity normalizer's output without building it: `text` is raw input; a space becomes
+   * `wsSymbol` ("▁" or " "), which is also put in front (or behind) as the dummy prefix. Only for
+   * segmentable models (no user-defined symbols).
+   */
+  encodeRaw(text: string, prefix: boolean, suffix: boolean, escapeWhitespaces: boolean, emitter: Emitter): void {
+    if (text.length === 0) return;
+    const ws = this.symbolOf(escapeWhitespaces ? 0x2581 : 0x20);
+    const n = this.symbolize(text, prefix, suffix, ws);
+    this.encodeSymbols(n, emitter);
+  }
+
+  /** Symbols of `text` into this.textSyms (negative: a character in no piece, -(cp + 1)). */
+  private symbolize(text: string, prefix: boolean, suffix: boolean, spaceSymbol: number): number {
+    const len = text.length;
+    if (this.textSyms.length < len + 2) this.textSyms = new Int32Array(len * 2 + 2);
+    const syms = this.textSyms;
     const bmp = this.bmpSymbol;
-    const bigrams = this.bigrams;
-    let segStart = 0; // UTF-16 offset where the current segment starts
-    let prevSym = -1;
-    let segChars = 0;
-    let firstSym = -1;
-    let firstCp = 0;
-    for (let i = 0; i < len; ) {
-      let cp = normalized.charCodeAt(i);
-      let width = 1;
-      let s: number;
-      if (cp >= 0xd800 && cp < 0xdc00 && i + 1 < len) {
-        const lo = normalized.charCodeAt(i + 1);
-        if (lo >= 0xdc00 && lo < 0xe000) {
-          cp = ((cp - 0xd800) << 10) + (lo - 0xdc00) + 0x10000;
-          width = 2;
-        }
-        s = this.symbolOf(cp);
+    let n = 0;
+    if (prefix) syms[n++] = spaceSymbol;
+    for (let i = 0; i < len; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0x20) {
+        syms[n++] = spaceSymbol;
+      } else if (c < 0xd800 || c >= 0xe000) {
+        syms[n++] = bmp[c];
       } else {
-        s = bmp[cp];
+        // Surrogates: a pair is one astral character; a lone one is U+FFFD (what UTF-8 gets).
+        const lo = i + 1 < len ? text.charCodeAt(i + 1) : 0;
+        if (c < 0xdc00 && lo >= 0xdc00 && lo < 0xe000) {
+          syms[n++] = this.symbolOf(((c - 0xd800) << 10) + (lo - 0xdc00) + 0x10000);
+          i++;
+        } else {
+          syms[n++] = bmp[0xfffd];
+        }
       }
-      if (segChars > 0 && (s < 0 || prevSym < 0 || !bigrams.has(prevSym, s))) {
-        if (segChars === 1) this.emitSingle(firstSym, firstCp, emitter);
-        else this.emitSegment(normalized, segStart, i, emitter);
+    }
+    if (suffix) syms[n++] = spaceSymbol;
+    return n;
+  }
+
+  /** Cut textSyms[0, n) where no piece spans the boundary; encode each segment (memoized). */
+  private encodeSymbols(n: number, emitter: Emitter): void {
+    const syms = this.textSyms;
+    const bigrams = this.bigrams;
+    let segStart = 0;
+    let prev = syms[0];
+    for (let i = 1; i < n; i++) {
+      const s = syms[i];
+      if (prev < 0 || s < 0 || !bigrams.has(prev, s)) {
+        this.emitSegment(segStart, i, emitter);
         segStart = i;
-        segChars = 0;
       }
-      if (segChars === 0) {
-        firstSym = s;
-        firstCp = cp;
-      }
-      segChars++;
-      prevSym = s;
-      i += width;
+      prev = s;
     }
-    if (segChars === 1) this.emitSingle(firstSym, firstCp, emitter);
-    else this.emitSegment(normalized, segStart, len, emitter);
+    this.emitSegment(segStart, n, emitter);
   }
 
-  private emitSingle(s: number, cp: number, emitter: Emitter): void {
-    if (s >= 0 && s < this.pieceCount) emitter.emit(s);
-    else emitter.emitUnknownChar(cp);
+  private emitSegment(start: number, end: number, emitter: Emitter): void {
+    const syms = this.textSyms;
+    if (end - start === 1) {
+      const s = syms[start];
+      if (s >= 0 && s < this.pieceCount) emitter.emit(s);
+      else emitter.emitUnknownChar(this.codePointOf(s));
+      return;
+    }
+    const cache = this.cache;
+    const cacheable = end - start <= MAX_CACHED_SEGMENT;
+    const hash = cacheable ? SegmentCache.hash(syms, start, end) : 0;
+    if (cacheable) {
+      const slot = cache.find(syms, start, end, hash);
+      if (slot >= 0) {
+        const pool = cache.valuePool;
+        const from = cache.valueStart(slot);
+        const to = from + cache.valueLength(slot);
+        for (let k = from; k < to; k++) emitter.emit(pool[k]);
+        return;
+      }
+    }
+    const count = this.loadSymbolIds(syms, start, end);
+    this.merge(count);
+    const out = this.segmentIds;
+    out.length = 0;
+    for (let i = 0; i !== -1; i = this.nextIdx[i]) this.finalSymbol(i, out, emitter);
+    if (cacheable) cache.insert(syms, start, end, hash, out);
+    for (let k = 0; k < out.length; k++) emitter.emit(out[k]);
   }
 
-  private emitSegment(text: string, start: number, end: number, emitter: Emitter): void {
-    const key = text.slice(start, end);
-    let ids = this.cache.get(key);
-    if (ids === undefined) {
-      const n = this.loadSymbols(text, start, end);
-      this.merge(n);
-      const out = this.segmentIds;
-      out.length = 0;
-      for (let i = 0; i !== -1; i = this.nextIdx[i]) this.finalSymbol(i, out, emitter);
-      ids = Int32Array.from(out);
-      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-      this.cache.set(key, ids);
-    }
-    for (let k = 0; k < ids.length; k++) emitter.emit(ids[k]);
+  /** Code point of a symbol that is a single character (extra id or unknown character). */
+  private codePointOf(s: number): number {
+    return s >= this.pieceCount ? this.extraCodePoints[s - this.pieceCount] : -s - 1;
+  }
+
+  /** Empty the segment memo (benchmarks use it to measure cold runs). */
+  clearCache(): void {
+    this.cache.clear();
   }
 
   /** The whole text at once: with user-defined (frozen) symbols or UNUSED pieces. */
@@ -215,7 +264,7 @@ export class BpeModel {
       if (this.hasUnused && this.vocab.types[s] === UNUSED) this.resegment(s, out);
       else out.push(s);
     } else {
-      emitter.unknownCharIds(this.cps[i], out);
+      emitter.unknownCharIds(this.codePointOf(s), out);
     }
   }
 
@@ -226,15 +275,30 @@ export class BpeModel {
       return;
     }
     for (const part of split) {
-      if (part >= this.pieceCount) out.push(this.vocab.pieceToId(String.fromCodePoint(this.extraCodePoints[part - this.pieceCount])));
+      if (part >= this.pieceCount) out.push(this.vocab.pieceToId(String.fromCodePoint(this.codePointOf(part))));
       else this.resegment(part, out);
     }
+  }
+
+  /** Initial symbols from symbol ids syms[start, end); returns their count. */
+  private loadSymbolIds(syms: Int32Array, start: number, end: number): number {
+    const n = end - start;
+    this.ensureSymbols(n);
+    const { sym, frozen, nextIdx, prevIdx } = this;
+    for (let k = 0; k < n; k++) {
+      sym[k] = syms[start + k];
+      frozen[k] = 0;
+      prevIdx[k] = k - 1;
+      nextIdx[k] = k + 1;
+    }
+    nextIdx[n - 1] = -1;
+    return n;
   }
 
   /** Split text[start, end) into initial symbols; returns their count. */
   private loadSymbols(text: string, start: number, end: number): number {
     this.ensureSymbols(end - start);
-    const { sym, cps, frozen, nextIdx, prevIdx } = this;
+    const { sym, frozen, nextIdx, prevIdx } = this;
     const useMatcher = !this.matcher.empty;
     let n = 0;
     for (let i = start; i < end; ) {
@@ -242,7 +306,6 @@ export class BpeModel {
         const m = this.matcher.matchString(text, i);
         if (m > 0) {
           sym[n] = this.vocab.pieces.get(text.slice(i, i + m))!;
-          cps[n] = -1;
           frozen[n] = 1;
           prevIdx[n] = n - 1;
           nextIdx[n] = n + 1;
@@ -261,7 +324,6 @@ export class BpeModel {
         }
       }
       sym[n] = this.symbolOf(cp);
-      cps[n] = cp;
       frozen[n] = 0;
       prevIdx[n] = n - 1;
       nextIdx[n] = n + 1;
@@ -289,7 +351,7 @@ export class BpeModel {
       const after = nextIdx[right];
       nextIdx[left] = after;
       if (after >= 0) prevIdx[after] = left;
-      sym[right] = -2;
+      sym[right] = DEAD;
       this.maybeAddPair(prevIdx[left], left);
       this.maybeAddPair(left, after);
     }
@@ -357,7 +419,6 @@ export class BpeModel {
     let capacity = this.sym.length;
     while (capacity < n) capacity *= 2;
     this.sym = new Int32Array(capacity);
-    this.cps = new Int32Array(capacity);
     this.nextIdx = new Int32Array(capacity);
     this.prevIdx = new Int32Array(capacity);
     this.frozen = new Uint8Array(capacity);

@@ -58,6 +58,11 @@ export class SentencePieceEncoder {
     this.removeExtraWhitespaces = this.normalizer.removeExtraWhitespaces;
   }
 
+  /** Drop memoized BPE segments (only benchmarks need this). */
+  clearCache(): void {
+    this.bpe?.clearCache();
+  }
+
   get size(): number {
     return this.vocab.size;
   }
@@ -67,8 +72,14 @@ export class SentencePieceEncoder {
     const emitter = this.emitter;
     emitter.reset();
     if (text.length === 0) return emitter.ids;
-    if (this.bpe) {
-      this.bpe.encode(this.normalizer.normalize(text), emitter);
+    const normalizer = this.normalizer;
+    if (this.bpe && normalizer.isIdentity && this.bpe.isSegmentable) {
+      // LLaMA-style models: read the raw text directly (same symbols as the normalized string).
+      const dummy = normalizer.addDummyPrefix;
+      const suffix = normalizer.treatWhitespaceAsSuffix;
+      this.bpe.encodeRaw(text, dummy && !suffix, dummy && suffix, normalizer.escapeWhitespaces, emitter);
+    } else if (this.bpe) {
+      this.bpe.encode(normalizer.normalize(text), emitter);
     } else {
       const n = this.normalizer.normalizeBytes(Buffer.from(text, 'utf8'));
       this.unigram!.encode(this.normalizer.output, n, emitter);
