@@ -1,0 +1,55 @@
+/** `cllama-data convert`: a source file in, an Alpaca JSON-lines file out (atomic). */
+import { AtomicFileWriter } from './atomic.js';
+import { RecordError } from './errors.js';
+import { makeConverter, type ConverterName, type ConvertOptions } from './converters.js';
+import { readJsonRecords } from './readers.js';
+
+export interface ConvertFileOptions extends ConvertOptions {
+  strict?: boolean;
+  onError?: (e: RecordError) => void;
+}
+
+export interface ConvertSummary {
+  /** Input values read (including unusable ones). */
+  read: number;
+  /** Records written (translation writes two per pair). */
+  written: number;
+  /** Input values skipped, with the first few errors. */
+  skipped: number;
+  errors: RecordError[];
+}
+
+export async function convertFile(from: ConverterName | string, input: string, output: string, opts: ConvertFileOptions = {}): Promise<ConvertSummary> {
+  const convert = makeConverter(from, opts);
+  const out = await AtomicFileWriter.create(output);
+  const summary: ConvertSummary = { read: 0, written: 0, skipped: 0, errors: [] };
+  const report = (e: RecordError) => {
+    if (opts.strict) throw e;
+    summary.skipped++;
+    if (summary.errors.length < 20) summary.errors.push(e);
+    opts.onError?.(e);
+  };
+  try {
+    for await (const item of readJsonRecords(input)) {
+      summary.read++;
+      if (!item.ok) {
+        report(item.error);
+        continue;
+      }
+      const r = convert(item.value);
+      if (typeof r === 'string') {
+        report(new RecordError(input, item.where, r));
+        continue;
+      }
+      for (const rec of r) {
+        await out.write(`${JSON.stringify(rec)}\n`);
+        summary.written++;
+      }
+    }
+    await out.commit();
+  } catch (err) {
+    await out.abort();
+    throw err;
+  }
+  return summary;
+}

@@ -1,0 +1,231 @@
+/**
+ * Streamed readers for JSON arrays, JSON lines and plain text lines, in bounded memory (one record
+ * at a time plus a read chunk).
+ *
+ * Why not stream-json: every record must be checked for invalid UTF-8 on its own (a broken byte must
+ * cost that record, not the file, and must not silently become U+FFFD), which needs the record's
+ * bytes. So the top-level structure is split at the byte level (strings, escapes and nesting are
+ * tracked; UTF-8 continuation bytes can never look like JSON punctuation) and each record's bytes are
+ * decoded with a fatal UTF-8 decoder and handed to JSON.parse. This is also several times faster.
+ */
+import { createReadStream, promises as fsp } from 'node:fs';
+import { InputFormatError, RecordError } from './errors.js';
+
+/** One item of an input file: the parsed value, or why it could not be parsed. */
+export type RawItem =
+  | { ok: true; value: unknown; index: number; line: number; where: string }
+  | { ok: false; error: RecordError; index: number; line: number; where: string };
+
+export type JsonFileKind = 'array' | 'jsonl';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const CHUNK = 1 << 20;
+
+async function* chunks(file: string): AsyncGenerator<Buffer> {
+  try {
+    await fsp.access(file);
+  } catch {
+    throw new InputFormatError(`${file}: file not found or not readable`);
+  }
+  const stream = createReadStream(file, { highWaterMark: CHUNK });
+  for await (const c of stream) yield c as Buffer;
+}
+
+function isSpace(b: number): boolean {
+  return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
+}
+
+/** Decide array vs JSON lines from the first non-space byte (after a UTF-8 BOM). */
+export async function sniffJsonKind(file: string): Promise<JsonFileKind | 'empty'> {
+  for await (const c of chunks(file)) {
+    let i = c[0] === 0xef && c[1] === 0xbb && c[2] === 0xbf ? 3 : 0;
+    for (; i < c.length; i++) {
+      if (isSpace(c[i])) continue;
+      return c[i] === 0x5b /* [ */ ? 'array' : 'jsonl';
+    }
+  }
+  return 'empty';
+}
+
+function parseItem(file: string, bytes: Buffer, index: number, line: number, where: string): RawItem {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    const bad = firstInvalidUtf8(bytes);
+    return { ok: false, index, line, where, error: new RecordError(file, where, `not valid UTF-8 (bad byte 0x${bytes[bad].toString(16).padStart(2, '0')} at byte ${bad} of the record); re-encode the file as UTF-8`) };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text), index, line, where };
+  } catch (err) {
+    const preview = text.length > 60 ? `${text.slice(0, 60)}…` : text;
+    return { ok: false, index, line, where, error: new RecordError(file, where, `not valid JSON (${(err as Error).message}): ${JSON.stringify(preview)}`) };
+  }
+}
+
+/** Offset of the first byte that breaks UTF-8 (for the error message). */
+function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i];
+    const n = c < 0x80 ? 1 : c >= 0xc2 && c < 0xe0 ? 2 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xf0 && c < 0xf5 ? 4 : 0;
+    if (n === 0 || i + n > b.length) return i;
+    for (let k = 1; k < n; k++) if ((b[i + k] & 0xc0) !== 0x80) return i;
+    try {
+      utf8.decode(b.subarray(i, i + n));
+    } catch {
+      return i;
+    }
+    i += n;
+  }
+  return 0;
+}
+
+/**
+ * Raw lines of a file as bytes (without `\n` / `\r\n`), with 1-based line numbers. A final line
+ * without a newline is still a line.
+ */
+export async function* readByteLines(file: string): AsyncGenerator<{ bytes: Buffer; line: number }> {
+  let carry: Buffer | undefined;
+  let line = 0;
+  let first = true;
+  for await (let c of chunks(file)) {
+    if (first && c[0] === 0xef && c[1] === 0xbb && c[2] === 0xbf) c = c.subarray(3);
+    first = false;
+    let start = 0;
+    for (let nl = c.indexOf(0x0a); nl !== -1; nl = c.indexOf(0x0a, start)) {
+      let piece = c.subarray(start, nl);
+      if (carry) {
+        piece = Buffer.concat([carry, piece]);
+        carry = undefined;
+      }
+      if (piece.length > 0 && piece[piece.length - 1] === 0x0d) piece = piece.subarray(0, piece.length - 1);
+      yield { bytes: piece, line: ++line };
+      start = nl + 1;
+    }
+    if (start < c.length) carry = carry ? Buffer.concat([carry, c.subarray(start)]) : Buffer.from(c.subarray(start));
+  }
+  if (carry && carry.length > 0) {
+    if (carry[carry.length - 1] === 0x0d) carry = carry.subarray(0, carry.length - 1);
+    yield { bytes: carry, line: ++line };
+  }
+}
+
+/** Text lines (for pre-training). Lines that are not valid UTF-8 are reported through `onError` and skipped. */
+export async function* readTextLines(file: string, onError?: (e: RecordError) => void): AsyncGenerator<string> {
+  for await (const { bytes, line } of readByteLines(file)) {
+    try {
+      yield utf8.decode(bytes);
+    } catch {
+      const bad = firstInvalidUtf8(bytes);
+      const e = new RecordError(file, `line ${line}`, `not valid UTF-8 (bad byte at byte ${bad}); the line was skipped`);
+      if (onError) onError(e);
+      else throw e;
+    }
+  }
+}
+
+/** JSON lines: one value per non-blank line. Errors name the line. */
+export async function* readJsonLines(file: string): AsyncGenerator<RawItem> {
+  let index = 0;
+  for await (const { bytes, line } of readByteLines(file)) {
+    let blank = true;
+    for (let i = 0; i < bytes.length && blank; i++) blank = isSpace(bytes[i]);
+    if (blank) continue;
+    yield parseItem(file, bytes, index++, line, `line ${line}`);
+  }
+}
+
+/**
+ * The elements of a top-level JSON array, one at a time. Errors name the record (1-based) and the
+ * line it starts on. A malformed element costs only itself; a truncated file costs its last element.
+ */
+export async function* readJsonArray(file: string): AsyncGenerator<RawItem> {
+  let buf: Buffer = Buffer.alloc(0); // bytes from the current element's start (or scan position) on
+  let pos = 0; // scan position in buf
+  let elemStart = -1; // start of the current element in buf, -1 when between elements
+  let depth = 0; // 0 before the array, 1 inside it, >1 inside an element
+  let inString = false;
+  let escape = false;
+  let ended = false;
+  let line = 1; // line of buf[pos]
+  let elemLine = 1;
+  let index = 0;
+  let sawOpen = false;
+  let trailingReported = false;
+  let firstChunk = true;
+  const where = (i: number, l: number) => `record ${i + 1} (line ${l})`;
+
+  for await (const c of chunks(file)) {
+    buf = elemStart >= 0 ? Buffer.concat([buf.subarray(elemStart), c]) : Buffer.from(c);
+    pos = elemStart >= 0 ? pos - elemStart : 0;
+    if (elemStart >= 0) elemStart = 0;
+    if (firstChunk && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) pos = 3;
+    firstChunk = false;
+    const items: RawItem[] = [];
+    for (; pos < buf.length; pos++) {
+      const b = buf[pos];
+      if (b === 0x0a) line++;
+      if (ended) {
+        if (!isSpace(b) && !trailingReported) {
+          trailingReported = true;
+          items.push({ ok: false, index, line, where: `line ${line}`, error: new RecordError(file, `line ${line}`, 'unexpected data after the closing ] of the array; the rest of the file was ignored') });
+        }
+        continue;
+      }
+      if (inString) {
+        if (escape) escape = false;
+        else if (b === 0x5c) escape = true;
+        else if (b === 0x22) inString = false;
+        continue;
+      }
+      if (!sawOpen) {
+        if (isSpace(b)) continue;
+        if (b !== 0x5b) throw new InputFormatError(`${file}: expected a JSON array ('[') at line ${line}; for JSON lines use one object per line`);
+        sawOpen = true;
+        depth = 1;
+        continue;
+      }
+      if (depth === 1 && (b === 0x2c /* , */ || b === 0x5d /* ] */)) {
+        if (elemStart >= 0) {
+          items.push(parseItem(file, buf.subarray(elemStart, pos), index, elemLine, where(index, elemLine)));
+          index++;
+          elemStart = -1;
+        } else if (b === 0x2c) {
+          items.push({ ok: false, index, line, where: where(index, line), error: new RecordError(file, where(index, line), 'empty element (two commas in a row, or a comma after [)') });
+          index++;
+        }
+        if (b === 0x5d) {
+          ended = true;
+          depth = 0;
+        }
+        continue;
+      }
+      if (isSpace(b)) continue;
+      if (elemStart < 0) {
+        elemStart = pos;
+        elemLine = line;
+      }
+      if (b === 0x22) inString = true;
+      else if (b === 0x7b || b === 0x5b) depth++;
+      else if (b === 0x7d || b === 0x5d) depth--;
+    }
+    for (const it of items) yield it;
+    if (elemStart < 0) {
+      buf = Buffer.alloc(0);
+      pos = 0;
+    }
+  }
+  if (!sawOpen) return; // empty file: no records
+  if (!ended) {
+    const w = elemStart >= 0 ? where(index, elemLine) : `line ${line}`;
+    yield { ok: false, index, line: elemLine, where: w, error: new RecordError(file, w, 'the file ends inside the array (truncated?); this record was dropped') };
+  }
+}
+
+/** Records of a JSON array or JSON-lines file (decided by the first byte). */
+export async function* readJsonRecords(file: string): AsyncGenerator<RawItem> {
+  const kind = await sniffJsonKind(file);
+  if (kind === 'empty') return;
+  yield* kind === 'array' ? readJsonArray(file) : readJsonLines(file);
+}
