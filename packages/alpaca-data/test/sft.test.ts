@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildSftExample, type AlpacaRecord } from '../src/sft.js';
 import { formatPrompt, REFERENCE_TEMPLATE, resolveTemplate, STANFORD_ALPACA_TEMPLATE } from '../src/template.js';
-import { DATA, LLAMA_BOS, LLAMA_EOS, loadSentencePiece, spTokenizer, type SpProcessor } from './helpers.js';
+import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
+import { DATA, LLAMA_BOS, LLAMA_EOS, loadSentencePiece, MERGED_MODEL, type SpProcessor } from './helpers.js';
 
 // build_dataset.py's algorithm written out independently, on real SentencePiece, without our code.
 const PROMPT =
@@ -45,10 +46,12 @@ describe('prompt template', () => {
 
 describe('buildSftExample against the reference algorithm on real SentencePiece', () => {
   let sp: SpProcessor;
-  let tok: Awaited<ReturnType<typeof spTokenizer>>;
+  let tok: Tokenizer;
   beforeAll(async () => {
     sp = await loadSentencePiece();
-    tok = await spTokenizer();
+    tok = await loadTokenizer(MERGED_MODEL); // the package's tokenizer, as the CLI uses it
+    expect(tok.vocabSize).toBe(49953);
+    expect([tok.bosId, tok.eosId]).toEqual([LLAMA_BOS, LLAMA_EOS]);
   });
 
   it('masks the source, ends the target with EOS, and the trailing template space is a final ▁ piece', () => {

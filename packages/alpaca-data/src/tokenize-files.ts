@@ -1,0 +1,126 @@
+/**
+ * `cllama-data tokenize`: Alpaca files → SFT examples, or text files → pre-training blocks, written
+ * as a tokenized dataset (tokenized-dataset.ts).
+ */
+import * as path from 'node:path';
+import { RecordError, UsageError } from './errors.js';
+import { buildPretrainBlocks } from './pretrain.js';
+import { readJsonRecords, readTextLines } from './readers.js';
+import { readAlpacaRecords } from './records.js';
+import { buildSftExample, DEFAULT_MAX_SEQ_LENGTH } from './sft.js';
+import { resolveTemplate, type PromptTemplate } from './template.js';
+import type { EncodingTokenizer } from './tokenizer.js';
+import { writeTokenizedDataset, type TokenizedDatasetMeta } from './tokenized-dataset.js';
+
+export interface TokenizeFilesOptions {
+  kind: 'sft' | 'pt';
+  inputs: string[];
+  out: string;
+  tokenizer: EncodingTokenizer;
+  /** Recorded in meta.json. */
+  tokenizerPath?: string;
+  maxSeqLength?: number;
+  blockSize?: number;
+  template?: PromptTemplate | string;
+  strict?: boolean;
+  onError?: (e: RecordError) => void;
+  /** Called now and then with the characters of text tokenized so far. */
+  onProgress?: (chars: number, records: number) => void;
+}
+
+export interface TokenizeSummary {
+  meta: TokenizedDatasetMeta;
+  /** Input records (sft) or lines (pt) read. */
+  read: number;
+  skipped: number;
+  /** Characters of text passed to the tokenizer. */
+  chars: number;
+  /** SFT records cut at maxSeqLength. */
+  truncated: number;
+}
+
+export async function tokenizeFiles(opts: TokenizeFilesOptions): Promise<TokenizeSummary> {
+  if (opts.inputs.length === 0) throw new UsageError('tokenize: give at least one --input file');
+  const tok = opts.tokenizer;
+  let read = 0;
+  let skipped = 0;
+  let chars = 0;
+  let truncated = 0;
+  const onError = (e: RecordError) => {
+    if (opts.strict) throw e;
+    skipped++;
+    opts.onError?.(e);
+  };
+  const progress = () => {
+    if (opts.onProgress && (read & 1023) === 0) opts.onProgress(chars, read);
+  };
+  const info = {
+    kind: opts.kind,
+    tokenizer: opts.tokenizerPath,
+    vocabSize: tok.vocabSize,
+    bosId: tok.bosId,
+    eosId: tok.eosId,
+    padId: tok.padId,
+    inputs: opts.inputs.map((f) => path.basename(f)),
+  };
+
+  if (opts.kind === 'sft') {
+    const maxSeqLength = opts.maxSeqLength ?? DEFAULT_MAX_SEQ_LENGTH;
+    if (!Number.isInteger(maxSeqLength) || maxSeqLength < 1) throw new UsageError(`--max-seq-length must be a positive integer, got ${opts.maxSeqLength}`);
+    const template = resolveTemplate(opts.template);
+    async function* examples() {
+      for (const file of opts.inputs) {
+        for await (const { record } of readAlpacaRecords(file, { strict: opts.strict, onError })) {
+          read++;
+          chars += record.instruction.length + (record.input?.length ?? 0) + record.output.length;
+          const ex = buildSftExample(record, tok, { maxSeqLength, template });
+          if (ex.inputIds.length === maxSeqLength) truncated++;
+          progress();
+          yield ex;
+        }
+      }
+    }
+    const meta = await writeTokenizedDataset(opts.out, examples(), { ...info, maxSeqLength, template: template.name });
+    return { meta, read, skipped: skipped, chars, truncated };
+  }
+  if (opts.kind === 'pt') {
+    const blockSize = opts.blockSize ?? 512;
+    if (!Number.isInteger(blockSize) || blockSize < 1) throw new UsageError(`--block-size must be a positive integer, got ${opts.blockSize}`);
+    async function* lines() {
+      for (const file of opts.inputs) {
+        const source = /\.jsonl?$/i.test(file) ? jsonTextField(file, onError) : readTextLines(file, onError);
+        for await (const line of source) {
+          read++;
+          chars += line.length;
+          progress();
+          yield line;
+        }
+      }
+    }
+    const meta = await writeTokenizedDataset(
+      opts.out,
+      (async function* () {
+        for await (const block of buildPretrainBlocks(lines(), tok, blockSize)) yield { inputIds: block };
+      })(),
+      { ...info, blockSize },
+    );
+    return { meta, read, skipped, chars, truncated: 0 };
+  }
+  throw new UsageError(`--kind must be sft or pt, got '${opts.kind as string}'`);
+}
+
+/** Pre-training text from JSON lines / arrays of {"text": …} (e.g. C4): each document is one sample. */
+async function* jsonTextField(file: string, onError: (e: RecordError) => void): AsyncGenerator<string> {
+  for await (const it of readJsonRecords(file)) {
+    if (!it.ok) {
+      onError(it.error);
+      continue;
+    }
+    const v = it.value as { text?: unknown } | null;
+    if (v === null || typeof v !== 'object' || typeof v.text !== 'string') {
+      onError(new RecordError(file, it.where, 'expected an object with a string "text" field'));
+      continue;
+    }
+    yield v.text;
+  }
+}
