@@ -85,6 +85,11 @@ describe('checkpoints', () => {
     await fs.writeFile(path.join(out, 'notes.txt'), 'mine');
     await expect(prepareOutputDir(out, { overwrite: false })).rejects.toThrow(OutputDirNotEmptyError);
     await expect(prepareOutputDir(out, { overwrite: false })).rejects.toThrow(/--overwrite-output-dir/);
+    // what a run killed before its first checkpoint leaves behind does not block a restart
+    const early = path.join(root, 'early');
+    await fs.mkdir(path.join(early, 'data_cache'), { recursive: true });
+    await fs.writeFile(path.join(early, 'metrics.jsonl'), '');
+    expect((await prepareOutputDir(early, { overwrite: false })).resumeFrom).toBeUndefined();
     await fs.mkdir(path.join(out, 'checkpoint-3'));
     await fs.writeFile(path.join(out, 'checkpoint-3', 'trainer_state.json'), JSON.stringify(state(3)));
     await fs.writeFile(path.join(out, 'metrics.jsonl'), '{}\n');

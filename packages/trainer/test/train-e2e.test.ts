@@ -98,7 +98,9 @@ describe('training lowers eval perplexity on Chinese text', () => {
   it('stage 2 (LoRA + embed_tokens/lm_head) cuts held-out perplexity by more than half', async () => {
     const out = path.join(root, 'ppl');
     const a = await args('pretrain', out, { stage: '2', maxSteps: '24', learningRate: '6e-3', loggingSteps: '6', evalSteps: '12', doEval: true, saveSteps: '1000', loraRank: '8', loraAlpha: '32', loraDropout: '0.05', trainable: 'q_proj,v_proj,k_proj,o_proj,gate_proj,down_proj,up_proj', lrSchedulerType: 'cosine', warmupRatio: '0.05' });
-    const result = await runTrainingSession(a, { backend: 'wasm' });
+    const counts: number[] = [];
+    const result = await runTrainingSession(a, { backend: 'wasm', onStep: (s) => void counts.push(s.numTensors) });
+    expect(new Set(counts).size).toBe(1); // LoRA + dropout + eval steps leak nothing either
     const evals = result.logHistory.filter((e) => e.eval_perplexity !== undefined);
     const first = evals[0]!;
     const last = evals.at(-1)!;

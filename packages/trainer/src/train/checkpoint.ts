@@ -114,10 +114,13 @@ export async function prepareOutputDir(outputDir: string, opts: { overwrite: boo
   }
   const latest = await latestCheckpoint(outputDir);
   if (latest) return { resumeFrom: latest };
-  const others = (await fs.readdir(outputDir)).filter((n) => n !== DATA_CACHE_DIR);
+  // what a run killed before its first checkpoint leaves (cache, log, plot) does not count as content
+  const others = (await fs.readdir(outputDir)).filter((n) => !RESTARTABLE_LEFTOVERS.has(n));
   if (others.length > 0) throw new OutputDirNotEmptyError(outputDir);
   return { resumeFrom: undefined };
 }
+
+const RESTARTABLE_LEFTOVERS = new Set([DATA_CACHE_DIR, 'metrics.jsonl', 'training_plot.svg']);
 
 /** Files the trainer writes at the top of the output dir (besides checkpoints and the data cache). */
 export const OWN_OUTPUTS = new Set([

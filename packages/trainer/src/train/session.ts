@@ -186,6 +186,9 @@ export async function runTrainingSession(
             { datasetDir: args.datasetDir, validationFile: args.validationFile, maxSeqLength: args.maxSeqLength, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
             t.tokenizer,
           );
+    if (args.doEval && !data.eval) {
+      throw new TrainSessionError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
+    }
     const isLora = t.lora !== undefined;
     const result = await runTrainingLoop(
       loopModel(t.model),
