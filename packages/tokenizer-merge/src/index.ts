@@ -54,3 +54,8 @@ export { compareModels, formatCompare } from './cli/compare.js';
 export type { CompareReport, CompareRow } from './cli/compare.js';
 export { inspectModel, formatInspect } from './cli/inspect.js';
 export type { InspectReport } from './cli/inspect.js';
+export { trainSentencePiece, writeTrainedModel } from './train/train.js';
+export type { TrainProgress, TrainResult, TrainSentencePieceOptions, TrainStats } from './train/train.js';
+export { TrainError } from './train/errors.js';
+export { runTrain } from './cli/train.js';
+export type { TrainCommandOptions } from './cli/train.js';

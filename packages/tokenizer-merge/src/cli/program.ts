@@ -7,10 +7,11 @@ import { register as registerCompare } from './compare.js';
 import { register as registerEncode } from './encode.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerMerge } from './merge.js';
+import { register as registerTrain } from './train.js';
 
 type RegisterCommand = (program: Command) => void;
 
-const COMMANDS: RegisterCommand[] = [registerMerge, registerEncode, registerInspect, registerCompare];
+const COMMANDS: RegisterCommand[] = [registerMerge, registerEncode, registerInspect, registerCompare, registerTrain];
 
 export function createProgram(): Command {
   const program = new Command('cllama-tokenizer')
