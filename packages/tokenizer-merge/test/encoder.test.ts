@@ -111,6 +111,15 @@ describe.each(MODELS)('%s: ids identical to SentencePiece', (name) => {
     expect(compare(encoder, spp, golden.texts.filter((t) => !hasLoneSurrogate(t))).firstMismatch).toBeUndefined();
   });
 
+  it('gives the pieces EncodeAsPieces gives (unknown runs as their text)', () => {
+    const texts = [...golden.texts.filter((t) => !hasLoneSurrogate(t)), ...zhLines.slice(0, 1000), ...c4Docs.slice(0, 50)];
+    for (const text of texts) {
+      const want = text.length > 0 ? spp.encodePieces(text) : [];
+      const got = encoder.encodePieces(text);
+      if (want.length !== got.length || want.some((p, k) => p !== got[k])) expect({ text, got }).toEqual({ text, got: want });
+    }
+  });
+
   it('decodes as SentencePiece does', () => {
     golden.texts.forEach((text, i) => {
       expect({ text, decoded: encoder.decode(golden.ids[name][i]) }).toEqual({ text, decoded: golden.decoded[name][i] });
@@ -119,6 +128,50 @@ describe.each(MODELS)('%s: ids identical to SentencePiece', (name) => {
       const ids = spp.encodeIds(text);
       const ours = encoder.decode(ids);
       if (!sameDecoded(ours, spp.decodeIds(ids))) expect({ text, ours }).toEqual({ text, ours: spp.decodeIds(ids) });
+    }
+  });
+});
+
+/** Deterministic PRNG (mulberry32) so fuzz failures reproduce. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe.each(MODELS)('%s: fuzz against sentencepiece-js', (name) => {
+  it('random texts from a mixed alphabet encode identically; random id sequences decode identically', async () => {
+    const proto = readProto(name);
+    const encoder = new SentencePieceEncoder(proto);
+    const spp = await oracle(proto);
+    const random = rng(name.length * 7919);
+    // Characters that exercise merges, spaces, normalization, unknowns and byte fallback.
+    const alphabet = [...'  \t\nabcdeinorst。，、的一是了我不人在他有这个上们来到时大地为子中你说生国年着就那和要她出也得里后自以会．．..!?0123'];
+    alphabet.push('\u3000', 'Ａ', 'ｂ', '😀', '𠮷', '\u200b', '\u0301', '▁', 'ﬁ', '①', 'Ω', 'é', 'ß', '\u00a0', '\ufeff');
+    const texts: string[] = [];
+    for (let k = 0; k < 400; k++) {
+      const length = 1 + Math.floor(random() * 40);
+      let t = '';
+      for (let i = 0; i < length; i++) t += alphabet[Math.floor(random() * alphabet.length)];
+      texts.push(t);
+    }
+    expect(compare(encoder, spp, texts)).toEqual({ identical: texts.length, total: texts.length, firstMismatch: undefined });
+    // Random id sequences: control, unknown, byte (often malformed UTF-8) and normal pieces mixed.
+    const special = proto.pieces.flatMap((p, i) => (p.type !== undefined && p.type !== 1 ? [i] : []));
+    for (let k = 0; k < 400; k++) {
+      const ids: number[] = [];
+      const length = 1 + Math.floor(random() * 12);
+      for (let i = 0; i < length; i++) {
+        ids.push(random() < 0.5 ? special[Math.floor(random() * special.length)] : Math.floor(random() * proto.pieces.length));
+      }
+      const ours = encoder.decode(ids);
+      const wasm = spp.decodeIds(ids);
+      if (!sameDecoded(ours, wasm)) expect({ ids, ours }).toEqual({ ids, ours: wasm });
     }
   });
 });
@@ -132,6 +185,11 @@ describe('model variants (user-defined symbols, UNUSED pieces, no byte fallback,
     const encoder = new SentencePieceEncoder(proto);
     const spp = await oracle(proto);
     expect(compare(encoder, spp, texts)).toEqual({ identical: texts.length, total: texts.length, firstMismatch: undefined });
+    for (const text of texts) {
+      const want = text.length > 0 ? spp.encodePieces(text) : [];
+      const got = encoder.encodePieces(text);
+      if (want.join('\u0000') !== got.join('\u0000')) expect({ text, got }).toEqual({ text, got: want });
+    }
   }
 
   function withUserDefined(proto: ModelProto, symbols: string[]): ModelProto {

@@ -215,7 +215,8 @@ export class BpeModel {
       return;
     }
     const cache = this.cache;
-    const cacheable = end - start <= MAX_CACHED_SEGMENT;
+    // Recording piece strings needs the characters behind unknown pieces, which the memo drops.
+    const cacheable = end - start <= MAX_CACHED_SEGMENT && !emitter.recording;
     const hash = cacheable ? SegmentCache.hash(syms, start, end) : 0;
     if (cacheable) {
       const slot = cache.find(syms, start, end, hash);
@@ -223,12 +224,16 @@ export class BpeModel {
         const pool = cache.valuePool;
         const from = cache.valueStart(slot);
         const to = from + cache.valueLength(slot);
-        for (let k = from; k < to; k++) emitter.emit(pool[k]);
+        emitter.emitRange(pool, from, to);
         return;
       }
     }
     const count = this.loadSymbolIds(syms, start, end);
     this.merge(count);
+    if (emitter.recording) {
+      this.emitFinalSymbols(emitter);
+      return;
+    }
     const out = this.segmentIds;
     out.length = 0;
     for (let i = 0; i !== -1; i = this.nextIdx[i]) this.finalSymbol(i, out, emitter);
@@ -250,11 +255,23 @@ export class BpeModel {
   private encodeWhole(text: string, emitter: Emitter): void {
     const n = this.loadSymbols(text, 0, text.length);
     this.merge(n);
-    const out = this.segmentIds;
-    out.length = 0;
-    for (let i = 0; i !== -1; i = this.nextIdx[i]) this.finalSymbol(i, out, emitter);
-    for (const id of out) emitter.emit(id);
+    this.emitFinalSymbols(emitter);
     this.revMerge.clear();
+  }
+
+  /** Emit the merged symbols one by one (unknown characters with their text). */
+  private emitFinalSymbols(emitter: Emitter): void {
+    const out = this.segmentIds;
+    for (let i = 0; i !== -1; i = this.nextIdx[i]) {
+      const s = this.sym[i];
+      if (s >= 0 && s < this.pieceCount) {
+        out.length = 0;
+        this.finalSymbol(i, out, emitter);
+        for (const id of out) emitter.emit(id);
+      } else {
+        emitter.emitUnknownChar(this.codePointOf(s));
+      }
+    }
   }
 
   /** Ids of symbol `i` after merging, as `resegment` + `PopulateSentencePieceText` give them. */

@@ -69,9 +69,13 @@ export class SentencePieceEncoder {
 
   /** Ids of `text`, as `SentencePieceProcessor::Encode` (no BOS/EOS). */
   encode(text: string): number[] {
+    return this.run(text, false).ids;
+  }
+
+  private run(text: string, recordPieces: boolean): { ids: number[]; pieces: string[] } {
     const emitter = this.emitter;
-    emitter.reset();
-    if (text.length === 0) return emitter.ids;
+    emitter.reset(recordPieces);
+    if (text.length === 0) return { ids: [], pieces: [] };
     const normalizer = this.normalizer;
     if (this.bpe && normalizer.isIdentity && this.bpe.isSegmentable) {
       // LLaMA-style models: read the raw text directly (same symbols as the normalized string).
@@ -84,9 +88,9 @@ export class SentencePieceEncoder {
       const n = this.normalizer.normalizeBytes(Buffer.from(text, 'utf8'));
       this.unigram!.encode(this.normalizer.output, n, emitter);
     }
-    const ids = emitter.ids;
-    emitter.ids = [];
-    return ids;
+    const result = { ids: emitter.ids, pieces: emitter.pieces ?? [] };
+    emitter.reset();
+    return result;
   }
 
   /** `encode` under the name `SentencePieceBackend` (./tokenizer.ts) uses. */
@@ -99,9 +103,9 @@ export class SentencePieceEncoder {
     return this.decode(ids);
   }
 
-  /** Pieces of `text` (unknown runs as their unk piece string, bytes as `<0xNN>`). */
+  /** Pieces of `text` as `EncodeAsPieces`: an unknown run is its (normalized) text, bytes `<0xNN>`. */
   encodePieces(text: string): string[] {
-    return this.encode(text).map((id) => this.vocab.pieceStrings[id]);
+    return this.run(text, true).pieces;
   }
 
   idToPiece(id: number): string {
