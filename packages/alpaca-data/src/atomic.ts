@@ -69,10 +69,13 @@ export class AtomicFileWriter {
     return this.written + this.buffered;
   }
 
-  async write(data: string | Uint8Array): Promise<void> {
+  /**
+   * Append bytes or text. Bytes are copied (callers may reuse their arrays) unless `owned` says the
+   * caller hands the array over and will not touch it again.
+   */
+  async write(data: string | Uint8Array, owned = false): Promise<void> {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    // Copy: callers may reuse their typed arrays after write() returns.
-    this.chunks.push(typeof data === 'string' ? buf : Buffer.from(buf));
+    this.chunks.push(typeof data === 'string' || owned ? buf : Buffer.from(buf));
     this.buffered += buf.length;
     if (this.buffered >= this.flushBytes) await this.flush();
   }

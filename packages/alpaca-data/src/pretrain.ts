@@ -22,18 +22,18 @@ export async function* buildPretrainBlocks(
   if (!Number.isInteger(blockSize) || blockSize < 1) {
     throw new UsageError(`blockSize must be a positive integer, got ${blockSize}`);
   }
-  let pending: number[] = [];
+  // One block is filled in place; a full block is handed out and a fresh one started.
+  let block = new Array<number>(blockSize);
+  let fill = 0;
   for await (const raw of lines as AsyncIterable<string>) {
-    pending.push(tok.bosId);
     const ids = tok.encode(stripEol(raw));
-    for (let i = 0; i < ids.length; i++) pending.push(ids[i]);
-    if (pending.length >= blockSize) {
-      let start = 0;
-      while (pending.length - start >= blockSize) {
-        yield pending.slice(start, start + blockSize);
-        start += blockSize;
+    for (let i = -1; i < ids.length; i++) {
+      block[fill++] = i < 0 ? tok.bosId : ids[i];
+      if (fill === blockSize) {
+        yield block;
+        block = new Array<number>(blockSize);
+        fill = 0;
       }
-      pending = pending.slice(start);
     }
   }
 }

@@ -111,18 +111,64 @@ export async function* readByteLines(file: string): AsyncGenerator<{ bytes: Buff
   }
 }
 
-/** Text lines (for pre-training). Lines that are not valid UTF-8 are reported through `onError` and skipped. */
+/**
+ * Text lines (for pre-training), without `\n` / `\r\n`. Lines that are not valid UTF-8 are reported
+ * through `onError` and skipped (thrown without `onError`).
+ * Fast path: a whole chunk (up to its last newline) is decoded at once and split; only a chunk that
+ * fails to decode is taken apart line by line to find the bad lines.
+ */
 export async function* readTextLines(file: string, onError?: (e: RecordError) => void): AsyncGenerator<string> {
-  for await (const { bytes, line } of readByteLines(file)) {
-    try {
-      yield utf8.decode(bytes);
-    } catch {
-      const bad = firstInvalidUtf8(bytes);
-      const e = new RecordError(file, `line ${line}`, `not valid UTF-8 (bad byte at byte ${bad}); the line was skipped`);
-      if (onError) onError(e);
-      else throw e;
+  let carry: Buffer | undefined;
+  let line = 0;
+  let first = true;
+  /** Split bytes (no trailing newline) into lines, decoding each on its own. */
+  const perLine = function* (bytes: Buffer): Generator<string> {
+    let start = 0;
+    for (;;) {
+      const nl = bytes.indexOf(0x0a, start);
+      let piece = bytes.subarray(start, nl === -1 ? bytes.length : nl);
+      if (piece.length > 0 && piece[piece.length - 1] === 0x0d) piece = piece.subarray(0, piece.length - 1);
+      line++;
+      try {
+        yield utf8.decode(piece);
+      } catch {
+        const e = new RecordError(file, `line ${line}`, `not valid UTF-8 (bad byte at byte ${firstInvalidUtf8(piece)}); the line was skipped`);
+        if (onError) onError(e);
+        else throw e;
+      }
+      if (nl === -1) return;
+      start = nl + 1;
     }
+  };
+  const whole = function* (bytes: Buffer): Generator<string> {
+    // `bytes` ends with '\n'. Decode it in one go when it is valid UTF-8.
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      yield* perLine(bytes.subarray(0, bytes.length - 1));
+      return;
+    }
+    const parts = text.split('\n');
+    parts.pop(); // after the final '\n'
+    for (const p of parts) {
+      line++;
+      yield p.endsWith('\r') ? p.slice(0, -1) : p;
+    }
+  };
+  for await (let c of chunks(file)) {
+    if (first && c[0] === 0xef && c[1] === 0xbb && c[2] === 0xbf) c = c.subarray(3);
+    first = false;
+    const lastNl = c.lastIndexOf(0x0a);
+    if (lastNl === -1) {
+      carry = carry ? Buffer.concat([carry, c]) : Buffer.from(c);
+      continue;
+    }
+    const head = carry ? Buffer.concat([carry, c.subarray(0, lastNl + 1)]) : c.subarray(0, lastNl + 1);
+    carry = lastNl + 1 < c.length ? Buffer.from(c.subarray(lastNl + 1)) : undefined;
+    yield* whole(head);
   }
+  if (carry && carry.length > 0) yield* perLine(carry);
 }
 
 /** JSON lines: one value per non-blank line. Errors name the line. */

@@ -116,11 +116,14 @@ export async function writeTokenizedDataset(
           `record ${count}: ${recHasLabels ? 'has' : 'lacks'} labels unlike record 0; give labels for all records or for none`,
         );
       }
-      const ids = Int32Array.from(rec.inputIds);
+      const ids = new Int32Array(n);
       for (let i = 0; i < n; i++) {
-        if (!Number.isInteger(rec.inputIds[i]) || rec.inputIds[i] < 0 || rec.inputIds[i] > 0x7fffffff) {
-          throw new TokenizedDatasetError(`record ${count}: token ${i} is ${rec.inputIds[i]}, not a non-negative int32 token id`);
+        const t = rec.inputIds[i];
+        // (t | 0) === t: an integer in int32 range; then not negative.
+        if ((t | 0) !== t || t < 0) {
+          throw new TokenizedDatasetError(`record ${count}: token ${i} is ${t}, not a non-negative int32 token id`);
         }
+        ids[i] = t;
       }
       if (rec.labels !== undefined) {
         if (rec.labels.length !== n) {
@@ -136,9 +139,9 @@ export async function writeTokenizedDataset(
             );
           }
         }
-        await writers.labels!.write(mask);
+        await writers.labels!.write(mask, true);
       }
-      await writers.tokens.write(new Uint8Array(ids.buffer));
+      await writers.tokens.write(new Uint8Array(ids.buffer), true);
       numTokens += n;
       off[0] = BigInt(numTokens);
       await writers.offsets.write(new Uint8Array(off.buffer));

@@ -84,6 +84,19 @@ describe('streamed JSON readers', () => {
   });
 });
 
+describe('text lines over read-chunk boundaries', () => {
+  it('match a plain split, with one bad line reported by number', async () => {
+    const lines = Array.from({ length: 60000 }, (_, i) => (i % 7 === 0 ? '' : `第${i}行 line ${i} 😀`.repeat(1 + (i % 3))));
+    const parts = lines.map((l, i) => (i === 31234 ? Buffer.concat([Buffer.from('x'), Buffer.from([0xe4, 0x41])]) : Buffer.from(l)));
+    const f = file('big.txt', Buffer.concat(parts.flatMap((p, i) => [p, Buffer.from(i % 5 === 0 ? '\r\n' : '\n')])));
+    expect(readFileSync(f).length).toBeGreaterThan(2_000_000);
+    const errors: RecordError[] = [];
+    const got = await collect(readTextLines(f, (e) => errors.push(e)));
+    expect(got).toEqual(lines.filter((_, i) => i !== 31234));
+    expect(errors.map((e) => e.where)).toEqual(['line 31235']);
+  });
+});
+
 describe('Alpaca records', () => {
   it('reports missing fields and wrong types without stopping; strict throws', async () => {
     const lines = [
