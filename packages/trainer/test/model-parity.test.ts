@@ -62,8 +62,11 @@ describe.each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'])('%s parity wi
     logits.dispose();
   });
 
-  it('HF causal-LM loss within 1e-5 and every weight gradient norm within 1e-3 relative', () => {
-    const { value, grads } = tf.variableGrads(() => model.loss(ids, labels));
+  it.each([
+    ['softmax kept for the backward pass', undefined],
+    ['logits recomputed in the backward pass', 0],
+  ])('HF causal-LM loss within 1e-5 and every weight gradient norm within 1e-3 relative (%s)', (_label, keepProbsBytes) => {
+    const { value, grads } = tf.variableGrads(() => model.loss(ids, labels, { keepProbsBytes, chunkTokens: 20 }));
     expect(Math.abs(value.dataSync()[0]! - golden.loss)).toBeLessThan(1e-5);
     const named = model.namedVariables();
     expect([...named.keys()].sort()).toEqual(Object.keys(golden.grad_norms).sort());
@@ -98,6 +101,23 @@ describe.each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'])('%s parity wi
       const loss = model.loss(ids, labels, { chunkTokens });
       expect(relErr(loss.dataSync()[0]!, total / count), `chunk ${chunkTokens}`).toBeLessThan(1e-6);
       loss.dispose();
+    }
+  });
+
+  it('a frozen lm_head gets no gradient work and the embedding gradient is unchanged', () => {
+    const embed = model.variables((n) => n === 'model.embed_tokens.weight');
+    const full = tf.variableGrads(() => model.loss(ids, labels), embed);
+    model.setTrainable((n) => n === 'model.embed_tokens.weight');
+    try {
+      const frozen = tf.variableGrads(() => model.loss(ids, labels));
+      expect(Object.keys(frozen.grads)).toEqual([embed[0]!.name]);
+      const a = full.grads[embed[0]!.name]!.dataSync();
+      const b = frozen.grads[embed[0]!.name]!.dataSync();
+      expect(Array.from(b)).toEqual(Array.from(a));
+      tf.dispose([frozen.value, ...Object.values(frozen.grads)]);
+    } finally {
+      model.setTrainable(() => true);
+      tf.dispose([full.value, ...Object.values(full.grads)]);
     }
   });
 

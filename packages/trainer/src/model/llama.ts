@@ -114,6 +114,8 @@ export interface LossOptions {
   attentionMask?: tf.Tensor2D;
   /** Tokens per chunk in the fused LM-head + cross-entropy (memory vs. speed). */
   chunkTokens?: number;
+  /** Keep the softmax for the backward pass up to this many bytes, else recompute (default 256 MiB). */
+  keepProbsBytes?: number;
 }
 
 export class LlamaModel {
@@ -231,6 +233,20 @@ export class LlamaModel {
     for (const [name, v] of this.params) if (!filter || filter(name)) out.set(name, v);
     if (this.lora) for (const [name, v] of this.lora.variables) if (!filter || filter(name)) out.set(name, v);
     return out;
+  }
+
+  /**
+   * Sets tf.Variable.trainable from a name filter: tf.variableGrads without an explicit list then
+   * differentiates only these, and the fused LM-head loss skips the [vocab, hidden] gradient of a
+   * frozen lm_head (stage 1 trains the embeddings only). Returns the trainable variables.
+   */
+  setTrainable(filter: (name: string) => boolean): tf.Variable[] {
+    const trainable: tf.Variable[] = [];
+    for (const [name, v] of this.namedVariables()) {
+      v.trainable = filter(name);
+      if (v.trainable) trainable.push(v);
+    }
+    return trainable;
   }
 
   /** The variables, optionally filtered by HF name (e.g. `n => n.includes('embed_tokens')`). */
@@ -358,7 +374,7 @@ export class LlamaModel {
     return tf.tidy(() => {
       const h = this.hiddenStates(inputIds, { attentionMask: opts.attentionMask });
       const shifted = tf.reshape(tf.slice(h, [0, 0, 0], [batch, seq - 1, -1]), [batch * (seq - 1), this.config.hiddenSize]) as tf.Tensor2D;
-      return fusedLinearCrossEntropy(shifted, this.lmHeadWeight as tf.Tensor as tf.Tensor2D, targets, opts.chunkTokens);
+      return fusedLinearCrossEntropy(shifted, this.lmHeadWeight as tf.Tensor as tf.Tensor2D, targets, opts.chunkTokens, opts.keepProbsBytes);
     });
   }
 

@@ -3,7 +3,7 @@
  * tfjs's own are slow or missing on the wasm backend:
  *
  * - `matMul`: tfjs's matMul gradient multiplies with transpose flags, which on tfjs-wasm runs ~10×
- *   slower than an explicit `tf.transpose` followed by a plain matMul. Ours transposes explicitly.
+ *   slower than an explicit `tf.transpose` followed by a plain matMul (see register-gradients.ts).
  * - `embeddingLookup`: gather's gradient needs UnsortedSegmentSum, which tfjs-wasm does not have.
  * - `causalLmLossFromHidden`: the LM head and softmax cross-entropy fused and computed a chunk of
  *   tokens at a time, so neither the full [tokens, vocab] logits nor a one-hot matrix ever exist
@@ -32,19 +32,12 @@ export function transposeLast2(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * a @ b (batched over leading axes, same batch shape for both) with a gradient that uses explicit
- * transposes instead of matMul's transpose flags: d a = dy @ bᵀ, d b = aᵀ @ dy.
+ * a @ b, batched over leading axes. Its gradient (registered in register-gradients.ts) uses explicit
+ * transposes instead of matMul's transpose flags, which are slow on tfjs-wasm.
  */
-export const matMul = customGradient((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([a, b]);
-  return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved;
-      return [tf.matMul(dy, transposeLast2(sb!)), tf.matMul(transposeLast2(sa!), dy)];
-    },
-  };
-});
+export function matMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return tf.matMul(a, b);
+}
 
 /** x @ Wᵀ for a weight stored as HF does, [outFeatures, inFeatures]; x is [..., inFeatures]. */
 export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
@@ -150,6 +143,9 @@ export function rotaryTables(
   return { cos: tf.tensor2d(cos, [length, headDim]), sin: tf.tensor2d(sin, [length, headDim]) };
 }
 
+/** Softmax kept between forward and backward up to this size (4 × 256 tokens × 50k vocab = 205 MB). */
+export const DEFAULT_KEEP_PROBS_BYTES = 256 * 1024 * 1024;
+
 /** Labels value HF ignores in the loss. */
 export const IGNORE_INDEX = -100;
 
@@ -157,16 +153,18 @@ export const IGNORE_INDEX = -100;
  * Mean softmax cross-entropy of `hidden @ lmHeadᵀ` against `targets` (entries equal to -100 are
  * ignored), differentiable w.r.t. both hidden [N, H] and lmHead [V, H].
  *
- * Forward and backward walk `chunkTokens` rows at a time: the logits of one chunk are recomputed in
- * the backward pass instead of being kept, and the one-hot term of the gradient is applied as a row
- * gather / scatter rather than a [tokens, vocab] matrix. d logits = (softmax − onehot) / count.
- * With no counted token the loss is 0 (PyTorch would give NaN).
+ * Forward and backward walk `chunkTokens` rows at a time, and the one-hot term of the gradient is
+ * applied as a row gather / scatter rather than a [tokens, vocab] matrix:
+ * d logits = (softmax − onehot) / count. The softmax of every chunk is kept for the backward pass when
+ * all of them fit in `keepProbsBytes` (saves a third of the LM head's matmul work); otherwise each
+ * chunk's logits are recomputed there. With no counted token the loss is 0 (PyTorch would give NaN).
  */
 export function fusedLinearCrossEntropy(
   hidden: tf.Tensor2D,
   lmHead: tf.Tensor2D,
   targets: Int32Array,
   chunkTokens = 256,
+  keepProbsBytes = DEFAULT_KEEP_PROBS_BYTES,
 ): tf.Scalar {
   const n = hidden.shape[0];
   const vocab = lmHead.shape[0];
@@ -185,15 +183,22 @@ export function fusedLinearCrossEntropy(
   const chunks: Array<[number, number]> = [];
   for (let s = 0; s < n; s += chunkTokens) chunks.push([s, Math.min(chunkTokens, n - s)]);
 
+  const keepProbs = n * vocab * 4 <= keepProbsBytes;
+
   const op = customGradient((h: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
-    // Forward: per chunk, logits → logsumexp and the target logit.
-    const { loss, lse } = tf.tidy(() => {
+    // Forward: per chunk, logits → logsumexp (via the softmax's normaliser) and the target logit.
+    const { loss, lse, probs } = tf.tidy(() => {
       const wT = tf.transpose(w);
       const lseParts: tf.Tensor[] = [];
+      const probParts: tf.Tensor[] = [];
       let total: tf.Tensor = tf.scalar(0);
       for (const [start, size] of chunks) {
         const logits = tf.matMul(tf.slice(h, [start, 0], [size, -1]), wT);
-        const chunkLse = tf.logSumExp(logits, 1);
+        const max = tf.max(logits, 1, true);
+        const e = tf.exp(tf.sub(logits, max));
+        const norm = tf.sum(e, 1, true);
+        const chunkLse = tf.reshape(tf.add(max, tf.log(norm)), [size]);
+        if (keepProbs) probParts.push(tf.div(e, norm));
         const flatIndex = new Int32Array(size);
         for (let i = 0; i < size; i++) flatIndex[i] = i * vocab + safeTargets[start + i]!;
         const targetLogit = tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(flatIndex, 'int32'));
@@ -201,34 +206,50 @@ export function fusedLinearCrossEntropy(
         total = tf.add(total, tf.sum(tf.mul(tf.sub(chunkLse, targetLogit), chunkWeights)));
         lseParts.push(chunkLse);
       }
-      return { loss: tf.div(total, Math.max(count, 1)) as tf.Scalar, lse: tf.concat(lseParts) };
+      return { loss: tf.div(total, Math.max(count, 1)) as tf.Scalar, lse: tf.concat(lseParts), probs: probParts };
     });
-    save([h, w, lse]);
+    save([h, w, lse, ...probs]);
+    // Outside gradient recording nothing is saved: drop the softmax right away.
+    tf.dispose(probs);
     return {
       value: loss,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sh, sw, slse] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        const [sh, sw, slse, ...savedProbs] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, ...tf.Tensor2D[]];
+        // A frozen LM head (stage-1 training of the embeddings only) needs no [vocab, hidden] gradient.
+        const headGrad = !(lmHead instanceof tf.Variable && !lmHead.trainable);
         // Per-token factor dy / count (0 for ignored tokens).
         const scale = tf.mul(tf.tensor1d(weights), tf.div(dy, Math.max(count, 1)));
+        const wT = keepProbs ? undefined : tf.transpose(sw);
         const hiddenGrads: tf.Tensor[] = [];
-        let lmHeadGradT: tf.Tensor = tf.zeros([sw.shape[1], vocab]);
-        const wT = tf.transpose(sw);
-        for (const [start, size] of chunks) {
-          const [dh, dwT] = tf.tidy(() => {
+        // d lmHead is accumulated transposed, [hidden, vocab], so each chunk only transposes hc.
+        let lmHeadGradT: tf.Tensor | undefined;
+        for (const [index, [start, size]] of chunks.entries()) {
+          // tf.tidy per chunk: the [chunk, vocab] intermediates are freed before the next chunk
+          // (the backward pass as a whole only tidies at its very end).
+          const [dh, acc] = tf.tidy(() => {
             const hc = tf.slice(sh, [start, 0], [size, -1]);
             const sc = tf.reshape(tf.slice(scale, [start], [size]), [size, 1]);
-            const lsec = tf.reshape(tf.slice(slse, [start], [size]), [size, 1]);
-            const probsScaled = tf.mul(tf.exp(tf.sub(tf.matMul(hc, wT), lsec)), sc);
+            const probs = keepProbs
+              ? savedProbs[index]!
+              : tf.exp(tf.sub(tf.matMul(hc, wT!), tf.reshape(tf.slice(slse, [start], [size]), [size, 1])));
+            // (softmax − onehot) · scale = probs · scale − onehot · scale; the onehot part is a row gather.
+            const probsScaled = tf.mul(probs, sc);
             const targetRows = tf.gather(sw, tf.tensor1d(safeTargets.subarray(start, start + size), 'int32'));
             const dhc = tf.sub(tf.matMul(probsScaled, sw), tf.mul(targetRows, sc));
-            return [dhc, tf.add(lmHeadGradT, tf.matMul(tf.transpose(hc), probsScaled))];
+            if (!headGrad) return [dhc];
+            const part = tf.matMul(tf.transpose(hc), probsScaled);
+            return [dhc, lmHeadGradT ? tf.add(lmHeadGradT, part) : part];
           });
-          lmHeadGradT.dispose();
-          lmHeadGradT = dwT!;
           hiddenGrads.push(dh!);
+          if (acc) {
+            lmHeadGradT?.dispose();
+            lmHeadGradT = acc;
+          }
         }
+        const hiddenGrad = tf.concat(hiddenGrads);
+        if (!headGrad) return [hiddenGrad, tf.zeros(sw.shape)];
         const oneHotPart = scatterAddRows(safeTargets, tf.mul(sh, tf.reshape(scale, [n, 1])) as tf.Tensor2D, vocab);
-        return [tf.concat(hiddenGrads), tf.sub(tf.transpose(lmHeadGradT), oneHotPart)];
+        return [hiddenGrad, tf.sub(tf.transpose(lmHeadGradT!), oneHotPart)];
       },
     };
   });
