@@ -185,51 +185,90 @@ export async function* readJsonLines(file: string): AsyncGenerator<RawItem> {
 /**
  * The elements of a top-level JSON array, one at a time. Errors name the record (1-based) and the
  * line it starts on. A malformed element costs only itself; a truncated file costs its last element.
+ *
+ * Outside strings the bytes are scanned one by one (nesting, commas); string contents — most of the
+ * bytes of Alpaca data — are skipped with Buffer.indexOf to the next unescaped quote, and newlines are
+ * counted with indexOf only when a line number is needed.
  */
 export async function* readJsonArray(file: string): AsyncGenerator<RawItem> {
-  let buf: Buffer = Buffer.alloc(0); // bytes from the current element's start (or scan position) on
+  let buf: Buffer = Buffer.alloc(0); // the current element's bytes from its start on, or the chunk
   let pos = 0; // scan position in buf
   let elemStart = -1; // start of the current element in buf, -1 when between elements
   let depth = 0; // 0 before the array, 1 inside it, >1 inside an element
-  let inString = false;
-  let escape = false;
+  let inString = false; // inside a string that continues into the next chunk
   let ended = false;
-  let line = 1; // line of buf[pos]
-  let elemLine = 1;
   let index = 0;
   let sawOpen = false;
   let trailingReported = false;
   let firstChunk = true;
+  // Line bookkeeping: `lineAt` is the line number of buf[linePos].
+  let linePos = 0;
+  let lineAt = 1;
+  const lineOf = (p: number): number => {
+    for (let nl = buf.indexOf(0x0a, linePos); nl !== -1 && nl < p; nl = buf.indexOf(0x0a, nl + 1)) lineAt++;
+    linePos = p;
+    return lineAt;
+  };
+  let elemLine = 1;
   const where = (i: number, l: number) => `record ${i + 1} (line ${l})`;
+  /** The closing quote of the string whose contents start at `from`, or -1 if not in buf. */
+  const closingQuote = (from: number): number => {
+    for (let q = buf.indexOf(0x22, from); q !== -1; q = buf.indexOf(0x22, q + 1)) {
+      let k = q - 1;
+      while (k >= from && buf[k] === 0x5c) k--;
+      if ((q - 1 - k) % 2 === 0) return q; // an even run of backslashes: the quote is not escaped
+    }
+    return -1;
+  };
+  let stringFrom = 0; // where the open string's contents start (when inString)
 
   for await (const c of chunks(file)) {
-    buf = elemStart >= 0 ? Buffer.concat([buf.subarray(elemStart), c]) : Buffer.from(c);
-    pos = elemStart >= 0 ? pos - elemStart : 0;
-    if (elemStart >= 0) elemStart = 0;
-    if (firstChunk && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) pos = 3;
+    if (elemStart >= 0) {
+      // Keep the element being read; positions shift by elemStart.
+      buf = Buffer.concat([buf.subarray(elemStart), c]);
+      pos -= elemStart;
+      stringFrom -= elemStart;
+      linePos -= elemStart;
+      elemStart = 0;
+    } else {
+      lineOf(buf.length);
+      buf = c;
+      pos = 0;
+      linePos = 0;
+    }
+    if (firstChunk && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) pos = linePos = 3;
     firstChunk = false;
     const items: RawItem[] = [];
-    for (; pos < buf.length; pos++) {
+    while (pos < buf.length) {
+      if (inString) {
+        const q = closingQuote(stringFrom);
+        if (q === -1) {
+          // The string goes on in the next chunk; closingQuote searches again from its start then
+          // (so a backslash run across the chunk boundary is judged whole).
+          pos = buf.length;
+          break;
+        }
+        inString = false;
+        pos = q + 1;
+        continue;
+      }
       const b = buf[pos];
-      if (b === 0x0a) line++;
       if (ended) {
         if (!isSpace(b) && !trailingReported) {
           trailingReported = true;
-          items.push({ ok: false, index, line, where: `line ${line}`, error: new RecordError(file, `line ${line}`, 'unexpected data after the closing ] of the array; the rest of the file was ignored') });
+          const l = lineOf(pos);
+          items.push({ ok: false, index, line: l, where: `line ${l}`, error: new RecordError(file, `line ${l}`, 'unexpected data after the closing ] of the array; the rest of the file was ignored') });
         }
-        continue;
-      }
-      if (inString) {
-        if (escape) escape = false;
-        else if (b === 0x5c) escape = true;
-        else if (b === 0x22) inString = false;
+        pos++;
         continue;
       }
       if (!sawOpen) {
-        if (isSpace(b)) continue;
-        if (b !== 0x5b) throw new InputFormatError(`${file}: expected a JSON array ('[') at line ${line}; for JSON lines use one object per line`);
-        sawOpen = true;
-        depth = 1;
+        if (!isSpace(b)) {
+          if (b !== 0x5b) throw new InputFormatError(`${file}: expected a JSON array ('[') at line ${lineOf(pos)}; for JSON lines use one object per line`);
+          sawOpen = true;
+          depth = 1;
+        }
+        pos++;
         continue;
       }
       if (depth === 1 && (b === 0x2c /* , */ || b === 0x5d /* ] */)) {
@@ -238,34 +277,39 @@ export async function* readJsonArray(file: string): AsyncGenerator<RawItem> {
           index++;
           elemStart = -1;
         } else if (b === 0x2c) {
-          items.push({ ok: false, index, line, where: where(index, line), error: new RecordError(file, where(index, line), 'empty element (two commas in a row, or a comma after [)') });
+          const l = lineOf(pos);
+          items.push({ ok: false, index, line: l, where: where(index, l), error: new RecordError(file, where(index, l), 'empty element (two commas in a row, or a comma after [)') });
           index++;
         }
         if (b === 0x5d) {
           ended = true;
           depth = 0;
         }
+        pos++;
         continue;
       }
-      if (isSpace(b)) continue;
+      if (isSpace(b)) {
+        pos++;
+        continue;
+      }
       if (elemStart < 0) {
         elemStart = pos;
-        elemLine = line;
+        elemLine = lineOf(pos);
       }
-      if (b === 0x22) inString = true;
-      else if (b === 0x7b || b === 0x5b) depth++;
+      if (b === 0x22) {
+        inString = true;
+        stringFrom = pos + 1;
+      } else if (b === 0x7b || b === 0x5b) depth++;
       else if (b === 0x7d || b === 0x5d) depth--;
+      pos++;
     }
     for (const it of items) yield it;
-    if (elemStart < 0) {
-      buf = Buffer.alloc(0);
-      pos = 0;
-    }
   }
   if (!sawOpen) return; // empty file: no records
   if (!ended) {
-    const w = elemStart >= 0 ? where(index, elemLine) : `line ${line}`;
-    yield { ok: false, index, line: elemLine, where: w, error: new RecordError(file, w, 'the file ends inside the array (truncated?); this record was dropped') };
+    const l = elemStart >= 0 ? elemLine : lineOf(buf.length);
+    const w = elemStart >= 0 ? where(index, elemLine) : `line ${l}`;
+    yield { ok: false, index, line: l, where: w, error: new RecordError(file, w, 'the file ends inside the array (truncated?); this record was dropped') };
   }
 }
 

@@ -114,6 +114,13 @@ describe('cllama-data CLI', () => {
     expect(ok.code).toBe(0);
     expect(ok.err).toMatch(/warning: .*bad.jsonl line 2: missing field "output"/);
     expect(ok.out).toMatch(/^2 examples .* 1 skipped/);
+    const enc = path.join(tmp, 'enc.json');
+    writeFileSync(enc, Buffer.concat([Buffer.from('[{"input": "ok", "target": "a", "type": "x"},\n{"input": "bad '), Buffer.from([0xff]), Buffer.from('", "target": "b"},\n{"input": 7, "target": "c"},\n{"input": "fine", "target": "d"}]')]));
+    const conv = run('convert', '--from', 'pclue', enc, '--out', path.join(tmp, 'enc.jsonl'));
+    expect(conv.code).toBe(0);
+    expect(conv.out).toContain('read 4, wrote 2 records');
+    expect(conv.err).toMatch(/enc.json record 2 \(line 2\): not valid UTF-8/);
+    expect(conv.err).toMatch(/enc.json record 3 \(line 3\): field "input" must be a string, got number/);
     const strict = run('tokenize', '--kind', 'sft', '--tokenizer', MERGED_MODEL, '--input', bad, '--out', path.join(tmp, 'b2'), '--strict');
     expect(strict.code).toBe(1);
     expect(strict.err).toMatch(/^cllama-data: .*bad.jsonl line 2: missing field "output"\n$/);

@@ -7,7 +7,9 @@ import { convertFile } from '../src/convert-file.js';
 import { convertCrawler, convertIdentity, convertTranslation, TRANSLATION_INSTRUCTIONS } from '../src/converters.js';
 import { formatMixReport, mixSources, parseSourceSpec } from '../src/mixer.js';
 import { SeededRandom } from '../src/rng.js';
-import { DATA } from './helpers.js';
+import { loadTokenizer } from '@cllama/tokenizer-merge';
+import { buildSftExample, type AlpacaRecord } from '../src/sft.js';
+import { DATA, MERGED_MODEL } from './helpers.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'cllama-mix-'));
 const readJsonl = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -133,6 +135,19 @@ describe('mixer', () => {
     expect(r.sources[0]).toMatchObject({ sampled: 25, shortfall: 0 });
     expect(r.sources[0].distinct).toBeLessThanOrEqual(10);
     expect(readJsonl(o).length).toBe(25);
+  });
+
+  it('measures lengths in tokens of the SFT example when given a tokenizer', async () => {
+    const tok = await loadTokenizer(MERGED_MODEL);
+    const o = path.join(tmp, 'tok.jsonl');
+    const r = await mixSources([{ name: 'en', file: b, count: 10 }], o, { seed: 1, tokenizer: tok });
+    expect(r.unit).toBe('tokens');
+    const recs = readJsonl(o) as AlpacaRecord[];
+    const lengths = recs.map((rec) => buildSftExample(rec, tok, { maxSeqLength: 1e9 }).inputIds.length);
+    expect(r.sources[0].maxLength).toBe(Math.max(...lengths));
+    expect(r.sources[0].histogram[0]).toBe(lengths.filter((l) => l < 64).length);
+    expect(r.sources[0].histogram.reduce((x, y) => x + y, 0)).toBe(10);
+    expect(formatMixReport(r)).toContain('## Length of the sampled records (tokens)');
   });
 
   it('rejects bad specs', async () => {

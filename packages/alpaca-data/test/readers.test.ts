@@ -29,7 +29,7 @@ describe('streamed JSON readers', () => {
 
   it('split correctly across read-chunk boundaries (a 3 MB array with nesting, escapes and multi-byte text)', async () => {
     const base = JSON.parse(readFileSync(path.join(DATA, 'alpaca_zh_demo.json'), 'utf8')) as object[];
-    const tricky = { instruction: 'quote \\" ] } , [ { "', input: '中文\n\t😀', output: 'x', nested: [[1, { a: ']' }], []] };
+    const tricky = { tail: 'ends in a backslash \\', instruction: 'quote \\" ] } , [ { "', input: '中文\n\t😀', output: 'x', nested: [[1, { a: ']' }], []] };
     const all = [];
     for (let i = 0; all.length < 5000; i++) all.push(i % 50 === 0 ? tricky : base[i % base.length]);
     const f = file('big.json', JSON.stringify(all, null, 1));
