@@ -112,5 +112,5 @@ describe('SIGKILL mid-run, then resume', () => {
     }
     expect(await assertCheckpointsComplete(killed)).toEqual([10, 12]);
     expect((await fs.readdir(killed)).filter((n) => n.startsWith('.'))).toEqual([]);
-  });
+  }, 300_000);
 });
