@@ -296,6 +296,7 @@ export function validateArgs(a: TrainArgs): TrainArgs {
   need(a.saveTotalLimit === undefined || a.saveTotalLimit >= 1, `--save-total-limit must be >= 1, got ${a.saveTotalLimit}`);
   need(a.evalSteps === undefined || a.evalSteps >= 1, `--eval-steps must be >= 1, got ${a.evalSteps}`);
   need(a.stage === 1 || a.stage === 2 || a.stage === 'full', `--stage must be 1, 2 or full, got ${a.stage}`);
+  need(a.doTrain || a.dryRun, '--do-train false (evaluation only) is not a training run: use `cllama-train score` to evaluate a model or adapter');
   for (const t of a.trainable) need(/^[A-Za-z0-9_.]+$/.test(t), `--trainable: '${t}' is not a module name (e.g. q_proj,v_proj)`);
   return a;
 }
