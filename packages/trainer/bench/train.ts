@@ -54,6 +54,8 @@ function setUp(mode: string): { model: LlamaModel; params: Array<{ name: string;
     model.attachLora({ r: 8, loraAlpha: 32, loraDropout: 0.05, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, undefined, 0);
     names = [...model.namedVariables((n) => n.includes('.lora_')).keys(), 'model.embed_tokens.weight', 'lm_head.weight'];
   }
+  const chosen = new Set(names);
+  model.setTrainable((n) => chosen.has(n));
   const all = model.namedVariables();
   return { model, params: names.map((name) => ({ name, variable: all.get(name)! })) };
 }

@@ -85,6 +85,9 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
     names = [...model.namedVariables((n) => n.includes('.lora_A.') || n.includes('.lora_B.')).keys()];
     for (const module of lora.modulesToSave) names.push(moduleWeight(module));
   }
+  // only these get gradients: frozen weights (e.g. lm_head in stage 1) skip their weight gradients
+  const chosen = new Set(names);
+  model.setTrainable((name) => chosen.has(name));
   const all = model.namedVariables();
   const params = names.map((name) => {
     const variable = all.get(name);
