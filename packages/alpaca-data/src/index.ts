@@ -33,3 +33,54 @@ export {
   type TokenizedRecordInput,
 } from './tokenized-dataset.js';
 export { AtomicFileWriter, writeFileAtomic } from './atomic.js';
+export {
+  readByteLines,
+  readJsonArray,
+  readJsonLines,
+  readJsonRecords,
+  readTextLines,
+  sniffJsonKind,
+  type JsonFileKind,
+  type RawItem,
+} from './readers.js';
+export { checkAlpacaRecord, checkedRecords, readAlpacaRecords, type Located, type ReadOptions } from './records.js';
+export {
+  CONVERTERS,
+  TRANSLATION_INSTRUCTIONS,
+  convertAlpaca,
+  convertCrawler,
+  convertIdentity,
+  convertPclue,
+  convertTranslation,
+  makeConverter,
+  type ConvertOptions,
+  type ConvertResult,
+  type ConvertedRecord,
+  type ConverterName,
+  type TranslationDirection,
+} from './converters.js';
+export { convertFile, type ConvertFileOptions, type ConvertSummary } from './convert-file.js';
+export { REFUSAL_PHRASES, cleaningReason, exactKey, hasBrokenEncoding, nearKey, type CleanOptions, type DropReason } from './clean.js';
+export {
+  DROP_REASONS,
+  HISTOGRAM_EDGES,
+  formatMixReport,
+  mixSources,
+  parseSourceSpec,
+  recordLength,
+  type MixOptions,
+  type MixReport,
+  type MixSource,
+  type SourceStats,
+} from './mixer.js';
+export { SeededRandom } from './rng.js';
+export { tokenizeFiles, type TokenizeFilesOptions, type TokenizeSummary } from './tokenize-files.js';
+export {
+  alpacaFileStats,
+  dumpJsonLine,
+  dumpText,
+  tokenizedStats,
+  type AlpacaFileStats,
+  type DatasetStats,
+  type DecodingTokenizer,
+} from './inspect.js';
