@@ -1,7 +1,11 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { loadTokenizer } from '@cllama/tokenizer-merge';
 import { describe, expect, it } from 'vitest';
 import { collate } from '../src/collate.js';
 import { buildPretrainBlocks } from '../src/pretrain.js';
-import { ALPACA_PAD, LLAMA_BOS, loadSentencePiece, spTokenizer } from './helpers.js';
+import { ALPACA_PAD, DATA, LLAMA_BOS, loadSentencePiece, MERGED_MODEL, spTokenizer } from './helpers.js';
 
 describe('buildPretrainBlocks', () => {
   it('gives [BOS]+ids per line, concatenated, full blocks only', async () => {
@@ -20,6 +24,20 @@ describe('buildPretrainBlocks', () => {
     // No EOS anywhere; the empty line still contributes its BOS.
     expect(stream.filter((t) => t === LLAMA_BOS).length).toBe(4);
   });
+  it('equals Python sentencepiece 0.1.97 blocks (committed fixture) on 1,000 lines', async () => {
+    const ref = JSON.parse(readFileSync(path.join(DATA, 'sft_reference.json'), 'utf8')).pretrain as {
+      blockSize: number; blocks: number; first: number[]; last: number[]; sha256: string;
+    };
+    const zh = JSON.parse(readFileSync(path.join(DATA, 'alpaca_zh_demo.json'), 'utf8')) as { output: string }[];
+    const tok = await loadTokenizer(MERGED_MODEL);
+    const blocks: number[][] = [];
+    for await (const b of buildPretrainBlocks(zh.map((r) => r.output.replace(/\n/g, ' ')), tok, ref.blockSize)) blocks.push(b);
+    expect(blocks.length).toBe(ref.blocks);
+    expect(blocks[0]).toEqual(ref.first);
+    expect(blocks.at(-1)).toEqual(ref.last);
+    expect(createHash('sha256').update(JSON.stringify(blocks)).digest('hex')).toBe(ref.sha256);
+  });
+
   it('rejects a bad block size', async () => {
     const tok = await spTokenizer();
     await expect(buildPretrainBlocks(['a'], tok, 0).next()).rejects.toThrow(/blockSize/);

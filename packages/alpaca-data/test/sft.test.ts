@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +75,27 @@ describe('buildSftExample against the reference algorithm on real SentencePiece'
     const ex2 = buildSftExample({ instruction: 'a', output: 'word '.repeat(100) }, tok, { maxSeqLength: 64 });
     expect(ex2).toEqual(reference(sp, { instruction: 'a', output: 'word '.repeat(100) }, 64));
     expect(ex2.inputIds.at(-1)).not.toBe(LLAMA_EOS);
+  });
+
+  it('equals Python sentencepiece 0.1.97 + build_dataset.py formatting (committed fixture) for every demo record', () => {
+    // test-fixtures/data/sft_reference.json is written by scripts/make-sft-reference.py.
+    const ref = JSON.parse(readFileSync(path.join(DATA, 'sft_reference.json'), 'utf8')) as {
+      maxSeqLength: number;
+      files: Record<string, { records: number; first: { input_ids: number[]; labels: number[] }[]; sha256: string[] }>;
+    };
+    for (const [file, expected] of Object.entries(ref.files)) {
+      const records = JSON.parse(readFileSync(path.join(DATA, file), 'utf8')) as AlpacaRecord[];
+      expect(records.length).toBe(expected.records);
+      records.forEach((rec, i) => {
+        const ex = buildSftExample(rec, tok, { maxSeqLength: ref.maxSeqLength });
+        if (i < expected.first.length) {
+          expect(ex.inputIds).toEqual(expected.first[i].input_ids);
+          expect(ex.labels).toEqual(expected.first[i].labels);
+        }
+        const hash = createHash('sha256').update(JSON.stringify([ex.inputIds, ex.labels])).digest('hex').slice(0, 32);
+        expect(hash, `${file} record ${i + 1}`).toBe(expected.sha256[i]);
+      });
+    }
   });
 
   for (const file of ['alpaca_zh_demo.json', 'alpaca_en_demo.json']) {
