@@ -155,6 +155,7 @@ export async function* generateTokens(model: LlamaModel, promptIds: readonly num
   const rng = new SeededRandom(opts.seed);
   const history = [...promptIds];
   const cache = model.newCache();
+  const release = model.retainTransposedWeights();
   try {
     let input = [...promptIds];
     for (let step = 0; step < opts.maxNewTokens; step++) {
@@ -170,6 +171,7 @@ export async function* generateTokens(model: LlamaModel, promptIds: readonly num
       input = [next];
     }
   } finally {
+    release();
     cache.dispose();
   }
 }

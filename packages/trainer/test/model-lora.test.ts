@@ -106,6 +106,13 @@ describe('LoRA on tiny-llama (wasm)', () => {
     model.eval();
     expect(t1).not.toBe(e1);
     expect(t2).not.toBe(t1); // a new dropout mask each call
+    model.train();
+    model.reseedDropout(42);
+    const r1 = evalLoss();
+    model.reseedDropout(42);
+    expect(evalLoss()).toBe(r1); // same seed, same masks
+    expect(r1).not.toBe(e1);
+    model.eval();
     expect(evalLoss()).toBe(e1);
   });
 

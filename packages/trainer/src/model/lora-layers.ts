@@ -47,7 +47,7 @@ export class LoraLayers {
   readonly adapters = new Map<string, LoraAdapter>();
   /** `<module>.lora_A.weight` → variable. */
   readonly variables = new Map<string, tf.Variable>();
-  private readonly dropoutRandom: SeededRandom;
+  private dropoutRandom: SeededRandom;
 
   /**
    * @param linears module name (`model.layers.0.self_attn.q_proj`) → weight shape [out, in]
@@ -104,6 +104,11 @@ export class LoraLayers {
 
   get(module: string): LoraAdapter | undefined {
     return this.adapters.get(module);
+  }
+
+  /** Restarts the dropout-mask seed stream (a resumed training run reseeds before each micro-batch). */
+  reseed(seed: number): void {
+    this.dropoutRandom = new SeededRandom(seed);
   }
 
   /** A fresh seed for each dropout mask (reproducible across runs with the same seed). */

@@ -48,6 +48,13 @@ export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
   return tf.reshape(matMul(x2d, tf.transpose(weight)), [...leading, outFeatures]);
 }
 
+/** x @ wT for a weight already transposed to [inFeatures, outFeatures]. */
+export function linearTransposed(x: tf.Tensor, weightT: tf.Tensor): tf.Tensor {
+  const [inFeatures, outFeatures] = weightT.shape as [number, number];
+  const leading = x.shape.slice(0, -1);
+  return tf.reshape(matMul(tf.reshape(x, [-1, inFeatures]), weightT), [...leading, outFeatures]);
+}
+
 /** True when the active backend has a kernel for tf.unsortedSegmentSum (tfjs-node, cpu; not wasm). */
 function hasSegmentSum(): boolean {
   return tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined;
