@@ -1,4 +1,324 @@
-// The end-to-end recipe (vocabulary expansion → pre-training stages 1 and 2 → SFT → merge) lands
-// with the examples issue; until then this entry point only says so.
-console.error('npm run recipe: the end-to-end recipe is not implemented yet (see the examples issue).');
-process.exit(1);
+/**
+ * `npm run recipe`: the Chinese-LLaMA-Alpaca recipe end to end, through the cllama packages.
+ *
+ *   0 base      a base LLaMA: --base <HF folder>, or a tiny one pre-trained from scratch on English
+ *   1 vocab     train a Chinese SentencePiece model, merge it into the base tokenizer
+ *   2 stage1    resize the embeddings, pre-train on Chinese with only embed_tokens trainable
+ *   3 stage2    LoRA (attention) + embed_tokens/lm_head on Chinese
+ *   4 sft       instruction tuning with LoRA on Alpaca-zh + pCLUE, continuing the stage-2 adapter
+ *   5 merge     merge the adapter into an HF folder; generate answers before/after SFT
+ *
+ * Everything lands in runs/<name>/ with a report.md; a re-run skips finished phases.
+ */
+import { Command, Option } from 'commander';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createLlamaConfig, readLlamaConfig } from '@cllama/lora';
+import { buildHfTokenizerFiles, readModelProto, writeFolderAtomic } from '@cllama/tokenizer-merge';
+import { LlamaModel, initBackend, loadLlama, saveLlama } from '@cllama/trainer';
+import { PRESETS, SAMPLE_INSTRUCTIONS, type Preset, type TrainPhase } from './presets.js';
+import { writeReport, type ReportInput } from './report.js';
+import { RunStateStore } from './run-state.js';
+import { runCli, runCliJson } from './tools.js';
+
+const examplesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const repoRoot = path.resolve(examplesDir, '..');
+const DATA = path.join(examplesDir, 'data');
+const LLAMA_TOKENIZER = path.join(repoRoot, 'test-fixtures/tokenizers/llama_tokenizer.model');
+
+export interface RecipeOptions {
+  name: string;
+  preset: Preset['name'];
+  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  base?: string;
+  runsDir: string;
+  fresh: boolean;
+  quiet: boolean;
+}
+
+interface Ctx {
+  opts: RecipeOptions;
+  preset: Preset;
+  runDir: string;
+  log: string;
+  store: RunStateStore;
+}
+
+const p = (ctx: Ctx, ...parts: string[]) => path.join(ctx.runDir, ...parts);
+
+function trainFlags(ctx: Ctx, t: TrainPhase): string[] {
+  return [
+    '--backend', ctx.opts.backend,
+    '--max-steps', String(t.maxSteps),
+    '--per-device-train-batch-size', String(t.batchSize),
+    '--per-device-eval-batch-size', String(t.batchSize),
+    '--gradient-accumulation-steps', String(t.gradientAccumulationSteps),
+    '--learning-rate', String(t.learningRate),
+    '--lr-scheduler-type', 'cosine',
+    '--warmup-ratio', String(t.warmupRatio),
+    '--weight-decay', String(t.weightDecay),
+    '--logging-steps', String(Math.max(1, Math.floor(t.evalSteps / 2))),
+    '--logging-first-step',
+    '--eval-steps', String(t.evalSteps),
+    '--save-steps', String(t.saveSteps),
+    '--save-total-limit', '2',
+    '--do-eval',
+    '--max-eval-samples', String(ctx.preset.maxEvalSamples),
+    '--seed', '42',
+    ...(ctx.opts.quiet || !process.stdout.isTTY ? ['--no-progress'] : []),
+  ];
+}
+
+async function phase(ctx: Ctx, name: string, fn: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
+  const done = ctx.store.done(name);
+  if (done) {
+    console.log(`\n== ${name}: done in an earlier run (${done.seconds.toFixed(1)} s), skipped`);
+    return done.results;
+  }
+  console.log(`\n== ${name}`);
+  const t0 = performance.now();
+  const results = await fn();
+  const seconds = (performance.now() - t0) / 1000;
+  ctx.store.record(name, seconds, results);
+  console.log(`== ${name}: ${seconds.toFixed(1)} s`);
+  return results;
+}
+
+/** Held-out Chinese perplexity of a model (+ adapter) with the merged tokenizer. */
+async function scoreHeldout(ctx: Ctx, model: string, lora?: string): Promise<{ loss: number; perplexity: number; tokens: number }> {
+  return runCliJson('cllama-train', [
+    'score', '--model', model, ...(lora ? ['--lora', lora] : []),
+    '--tokenizer', p(ctx, '01-vocab/merged'),
+    '--text-file', p(ctx, 'data/zh_heldout.txt'),
+    '--block-size', String(ctx.preset.blockSize),
+    '--backend', ctx.opts.backend,
+  ], { logFile: ctx.log, quiet: ctx.opts.quiet });
+}
+
+/** Eval losses the trainer logged (metrics.jsonl), in step order. */
+function evalLosses(outputDir: string): Array<{ step: number; loss: number }> {
+  const file = path.join(outputDir, 'metrics.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, number>)
+    .filter((e) => typeof e.eval_loss === 'number')
+    .map((e) => ({ step: e.step, loss: e.eval_loss }));
+}
+
+function firstLines(src: string, dst: string, n: number): void {
+  const lines = readFileSync(src, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  writeFileSync(dst, `${lines.slice(0, n).join('\n')}\n`);
+}
+
+async function generate(ctx: Ctx, model: string, lora: string | undefined, instruction: string): Promise<string> {
+  const out = await runCli('cllama-train', [
+    'generate', '--model', model, ...(lora ? ['--lora', lora] : []),
+    '--tokenizer', p(ctx, '01-vocab/merged'),
+    '--prompt', instruction, '--alpaca', '--greedy', '--repetition-penalty', '1.2',
+    '--max-new-tokens', String(ctx.preset.generation.maxNewTokens),
+    '--backend', ctx.opts.backend,
+  ], { capture: true, logFile: ctx.log, quiet: ctx.opts.quiet });
+  return out.trim();
+}
+
+export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
+  const preset = PRESETS[opts.preset];
+  const runDir = path.resolve(opts.runsDir, opts.name);
+  if (opts.fresh) rmSync(runDir, { recursive: true, force: true });
+  mkdirSync(runDir, { recursive: true });
+  const ctx: Ctx = { opts, preset, runDir, log: path.join(runDir, 'recipe.log'), store: new RunStateStore(runDir, preset.name) };
+  const backend = await initBackend(opts.backend);
+  ctx.store.state.backend = `${backend.name} (${backend.package})`;
+  ctx.store.save();
+  console.log(`recipe '${opts.name}' (preset ${preset.name}) in ${runDir}, backend ${backend.name} via ${backend.package}`);
+
+  // The phases read their data from per-run folders (the trainer takes a folder of files).
+  const data = (...parts: string[]) => p(ctx, 'data', ...parts);
+  for (const dir of ['en', 'zh', 'sft']) mkdirSync(data(dir), { recursive: true });
+  copyFileSync(path.join(DATA, 'en_wiki.txt'), data('en/en_wiki.txt'));
+  copyFileSync(path.join(DATA, 'en_c4.txt'), data('en/en_c4.txt'));
+  firstLines(path.join(DATA, 'zh_train.txt'), data('zh/zh_train.txt'), preset.vocab.trainLines);
+  firstLines(path.join(DATA, 'zh_heldout.txt'), data('zh_heldout.txt'), preset.heldoutLines);
+
+  // 0. base model
+  const baseDir = opts.base ? path.resolve(opts.base) : p(ctx, '00-base');
+  const base = await phase(ctx, 'base', async () => {
+    if (opts.base) {
+      const config = await readLlamaConfig(baseDir);
+      return { source: baseDir, hiddenSize: config.hiddenSize, layers: config.numHiddenLayers, vocabSize: config.vocabSize };
+    }
+    const llamaProto = await readModelProto(LLAMA_TOKENIZER);
+    const b = preset.base;
+    const config = createLlamaConfig({
+      hiddenSize: b.hiddenSize,
+      intermediateSize: b.intermediateSize,
+      numHiddenLayers: b.numHiddenLayers,
+      numAttentionHeads: b.numAttentionHeads,
+      numKeyValueHeads: b.numKeyValueHeads,
+      vocabSize: llamaProto.pieces.length,
+      maxPositionEmbeddings: Math.max(512, preset.maxSeqLength),
+    });
+    const init = p(ctx, '00-base-init');
+    const model = LlamaModel.random(config, 1234);
+    const parameters = model.variables().reduce((n, v) => n + v.size, 0);
+    await saveLlama(init, model, { overwrite: true });
+    model.dispose();
+    const files = buildHfTokenizerFiles(llamaProto, { padToken: null });
+    for (const [file, content] of Object.entries(files)) writeFileSync(path.join(init, file), content);
+    await runCli('cllama-train', [
+      'pretrain', '--stage', 'full', '--model-name-or-path', init, '--tokenizer-name-or-path', init,
+      '--dataset-dir', data('en'), '--output-dir', baseDir, '--block-size', String(preset.blockSize),
+      '--validation-split-percentage', '5', ...trainFlags(ctx, b.train),
+    ], { logFile: ctx.log, quiet: opts.quiet });
+    const ev = evalLosses(baseDir);
+    return {
+      source: 'pre-trained from scratch on the bundled English text (en_wiki.txt, en_c4.txt) with LLaMA\'s tokenizer',
+      hiddenSize: b.hiddenSize, layers: b.numHiddenLayers, heads: b.numAttentionHeads, intermediateSize: b.intermediateSize,
+      vocabSize: config.vocabSize, parameters, steps: b.train.maxSteps,
+      evalLossFirst: ev[0]?.loss, evalLossLast: ev.at(-1)?.loss,
+    };
+  });
+
+  // 1. vocabulary expansion
+  const vocab = await phase(ctx, 'vocab', async () => {
+    const v = preset.vocab;
+    mkdirSync(p(ctx, '01-vocab'), { recursive: true });
+    await runCli('cllama-tokenizer', [
+      'train', '--input', data('zh/zh_train.txt'), '--vocab-size', String(v.vocabSize),
+      '--model-type', v.modelType, '--character-coverage', String(v.characterCoverage),
+      '--out', p(ctx, '01-vocab/zh_sp'),
+    ], { logFile: ctx.log, quiet: opts.quiet });
+    // Distinct scores for the added pieces: tokenizer.json (HF / transformers.js) then agrees with
+    // SentencePiece id for id (the reference's score-0 pieces do not; see docs/tokenizer-merge.md).
+    const merge = await runCliJson<Record<string, unknown>>('cllama-tokenizer', [
+      'merge', '--base', baseDir, '--add', p(ctx, '01-vocab/zh_sp.model'), '--out', p(ctx, '01-vocab/merged'),
+      '--pad-token', '[PAD]', '--distinct-scores', '--force',
+    ], { logFile: ctx.log, quiet: opts.quiet });
+    const compare = await runCliJson<{ models: Array<{ tokensPerChar: number; vocabSize: number }> }>('cllama-tokenizer', [
+      'compare', '--model', baseDir, '--model', p(ctx, '01-vocab/merged'), '--file', data('zh_heldout.txt'),
+    ], { logFile: ctx.log, quiet: opts.quiet });
+    const [before, after] = compare.models;
+    return {
+      chineseVocabSize: v.vocabSize, modelType: v.modelType, trainLines: v.trainLines, merge,
+      baseVocab: before.vocabSize, mergedVocab: after.vocabSize,
+      tokensPerCharBefore: before.tokensPerChar, tokensPerCharAfter: after.tokensPerChar,
+      reduction: before.tokensPerChar / after.tokensPerChar,
+    };
+  });
+  const tokenizer = p(ctx, '01-vocab/merged');
+
+  // 2. stage 1: embeddings only, after resizing to the merged vocabulary
+  const stage1 = await phase(ctx, 'stage1', async () => {
+    const resized = p(ctx, '02-resized');
+    const model = await loadLlama(baseDir, { backend: opts.backend });
+    const mergedSize = (vocab.mergedVocab as number) ?? 0;
+    model.resizeTokenEmbeddings(mergedSize, 42);
+    await saveLlama(resized, model, { overwrite: true });
+    model.dispose();
+    const before = await scoreHeldout(ctx, resized);
+    await runCli('cllama-train', [
+      'pretrain', '--stage', '1', '--model-name-or-path', resized, '--tokenizer-name-or-path', tokenizer,
+      '--dataset-dir', data('zh'), '--output-dir', p(ctx, '02-stage1'), '--block-size', String(preset.blockSize),
+      '--validation-split-percentage', '5', ...trainFlags(ctx, preset.stage1),
+    ], { logFile: ctx.log, quiet: opts.quiet });
+    const after = await scoreHeldout(ctx, p(ctx, '02-stage1'));
+    return { heldoutBefore: before, heldoutAfter: after, evalLosses: evalLosses(p(ctx, '02-stage1')) };
+  });
+
+  // 3. stage 2: LoRA + embed_tokens / lm_head
+  const stage2 = await phase(ctx, 'stage2', async () => {
+    const s = preset.stage2;
+    await runCli('cllama-train', [
+      'pretrain', '--stage', '2', '--model-name-or-path', p(ctx, '02-stage1'), '--tokenizer-name-or-path', tokenizer,
+      '--dataset-dir', data('zh'), '--output-dir', p(ctx, '03-stage2'), '--block-size', String(preset.blockSize),
+      '--validation-split-percentage', '5',
+      '--lora-rank', String(s.loraRank), '--lora-alpha', String(s.loraAlpha), '--lora-dropout', String(s.loraDropout),
+      '--trainable', s.targets.join(','), '--modules-to-save', 'embed_tokens,lm_head',
+      ...trainFlags(ctx, s),
+    ], { logFile: ctx.log, quiet: opts.quiet });
+    const after = await scoreHeldout(ctx, p(ctx, '02-stage1'), p(ctx, '03-stage2'));
+    return { heldoutAfter: after, evalLosses: evalLosses(p(ctx, '03-stage2')) };
+  });
+
+  // 4. SFT data (mixed by @cllama/alpaca-data) and instruction tuning from the stage-2 adapter
+  const sft = await phase(ctx, 'sft', async () => {
+    const s = preset.sft;
+    const d = p(ctx, '04-data');
+    mkdirSync(d, { recursive: true });
+    await runCli('cllama-data', ['convert', '--from', 'alpaca', path.join(DATA, 'alpaca_zh_demo.json'), '--out', path.join(d, 'alpaca_zh.jsonl')], { logFile: ctx.log, quiet: opts.quiet });
+    await runCli('cllama-data', ['convert', '--from', 'pclue', path.join(DATA, 'pCLUE_train_9.json'), '--out', path.join(d, 'pclue.jsonl')], { logFile: ctx.log, quiet: opts.quiet });
+    await runCli('cllama-data', [
+      'mix', '--source', `alpaca_zh=${path.join(d, 'alpaca_zh.jsonl')}:${s.alpacaZh}`, '--source', `pclue=${path.join(d, 'pclue.jsonl')}:${s.pclue}`,
+      '--seed', '42', '--out', path.join(d, 'mixed.jsonl'), '--report', path.join(d, 'mix_report.md'), '--tokenizer', tokenizer, '--quiet',
+    ], { logFile: ctx.log, quiet: opts.quiet });
+    const records = readFileSync(path.join(d, 'mixed.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown);
+    const evalRecords = records.slice(0, s.evalExamples);
+    const trainRecords = records.slice(s.evalExamples);
+    writeFileSync(data('sft/train.json'), `${JSON.stringify(trainRecords, null, 1)}\n`);
+    writeFileSync(data('sft_eval.json'), `${JSON.stringify(evalRecords, null, 1)}\n`);
+    await runCli('cllama-train', [
+      'sft', '--model-name-or-path', p(ctx, '02-stage1'), '--tokenizer-name-or-path', tokenizer,
+      '--peft-path', p(ctx, '03-stage2'), '--dataset-dir', data('sft'), '--validation-file', data('sft_eval.json'),
+      '--output-dir', p(ctx, '04-sft'), '--max-seq-length', String(preset.maxSeqLength),
+      '--lora-rank', String(s.loraRank), '--lora-alpha', String(s.loraAlpha), '--lora-dropout', String(s.loraDropout),
+      '--trainable', s.targets.join(','), '--modules-to-save', 'embed_tokens,lm_head',
+      ...trainFlags(ctx, s),
+    ], { logFile: ctx.log, quiet: opts.quiet });
+    return { trainExamples: trainRecords.length, evalExamples: evalRecords.length, evalLosses: evalLosses(p(ctx, '04-sft')) };
+  });
+
+  // 5. merge into one HF folder, then compare generations before and after SFT
+  const merged = await phase(ctx, 'merge', async () => {
+    await runCli('cllama-lora', [
+      'merge', '--base', p(ctx, '02-stage1'), '--lora', p(ctx, '04-sft'), '--out', p(ctx, '05-merged'), '--overwrite', '--quiet',
+    ], { logFile: ctx.log, quiet: opts.quiet });
+    const heldout = await scoreHeldout(ctx, p(ctx, '05-merged'));
+    const generations: Array<{ instruction: string; beforeSft: string; afterSft: string }> = [];
+    for (const instruction of SAMPLE_INSTRUCTIONS) {
+      const beforeSft = await generate(ctx, p(ctx, '02-stage1'), p(ctx, '03-stage2'), instruction);
+      const afterSft = await generate(ctx, p(ctx, '05-merged'), undefined, instruction);
+      generations.push({ instruction, beforeSft, afterSft });
+    }
+    return { heldoutAfter: heldout, generations };
+  });
+
+  const report: ReportInput = {
+    name: opts.name,
+    preset,
+    backend: ctx.store.state.backend ?? backend.name,
+    phases: ctx.store.state.phases,
+    base, vocab, stage1, stage2, sft, merged,
+  };
+  writeReport(path.join(runDir, 'report.md'), report);
+  console.log(`\nreport: ${path.join(runDir, 'report.md')}`);
+  return report;
+}
+
+function main(): void {
+  const program = new Command('recipe')
+    .description('the three-phase Chinese-LLaMA-Alpaca recipe end to end (vocabulary → pre-training → SFT → merge)')
+    .option('--name <name>', 'run name: outputs go to <runs-dir>/<name>', 'demo')
+    .addOption(new Option('--preset <preset>', 'sizes: fast (CI), cpu (default, ≤ 20 min on 2 cores), gpu (real sizes, tfjs-node-gpu)').choices(['fast', 'cpu', 'gpu']).default('cpu'))
+    .addOption(new Option('--backend <name>', 'tfjs backend (auto = tfjs-node-gpu, else tfjs-node, else wasm)').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .option('--base <dir>', 'HF LLaMA folder to start from (with tokenizer.model); default: pre-train a tiny one')
+    .option('--runs-dir <dir>', 'where runs are written', path.join(repoRoot, 'runs'))
+    .option('--fresh', 'delete the run folder first instead of resuming it', false)
+    .option('--quiet', 'print only phase lines', false)
+    .action(async (o: RecipeOptions) => {
+      try {
+        await runRecipe(o);
+      } catch (err) {
+        console.error(`recipe: ${(err as Error).message}`);
+        process.exit(1);
+      }
+    });
+  program.parseAsync(process.argv).catch((err: Error) => {
+    console.error(`recipe: ${err.message}`);
+    process.exit(1);
+  });
+}
+
+main();
