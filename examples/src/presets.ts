@@ -57,7 +57,7 @@ export const PRESETS: Record<Preset['name'], Preset> = {
       numKeyValueHeads: 2,
       train: { maxSteps: 12, batchSize: 4, gradientAccumulationSteps: 1, learningRate: 3e-3, warmupRatio: 0.05, weightDecay: 0, evalSteps: 6, saveSteps: 6 },
     },
-    vocab: { vocabSize: 1500, modelType: 'unigram', characterCoverage: 0.9995, trainLines: 2000 },
+    vocab: { vocabSize: 3000, modelType: 'unigram', characterCoverage: 0.995, trainLines: 2000 },
     blockSize: 64,
     maxSeqLength: 96,
     heldoutLines: 40,
