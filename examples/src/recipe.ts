@@ -273,7 +273,7 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
   // 5. merge into one HF folder, then compare generations before and after SFT
   const merged = await phase(ctx, 'merge', async () => {
     await runCli('cllama-lora', [
-      'merge', '--base', p(ctx, '02-stage1'), '--lora', p(ctx, '04-sft'), '--out', p(ctx, '05-merged'), '--overwrite', '--quiet',
+      'merge', '--base', p(ctx, '02-stage1'), '--lora', p(ctx, '04-sft'), '--tokenizer', tokenizer, '--out', p(ctx, '05-merged'), '--overwrite', '--quiet',
     ], { logFile: ctx.log, quiet: opts.quiet });
     const heldout = await scoreHeldout(ctx, p(ctx, '05-merged'));
     const generations: Array<{ instruction: string; beforeSft: string; afterSft: string }> = [];

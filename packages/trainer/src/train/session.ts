@@ -144,7 +144,7 @@ function reseedLoraDropout(model: LlamaModel, seed: number): void {
 async function copyTokenizer(src: string, dest: string): Promise<void> {
   const st = await fs.stat(src);
   const files = st.isDirectory()
-    ? (await fs.readdir(src)).filter((f) => /^(tokenizer\.model|tokenizer_config\.json|special_tokens_map\.json|added_tokens\.json)$/.test(f)).map((f) => path.join(src, f))
+    ? (await fs.readdir(src)).filter((f) => /^(tokenizer\.model|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|added_tokens\.json)$/.test(f)).map((f) => path.join(src, f))
     : [src];
   for (const f of files) {
     const target = path.join(dest, path.basename(f) === path.basename(src) && !st.isDirectory() ? 'tokenizer.model' : path.basename(f));
