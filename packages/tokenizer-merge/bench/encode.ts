@@ -63,13 +63,19 @@ function chars(lines: string[]): number {
   return n;
 }
 
+/** Wall-clock seconds of fn; the CPU seconds it used go to lastCpuSeconds (steadier on a busy machine). */
+let lastCpuSeconds = 0;
 function timeIt(fn: () => void): number {
+  const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  lastCpuSeconds = (cpu.user + cpu.system) / 1e6;
+  return wall;
 }
 
-function pythonCharsPerSecond(model: string, lines: string[]): number | undefined {
+function pythonCharsPerSecond(model: string, lines: string[]): { wall: number; cpu: number } | undefined {
   const python = '/usr/bin/python3';
   if (!existsSync(python)) return undefined;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cllama-bench-'));
@@ -82,13 +88,16 @@ import sentencepiece as spm
 sp = spm.SentencePieceProcessor(model_file=sys.argv[1])
 lines = json.load(open(sys.argv[2], encoding='utf-8'))
 n = sum(len(l) for l in lines)
-best = 0
+best = best_cpu = 0
 for _ in range(${repeat}):
     t = time.perf_counter()
+    c = time.process_time()
     for l in lines: sp.encode(l)
     best = max(best, n / (time.perf_counter() - t))
-print(best)`;
-    return Number(execFileSync(python, ['-c', script, model, file], { encoding: 'utf8' }).trim());
+    best_cpu = max(best_cpu, n / (time.process_time() - c))
+print(best, best_cpu)`;
+    const [wall, cpu] = execFileSync(python, ['-c', script, model, file], { encoding: 'utf8' }).trim().split(' ').map(Number);
+    return { wall, cpu };
   } catch {
     return undefined;
   } finally {
@@ -101,26 +110,33 @@ const spp = new SentencePieceProcessor();
 await spp.load(modelPath);
 const fmt = (x: number | undefined) => (x === undefined ? 'n/a' : `${(x / 1e6).toFixed(2)} M`);
 console.log(`model ${path.relative(repoRoot, modelPath)} (${proto.pieces.length} pieces), best of ${repeat} runs, chars = Unicode code points, chars/s`);
-console.log('| text | lines | chars | ours, memo empty | ours, memo warmed on other text | Python sentencepiece | sentencepiece-js | ours / Python | ids identical to sentencepiece-js |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+console.log('| text | lines | chars | ours, memo empty | ours, memo warmed on other text | Python sentencepiece | sentencepiece-js | ours / Python | same, by CPU time | ids identical to sentencepiece-js |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 const encoder = new SentencePieceEncoder(proto);
 for (const { name, lines, warmup } of [chineseCorpus(), englishCorpus()]) {
   const n = chars(lines);
   let ours: number[][] = [];
   let cold = 0;
   let warm = 0;
+  let coldCpu = 0;
+  let warmCpu = 0;
   for (let r = 0; r < repeat; r++) {
     encoder.clearCache();
     cold = Math.max(cold, n / timeIt(() => (ours = lines.map((l) => encoder.encode(l)))));
+    coldCpu = Math.max(coldCpu, n / lastCpuSeconds);
     encoder.clearCache();
     for (const l of warmup) encoder.encode(l);
     warm = Math.max(warm, n / timeIt(() => lines.forEach((l) => encoder.encode(l))));
+    warmCpu = Math.max(warmCpu, n / lastCpuSeconds);
   }
   let js = 0;
   let wasm: number[][] = [];
   for (let r = 0; r < Math.min(repeat, 2); r++) js = Math.max(js, n / timeIt(() => (wasm = lines.map((l) => spp.encodeIds(l)))));
   const identical = ours.filter((ids, i) => ids.length === wasm[i].length && ids.every((x, k) => x === wasm[i][k])).length;
   const py = pythonCharsPerSecond(modelPath, lines);
-  const ratio = py === undefined ? 'n/a' : `${(warm / py).toFixed(1)}× (${(cold / py).toFixed(1)}× cold)`;
-  console.log(`| ${name} | ${lines.length} | ${n} | ${fmt(cold)} | ${fmt(warm)} | ${fmt(py)} | ${fmt(js)} | ${ratio} | ${identical}/${lines.length} |`);
+  const ratio = py === undefined ? 'n/a' : `${(warm / py.wall).toFixed(1)}× (${(cold / py.wall).toFixed(1)}× memo empty)`;
+  const cpuRatio = py === undefined ? 'n/a' : `${(warmCpu / py.cpu).toFixed(1)}× (${(coldCpu / py.cpu).toFixed(1)}× memo empty)`;
+  console.log(
+    `| ${name} | ${lines.length} | ${n} | ${fmt(cold)} | ${fmt(warm)} | ${fmt(py?.wall)} | ${fmt(js)} | ${ratio} | ${cpuRatio} | ${identical}/${lines.length} |`,
+  );
 }
