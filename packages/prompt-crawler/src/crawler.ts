@@ -10,6 +10,7 @@
  * numbering continues after the highest index in the journal/failures, and the run stops at exactly
  * --count items in <out>.
  */
+import { setMaxListeners } from 'node:events';
 import { ChatClient, type AttemptFailure, type RetryPolicy } from './client.js';
 import { TooManyFailuresError } from './errors.js';
 import { ItemFilter, normalizeInstruction, type FilterOptions } from './filters.js';
@@ -204,6 +205,7 @@ export async function crawl(opts: CrawlOptions): Promise<CrawlSummary> {
   );
   const limiter = new RateLimiter({ rpm: opts.rpm, tpm: opts.tpm });
   const controller = new AbortController();
+  setMaxListeners(0, controller.signal); // every in-flight request listens to it
   const onOuterAbort = () => controller.abort();
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
   const maxRequests = opts.maxRequests ?? Number.POSITIVE_INFINITY;

@@ -2,19 +2,27 @@
  * ROUGE-L near-duplicate filter that stays fast at a million instructions.
  *
  * Stanford Alpaca drops a new instruction when its ROUGE-L F-measure with any kept instruction exceeds
- * 0.7, computing a quadratic-time LCS against every kept one (O(N) LCS per item, O(N²) per crawl).
- * Here:
+ * 0.7, computing an LCS against every kept one (O(N) LCS per item, O(N²) per crawl). Here:
  *  1. Text → token ids once (one token per CJK character, one per run of other letters/digits, lower
  *     case; rouge_score's own tokenizer would drop every Chinese character).
- *  2. F = 2·LCS/(m+n) > θ needs LCS > θ(m+n)/2 with LCS ≤ min(m, n), so a candidate's length n must lie
- *     in (θm/(2−θ), (2−θ)m/θ), and the two must share more than θm/(2−θ) tokens (multiset overlap
- *     ≥ LCS). An inverted index (token → items containing it) is probed only with the query's
- *     *rarest* distinct tokens, just enough of them that the multiset count of the unprobed ones is
- *     below that overlap: any item above the threshold must contain one of the probed tokens.
- *     Rare tokens have short posting lists, so few candidates are touched.
- *  3. Each surviving candidate gets an exact LCS with the bit-parallel algorithm of Hyyrö (2004):
- *     one pass over the candidate, O(n·⌈m/32⌉) word operations.
- * The answer is exact (same decision as comparing against every kept item), only faster.
+ *  2. Length filter: F = 2·LCS/(m+n) > θ with LCS ≤ min(m, n) means a candidate's length n lies in
+ *     (θm/(2−θ), (2−θ)m/θ).
+ *  3. Prefix filter (as in set-similarity joins): LCS ≤ multiset overlap, so a match needs an overlap of
+ *     more than θ·len/(2−θ) elements — elements are (token, occurrence number) pairs, which turns
+ *     multisets into sets. Order all elements globally, rarest token first. If two sets share o
+ *     elements, the first shared element lies within the first |X|−o+1 elements of each; so every kept
+ *     item indexes only its first n − ⌊θn/(2−θ)⌋ elements (its rarest ≈46% at θ=0.7) and a query
+ *     probes only its own first m − ⌊θm/(2−θ)⌋. Rare tokens have short posting lists and common ones
+ *     are rarely in anyone's prefix, so few candidates come out.
+ *     Positional filter (PPJoin): the first shared element found at query position i and item position
+ *     j bounds the overlap by 1 + min(m−i−1, n−j−1); candidates that cannot reach the needed overlap
+ *     are skipped without computing anything.
+ *  4. Each remaining candidate gets an exact LCS with Hyyrö's bit-parallel algorithm (2004): one pass over the
+ *     candidate, O(n·⌈m/32⌉) word operations.
+ * The global order is token document frequency, recomputed (and the index rebuilt, O(total tokens))
+ * when the index reaches 1k, 2k, 4k … 128k items and frozen after that; tokens first seen later go
+ * last. Any fixed order keeps the filter exact, so the decision is always the same as comparing
+ * against every kept item — only the speed depends on the order.
  */
 
 const CJK_OR_WORD = /[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]|(?:(?![\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af])[\p{L}\p{N}])+/gu;
@@ -72,19 +80,40 @@ export interface RougeStats {
   postingsScanned: number;
 }
 
+const OCC_BITS = 8; // element key = token << 8 | occurrence (occurrences past 255 are ignored)
+const MAX_OCC = (1 << OCC_BITS) - 1;
+export interface RougeIndexOptions {
+  /** size at which tokens are first re-ranked by frequency (then at every doubling) */
+  firstRebuildAt?: number;
+  /** no re-ranking past this size */
+  freezeAt?: number;
+}
+
 export class RougeLIndex {
   private readonly vocab = new Map<string, number>();
-  private postings: IntList[] = [];
+  private df = new Int32Array(1 << 12); // items containing each token
+  private rank = new Int32Array(1 << 12); // global order of tokens (smaller = earlier = rarer)
+  private occScratch = new Int32Array(1 << 12);
+  private postings = new Map<number, IntList>(); // element key → items whose prefix holds it
   private readonly pool = new IntList(1 << 16); // all items' token ids, back to back
   private readonly offsets = new IntList(1 << 12); // item i = pool[offsets[i] .. offsets[i+1])
   private seen = new Int32Array(1 << 12); // per-item stamp of the last query that touched it
   private stamp = 0;
+  private nextRebuild: number;
+  private readonly freezeAt: number;
   // per-query bit masks: maskSlot[token] = row in masks (or -1)
   private maskSlot = new Int32Array(1 << 12).fill(-1);
   readonly stats: RougeStats = { queries: 0, candidatesChecked: 0, postingsScanned: 0 };
+  private readonly ratio: number;
 
-  constructor(readonly threshold = 0.7) {
+  constructor(
+    readonly threshold = 0.7,
+    options: RougeIndexOptions = {},
+  ) {
     if (!(threshold > 0 && threshold < 1)) throw new RangeError(`ROUGE-L threshold must be in (0, 1), got ${threshold}`);
+    this.nextRebuild = options.firstRebuildAt ?? 1024;
+    this.freezeAt = options.freezeAt ?? 1 << 17;
+    this.ratio = threshold / (2 - threshold);
     this.offsets.push(0);
   }
 
@@ -101,20 +130,76 @@ export class RougeLIndex {
       if (id === undefined) {
         id = this.vocab.size;
         this.vocab.set(toks[i], id);
-        this.postings.push(new IntList(2));
         if (id >= this.maskSlot.length) {
-          const grown = new Int32Array(this.maskSlot.length * 2).fill(-1);
-          grown.set(this.maskSlot);
-          this.maskSlot = grown;
+          const cap = this.maskSlot.length * 2;
+          const slot = new Int32Array(cap).fill(-1);
+          slot.set(this.maskSlot);
+          this.maskSlot = slot;
+          const df = new Int32Array(cap);
+          df.set(this.df);
+          this.df = df;
+          const rank = new Int32Array(cap);
+          rank.set(this.rank);
+          this.rank = rank;
+          this.occScratch = new Int32Array(cap);
         }
+        // a token first seen after the last re-ranking goes last: it has no postings to probe yet
+        this.rank[id] = id;
       }
       ids[i] = id;
     }
     return ids;
   }
 
+  /**
+   * (token, occurrence) elements of a token sequence in the global order, as keys rank·256 + occurrence
+   * (ranks are a permutation of token ids, so a key names one element until the next re-ranking,
+   * which rebuilds every posting list).
+   */
+  private sortedElements(ids: ArrayLike<number>): Float64Array {
+    const occ = this.occScratch;
+    const keys = new Float64Array(ids.length);
+    let n = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const t = ids[i];
+      const k = occ[t]++;
+      if (k <= MAX_OCC) keys[n++] = this.rank[t] * (MAX_OCC + 1) + k;
+    }
+    for (let i = 0; i < ids.length; i++) occ[ids[i]] = 0;
+    return keys.subarray(0, n).sort();
+  }
+
+  /** Elements an item (or query) of n tokens must index (or probe). */
+  private prefixLength(n: number): number {
+    return n - Math.floor(this.ratio * n);
+  }
+
+  private indexItem(i: number): void {
+    const toks = this.itemTokens(i);
+    const elems = this.sortedElements(toks);
+    const p = Math.min(elems.length, this.prefixLength(toks.length));
+    for (let k = 0; k < p; k++) {
+      let list = this.postings.get(elems[k]);
+      if (!list) this.postings.set(elems[k], (list = new IntList(4)));
+      list.push(i);
+      // the item's length and the element's position in it, so that the length and positional
+      // filters run on the posting list alone (no random access into per-item arrays)
+      list.push((toks.length << 8) | Math.min(k, 255));
+    }
+  }
+
+  /** Re-ranks tokens by document frequency (rarest first) and rebuilds all posting lists. */
+  private rebuild(): void {
+    const n = this.vocab.size;
+    const order = Array.from({ length: n }, (_, t) => t).sort((a, b) => this.df[a] - this.df[b] || a - b);
+    order.forEach((t, r) => (this.rank[t] = r));
+    this.postings = new Map();
+    for (let i = 0; i < this.size; i++) this.indexItem(i);
+  }
+
   /** Adds an item's tokens; returns its index. */
   add(ids: Int32Array): number {
+    if (ids.length >= 1 << 23) throw new RangeError(`an instruction of ${ids.length} tokens is too long for the ROUGE-L index`);
     const index = this.size;
     for (let i = 0; i < ids.length; i++) this.pool.push(ids[i]);
     this.offsets.push(this.pool.length);
@@ -123,10 +208,11 @@ export class RougeLIndex {
       grown.set(this.seen);
       this.seen = grown;
     }
-    // one posting per distinct token
-    const distinct = new Set<number>();
-    for (let i = 0; i < ids.length; i++) distinct.add(ids[i]);
-    for (const t of distinct) this.postings[t].push(index);
+    for (const t of new Set(ids)) this.df[t]++;
+    if (this.size === this.nextRebuild && this.size <= this.freezeAt) {
+      this.nextRebuild *= 2;
+      this.rebuild();
+    } else this.indexItem(index);
     return index;
   }
 
@@ -136,64 +222,58 @@ export class RougeLIndex {
   }
 
   /**
-   * Index of some kept item whose ROUGE-L F with `ids` exceeds the threshold, with its score, or
-   * undefined. Exact: agrees with a scan over every kept item.
+   * Some kept item whose ROUGE-L F with `ids` exceeds the threshold, with its score, or undefined.
+   * Exact: agrees with a scan over every kept item.
    */
   findSimilar(ids: Int32Array): { index: number; score: number } | undefined {
     const m = ids.length;
     if (m === 0 || this.size === 0) return undefined;
     this.stats.queries++;
     const theta = this.threshold;
-    const minLen = (theta * m) / (2 - theta); // n must be > this
-    const maxLen = ((2 - theta) * m) / theta; // and < this
-    const minOverlap = Math.floor((theta * m) / (2 - theta)) + 1;
-
-    // distinct tokens with their multiplicity in the query, rarest first
-    const counts = new Map<number, number>();
-    for (let i = 0; i < m; i++) counts.set(ids[i], (counts.get(ids[i]) ?? 0) + 1);
-    const distinct = [...counts.keys()].sort((x, y) => this.postings[x].length - this.postings[y].length);
-    // probe tokens until the unprobed ones could not reach minOverlap on their own
-    let remaining = m;
-    let probeCount = 0;
-    while (probeCount < distinct.length && remaining >= minOverlap) remaining -= counts.get(distinct[probeCount++])!;
+    const minLen = this.ratio * m; // n must be > this
+    const maxLen = m / this.ratio; // and < this
+    const elems = this.sortedElements(ids);
+    const probe = Math.min(elems.length, this.prefixLength(m));
 
     // bit masks of the query, one row of ⌈m/32⌉ words per distinct token
+    const distinct: number[] = [];
+    for (let i = 0; i < m; i++) if (this.maskSlot[ids[i]] < 0) this.maskSlot[ids[i]] = distinct.push(ids[i]) - 1;
     const words = (m + 31) >>> 5;
     const masks = new Uint32Array(distinct.length * words);
-    distinct.forEach((t, row) => (this.maskSlot[t] = row));
-    for (let i = 0; i < m; i++) {
-      const row = this.maskSlot[ids[i]];
-      masks[row * words + (i >>> 5)] |= 1 << (i & 31);
-    }
+    for (let i = 0; i < m; i++) masks[this.maskSlot[ids[i]] * words + (i >>> 5)] |= 1 << (i & 31);
     const v = new Uint32Array(words);
     const lastBits = m & 31 ? (1 << (m & 31)) - 1 : 0xffffffff;
 
     this.stamp++;
-    let found: { index: number; score: number } | undefined;
     try {
-      for (let p = 0; p < probeCount && !found; p++) {
-        const list = this.postings[distinct[p]];
-        this.stats.postingsScanned += list.length;
-        for (let k = 0; k < list.length; k++) {
-          const j = list.data[k];
+      for (let p = 0; p < probe; p++) {
+        const list = this.postings.get(elems[p]);
+        if (!list) continue;
+        this.stats.postingsScanned += list.length >>> 1;
+        const data = list.data;
+        for (let k = 0; k < list.length; k += 2) {
+          const packed = data[k + 1];
+          const n = packed >>> 8;
+          if (n <= minLen || n >= maxLen) continue;
+          // Positional filter: elements are visited in global order, so at the first encounter this is
+          // the first element the two share, and everything they share lies at or after position p
+          // (query) and j (item). (A clamped j only loosens the bound. Later encounters are skipped
+          // below anyway, so pruning them here with a tighter bound changes nothing.)
+          if (1 + Math.min(m - p - 1, n - (packed & 255) - 1) < Math.floor((theta * (m + n)) / 2 - 1e-9) + 1) continue;
+          const j = data[k];
           if (this.seen[j] === this.stamp) continue;
           this.seen[j] = this.stamp;
           const start = this.offsets.data[j];
-          const n = this.offsets.data[j + 1] - start;
-          if (n <= minLen || n >= maxLen) continue;
           this.stats.candidatesChecked++;
           const lcs = this.bitParallelLcs(masks, words, lastBits, v, m, start, n);
           const score = rougeLF(lcs, m, n);
-          if (score > theta) {
-            found = { index: j, score };
-            break;
-          }
+          if (score > theta) return { index: j, score };
         }
       }
+      return undefined;
     } finally {
       for (const t of distinct) this.maskSlot[t] = -1;
     }
-    return found;
   }
 
   /**

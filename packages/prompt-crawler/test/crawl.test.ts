@@ -66,7 +66,7 @@ describe('crawl against a fault-injecting chat-completions server', () => {
       p500: 0.07,
       pReset: 0.05,
       pSlow: 0.04,
-      slowMs: 1500,
+      slowMs: 5000,
       pBadBody: 0.04,
       pMalformedItem: 0.08,
       pTruncated: 0.25,
@@ -79,7 +79,8 @@ describe('crawl against a fault-injecting chat-completions server', () => {
     server = await startFaultServer(plan);
     const dir = mkdtempSync(join(tmpdir(), 'crawl-'));
     const out = join(dir, 'out.jsonl');
-    const s = await crawl(options(out, server.url, { count: 150, timeoutMs: 300 }));
+    // the timeout is generous so that only the injected slow replies time out, even on a loaded machine
+    const s = await crawl(options(out, server.url, { count: 150, timeoutMs: 1500 }));
     const L = server.ledger;
 
     // exactly N unique items, each one the server really served
@@ -135,6 +136,21 @@ describe('crawl against a fault-injecting chat-completions server', () => {
     expect(written).not.toContain(KEY);
     expect(written).toContain('[REDACTED]');
     expect(JSON.stringify(s)).not.toContain(KEY);
+  });
+
+  it('uses structured output when the server supports it, and falls back to free text when not', async () => {
+    server = await startFaultServer({ seed: 6, itemsPerReply: 5 });
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-'));
+    const s = await crawl(options(join(dir, 'a.jsonl'), server.url, { count: 20, structured: true, concurrency: 2 }));
+    expect(s.accepted).toBe(20);
+    expect(server.ledger.structuredRequests).toBe(server.ledger.requests);
+    await server.close();
+    server = await startFaultServer({ seed: 6, itemsPerReply: 5, rejectStructured: true });
+    const t = await crawl(options(join(dir, 'b.jsonl'), server.url, { count: 20, structured: true, concurrency: 1 }));
+    expect(t.accepted).toBe(20);
+    expect(server.ledger.structuredRequests).toBe(1); // one 400, then free text for the rest of the run
+    expect(t.attempts.failed).toBe(1);
+    expect(t.requests.failed).toBe(0);
   });
 
   it('honours Retry-After (seconds) on 429 before sending again', async () => {

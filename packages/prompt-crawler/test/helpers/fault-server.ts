@@ -41,6 +41,8 @@ export interface FaultPlan {
   instant?: boolean;
   /** the first requests get these faults, in order, whatever the probabilities say */
   initialFaults?: Array<'429' | '500' | 'reset' | 'slow' | 'badBody'>;
+  /** answer 400 to requests that carry response_format (a server without structured output) */
+  rejectStructured?: boolean;
   /** status code for every request (e.g. 401) */
   forceStatus?: number;
 }
@@ -58,6 +60,7 @@ export interface Ledger {
   doomedAttempts: Map<string, number>;
   authHeadersSeen: Set<string>;
   requestTimes: number[];
+  structuredRequests: number;
 }
 
 export interface FaultServer {
@@ -84,6 +87,7 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
     doomedAttempts: new Map(),
     authHeadersSeen: new Set(),
     requestTimes: [],
+    structuredRequests: 0,
   };
   const servedList: Array<{ instruction: string; input: string; output: string }> = [];
   let counter = 0;
@@ -142,6 +146,13 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
       const errorBody = (msg: string) =>
         JSON.stringify({ error: { message: plan.echoAuthInErrors ? `${msg} (request had Authorization: ${auth})` : msg, type: 'server_error' } });
 
+      ledger.structuredRequests += body.response_format !== undefined ? 1 : 0;
+      if (plan.rejectStructured && body.response_format !== undefined) {
+        ledger.faults.forced++;
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(errorBody("Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."));
+        return;
+      }
       if (plan.forceStatus) {
         ledger.faults.forced++;
         res.writeHead(plan.forceStatus, { 'content-type': 'application/json' });
@@ -223,7 +234,8 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
       let finish = 'stop';
       let content: string;
       const style = Math.floor(rng() * 3);
-      if (style === 0) content = '```json\n[\n' + parts.join(',\n') + '\n]\n```';
+      if (body.response_format !== undefined) content = `{"items": [${parts.join(', ')}]}`;
+      else if (style === 0) content = '```json\n[\n' + parts.join(',\n') + '\n]\n```';
       else if (style === 1) content = '以下是满足要求的数据：\n' + parts.join('\n') + '\n希望对你有帮助。';
       else content = '[' + parts.join(', ') + ']';
       if (rng() < (plan.pTruncated ?? 0)) {
