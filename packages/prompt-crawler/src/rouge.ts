@@ -82,6 +82,7 @@ export interface RougeStats {
 
 const OCC_BITS = 8; // element key = token << 8 | occurrence (occurrences past 255 are ignored)
 const MAX_OCC = (1 << OCC_BITS) - 1;
+const DONE = 1 << 30; // hits value of a candidate already verified or ruled out in this query
 export interface RougeIndexOptions {
   /** size at which tokens are first re-ranked by frequency (then at every doubling) */
   firstRebuildAt?: number;
@@ -98,6 +99,7 @@ export class RougeLIndex {
   private readonly pool = new IntList(1 << 16); // all items' token ids, back to back
   private readonly offsets = new IntList(1 << 12); // item i = pool[offsets[i] .. offsets[i+1])
   private seen = new Int32Array(1 << 12); // per-item stamp of the last query that touched it
+  private hits = new Int32Array(1 << 12); // shared elements met so far in this query (valid when seen)
   private stamp = 0;
   private nextRebuild: number;
   private readonly freezeAt: number;
@@ -177,7 +179,8 @@ export class RougeLIndex {
   private indexItem(i: number): void {
     const toks = this.itemTokens(i);
     const elems = this.sortedElements(toks);
-    const p = Math.min(elems.length, this.prefixLength(toks.length));
+    // one element past the prefix, so that a match meets two shared elements (see findSimilar)
+    const p = Math.min(elems.length, this.prefixLength(toks.length) + 1);
     for (let k = 0; k < p; k++) {
       let list = this.postings.get(elems[k]);
       if (!list) this.postings.set(elems[k], (list = new IntList(4)));
@@ -207,6 +210,7 @@ export class RougeLIndex {
       const grown = new Int32Array(this.seen.length * 2);
       grown.set(this.seen);
       this.seen = grown;
+      this.hits = new Int32Array(grown.length);
     }
     for (const t of new Set(ids)) this.df[t]++;
     if (this.size === this.nextRebuild && this.size <= this.freezeAt) {
@@ -233,7 +237,9 @@ export class RougeLIndex {
     const minLen = this.ratio * m; // n must be > this
     const maxLen = m / this.ratio; // and < this
     const elems = this.sortedElements(ids);
-    const probe = Math.min(elems.length, this.prefixLength(m));
+    // a match shares at least two elements when m >= 2, and the first two lie one element further in
+    const needHits = m >= 2 ? 2 : 1;
+    const probe = Math.min(elems.length, this.prefixLength(m) + needHits - 1);
 
     // bit masks of the query, one row of ⌈m/32⌉ words per distinct token
     const distinct: number[] = [];
@@ -255,14 +261,26 @@ export class RougeLIndex {
           const packed = data[k + 1];
           const n = packed >>> 8;
           if (n <= minLen || n >= maxLen) continue;
-          // Positional filter: elements are visited in global order, so at the first encounter this is
-          // the first element the two share, and everything they share lies at or after position p
-          // (query) and j (item). (A clamped j only loosens the bound. Later encounters are skipped
-          // below anyway, so pruning them here with a tighter bound changes nothing.)
-          if (1 + Math.min(m - p - 1, n - (packed & 255) - 1) < Math.floor((theta * (m + n)) / 2 - 1e-9) + 1) continue;
           const j = data[k];
-          if (this.seen[j] === this.stamp) continue;
-          this.seen[j] = this.stamp;
+          let hits: number;
+          if (this.seen[j] !== this.stamp) {
+            this.seen[j] = this.stamp;
+            hits = 1;
+          } else {
+            hits = this.hits[j] + 1;
+            if (hits > needHits) continue; // already verified or ruled out
+          }
+          // Positional filter: shared elements are met in global order and every one before this one
+          // has been met (it precedes this one in both prefixes), so the overlap is at most
+          // hits + what follows position p in the query and position j in the item.
+          // (A clamped j only loosens the bound.)
+          if (hits + Math.min(m - p - 1, n - (packed & 255) - 1) < Math.floor((theta * (m + n)) / 2 - 1e-9) + 1) {
+            this.hits[j] = DONE;
+            continue;
+          }
+          this.hits[j] = hits;
+          if (hits < needHits) continue;
+          this.hits[j] = DONE;
           const start = this.offsets.data[j];
           this.stats.candidatesChecked++;
           const lcs = this.bitParallelLcs(masks, words, lastBits, v, m, start, n);

@@ -72,6 +72,49 @@ describe('ROUGE-L', () => {
     expect(index.size).toBeGreaterThan(50);
   });
 
+  it('finds borderline matches whose shared tokens are the most common ones (prefix edge cases)', () => {
+    const rng = mulberry32(5);
+    const index = new RougeLIndex(0.7, { firstRebuildAt: 32, freezeAt: 128 });
+    let fresh = 0;
+    const word = () => `w${Math.floor(rng() * 400)}`; // shared vocabulary: frequent tokens
+    // rare tokens: each in exactly one filler item, so re-ranking puts them first in every order
+    const unique = () => `u${fresh++ % 2000}`;
+    const items: string[][] = [];
+    for (let f = 0; f < 100; f++) index.add(index.tokenIds(Array.from({ length: 20 }, (_, k) => `u${f * 20 + k}`).join(' ')));
+    for (let i = 0; i < 300; i++) {
+      const len = 4 + Math.floor(rng() * 30);
+      const toks = Array.from({ length: len }, word);
+      items.push(toks);
+      index.add(index.tokenIds(toks.join(' ')));
+    }
+    let above = 0;
+    let below = 0;
+    for (let q = 0; q < 600; q++) {
+      const base = items[Math.floor(rng() * items.length)];
+      const m = base.length;
+      // keep L tokens of base in order and add fresh tokens so that F sits just above or below 0.7
+      const n = Math.max(2, rng() < 0.5 ? m + Math.floor(rng() * 5) - 2 : m + Math.floor(rng() * 0.9 * m));
+      let L = Math.min(m, n, Math.floor((0.7 * (m + n)) / 2) + 1);
+      if (rng() < 0.5) L = Math.max(1, L - 1);
+      const keep = new Set<number>();
+      while (keep.size < L) keep.add(Math.floor(rng() * m));
+      const kept = base.filter((_, i) => keep.has(i));
+      const query = [...kept];
+      while (query.length < n) query.splice(Math.floor(rng() * (query.length + 1)), 0, unique());
+      const ids = index.tokenIds(query.join(' '));
+      let brute = false;
+      for (let j = 0; j < index.size && !brute; j++) {
+        const other = index.itemTokens(j);
+        brute = rougeLF(lcsLengthDP(ids, other), ids.length, other.length) > 0.7;
+      }
+      expect(index.findSimilar(ids) !== undefined).toBe(brute);
+      if (brute) above++;
+      else below++;
+    }
+    expect(above).toBeGreaterThan(100);
+    expect(below).toBeGreaterThan(100);
+  });
+
   it('uses rouge_score F semantics: 0.7 is not above 0.7', () => {
     const index = new RougeLIndex(0.7);
     // a: 10 tokens, b: 10 tokens, LCS 7 → F = 0.7 exactly → kept
