@@ -91,7 +91,7 @@ const buildMs = performance.now() - t0;
 global.gc?.();
 const mem = process.memoryUsage();
 console.log(
-  `indexing ${N} kept instructions (resume): ${(buildMs / 1000).toFixed(1)} s; heap+buffers +${((mem.heapUsed + mem.arrayBuffers - mem0.heapUsed - mem0.arrayBuffers) / 2 ** 20).toFixed(0)} MiB`,
+  `indexing ${N} kept instructions (resume): ${(buildMs / 1000).toFixed(1)} s; process RSS ${(mem.rss / 2 ** 20).toFixed(0)} MiB (was ${(mem0.rss / 2 ** 20).toFixed(0)} MiB before the index; includes the ${N} texts)`,
 );
 
 // 3. query latency at N, exactness and brute-force cost on a sample

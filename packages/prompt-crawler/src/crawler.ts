@@ -3,8 +3,8 @@
  * (rate-limited, retried), and hand the reply to a single committer. The committer decides
  * synchronously, in arrival order, which items are kept (parse → filters → exact dedupe → optional
  * ROUGE-L), so the accepted count is always exact and never passes --count; the file writes of all
- * replies that arrive while a write is in flight are grouped into one append + fsync per file. A reply's
- * promise resolves only after its lines are on disk.
+ * replies that arrive while a write is in flight are grouped into one append + fsync per file, in
+ * order; the run returns only after every write is synced.
  *
  * Resume: everything in <out> is loaded first (dedupe set and ROUGE index rebuilt from it), request
  * numbering continues after the highest index in the journal/failures, and the run stops at exactly
@@ -298,12 +298,12 @@ export async function crawl(opts: CrawlOptions): Promise<CrawlSummary> {
         }
       }
       status.inFlight--;
-      try {
-        await commit(lines);
-      } catch (e) {
+      // The decision is made; the write joins the next group commit. The worker does not wait for the
+      // fsync before its next request (the run waits for all writes before it returns).
+      commit(lines).catch((e) => {
         if (fatal === undefined) fatal = e;
         controller.abort();
-      }
+      });
       notify();
       opts.onStatus?.(snapshot());
     }
