@@ -112,10 +112,14 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
         cliProgress.Presets.shades_classic,
       )
     : undefined;
-  let lastStatus = 0;
   const everyMs = o.statusEvery * 1000;
   let barStarted = false;
+  let latest: CrawlStatus | undefined;
+  // background runs: a heartbeat status line even while nothing completes (long Retry-After waits)
+  const heartbeat = !bar && everyMs > 0 ? setInterval(() => latest && warn(statusLine(latest)), everyMs) : undefined;
+  heartbeat?.unref();
   const onStatus = (s: CrawlStatus) => {
+    latest = s;
     const payload = {
       rate: s.elapsedMs > 0 ? (s.acceptedThisRun / (s.elapsedMs / 1000)).toFixed(1) : '0',
       ok: s.requests.succeeded,
@@ -130,10 +134,7 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
         barStarted = true;
       }
       bar.update(s.accepted, payload);
-    } else if (Date.now() - lastStatus >= everyMs) {
-      lastStatus = Date.now();
-      warn(statusLine(s));
-    }
+    } else if (everyMs === 0) warn(statusLine(s));
   };
 
   try {
@@ -180,6 +181,7 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
     return 3;
   } finally {
     bar?.stop();
+    if (heartbeat) clearInterval(heartbeat);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

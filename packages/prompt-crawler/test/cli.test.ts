@@ -78,6 +78,24 @@ describe('cllama-crawl', () => {
     expect(failures).not.toContain(KEY);
   });
 
+  it('runs a quiet background crawl with heartbeat status lines, ROUGE-L and a cost estimate', async () => {
+    server = await startFaultServer({ seed: 8, itemsPerReply: 5, latencyMs: [150, 250] });
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
+    const out = join(dir, 'o.jsonl');
+    const r = await run([
+      '--out', out, '--count', '30', '--base-url', server.url, '--concurrency', '2', '--quiet', '--status-every', '0.2',
+      '--rouge', '--price-in', '1', '--price-out', '2',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`done: 30 items in ${out}`);
+    expect(r.stderr.split('\n').filter((l) => /items \d+\/30/.test(l)).length).toBeGreaterThanOrEqual(2);
+    const ok = Number(/requests ok=(\d+)/.exec(r.stdout)![1]);
+    expect(ok).toBe(server.ledger.ok);
+    const cost = Number(/cost=\$([\d.]+)/.exec(r.stdout)![1]);
+    expect(cost).toBeCloseTo((400 * ok * 1 + 600 * ok * 2) / 1e6, 4);
+    expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(30);
+  });
+
   it('rejects bad options with a clear message', async () => {
     const r = await run(['--out', 'x.jsonl', '--count', 'many']);
     expect(r.code).not.toBe(0);

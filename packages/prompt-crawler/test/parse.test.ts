@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isPlaceholderInput, normalizeKey, parseReply, scanObjectSpans } from '../src/parse.js';
 
-const dir = join(import.meta.dirname, 'fixtures', 'replies');
+// hand-written replies in the shapes models really produce, with the items each should yield
+const dir = join(import.meta.dirname, '..', '..', '..', 'test-fixtures', 'prompt-crawler', 'replies');
 const fixtures = readdirSync(dir)
   .filter((f) => f.endsWith('.txt'))
   .sort();
