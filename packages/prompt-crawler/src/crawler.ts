@@ -19,7 +19,7 @@ import { buildPrompt, type PromptSpec } from './prompt.js';
 import { RateLimiter } from './ratelimit.js';
 import { Redactor } from './redact.js';
 import { RougeLIndex } from './rouge.js';
-import { OutputStore, type FailureRecord, type JournalRecord, type RejectRecord, type TornTail } from './store.js';
+import { OutputStore, type FailureRecord, type JournalRecord, type RejectRecord } from './store.js';
 
 export interface CrawlOptions {
   out: string;
@@ -88,29 +88,23 @@ function cost(promptTokens: number, completionTokens: number, priceIn?: number, 
 export async function crawl(opts: CrawlOptions): Promise<CrawlSummary> {
   const started = Date.now();
   const redactor = new Redactor([opts.apiKey]);
-  const { store, items: existing, journal, failures: oldFailures, torn } = await OutputStore.open(opts.out);
   const filter = new ItemFilter(opts.filters);
   const seen = new Set<string>();
   const rouge = opts.rougeThreshold !== undefined ? new RougeLIndex(opts.rougeThreshold) : undefined;
-  for (const it of existing) {
+  // what earlier runs kept: streamed into the dedupe set and the ROUGE-L index (add only: already deduped)
+  const { store, itemCount, previous, torn } = await OutputStore.open(opts.out, (it) => {
     seen.add(normalizeInstruction(it.instruction));
     rouge?.add(rouge.tokenIds(it.instruction));
-  }
-  let prevPrompt = 0;
-  let prevCompletion = 0;
-  let maxIndex = -1;
-  for (const j of journal) {
-    prevPrompt += j.promptTokens ?? 0;
-    prevCompletion += j.completionTokens ?? 0;
-    maxIndex = Math.max(maxIndex, j.request);
-  }
-  for (const f of oldFailures) maxIndex = Math.max(maxIndex, f.request);
+  });
+  const prevPrompt = previous.promptTokens;
+  const prevCompletion = previous.completionTokens;
+  const maxIndex = previous.maxRequestIndex;
 
   const status: CrawlStatus = {
     target: opts.count,
-    accepted: existing.length,
+    accepted: itemCount,
     acceptedThisRun: 0,
-    resumedFrom: existing.length,
+    resumedFrom: itemCount,
     inFlight: 0,
     requests: { started: 0, succeeded: 0, failed: 0 },
     attempts: { total: 0, failed: 0 },

@@ -12,7 +12,8 @@
  */
 import { constants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { LockedError, OutputFileError } from './errors.js';
+import { dirname, resolve } from 'node:path';
+import { ConfigError, LockedError, OutputFileError } from './errors.js';
 import type { Item } from './parse.js';
 
 export interface RejectRecord {
@@ -60,48 +61,69 @@ export function sideFiles(out: string) {
 }
 
 /**
- * Reads a JSON-lines file. A final line without '\n' is torn (a write cut short): the file is
- * truncated to the last complete line and the torn bytes are returned. A malformed complete line is
- * corruption the crawler did not cause, and is an error.
+ * Streams a JSON-lines file line by line in 1 MiB chunks (an output of a million items is larger than
+ * the biggest string V8 allows, so it is never read whole). A final line without '\n' is torn (a write
+ * cut short): with `repair` the file is truncated to the last complete line, and the torn bytes are
+ * returned. A malformed complete line is corruption the crawler did not cause, and is an error.
  */
-export async function readJsonLines<T>(path: string, repair: boolean): Promise<{ records: T[]; torn?: TornTail }> {
-  let buf: Buffer;
+export async function readJsonLines(
+  path: string,
+  repair: boolean,
+  onRecord: (record: unknown, lineNo: number) => void,
+): Promise<{ count: number; torn?: TornTail }> {
+  let fh: FileHandle;
   try {
-    buf = await fsp.readFile(path);
+    fh = await fsp.open(path, repair ? 'r+' : 'r');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: [] };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { count: 0 };
     throw e;
   }
-  const lastNl = buf.lastIndexOf(0x0a);
-  const completeLen = lastNl + 1;
-  const records: T[] = [];
-  const text = buf.subarray(0, completeLen).toString('utf8');
-  let lineNo = 0;
-  for (const line of text.split('\n')) {
-    lineNo++;
-    if (line === '') continue;
-    try {
-      records.push(JSON.parse(line) as T);
-    } catch {
-      throw new OutputFileError(
-        `${path}: line ${lineNo} is not valid JSON (${line.slice(0, 60)}…). This file is written only by the crawler; remove or fix that line, or use another --out.`,
-      );
-    }
-  }
+  let count = 0;
   let torn: TornTail | undefined;
-  if (completeLen < buf.length) {
-    torn = { file: path, bytes: buf.length - completeLen, text: buf.subarray(completeLen).toString('utf8') };
-    if (repair) {
-      const fh = await fsp.open(path, 'r+');
-      try {
-        await fh.truncate(completeLen);
+  try {
+    const size = (await fh.stat()).size;
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let carry: Buffer = Buffer.alloc(0);
+    let pos = 0;
+    let lineNo = 0;
+    let completeEnd = 0; // file offset just past the last '\n'
+    while (pos < size) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      let start = 0;
+      for (let nl = chunk.indexOf(0x0a, start); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+        const line = (carry.length ? Buffer.concat([carry, chunk.subarray(start, nl)]) : chunk.subarray(start, nl)).toString('utf8');
+        carry = Buffer.alloc(0);
+        lineNo++;
+        start = nl + 1;
+        completeEnd = pos + nl + 1;
+        if (line === '') continue;
+        let record: unknown;
+        try {
+          record = JSON.parse(line);
+        } catch {
+          throw new OutputFileError(
+            `${path}: line ${lineNo} is not valid JSON (${line.slice(0, 60)}…). This file is written only by the crawler; remove or fix that line, or use another --out.`,
+          );
+        }
+        onRecord(record, lineNo);
+        count++;
+      }
+      carry = Buffer.concat([carry, chunk.subarray(start)]); // copies: buf is reused
+      pos += bytesRead;
+    }
+    if (completeEnd < size) {
+      torn = { file: path, bytes: size - completeEnd, text: carry.toString('utf8') };
+      if (repair) {
+        await fh.truncate(completeEnd);
         await fh.sync();
-      } finally {
-        await fh.close();
       }
     }
+  } finally {
+    await fh.close();
   }
-  return { records, torn };
+  return { count, torn };
 }
 
 function isItem(v: unknown): v is Item {
@@ -140,9 +162,10 @@ async function acquireLock(path: string): Promise<void> {
 
 export interface OpenedStore {
   store: OutputStore;
-  items: Item[];
-  journal: JournalRecord[];
-  failures: FailureRecord[];
+  /** items already in the output */
+  itemCount: number;
+  /** token usage and highest request index recorded by earlier runs */
+  previous: { promptTokens: number; completionTokens: number; maxRequestIndex: number; requests: number; failures: number };
   torn: TornTail[];
 }
 
@@ -153,22 +176,38 @@ export class OutputStore {
     private readonly handles: { out: FileHandle; rejects: FileHandle; failures: FileHandle; journal: FileHandle },
   ) {}
 
-  /** Locks, repairs torn tails, reads what exists, and opens everything for appending. */
-  static async open(out: string): Promise<OpenedStore> {
+  /**
+   * Locks, repairs torn tails, streams what exists (each kept item to `onItem`, in file order), and
+   * opens everything for appending.
+   */
+  static async open(out: string, onItem: (item: Item) => void = () => {}): Promise<OpenedStore> {
     const paths = sideFiles(out);
+    const dir = dirname(resolve(out));
+    if (!(await fsp.stat(dir).then((st) => st.isDirectory(), () => false))) {
+      throw new ConfigError(`the folder of --out (${dir}) does not exist; create it first`);
+    }
     await acquireLock(paths.lock);
     try {
       const torn: TornTail[] = [];
-      const outRead = await readJsonLines<unknown>(paths.out, true);
-      if (outRead.torn) torn.push(outRead.torn);
-      const items: Item[] = [];
-      outRead.records.forEach((r, i) => {
-        if (!isItem(r)) throw new OutputFileError(`${out}: line ${i + 1} is not an {instruction, input, output} item; is --out the right file?`);
-        items.push({ instruction: r.instruction, input: r.input, output: r.output });
+      const outRead = await readJsonLines(paths.out, true, (r, line) => {
+        if (!isItem(r)) throw new OutputFileError(`${out}: line ${line} is not an {instruction, input, output} item; is --out the right file?`);
+        onItem({ instruction: r.instruction, input: r.input, output: r.output });
       });
-      const journalRead = await readJsonLines<JournalRecord>(paths.journal, true);
-      const failuresRead = await readJsonLines<FailureRecord>(paths.failures, true);
-      const rejectsRead = await readJsonLines<RejectRecord>(paths.rejects, true);
+      if (outRead.torn) torn.push(outRead.torn);
+      const previous = { promptTokens: 0, completionTokens: 0, maxRequestIndex: -1, requests: 0, failures: 0 };
+      const journalRead = await readJsonLines(paths.journal, true, (r) => {
+        const j = r as Partial<JournalRecord>;
+        previous.promptTokens += Number(j.promptTokens) || 0;
+        previous.completionTokens += Number(j.completionTokens) || 0;
+        if (typeof j.request === 'number') previous.maxRequestIndex = Math.max(previous.maxRequestIndex, j.request);
+      });
+      previous.requests = journalRead.count;
+      const failuresRead = await readJsonLines(paths.failures, true, (r) => {
+        const f = r as Partial<FailureRecord>;
+        if (typeof f.request === 'number') previous.maxRequestIndex = Math.max(previous.maxRequestIndex, f.request);
+      });
+      previous.failures = failuresRead.count;
+      const rejectsRead = await readJsonLines(paths.rejects, true, () => {});
       for (const r of [journalRead, failuresRead, rejectsRead]) if (r.torn) torn.push(r.torn);
       const open = (p: string) => fsp.open(p, 'a');
       const handles = {
@@ -185,7 +224,7 @@ export class OutputStore {
           rejects: tornOut.map((t) => JSON.stringify({ request: -1, reason: 'torn-line-on-resume', raw: t.text }) + '\n'),
         });
       }
-      return { store, items, journal: journalRead.records, failures: failuresRead.records, torn };
+      return { store, itemCount: outRead.count, previous, torn };
     } catch (e) {
       await fsp.rm(paths.lock, { force: true });
       throw e;

@@ -203,6 +203,7 @@ describe('crawl against a fault-injecting chat-completions server', () => {
     const dir = mkdtempSync(join(tmpdir(), 'crawl-'));
     const out = join(dir, 'out.jsonl');
     const held = await OutputStore.open(out);
+    expect(held.itemCount).toBe(0);
     await expect(crawl(options(out, server.url, { count: 5 }))).rejects.toBeInstanceOf(LockedError);
     await held.store.close();
     writeFileSync(`${out}.lock`, '999999999\n'); // a pid that does not exist

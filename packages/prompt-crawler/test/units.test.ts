@@ -96,3 +96,24 @@ describe('rate limiter', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
   });
 });
+
+describe('readJsonLines', () => {
+  it('streams a multi-MiB file across chunk boundaries (multi-byte characters split) and cuts a torn tail', async () => {
+    const { mkdtempSync, writeFileSync, readFileSync, statSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readJsonLines } = await import('../src/store.js');
+    const dir = mkdtempSync(join(tmpdir(), 'jsonl-'));
+    const path = join(dir, 'big.jsonl');
+    const items = Array.from({ length: 12_000 }, (_, i) => ({ instruction: `第${i}条：解释“内卷”${'长'.repeat(i % 97)}`, input: '', output: '好'.repeat(40 + (i % 13)) }));
+    const body = items.map((i) => JSON.stringify(i) + '\n').join('');
+    writeFileSync(path, body + '{"instruction": "被截断的一');
+    expect(statSync(path).size).toBeGreaterThan(3 << 20);
+    const got: unknown[] = [];
+    const r = await readJsonLines(path, true, (rec) => got.push(rec));
+    expect(r.count).toBe(items.length);
+    expect(got).toEqual(items);
+    expect(r.torn?.text).toBe('{"instruction": "被截断的一');
+    expect(readFileSync(path, 'utf8')).toBe(body);
+  });
+});
