@@ -211,6 +211,35 @@ describe('crawl against a fault-injecting chat-completions server', () => {
     expect(s.accepted).toBe(5);
   });
 
+  it('dedupes against what an earlier run kept (exact and ROUGE-L) after a restart', async () => {
+    const kept = { instruction: '请用三句话介绍一下长城的历史和修建原因', input: '', output: '长城始建于春秋战国时期。' };
+    server = await startFaultServer({
+      seed: 12,
+      itemsPerReply: 5,
+      firstReplies: [
+        [
+          { instruction: '请用三句话，介绍一下长城的历史和修建原因！', input: '', output: '重复。' }, // same after normalization
+          { instruction: '请用三句话介绍一下故宫的历史和修建原因', input: '', output: '相似。' }, // ROUGE-L 34/38
+          { instruction: '列举三种常见的编程语言', input: '', output: 'Python、Java、C。' },
+        ],
+      ],
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-'));
+    const out = join(dir, 'out.jsonl');
+    writeFileSync(out, JSON.stringify(kept) + '\n');
+    const s = await crawl(options(out, server.url, { count: 6, concurrency: 1, rougeThreshold: 0.7 }));
+    expect(s.resumedFrom).toBe(1);
+    const items = lines(out);
+    expect(items.length).toBe(6);
+    expect(items[0]).toEqual(kept);
+    expect(items[1].instruction).toBe('列举三种常见的编程语言');
+    const rejects = lines(`${out}.rejects.jsonl`);
+    expect(rejects.find((r) => r.reason === 'duplicate')?.item.output).toBe('重复。');
+    const similar = rejects.find((r) => r.reason === 'rouge-similar');
+    expect(similar?.item.output).toBe('相似。');
+    expect(similar?.score).toBeCloseTo((2 * 17) / (19 + 19), 3); // 19 characters each, 17 in common
+  });
+
   it('drops near-duplicates by ROUGE-L when asked', async () => {
     server = await startFaultServer({ seed: 4, itemsPerReply: 5, pNearDuplicate: 0.3 });
     const dir = mkdtempSync(join(tmpdir(), 'crawl-'));

@@ -41,6 +41,8 @@ export interface FaultPlan {
   instant?: boolean;
   /** the first requests get these faults, in order, whatever the probabilities say */
   initialFaults?: Array<'429' | '500' | 'reset' | 'slow' | 'badBody'>;
+  /** the first successful replies carry exactly these items (then generated ones) */
+  firstReplies?: Array<Array<{ instruction: string; input: string; output: string }>>;
   /** answer 400 to requests that carry response_format (a server without structured output) */
   rejectStructured?: boolean;
   /** status code for every request (e.g. 401) */
@@ -208,7 +210,14 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
       // a successful reply
       const n = plan.itemsPerReply ?? 5;
       const parts: string[] = [];
-      for (let i = 0; i < n; i++) {
+      const fixed = plan.firstReplies?.[ledger.ok];
+      if (fixed) {
+        for (const item of fixed) {
+          ledger.served.set(item.instruction, item);
+          parts.push(JSON.stringify(item));
+        }
+      }
+      for (let i = 0; i < (fixed ? 0 : n); i++) {
         let item: { instruction: string; input: string; output: string };
         if (servedList.length > 0 && rng() < (plan.pDuplicate ?? 0)) {
           item = servedList[Math.floor(rng() * servedList.length)];
