@@ -36,7 +36,7 @@ beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'spmtrain-'));
   heldout = (await fs.readFile(heldoutFile, 'utf8')).split('\n').slice(0, 500);
   for (const type of ['bpe', 'unigram'] as const) {
-    results[type] = await trainSentencePiece({ input: corpus, vocabSize: 4000, modelType: type, characterCoverage: 0.9995 });
+    results[type] = await trainSentencePiece({ input: corpus, vocabSize: 4000, modelType: type, characterCoverage: 0.9995, threads: 2 });
     modelPaths[type] = (await writeTrainedModel(path.join(tmp, type), results[type])).modelPath;
   }
 });
@@ -188,6 +188,11 @@ describe('options', () => {
     expect(a.vocab).not.toBe(c.vocab);
     expect(a.model.pieces.some((p) => /\d/.test(p.piece!) && [...p.piece!].length > 1)).toBe(false);
   }, 60_000);
+
+  it('worker threads change nothing but speed', async () => {
+    const one = await trainSentencePiece({ input: corpus, vocabSize: 4000, modelType: 'unigram', threads: 1 });
+    expect(one.vocab).toBe(results.unigram.vocab);
+  });
 });
 
 describe('errors', () => {

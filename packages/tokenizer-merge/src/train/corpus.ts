@@ -8,6 +8,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import { Normalizer } from './normalizer.js';
 import { UNK_CHAR, UPP_BOUNDARY_CHAR, WS_CHAR } from './script.js';
 import { TrainError } from './errors.js';
+import { sharedFloat64, sharedInt32 } from './em-pool.js';
 
 export interface LoadOptions {
   maxSentenceLength: number;
@@ -271,9 +272,10 @@ export function countWords(sentences: string[], alphabet: Alphabet, splitByWhite
   }
   let total = 0;
   for (const k of counts.keys()) total += unpackLength(k);
-  const data = new Int32Array(total);
-  const offsets = new Int32Array(counts.size + 1);
-  const freqs = new Float64Array(counts.size);
+  // Shared memory, so that the unigram trainer's worker threads read the words without a copy.
+  const data = sharedInt32(total);
+  const offsets = sharedInt32(counts.size + 1);
+  const freqs = sharedFloat64(counts.size);
   let w = 0;
   let p = 0;
   for (const [k, f] of counts) {

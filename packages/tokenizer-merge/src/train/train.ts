@@ -243,8 +243,8 @@ export async function trainSentencePiece(options: TrainSentencePieceOptions): Pr
   let trained: Array<[string, number]>;
   let seedPieces: number | undefined;
   let emRounds: number | undefined;
-  let text: Int32Array | undefined;
-  if (spec.modelType === 'unigram') text = concatSentences(loaded.sentences, alphabet);
+  // Unigram seeding reads the sentences joined into one id array; trainUnigram releases it.
+  const joined = { text: spec.modelType === 'unigram' ? concatSentences(loaded.sentences, alphabet) : undefined };
   const words = countWords(loaded.sentences, alphabet, spec.splitByWhitespace);
   const sentenceCount = loaded.sentences.length;
   loaded.sentences.length = 0; // the id forms are all that is needed from here on
@@ -259,10 +259,11 @@ export async function trainSentencePiece(options: TrainSentencePieceOptions): Pr
     const buf: number[] = [];
     const isValid = (start: number, len: number): boolean => {
       buf.length = len;
-      for (let k = 0; k < len; k++) buf[k] = charOf[text![start + k]!]!;
+      const text = joined.text!;
+      for (let k = 0; k < len; k++) buf[k] = charOf[text[start + k]!]!;
       return isValidPiece(buf, rules);
     };
-    const r = trainUnigram(text!, words, alphabet, {
+    const r = await trainUnigram(joined, words, alphabet, {
       vocabSize: target,
       desiredSize: Math.trunc(spec.vocabSize * 1.1),
       seedSentencepieceSize: spec.seedSentencepieceSize,
@@ -270,6 +271,7 @@ export async function trainSentencePiece(options: TrainSentencePieceOptions): Pr
       numSubIterations: spec.numSubIterations,
       maxPieceLength: spec.maxSentencepieceLength,
       isValid,
+      threads: Math.max(1, spec.threads),
       onProgress: (stage, pieces) =>
         progress({ stage: stage === 'prune' ? 'prune' : stage === 'em' ? 'em' : 'seed', pieces: pieces + meta.size }),
     });

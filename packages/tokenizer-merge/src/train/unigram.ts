@@ -13,6 +13,8 @@
 import type { Alphabet, WordCounts } from './corpus.js';
 import { compareCodePoints } from './bpe.js';
 import { frequentSubstrings } from './seeds.js';
+import { ugBuildLattice, ugNewLattice, ugTrieSlot, ugViterbi, type LatticeModel, type TrieArrays } from './lattice.js';
+import { LatticePool, sharedFloat64, sharedInt32, sharedUint8 } from './em-pool.js';
 
 export interface UnigramOptions {
   vocabSize: number; // pieces to produce (vocabulary size minus meta pieces)
@@ -23,6 +25,8 @@ export interface UnigramOptions {
   maxPieceLength: number;
   /** Validity of the substring text[start..start+len) as a piece. */
   isValid: (start: number, len: number) => boolean;
+  /** Threads for the lattice passes (E-step, Viterbi). */
+  threads: number;
   onProgress?: (stage: string, pieces: number) => void;
 }
 
@@ -47,7 +51,7 @@ export function digamma(x: number): number {
   return result;
 }
 
-/** A trie over dense character ids: root children in an array, deeper edges in an open-addressing table. */
+/** Builds the shared-memory trie (./lattice.ts TrieArrays) over the active pieces. */
 class PieceTrie {
   readonly rootChild: Int32Array;
   private keyNode: Int32Array;
@@ -70,7 +74,37 @@ class PieceTrie {
   }
 
   private slot(node: number, c: number): number {
-    return (Math.imul(node, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b)) & this.mask;
+    return ugTrieSlot(node, c, this.mask);
+  }
+
+  /**
+   * The lookup form, in shared memory: one interleaved slot per edge, [parent, char, child, piece
+   * ending at child], so that a step of a lattice walk touches a single cache line.
+   */
+  arrays(): TrieArrays {
+    let cap = 1 << 10;
+    while (cap < this.used * 1.5) cap *= 2;
+    const mask = cap - 1;
+    const table = sharedInt32(cap * 4).fill(-1);
+    for (let i = 0; i < this.keyNode.length; i++) {
+      const node = this.keyNode[i]!;
+      if (node === -1) continue;
+      const c = this.keyChar[i]!;
+      let slot = ugTrieSlot(node, c, mask);
+      while (table[slot * 4] !== -1) slot = (slot + 1) & mask;
+      table[slot * 4] = node;
+      table[slot * 4 + 1] = c;
+      table[slot * 4 + 2] = this.child[i]!;
+      table[slot * 4 + 3] = this.nodePiece[this.child[i]!]!;
+    }
+    const rootChild = sharedInt32(this.rootChild.length);
+    const rootPiece = sharedInt32(this.rootChild.length);
+    for (let c = 0; c < this.rootChild.length; c++) {
+      const n = this.rootChild[c]!;
+      rootChild[c] = n;
+      rootPiece[c] = n >= 0 ? this.nodePiece[n]! : -1;
+    }
+    return { rootChild, rootPiece, table, mask };
   }
 
   childOf(node: number, c: number): number {
@@ -137,194 +171,16 @@ class PieceTrie {
   }
 }
 
-/** Reusable buffers for one word's lattice. */
-class Lattice {
-  edgeStart = new Int32Array(1024);
-  edgeEnd = new Int32Array(1024);
-  edgePiece = new Int32Array(1024);
-  edgeScore = new Float64Array(1024);
-  numEdges = 0;
-  /** First edge index of each start position (length + 1 entries). */
-  firstEdge = new Int32Array(256);
-  alpha = new Float64Array(256);
-  beta = new Float64Array(256);
-  acc = new Float64Array(256);
-  ref = new Float64Array(256);
-  bestScore = new Float64Array(256);
-  bestEdge = new Int32Array(256);
-
-  reserve(len: number, maxPieceLength: number): void {
-    if (len + 2 > this.alpha.length) {
-      const m = Math.max(len + 2, this.alpha.length * 2);
-      this.firstEdge = new Int32Array(m);
-      this.alpha = new Float64Array(m);
-      this.beta = new Float64Array(m);
-      this.acc = new Float64Array(m);
-      this.ref = new Float64Array(m);
-      this.bestScore = new Float64Array(m);
-      this.bestEdge = new Int32Array(m);
-    }
-    const e = (len + 1) * (maxPieceLength + 1);
-    if (e > this.edgeStart.length) {
-      const m = Math.max(e, this.edgeStart.length * 2);
-      this.edgeStart = new Int32Array(m);
-      this.edgeEnd = new Int32Array(m);
-      this.edgePiece = new Int32Array(m);
-      this.edgeScore = new Float64Array(m);
-    }
-  }
-}
-
-interface Model {
-  trie: PieceTrie;
-  score: Float64Array; // by piece id
-  active: Uint8Array;
-  minScore: number;
-  maxPieceLength: number;
-}
-
-/**
- * Builds the lattice of seq[start..start+len) with the active pieces; a position with no
- * single-character piece gets an unknown edge (piece -1) scored minScore - 10, as SentencePiece does.
- * `skipWhole` (prune step) leaves out the edge covering the whole sequence.
- */
-function buildLattice(lat: Lattice, model: Model, seq: Int32Array, start: number, len: number, skipWhole = -1): void {
-  lat.reserve(len, model.maxPieceLength);
-  const { trie, active, score, maxPieceLength } = model;
-  const unkScore = model.minScore - UNK_PENALTY;
-  const nodePiece = trie.nodePiece;
-  let e = 0;
-  for (let i = 0; i < len; i++) {
-    lat.firstEdge[i] = e;
-    let node = trie.rootChild[seq[start + i]!]!;
-    let depth = 1;
-    let hasSingle = false;
-    while (node >= 0) {
-      const pid = nodePiece[node]!;
-      if (pid >= 0 && active[pid] && pid !== skipWhole) {
-        lat.edgeStart[e] = i;
-        lat.edgeEnd[e] = i + depth;
-        lat.edgePiece[e] = pid;
-        lat.edgeScore[e] = score[pid]!;
-        e++;
-        if (depth === 1) hasSingle = true;
-      }
-      if (depth >= maxPieceLength || i + depth >= len) break;
-      node = trie.childOf(node, seq[start + i + depth]!);
-      depth++;
-    }
-    if (!hasSingle) {
-      lat.edgeStart[e] = i;
-      lat.edgeEnd[e] = i + 1;
-      lat.edgePiece[e] = -1;
-      lat.edgeScore[e] = unkScore;
-      e++;
-    }
-  }
-  lat.firstEdge[len] = e;
-  lat.numEdges = e;
-}
-
-/** Forward–backward; adds freq × marginal of every edge to expected[piece]; returns log Z. */
-function addMarginals(lat: Lattice, len: number, freq: number, expected: Float64Array): number {
-  const { alpha, beta, acc, ref, edgeEnd, edgePiece, edgeScore, firstEdge } = lat;
-  for (let j = 0; j <= len; j++) acc[j] = 0;
-  alpha[0] = 0;
-  for (let i = 0; i < len; i++) {
-    if (i > 0) alpha[i] = acc[i]! > 0 ? ref[i]! + Math.log(acc[i]!) : -Infinity;
-    const a = alpha[i]!;
-    for (let e = firstEdge[i]!, end = firstEdge[i + 1]!; e < end; e++) {
-      const j = edgeEnd[e]!;
-      const v = a + edgeScore[e]!;
-      if (acc[j] === 0) {
-        ref[j] = v;
-        acc[j] = 1;
-      } else {
-        const d = v - ref[j]!;
-        if (d > 600) {
-          acc[j] = acc[j]! * Math.exp(-d) + 1;
-          ref[j] = v;
-        } else {
-          acc[j]! += Math.exp(d);
-        }
-      }
-    }
-  }
-  const logZ = ref[len]! + Math.log(acc[len]!);
-  beta[len] = 0;
-  for (let i = len - 1; i >= 0; i--) {
-    const s = firstEdge[i]!;
-    const end = firstEdge[i + 1]!;
-    let r = edgeScore[s]! + beta[edgeEnd[s]!]!;
-    let sum = 1;
-    for (let e = s + 1; e < end; e++) {
-      const v = edgeScore[e]! + beta[edgeEnd[e]!]!;
-      const d = v - r;
-      if (d > 600) {
-        sum = sum * Math.exp(-d) + 1;
-        r = v;
-      } else {
-        sum += Math.exp(d);
-      }
-    }
-    beta[i] = r + Math.log(sum);
-  }
-  for (let i = 0; i < len; i++) {
-    const a = alpha[i]! - logZ;
-    for (let e = firstEdge[i]!, end = firstEdge[i + 1]!; e < end; e++) {
-      const pid = edgePiece[e]!;
-      if (pid < 0) continue;
-      expected[pid]! += freq * Math.exp(a + edgeScore[e]! + beta[edgeEnd[e]!]!);
-    }
-  }
-  return logZ;
-}
-
-/** Viterbi; leaves the best path's edges (reversed) in `path` and returns their count. */
-function viterbi(lat: Lattice, len: number, path: number[]): number {
-  const { bestScore, bestEdge, edgeEnd, edgeScore, firstEdge } = lat;
-  for (let j = 1; j <= len; j++) {
-    bestScore[j] = -Infinity;
-    bestEdge[j] = -1;
-  }
-  bestScore[0] = 0;
-  for (let i = 0; i < len; i++) {
-    const b = bestScore[i]!;
-    if (b === -Infinity) continue;
-    for (let e = firstEdge[i]!, end = firstEdge[i + 1]!; e < end; e++) {
-      const j = edgeEnd[e]!;
-      const v = b + edgeScore[e]!;
-      if (v > bestScore[j]!) {
-        bestScore[j] = v;
-        bestEdge[j] = e;
-      }
-    }
-  }
-  path.length = 0;
-  let j = len;
-  while (j > 0) {
-    const e = bestEdge[j]!;
-    if (e < 0) return 0;
-    path.push(e);
-    j = lat.edgeStart[e]!;
-  }
-  return path.length;
-}
-
-export function trainUnigram(
+/** Seed pieces as id sequences: the characters (most frequent first), then the frequent substrings. */
+function seedPieces(
   text: Int32Array,
-  words: WordCounts,
   alphabet: Alphabet,
   opts: UnigramOptions,
-): UnigramResult {
+): { pieceData: Int32Array; pieceStart: Int32Array; rawScore: Float64Array; numPieces: number } {
   const alphabetSize = alphabet.chars.length + 2;
-  const charOf = [0, 0x2585, ...alphabet.chars];
-  // 1. Seeds.
-  opts.onProgress?.('seed', 0);
   const subs = frequentSubstrings(text, alphabetSize, opts.maxPieceLength, opts.seedSentencepieceSize, opts.isValid);
   const nChars = alphabet.chars.length;
   const numPieces = nChars + subs.starts.length;
-  // Piece sequences: characters first (most frequent first), then substrings.
   let total = nChars;
   for (let i = 0; i < subs.lengths.length; i++) total += subs.lengths[i]!;
   const pieceData = new Int32Array(total);
@@ -344,6 +200,23 @@ export function trainUnigram(
     rawScore[id] = subs.scores[k]!;
   }
   pieceStart[numPieces] = p;
+  return { pieceData, pieceStart, rawScore, numPieces };
+}
+
+export async function trainUnigram(
+  /** Sentences as one id array (see concatSentences); released (set to undefined) after seeding. */
+  corpus: { text: Int32Array | undefined },
+  words: WordCounts,
+  alphabet: Alphabet,
+  opts: UnigramOptions,
+): Promise<UnigramResult> {
+  const alphabetSize = alphabet.chars.length + 2;
+  const charOf = [0, 0x2585, ...alphabet.chars];
+  // 1. Seeds.
+  opts.onProgress?.('seed', 0);
+  const { pieceData, pieceStart, rawScore, numPieces } = seedPieces(corpus.text!, alphabet, opts);
+  corpus.text = undefined; // the seeds are copied out; the joined corpus is no longer needed
+  const nChars = alphabet.chars.length;
   const pieceLength = (id: number): number => pieceStart[id + 1]! - pieceStart[id]!;
   const pieceString = (id: number): string => {
     let s = '';
@@ -355,20 +228,37 @@ export function trainUnigram(
   let sum = 0;
   for (let i = 0; i < numPieces; i++) sum = Math.fround(sum + rawScore[i]!);
   const logSum = Math.log(sum);
-  const score = new Float64Array(numPieces);
+  const score = sharedFloat64(numPieces);
   for (let i = 0; i < numPieces; i++) score[i] = Math.fround(Math.log(rawScore[i]!) - logSum);
-  const active = new Uint8Array(numPieces).fill(1);
+  const active = sharedUint8(numPieces).fill(1);
 
   // The trie holds only the active pieces: rebuilt whenever pieces were dropped, so that it stays
   // small (cache-resident) and lattice walks stop as early as the current vocabulary allows.
-  const buildTrie = (): PieceTrie => {
+  const buildTrie = (): TrieArrays => {
     let count = 0;
     for (let i = 0; i < numPieces; i++) if (active[i]) count++;
     const trie = new PieceTrie(alphabetSize, count * 2);
     for (let i = 0; i < numPieces; i++) if (active[i]) trie.insert(pieceData, pieceStart[i]!, pieceLength(i), i);
-    return trie;
+    return trie.arrays();
   };
-  const model: Model = { trie: buildTrie(), score, active, minScore: 0, maxPieceLength: opts.maxPieceLength };
+  const q = sharedFloat64(numPieces);
+  const model: LatticeModel = {
+    trie: buildTrie(),
+    score,
+    active,
+    minScore: 0,
+    maxPieceLength: opts.maxPieceLength,
+    q,
+    unkQ: 0,
+  };
+  // Mean log-probability per character (see LatticeModel.q); refined after every E-step.
+  let totalCharsWeighted = 0;
+  for (let w = 0; w < words.freqs.length; w++) totalCharsWeighted += words.freqs[w]! * (words.offsets[w + 1]! - words.offsets[w]!);
+  let perChar = Math.log(1 / Math.max(2, alphabet.chars.length));
+  const scaleWeights = (): void => {
+    for (let i = 0; i < numPieces; i++) if (active[i]) q[i] = Math.exp(score[i]! - perChar * pieceLength(i));
+    model.unkQ = Math.exp(model.minScore - UNK_PENALTY - perChar);
+  };
   let trieSize = numPieces;
   const refreshMinScore = (): number => {
     let m = Infinity;
@@ -388,22 +278,28 @@ export function trainUnigram(
   let size = refreshMinScore();
   opts.onProgress?.('seeded', size);
 
-  const lat = new Lattice();
-  const nWords = words.freqs.length;
+  const lat = ugNewLattice();
+  const isShared = (a: ArrayBufferView): boolean => a.buffer instanceof SharedArrayBuffer;
+  let shared = words;
+  if (!isShared(words.data) || !isShared(words.offsets) || !isShared(words.freqs)) {
+    shared = { data: sharedInt32(words.data.length), offsets: sharedInt32(words.offsets.length), freqs: sharedFloat64(words.freqs.length) };
+    shared.data.set(words.data);
+    shared.offsets.set(words.offsets);
+    shared.freqs.set(words.freqs);
+  }
+  const pool = new LatticePool(shared, opts.threads, numPieces);
   const expected = new Float64Array(numPieces);
   let rounds = 0;
   const path: number[] = [];
 
+  try {
   for (;;) {
     for (let iter = 0; iter < opts.numSubIterations; iter++) {
       // E-step.
-      expected.fill(0);
-      for (let w = 0; w < nWords; w++) {
-        const s = words.offsets[w]!;
-        const len = words.offsets[w + 1]! - s;
-        buildLattice(lat, model, words.data, s, len);
-        addMarginals(lat, len, words.freqs[w]!, expected);
-      }
+      scaleWeights();
+      const loglik = await pool.run(0, model, expected, -perChar);
+      // weighted log-likelihood / weighted characters ≈ per-character log-probability
+      perChar = loglik / totalCharsWeighted;
       // M-step (Bayesian EM: digamma instead of log).
       let total = 0;
       for (let i = 0; i < numPieces; i++) {
@@ -432,30 +328,18 @@ export function trainUnigram(
         alwaysKeep[i] = 1; // a single node: no second-best path
         continue;
       }
-      buildLattice(lat, model, pieceData, pieceStart[i]!, len);
-      const n = viterbi(lat, len, path);
+      ugBuildLattice(lat, model, pieceData, pieceStart[i]!, len, -1);
+      const n = ugViterbi(lat, len, path);
       if (n >= 2) continue; // its own best segmentation splits it: removable
       alwaysKeep[i] = 1;
-      buildLattice(lat, model, pieceData, pieceStart[i]!, len, i);
-      viterbi(lat, len, path);
+      ugBuildLattice(lat, model, pieceData, pieceStart[i]!, len, i);
+      ugViterbi(lat, len, path);
       for (let k = path.length - 1; k >= 0; k--) altData.push(lat.edgePiece[path[k]!]!);
     }
     altStart[numPieces] = altData.length;
     // (b) Viterbi frequencies over the corpus.
     const freq = new Float64Array(numPieces);
-    let vsum = 0;
-    for (let w = 0; w < nWords; w++) {
-      const s = words.offsets[w]!;
-      const len = words.offsets[w + 1]! - s;
-      const f = words.freqs[w]!;
-      buildLattice(lat, model, words.data, s, len);
-      viterbi(lat, len, path);
-      vsum += f;
-      for (const e of path) {
-        const pid = lat.edgePiece[e]!;
-        if (pid >= 0) freq[pid]! += f;
-      }
-    }
+    const vsum = await pool.run(1, model, freq);
     let fsum = 0;
     for (let i = 0; i < numPieces; i++) fsum += freq[i]!;
     const logFsum = Math.log(fsum);
@@ -493,6 +377,9 @@ export function trainUnigram(
     for (const i of kept) active[i] = 1;
     size = refreshMinScore();
     opts.onProgress?.('prune', size);
+  }
+  } finally {
+    await pool.close();
   }
 
   // 4. Finalize: kept characters first (those EM dropped get min score + a small penalty), then the
