@@ -57,13 +57,22 @@ export async function loadSentences(inputs: string[], opts: LoadOptions): Promis
   }
   const sampleSize = opts.inputSentenceSize;
   const random = seededRandom(opts.seed);
-  // Raw lines kept: all of them, the first `sampleSize`, or a reservoir sample of `sampleSize`.
+  const reservoir = sampleSize > 0 && opts.shuffleInputSentence;
+  // Raw lines held back: only the reservoir sample (other lines are normalized as they stream by).
   const kept: Uint8Array[] = [];
   let accepted = 0;
   let linesRead = 0;
   let tooLongLines = 0;
   let bytesRead = 0;
   let done = false;
+
+  const sentences: string[] = [];
+  const meta = opts.metaPieces.filter((p) => p.length > 0);
+  const keepNormalized = (line: Uint8Array): void => {
+    let s = opts.normalizer.normalizeBytes(line);
+    if (meta.length > 0) s = replaceMetaPieces(s, meta);
+    if (s.length > 0) sentences.push(s);
+  };
 
   const acceptLine = (line: Uint8Array): void => {
     linesRead++;
@@ -75,10 +84,10 @@ export async function loadSentences(inputs: string[], opts: LoadOptions): Promis
     if (containsUnkChar(line)) return; // SentencePiece skips lines that contain its reserved ▅
     accepted++;
     if (sampleSize <= 0) {
-      kept.push(line);
+      keepNormalized(line); // no sampling: normalize right away, never hold raw lines
     } else if (!opts.shuffleInputSentence) {
-      kept.push(line);
-      if (kept.length >= sampleSize) done = true;
+      keepNormalized(line);
+      if (accepted >= sampleSize) done = true;
     } else if (kept.length < sampleSize) {
       kept.push(line);
     } else {
@@ -101,8 +110,8 @@ export async function loadSentences(inputs: string[], opts: LoadOptions): Promis
         if (carry) {
           line = concat(carry, line);
           carry = undefined;
-        } else {
-          line = Uint8Array.prototype.slice.call(line); // own the bytes; the chunk is reused
+        } else if (reservoir) {
+          line = Uint8Array.prototype.slice.call(line); // kept beyond this chunk: own the bytes
         }
         acceptLine(line);
         start = nl + 1;
@@ -120,13 +129,7 @@ export async function loadSentences(inputs: string[], opts: LoadOptions): Promis
   }
   opts.onProgress?.(linesRead, bytesTotal, bytesTotal);
 
-  const sentences: string[] = [];
-  const meta = opts.metaPieces.filter((p) => p.length > 0);
-  for (const line of kept) {
-    let s = opts.normalizer.normalizeBytes(line);
-    if (meta.length > 0) s = replaceMetaPieces(s, meta);
-    if (s.length > 0) sentences.push(s);
-  }
+  for (const line of kept) keepNormalized(line); // the reservoir sample, in sample order
   return { sentences, linesRead, tooLongLines };
 }
 

@@ -10,6 +10,8 @@
  * Pieces keep their seed index for the whole run: the trie over the seeds is built once and
  * pruning only switches pieces off, so no lattice structure is ever rebuilt.
  */
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { Alphabet, WordCounts } from './corpus.js';
 import { compareCodePoints } from './bpe.js';
 import { frequentSubstrings } from './seeds.js';
@@ -171,6 +173,25 @@ class PieceTrie {
   }
 }
 
+/**
+ * A full garbage collection, where the runtime allows one. Training allocates and drops several
+ * corpus-sized typed arrays in a row; collecting between the phases keeps the peak resident memory
+ * near the live data instead of live data + the previous phase's garbage.
+ */
+let gcFunction: (() => void) | null | undefined;
+function collectGarbage(): void {
+  if (gcFunction === undefined) {
+    gcFunction = null;
+    try {
+      v8.setFlagsFromString('--expose-gc');
+      gcFunction = vm.runInNewContext('gc') as () => void;
+    } catch {
+      gcFunction = null;
+    }
+  }
+  gcFunction?.();
+}
+
 /** Seed pieces as id sequences: the characters (most frequent first), then the frequent substrings. */
 function seedPieces(
   text: Int32Array,
@@ -214,8 +235,10 @@ export async function trainUnigram(
   const charOf = [0, 0x2585, ...alphabet.chars];
   // 1. Seeds.
   opts.onProgress?.('seed', 0);
+  collectGarbage(); // corpus-preparation garbage would otherwise stack up under the suffix arrays
   const { pieceData, pieceStart, rawScore, numPieces } = seedPieces(corpus.text!, alphabet, opts);
   corpus.text = undefined; // the seeds are copied out; the joined corpus is no longer needed
+  collectGarbage();
   const nChars = alphabet.chars.length;
   const pieceLength = (id: number): number => pieceStart[id + 1]! - pieceStart[id]!;
   const pieceString = (id: number): string => {
@@ -272,6 +295,7 @@ export async function trainUnigram(
     if (count < trieSize * 0.9) {
       model.trie = buildTrie();
       trieSize = count;
+      collectGarbage(); // the old trie and the last round's scratch arrays
     }
     return count;
   };
