@@ -75,7 +75,7 @@ export const PRESETS: Record<Preset['name'], Preset> = {
       numHiddenLayers: 2,
       numAttentionHeads: 4,
       numKeyValueHeads: 4,
-      train: { maxSteps: 150, batchSize: 8, gradientAccumulationSteps: 1, learningRate: 3e-3, warmupRatio: 0.05, weightDecay: 0.01, evalSteps: 50, saveSteps: 50 },
+      train: { maxSteps: 120, batchSize: 8, gradientAccumulationSteps: 1, learningRate: 3e-3, warmupRatio: 0.05, weightDecay: 0.01, evalSteps: 40, saveSteps: 40 },
     },
     vocab: { vocabSize: 8000, modelType: 'unigram', characterCoverage: 0.9995, trainLines: 12000 },
     blockSize: 128,

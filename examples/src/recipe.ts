@@ -117,7 +117,9 @@ async function generate(ctx: Ctx, model: string, lora: string | undefined, instr
   const out = await runCli('cllama-train', [
     'generate', '--model', model, ...(lora ? ['--lora', lora] : []),
     '--tokenizer', p(ctx, '01-vocab/merged'),
-    '--prompt', instruction, '--alpaca', '--greedy', '--repetition-penalty', '1.2',
+    '--prompt', instruction, '--alpaca',
+    // Seeded sampling: a model this small falls into one repeated token under greedy decoding.
+    '--temperature', '0.7', '--top-k', '40', '--top-p', '0.9', '--repetition-penalty', '1.3', '--seed', '1',
     '--max-new-tokens', String(ctx.preset.generation.maxNewTokens),
     '--backend', ctx.opts.backend,
   ], { capture: true, logFile: ctx.log, quiet: ctx.opts.quiet });

@@ -67,7 +67,7 @@ export function renderReport(r: ReportInput): string {
     `Eval loss ${f(first?.loss)} (step ${first?.step ?? '—'}) → ${f(last?.loss)} (step ${last?.step ?? '—'}).`, '');
   lines.push('![SFT](04-sft/training_plot.svg)', '');
 
-  lines.push('## 5. Generations (greedy, Alpaca template)', '');
+  lines.push('## 5. Generations (Alpaca template; temperature 0.7, top-k 40, top-p 0.9, repetition penalty 1.3, seed 1)', '');
   lines.push('| instruction | before SFT (stage 2) | after SFT (merged) |', '|---|---|---|');
   for (const g of m.generations) lines.push(`| ${quote(g.instruction)} | ${quote(g.beforeSft)} | ${quote(g.afterSft)} |`);
   lines.push('');
