@@ -11,13 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(import.meta.url);
 
-/** One public function or class each package must export (checked by value and by type). */
+/** Public functions / classes each package must export (checked by value and by type). */
 const PACKAGES: Record<string, { dir: string; bin: string; exports: string[] }> = {
-  '@cllama/tokenizer-merge': { dir: 'packages/tokenizer-merge', bin: 'cllama-tokenizer', exports: ['PACKAGE_NAME'] },
-  '@cllama/lora': { dir: 'packages/lora', bin: 'cllama-lora', exports: ['PACKAGE_NAME'] },
-  '@cllama/trainer': { dir: 'packages/trainer', bin: 'cllama-train', exports: ['PACKAGE_NAME'] },
-  '@cllama/alpaca-data': { dir: 'packages/alpaca-data', bin: 'cllama-data', exports: ['PACKAGE_NAME'] },
-  '@cllama/prompt-crawler': { dir: 'packages/prompt-crawler', bin: 'cllama-crawl', exports: ['PACKAGE_NAME'] },
+  '@cllama/tokenizer-merge': { dir: 'packages/tokenizer-merge', bin: 'cllama-tokenizer', exports: ['mergeVocab', 'loadTokenizer', 'parseModelProto', 'trainSentencePiece'] },
+  '@cllama/lora': { dir: 'packages/lora', bin: 'cllama-lora', exports: ['SafetensorsFile', 'HFCheckpoint', 'readPeftAdapter', 'countTrainableParameters'] },
+  '@cllama/trainer': { dir: 'packages/trainer', bin: 'cllama-train', exports: ['LlamaModel', 'loadLlama', 'initBackend'] },
+  '@cllama/alpaca-data': { dir: 'packages/alpaca-data', bin: 'cllama-data', exports: ['buildSftExample', 'openTokenizedDataset', 'collate'] },
+  '@cllama/prompt-crawler': { dir: 'packages/prompt-crawler', bin: 'cllama-crawl', exports: ['crawl', 'parseReply', 'RougeLIndex'] },
 };
 
 let work: string;
