@@ -126,7 +126,7 @@ const RESTARTABLE_LEFTOVERS = new Set([DATA_CACHE_DIR, 'metrics.jsonl', 'trainin
 export const OWN_OUTPUTS = new Set([
   TRAINER_STATE_FILE, 'metrics.jsonl', 'training_plot.svg', 'adapter_config.json', 'adapter_model.safetensors',
   'config.json', 'model.safetensors', 'model.safetensors.index.json', 'generation_config.json', 'tokenizer.model',
-  'tokenizer_config.json', 'special_tokens_map.json', 'all_results.json', 'train_results.json', 'eval_results.json',
+  'tokenizer_config.json', 'tokenizer.json', 'special_tokens_map.json', 'added_tokens.json', 'all_results.json', 'train_results.json', 'eval_results.json',
 ]);
 
 async function removeStaleTemporaries(outputDir: string): Promise<void> {

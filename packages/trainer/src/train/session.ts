@@ -124,21 +124,10 @@ export function loopModel(model: LlamaModel): LoopModel {
     setTraining: (training) => {
       model.train(training);
     },
-    reseedDropout: (seed) => reseedLoraDropout(model, seed),
+    // LoRA dropout masks come from a seed stream in the model; reseeding it before every micro-batch from
+    // the loop's checkpointed RNG makes a resumed run draw the same masks
+    reseedDropout: (seed) => model.reseedDropout(seed),
   };
-}
-
-/**
- * LoRA dropout draws its mask seeds from a stream inside the model; the loop reseeds that stream
- * before every micro-batch from its own checkpointed RNG, so a resumed run draws the same masks.
- */
-function reseedLoraDropout(model: LlamaModel, seed: number): void {
-  const m = model as unknown as { reseedDropout?: (s: number) => void; lora?: { dropoutRandom?: unknown } };
-  if (typeof m.reseedDropout === 'function') return m.reseedDropout(seed);
-  const lora = m.lora;
-  if (!lora || lora.dropoutRandom === undefined) return;
-  const ctor = (lora.dropoutRandom as { constructor: new (seed: number) => unknown }).constructor;
-  lora.dropoutRandom = new ctor(seed);
 }
 
 async function copyTokenizer(src: string, dest: string): Promise<void> {
