@@ -4,7 +4,10 @@
  * stage 1 (embed_tokens only), stage 2 (LoRA r=8 on q/k/v/o + embed_tokens/lm_head) and full
  * fine-tuning, next to PyTorch on the same machine, plus a per-kernel time breakdown of one step.
  *
- *   node --import tsx packages/trainer/bench/train.ts [--steps 3] [--backend wasm] [--json out.json]
+ *   node --import tsx packages/trainer/bench/train.ts [--steps 3] [--backend wasm] [--threads 1,2] [--json out.json]
+ *
+ * `--threads` lists the data-parallel thread counts to measure (src/train/data-parallel.ts); each
+ * thread holds a model copy and computes the gradients of batch / threads sequences.
  *
  * PyTorch figures: packages/trainer/bench/train_torch.py (same config, same trainable sets, fp32,
  * torch 1.13 + OpenBLAS); the defaults below are the numbers the issue quotes for this machine.
@@ -16,6 +19,7 @@ import * as path from 'node:path';
 import { initBackend, type BackendChoice } from '../src/backend.js';
 import { createLlamaConfig } from '@cllama/lora';
 import { LlamaModel } from '../src/model/llama.js';
+import { DataParallel } from '../src/train/data-parallel.js';
 import { runTrainingLoop, type BatchSource } from '../src/train/loop.js';
 import { loopModel } from '../src/train/session.js';
 
@@ -26,6 +30,8 @@ const arg = (name: string, fallback: string) => {
 const STEPS = Number(arg('steps', '3'));
 const BACKEND = arg('backend', 'wasm') as BackendChoice;
 const TORCH: Record<string, number> = { stage1: Number(arg('torch-stage1', '538')), stage2: Number(arg('torch-stage2', '485')), full: Number(arg('torch-full', '464')) };
+const THREADS = arg('threads', '1,2').split(',').map(Number);
+const MODES = arg('modes', 'stage1,stage2,full').split(',');
 const BATCH = 4;
 const SEQ = 256;
 
@@ -60,8 +66,10 @@ function setUp(mode: string): { model: LlamaModel; params: Array<{ name: string;
   return { model, params: names.map((name) => ({ name, variable: all.get(name)! })) };
 }
 
-async function measure(mode: string): Promise<{ tokensPerSecond: number; stepSeconds: number[] }> {
+async function measure(mode: string, threads: number): Promise<{ tokensPerSecond: number; stepSeconds: number[] }> {
   const { model, params } = setUp(mode);
+  const lora = mode === 'stage2' ? { r: 8, loraAlpha: 32, loraDropout: 0.05, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] } : undefined;
+  const dataParallel = threads > 1 ? await DataParallel.start({ threads, backend: BACKEND === 'auto' ? 'wasm' : BACKEND, model, params, lora }) : undefined;
   const out = await mkdtemp(path.join(tmpdir(), `cllama-bench-${mode}-`));
   const stamps: number[] = [];
   const t0 = performance.now();
@@ -70,7 +78,9 @@ async function measure(mode: string): Promise<{ tokensPerSecond: number; stepSec
     learningRate: 1e-4, lrSchedulerType: 'constant', warmupRatio: 0, warmupSteps: 0, weightDecay: 0.01, adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, maxGradNorm: 1,
     loggingSteps: 1000, loggingFirstStep: false, evalSteps: undefined, doEval: false, saveSteps: 1_000_000, saveTotalLimit: 1, resumeFrom: undefined, progress: false,
     onStep: () => void stamps.push(performance.now()),
+    dataParallel,
   });
+  await dataParallel?.close();
   await rm(out, { recursive: true, force: true });
   // step 1 includes kernel compilation / first allocations: measure steps 2..N+1
   const stepSeconds = [stamps[0]! - t0, ...stamps.slice(1).map((t, i) => t - stamps[i]!)].map((ms) => ms / 1000);
@@ -111,15 +121,19 @@ async function profile(mode: string): Promise<Array<{ kernel: string; ms: number
 const backend = await initBackend(BACKEND);
 console.log(`backend ${backend.name} (${backend.package}); batch ${BATCH} × seq ${SEQ} = ${BATCH * SEQ} tokens per step; ${STEPS} measured steps after 1 warm-up`);
 const results: Record<string, unknown> = {};
-for (const mode of ['stage1', 'stage2', 'full']) {
-  const m = await measure(mode);
-  const ratio = m.tokensPerSecond / TORCH[mode]!;
-  console.log(`${mode.padEnd(7)} ${m.tokensPerSecond.toFixed(0).padStart(6)} tok/s   PyTorch ${TORCH[mode]} tok/s   ratio ${ratio.toFixed(2)}×   (step seconds: ${m.stepSeconds.map((s) => s.toFixed(2)).join(', ')})`);
+for (const mode of MODES) {
+  const runs: Record<string, unknown> = {};
+  for (const threads of THREADS) {
+    const m = await measure(mode, threads);
+    const ratio = m.tokensPerSecond / TORCH[mode]!;
+    console.log(`${mode.padEnd(7)} threads ${threads}  ${m.tokensPerSecond.toFixed(0).padStart(6)} tok/s   PyTorch ${TORCH[mode]} tok/s   ratio ${ratio.toFixed(2)}×   (step seconds: ${m.stepSeconds.map((s) => s.toFixed(2)).join(', ')})`);
+    runs[`threads${threads}`] = { tokensPerSecond: m.tokensPerSecond, ratio, stepSeconds: m.stepSeconds };
+  }
   const kernels = await profile(mode);
   const total = kernels.reduce((a, k) => a + k.ms, 0);
-  console.log(`  forward+backward kernels: ${total.toFixed(0)} ms total; top:`);
+  console.log(`  forward+backward kernels (1 thread): ${total.toFixed(0)} ms total; top:`);
   for (const k of kernels.slice(0, 10)) console.log(`    ${k.kernel.padEnd(22)} ${k.ms.toFixed(1).padStart(8)} ms  ${((100 * k.ms) / total).toFixed(1).padStart(5)}%  (${k.calls} calls)`);
-  results[mode] = { tokensPerSecond: m.tokensPerSecond, torchTokensPerSecond: TORCH[mode], ratio, stepSeconds: m.stepSeconds, kernels: kernels.slice(0, 15), kernelTotalMs: total };
+  results[mode] = { torchTokensPerSecond: TORCH[mode], ...runs, kernels: kernels.slice(0, 15), kernelTotalMs: total };
 }
 const jsonOut = arg('json', '');
 if (jsonOut) await writeFile(jsonOut, JSON.stringify({ backend, batch: BATCH, seq: SEQ, results }, null, 2));

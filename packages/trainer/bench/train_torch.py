@@ -2,12 +2,14 @@
 # batch 4 x seq 256, fp32, one optimizer step = forward + backward + clip_grad_norm_(1.0) + AdamW, for
 # stage 1 (embed_tokens only), stage 2 (LoRA r=8 on q/k/v/o + embed_tokens/lm_head) and full training.
 # Self-contained (no transformers): HF LLaMA math (RMSNorm, rotary, causal softmax attention, SwiGLU).
-#   /usr/bin/python3 packages/trainer/bench/train_torch.py [steps]
+#   /usr/bin/python3 packages/trainer/bench/train_torch.py [steps] [threads]   (threads: torch.set_num_threads; default torch's choice)
 import sys, time, math, torch
 torch.manual_seed(0)
 H, L, NH, I, V, B, T = 256, 4, 8, 688, 49954, 4, 256
 HD = H // NH
 STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+if len(sys.argv) > 2:
+    torch.set_num_threads(int(sys.argv[2]))
 
 def p(*shape, std=0.02):
     return torch.nn.Parameter(torch.randn(*shape) * std)

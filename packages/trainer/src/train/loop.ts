@@ -26,19 +26,16 @@ import {
   type LogEntry,
   type TrainerState,
 } from './checkpoint.js';
+import type { DataParallel } from './data-parallel.js';
 import { GradientAccumulator, clipByGlobalNorm } from './gradients.js';
+import { microBatchGradients, microBatchLoss, type Batch } from './micro-batch.js';
 import { MetricsLog } from './metrics.js';
 import { renderTrainingPlot } from './plot.js';
 import { TrainProgress } from './progress.js';
 import { Rng, epochOrder } from './rng.js';
 import { LrSchedule, type SchedulerType } from './schedule.js';
 
-export interface Batch {
-  inputIds: Int32Array;
-  labels: Int32Array;
-  batch: number;
-  seqLen: number;
-}
+export type { Batch } from './micro-batch.js';
 
 export interface BatchSource {
   /** Number of examples. */
@@ -93,6 +90,8 @@ export interface LoopOptions {
   resumeFrom: string | undefined;
   progress: boolean;
   title?: string;
+  /** Worker threads that share every micro-batch (--threads > 1); this thread alone when absent. */
+  dataParallel?: DataParallel;
   /** Called after every optimizer step (tests: tensor counts, kill points). */
   onStep?: (info: { step: number; loss: number; numTensors: number }) => void | Promise<void>;
 }
@@ -119,7 +118,7 @@ export class TrainLoopError extends Error {
   override name = 'TrainLoopError';
 }
 
-export async function evaluate(model: LoopModel, data: BatchSource, batchSize: number, maxSamples?: number): Promise<{ loss: number; perplexity: number }> {
+export async function evaluate(model: LoopModel, data: BatchSource, batchSize: number, maxSamples?: number, parallel?: DataParallel): Promise<{ loss: number; perplexity: number }> {
   model.setTraining(false);
   const n = Math.min(data.length, maxSamples ?? Infinity);
   if (n === 0) throw new TrainLoopError('the evaluation set is empty; lower --validation-split-percentage only if you also drop --do-eval, or give more data');
@@ -128,12 +127,7 @@ export async function evaluate(model: LoopModel, data: BatchSource, batchSize: n
   for (let start = 0; start < n; start += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i);
     const b = data.batch(idx);
-    const value = tf.tidy(() => {
-      const ids = tf.tensor2d(b.inputIds, [b.batch, b.seqLen], 'int32');
-      const labels = tf.tensor2d(b.labels, [b.batch, b.seqLen], 'int32');
-      return model.loss(ids, labels).dataSync()[0]!;
-    });
-    sum += value;
+    sum += parallel ? await parallel.loss(model, b) : microBatchLoss(model, b);
     batches += 1;
   }
   model.setTraining(true);
@@ -155,7 +149,6 @@ export async function runTrainingLoop(
   const schedule = new LrSchedule({ type: o.lrSchedulerType, baseLr: o.learningRate, totalSteps: maxSteps, warmupRatio: o.warmupRatio, warmupSteps: o.warmupSteps });
   const optimized: OptimizedParameter[] = params.map((p) => ({ ...p, weightDecay: defaultDecayFor(p.name, o.weightDecay) }));
   const optimizer = new AdamW(optimized, { betas: [o.adamBeta1, o.adamBeta2], eps: o.adamEpsilon, weightDecay: o.weightDecay });
-  const varByName = new Map(params.map((p) => [p.variable.name, p.name]));
   const metrics = new MetricsLog(o.outputDir);
 
   let state: TrainerState = {
@@ -212,7 +205,7 @@ export async function runTrainingLoop(
   try {
     if (o.doEval && evalData && state.globalStep === 0) {
       // the starting point, so the log shows how far training moved the eval loss
-      const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples);
+      const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples, o.dataParallel);
       await record({ step: 0, epoch: 0, eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
     }
     while (state.globalStep < maxSteps) {
@@ -225,17 +218,16 @@ export async function runTrainingLoop(
         }
         const start = state.data.microBatch * o.perDeviceTrainBatchSize;
         const b = train.batch(order.subarray(start, Math.min(start + o.perDeviceTrainBatchSize, train.length)));
-        model.reseedDropout?.(rng.nextUint32() & 0x7fffffff);
-        const { value, grads } = tf.tidy(() => {
-          const ids = tf.tensor2d(b.inputIds, [b.batch, b.seqLen], 'int32');
-          const labels = tf.tensor2d(b.labels, [b.batch, b.seqLen], 'int32');
-          return tf.variableGrads(() => model.loss(ids, labels), params.map((p) => p.variable));
-        });
-        const byName = new Map<string, tf.Tensor>();
-        for (const [varName, g] of Object.entries(grads)) byName.set(varByName.get(varName)!, g);
-        accumulator.add(byName);
-        stepLoss += value.dataSync()[0]!;
-        value.dispose();
+        const dropoutSeed = rng.nextUint32() & 0x7fffffff;
+        let micro: { loss: number; grads: Map<string, tf.Tensor> };
+        if (o.dataParallel) {
+          micro = await o.dataParallel.lossAndGrads(model, b, dropoutSeed);
+        } else {
+          model.reseedDropout?.(dropoutSeed);
+          micro = microBatchGradients(model, params, b);
+        }
+        accumulator.add(micro.grads);
+        stepLoss += micro.loss;
         state.data.microBatch += 1;
         state.trainedTokens += b.batch * b.seqLen;
         tokensThisRun += b.batch * b.seqLen;
@@ -261,7 +253,7 @@ export async function runTrainingLoop(
         stepsSinceLog = 0;
       }
       if (o.doEval && evalData && state.globalStep % evalEvery === 0) {
-        const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples);
+        const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples, o.dataParallel);
         evalLoss = ev.loss;
         await record({ step: state.globalStep, epoch: round(state.epoch, 4), eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
       }
@@ -269,7 +261,7 @@ export async function runTrainingLoop(
       await o.onStep?.({ step: state.globalStep, loss: stepLoss, numTensors: tf.memory().numTensors });
     }
     if (o.doEval && evalData && (evalLoss === undefined || state.globalStep % evalEvery !== 0)) {
-      const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples);
+      const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples, o.dataParallel);
       evalLoss = ev.loss;
       await record({ step: state.globalStep, epoch: round(state.epoch, 4), eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
     }

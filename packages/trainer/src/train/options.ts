@@ -59,6 +59,8 @@ export interface TrainArgs {
   dryRun: boolean;
   json: boolean;
   noProgress: boolean;
+  /** Data-parallel worker threads on the wasm / cpu backend (1 = this thread only). */
+  threads: number;
   /** Flags of the Python scripts that have no meaning here (DeepSpeed, fp16, DDP...): accepted, reported, ignored. */
   ignored: string[];
 }
@@ -122,6 +124,7 @@ const SPECS: Spec[] = [
   { key: 'dryRun', flag: 'dry-run', kind: 'bool', help: 'print the plan (parameters, tokens/step, steps, memory) from config.json alone and exit' },
   { key: 'json', flag: 'json', kind: 'bool', help: 'machine-readable output for --dry-run' },
   { key: 'noProgress', flag: 'no-progress', kind: 'bool', help: 'no progress bar (log lines instead)' },
+  { key: 'threads', flag: 'threads', kind: 'int', help: 'wasm/cpu backend: threads that each compute the gradients of a share of every batch (data parallel, one model copy per thread)' },
 ];
 
 /** Flags the original scripts pass that configure DeepSpeed / torch / DDP: accepted so the scripts' flag lists work, but ignored. */
@@ -177,6 +180,7 @@ export function defaultArgs(mode: TrainMode): Omit<TrainArgs, 'modelNameOrPath' 
     dryRun: false,
     json: false,
     noProgress: false,
+    threads: 1,
     ignored: [],
   };
 }
@@ -285,7 +289,7 @@ export function validateArgs(a: TrainArgs): TrainArgs {
     need(typeof a.datasetDir === 'string' && a.datasetDir.length > 0, '--dataset-dir is required');
     need(typeof a.outputDir === 'string' && a.outputDir.length > 0, '--output-dir is required');
   }
-  for (const k of ['perDeviceTrainBatchSize', 'perDeviceEvalBatchSize', 'gradientAccumulationSteps', 'loggingSteps', 'saveSteps', 'blockSize', 'maxSeqLength', 'loraRank'] as const) {
+  for (const k of ['threads', 'perDeviceTrainBatchSize', 'perDeviceEvalBatchSize', 'gradientAccumulationSteps', 'loggingSteps', 'saveSteps', 'blockSize', 'maxSeqLength', 'loraRank'] as const) {
     need(Number.isInteger(a[k]) && a[k] >= 1, `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a positive integer, got ${a[k]}`);
   }
   need(a.maxSteps === -1 || (Number.isInteger(a.maxSteps) && a.maxSteps > 0), `--max-steps must be -1 or a positive integer, got ${a.maxSteps}`);

@@ -12,11 +12,12 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile, readPeftAdapter, writePeftAdapter, writeSafetensors, type LoraConfig } from '@cllama/lora';
 import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
-import { initBackend, type BackendChoice } from '../backend.js';
+import { activeBackend, initBackend, type BackendChoice } from '../backend.js';
 import { loadLlama, saveLlama } from '../model/io.js';
 import type { LlamaModel } from '../model/llama.js';
 import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, prepareOutputDir } from './checkpoint.js';
 import { preparePretrainData, prepareSftData, type PreparedData } from './data.js';
+import { DataParallel } from './data-parallel.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
 
@@ -167,7 +168,15 @@ export async function runTrainingSession(
   const prepared = await prepareOutputDir(args.outputDir, { overwrite: args.overwriteOutputDir, resumeFromCheckpoint: args.resumeFromCheckpoint });
   const t = await setUpModel(args, opts);
   let data: PreparedData | undefined;
+  let parallel: DataParallel | undefined;
   try {
+    if (args.threads > 1) {
+      const backend = activeBackend()?.name;
+      if (backend !== 'wasm' && backend !== 'cpu') {
+        throw new TrainSessionError(`--threads ${args.threads} is for the single-threaded wasm and cpu backends; the ${backend} backend already uses every core: drop --threads`);
+      }
+      parallel = await DataParallel.start({ threads: args.threads, backend, model: t.model, params: t.params, lora: t.lora });
+    }
     data =
       args.mode === 'pretrain'
         ? await preparePretrainData(
@@ -229,10 +238,12 @@ export async function runTrainingSession(
         progress: !args.noProgress,
         title: `cllama-train ${args.mode}${args.mode === 'pretrain' ? ` stage ${args.stage}` : ''}`,
         onStep: opts.onStep,
+        dataParallel: parallel,
       },
     );
     return { ...result, outputDir: args.outputDir, resumedFrom: prepared.resumeFrom, numTrainExamples: data.train.length, numEvalExamples: data.eval?.length ?? 0, cacheHit: data.cacheHit };
   } finally {
+    await parallel?.close();
     data?.close();
     t.model.dispose();
   }
