@@ -10,8 +10,9 @@
  *
  * Everything lands in runs/<name>/ with a report.md; a re-run skips finished phases.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLlamaConfig, readLlamaConfig } from '@cllama/lora';
@@ -31,6 +32,8 @@ export interface RecipeOptions {
   name: string;
   preset: Preset['name'];
   backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  /** Data-parallel training threads (wasm/cpu backends); 'auto' = every core, 1 on tensorflow. */
+  threads: number | 'auto';
   base?: string;
   runsDir: string;
   fresh: boolean;
@@ -43,6 +46,7 @@ interface Ctx {
   runDir: string;
   log: string;
   store: RunStateStore;
+  threads: number;
 }
 
 const p = (ctx: Ctx, ...parts: string[]) => path.join(ctx.runDir, ...parts);
@@ -50,6 +54,7 @@ const p = (ctx: Ctx, ...parts: string[]) => path.join(ctx.runDir, ...parts);
 function trainFlags(ctx: Ctx, t: TrainPhase): string[] {
   return [
     '--backend', ctx.opts.backend,
+    '--threads', String(ctx.threads),
     '--max-steps', String(t.maxSteps),
     '--per-device-train-batch-size', String(t.batchSize),
     '--per-device-eval-batch-size', String(t.batchSize),
@@ -131,11 +136,13 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
   const runDir = path.resolve(opts.runsDir, opts.name);
   if (opts.fresh) rmSync(runDir, { recursive: true, force: true });
   mkdirSync(runDir, { recursive: true });
-  const ctx: Ctx = { opts, preset, runDir, log: path.join(runDir, 'recipe.log'), store: new RunStateStore(runDir, preset.name) };
   const backend = await initBackend(opts.backend);
-  ctx.store.state.backend = `${backend.name} (${backend.package})`;
+  // tfjs-wasm / cpu run one thread each: the trainer's --threads shares every batch among the cores
+  const threads = backend.name === 'tensorflow' ? 1 : opts.threads === 'auto' ? Math.min(availableParallelism(), 8) : opts.threads;
+  const ctx: Ctx = { opts, preset, runDir, log: path.join(runDir, 'recipe.log'), store: new RunStateStore(runDir, preset.name), threads };
+  ctx.store.state.backend = `${backend.name} (${backend.package}), ${threads} training thread${threads === 1 ? '' : 's'}`;
   ctx.store.save();
-  console.log(`recipe '${opts.name}' (preset ${preset.name}) in ${runDir}, backend ${backend.name} via ${backend.package}`);
+  console.log(`recipe '${opts.name}' (preset ${preset.name}) in ${runDir}, backend ${backend.name} via ${backend.package}, ${threads} training thread(s)`);
 
   // The phases read their data from per-run folders (the trainer takes a folder of files).
   const data = (...parts: string[]) => p(ctx, 'data', ...parts);
@@ -299,12 +306,20 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
   return report;
 }
 
+function parseThreads(v: string): number | 'auto' {
+  if (v === 'auto') return 'auto';
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected 'auto' or a positive integer, got '${v}'`);
+  return n;
+}
+
 function main(): void {
   const program = new Command('recipe')
     .description('the three-phase Chinese-LLaMA-Alpaca recipe end to end (vocabulary → pre-training → SFT → merge)')
     .option('--name <name>', 'run name: outputs go to <runs-dir>/<name>', 'demo')
     .addOption(new Option('--preset <preset>', 'sizes: fast (CI), cpu (default, ≤ 20 min on 2 cores), gpu (real sizes, tfjs-node-gpu)').choices(['fast', 'cpu', 'gpu']).default('cpu'))
     .addOption(new Option('--backend <name>', 'tfjs backend (auto = tfjs-node-gpu, else tfjs-node, else wasm)').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .option('--threads <n>', "training threads on the wasm/cpu backends (data parallel): a number, or 'auto' = every core", parseThreads, 'auto' as const)
     .option('--base <dir>', 'HF LLaMA folder to start from (with tokenizer.model); default: pre-train a tiny one')
     .option('--runs-dir <dir>', 'where runs are written', path.join(repoRoot, 'runs'))
     .option('--fresh', 'delete the run folder first instead of resuming it', false)

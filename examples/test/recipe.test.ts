@@ -3,7 +3,7 @@
 // `cllama-lora info`, the tokenizer by transformers.js. A second run must resume, not redo.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +48,8 @@ describe('npm run recipe --preset fast', () => {
     }
     const state = JSON.parse(readFileSync(path.join(runDir, 'state.json'), 'utf8'));
     expect(Object.keys(state.phases)).toEqual(['base', 'vocab', 'stage1', 'stage2', 'sft', 'merge']);
+    // the trainer ran data parallel on every core the machine has (wasm is one thread per instance)
+    expect(state.backend).toBe(`wasm (@tensorflow/tfjs-backend-wasm), ${Math.min(availableParallelism(), 8)} training thread${availableParallelism() === 1 ? '' : 's'}`);
     const vocab = state.phases.vocab.results;
     expect(vocab.mergedVocab).toBeGreaterThan(vocab.baseVocab);
     expect(vocab.tokensPerCharAfter).toBeLessThan(vocab.tokensPerCharBefore);

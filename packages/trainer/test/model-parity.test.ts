@@ -133,3 +133,41 @@ describe.each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'])('%s parity wi
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+describe('attention mask (padding) on the wasm per-sequence attention path', () => {
+  it('a right-padded row gives the logits of the sequence alone; masking changes a left-padded row; cpu (batched attention) agrees', async () => {
+    await initBackend('wasm');
+    const model = await loadLlama(path.join(FIXTURES, 'tiny-llama'));
+    try {
+      const seqA = [1, 15, 27, 99, 4, 8];
+      const seqB = [1, 42, 7, 3]; // shorter: left-padded with two 0s and masked
+      const alone = model.logits(tf.tensor2d([seqB], undefined, 'int32'));
+      const padded = tf.tensor2d([seqA, [0, 0, ...seqB]], undefined, 'int32');
+      const mask = tf.tensor2d([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]], undefined, 'int32');
+      const both = model.logits(padded, { attentionMask: mask });
+      const vocab = model.config.vocabSize;
+      // right padding keeps the rotary positions: row B's first four positions equal seqB run alone
+      const right = model.logits(tf.tensor2d([seqA, [...seqB, 0, 0]], undefined, 'int32'), { attentionMask: tf.tensor2d([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], undefined, 'int32') });
+      const r = right.dataSync();
+      const a = alone.dataSync();
+      for (let t = 0; t < seqB.length; t++) {
+        for (let j = 0; j < vocab; j += 97) expect(Math.abs(r[(seqB.length + 2 + t) * vocab + j]! - a[t * vocab + j]!)).toBeLessThan(1e-4);
+      }
+      // the masked left padding must change row B's logits relative to attending to the pad tokens
+      const unmasked = model.logits(padded).dataSync();
+      const masked = both.dataSync();
+      let diff = 0;
+      for (let j = 0; j < vocab; j++) diff = Math.max(diff, Math.abs(unmasked[11 * vocab + j]! - masked[11 * vocab + j]!));
+      expect(diff).toBeGreaterThan(1e-3);
+      // the cpu backend runs the batched attention: same logits
+      await initBackend('cpu');
+      const cpuModel = await loadLlama(path.join(FIXTURES, 'tiny-llama'));
+      const onCpu = cpuModel.logits(padded, { attentionMask: mask }).dataSync();
+      cpuModel.dispose();
+      await initBackend('wasm');
+      for (let i = 0; i < onCpu.length; i += 53) expect(Math.abs(onCpu[i]! - masked[i]!)).toBeLessThan(1e-4);
+    } finally {
+      model.dispose();
+    }
+  });
+});

@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaConfig } from './config.js';
 import {
   applyRotary,
+  attention,
   embeddingLookup,
   fusedLinearCrossEntropy,
   IGNORE_INDEX,
@@ -339,8 +340,7 @@ export class LlamaModel {
       v = repeat(v);
     }
 
-    const scores = tf.add(tf.mul(matMul(q, transposeLast2(k)), 1 / Math.sqrt(headDim)), bias);
-    const context = matMul(tf.softmax(scores), v); // [batch, heads, seq, headDim]
+    const context = attention(q, k, v, bias, 1 / Math.sqrt(headDim)); // softmax(q·kᵀ/√d + mask)·v: [batch, heads, seq, headDim]
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq, hiddenSize]);
     return this.project(`${p}.o_proj`, merged);
   }
