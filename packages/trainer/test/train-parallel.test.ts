@@ -81,8 +81,8 @@ async function pretrainFull(out: string, threads: number) {
   return runTrainingSession(args, { backend: 'wasm' });
 }
 
-async function sft(out: string, threads: number, extra: Record<string, unknown> = {}) {
-  const args = await resolveArgs('sft', {
+function sftArgs(out: string, threads: number, extra: Record<string, unknown> = {}) {
+  return resolveArgs('sft', {
     modelNameOrPath: path.join(FIX, 'tiny-llama'),
     tokenizerNameOrPath: path.join(FIX, 'tokenizers/chinese_sp.model'),
     datasetDir: sftDir,
@@ -105,7 +105,10 @@ async function sft(out: string, threads: number, extra: Record<string, unknown> 
     noProgress: true,
     ...extra,
   });
-  return runTrainingSession(args, { backend: 'wasm' });
+}
+
+async function sft(out: string, threads: number, extra: Record<string, unknown> = {}) {
+  return runTrainingSession(await sftArgs(out, threads, extra), { backend: 'wasm' });
 }
 
 function maxRelDiff(a: Float32Array, b: Float32Array): number {
@@ -155,13 +158,7 @@ describe('--threads (data parallel)', () => {
     const straight = await sft(path.join(root, 'dp-straight'), 2, { loraDropout: '0.1' });
     // stop a fresh run right after step 4 (checkpoint-4 written at save-steps 2), then resume
     const stopped = path.join(root, 'dp-stopped');
-    const args = await resolveArgs('sft', {
-      modelNameOrPath: path.join(FIX, 'tiny-llama'), tokenizerNameOrPath: path.join(FIX, 'tokenizers/chinese_sp.model'),
-      datasetDir: sftDir, validationFile: path.join(root, 'valid.json'), outputDir: stopped, maxSeqLength: '192',
-      perDeviceTrainBatchSize: '4', perDeviceEvalBatchSize: '4', maxSteps: '6', learningRate: '1e-2', loraRank: '4', loraAlpha: '16',
-      trainable: 'q_proj,v_proj,down_proj', modulesToSave: 'lm_head', loggingSteps: '1', saveSteps: '2', doEval: true, evalSteps: '6',
-      threads: '2', noProgress: true, loraDropout: '0.1',
-    });
+    const args = await sftArgs(stopped, 2, { loraDropout: '0.1' });
     await expect(
       runTrainingSession(args, {
         backend: 'wasm',

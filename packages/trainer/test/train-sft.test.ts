@@ -65,3 +65,33 @@ describe('sft --peft-path', () => {
     expect(await fs.readdir(out)).toContain('checkpoint-5');
   });
 });
+
+describe('SFT data: streamed into the on-disk cache', () => {
+  it('tokenizes once, reuses the cache, and names the file and record of a bad one', async () => {
+    const { loadTokenizer } = await import('@cllama/tokenizer-merge');
+    const { prepareSftData, TrainDataError } = await import('../src/train/data.js');
+    const tok = await loadTokenizer(path.join(FIX, 'tokenizers/chinese_sp.model'));
+    const cacheRoot = path.join(root, 'sft-cache');
+    const opts = { datasetDir: dataDir, cacheRoot, maxSeqLength: 96, validationSplitPercentage: 10, seed: 3 };
+    const first = await prepareSftData(opts, tok);
+    const second = await prepareSftData(opts, tok);
+    try {
+      expect(first.cacheHit).toBe(false);
+      expect(second.cacheHit).toBe(true);
+      expect(first.train.length + first.eval!.length).toBe(40);
+      expect(second.train.length).toBe(first.train.length);
+      const [a, b] = [first.train.batch([0, 5, 7]), second.train.batch([0, 5, 7])];
+      expect(Array.from(b.inputIds)).toEqual(Array.from(a.inputIds));
+      expect(Array.from(b.labels)).toEqual(Array.from(a.labels));
+      expect(Array.from(a.labels).some((l) => l === -100)).toBe(true); // the prompt is masked
+    } finally {
+      first.close();
+      second.close();
+    }
+    const badDir = path.join(root, 'bad-sft');
+    await fs.mkdir(badDir);
+    await fs.writeFile(path.join(badDir, 'a.json'), JSON.stringify([{ instruction: 'x', output: 'y' }, { instruction: 'z' }]));
+    await expect(prepareSftData({ ...opts, datasetDir: badDir }, tok)).rejects.toThrow(TrainDataError);
+    await expect(prepareSftData({ ...opts, datasetDir: badDir }, tok)).rejects.toThrow(/a\.json.*missing field "output"/);
+  });
+});

@@ -6,8 +6,9 @@
  * tokenized-dataset format under --data-cache-dir, keyed by the files, the tokenizer and the block size,
  * so a second run skips tokenization. Records are read on demand (streaming; memory ∝ batch).
  *
- * SFT (build_dataset.py): every `.json` file of --dataset-dir (Alpaca records) → buildSftExample with
- * --max-seq-length; --validation-file gives the eval set.
+ * SFT (build_dataset.py): every `.json` / `.jsonl` file of --dataset-dir (Alpaca records, read as a
+ * stream) → buildSftExample with --max-seq-length, cached the same way (with the label masks);
+ * --validation-file gives the eval set (cached too).
  *
  * Without a separate eval file, --validation-split-percentage of the examples (seeded random choice,
  * like datasets' train_test_split) is held out.
@@ -17,10 +18,12 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import {
+  AlpacaDataError,
   buildPretrainBlocks,
   buildSftExample,
   collate,
   openTokenizedDataset,
+  readAlpacaRecords,
   writeTokenizedDataset,
   type TokenizedDataset,
 } from '@cllama/alpaca-data';
@@ -62,15 +65,16 @@ export function splitIndices(n: number, percent: number, seed: number): { train:
   return { train: trainIdx, eval: evalIdx };
 }
 
-async function listFiles(dir: string, ext: string): Promise<string[]> {
+async function listFiles(dir: string, ...exts: string[]): Promise<string[]> {
+  const what = exts.join(' / ');
   let entries: string[];
   try {
     entries = await fs.readdir(dir);
   } catch {
-    throw new TrainDataError(`--dataset-dir ${dir} cannot be read; give a folder of ${ext} files`);
+    throw new TrainDataError(`--dataset-dir ${dir} cannot be read; give a folder of ${what} files`);
   }
-  const files = entries.filter((f) => f.endsWith(ext)).sort().map((f) => path.join(dir, f));
-  if (files.length === 0) throw new TrainDataError(`--dataset-dir ${dir} has no ${ext} files`);
+  const files = entries.filter((f) => exts.some((e) => f.endsWith(e))).sort().map((f) => path.join(dir, f));
+  if (files.length === 0) throw new TrainDataError(`--dataset-dir ${dir} has no ${what} files`);
   return files;
 }
 
@@ -137,49 +141,65 @@ export async function preparePretrainData(
   };
 }
 
-interface AlpacaRecord {
-  instruction: string;
-  input?: string;
-  output: string;
-}
-
-async function readAlpacaFile(file: string): Promise<AlpacaRecord[]> {
-  let parsed: unknown;
+/**
+ * The SFT examples of `files` as a tokenized dataset under `cacheRoot`: opened when a cache for these
+ * files, tokenizer and length exists, else built by streaming the records (memory ∝ one record).
+ */
+async function sftDataset(files: string[], cacheRoot: string, name: string, maxSeqLength: number, tok: Tokenizer): Promise<{ ds: TokenizedDataset; hit: boolean }> {
+  const key = await cacheKey(files, tok, { maxSeqLength, kind: 'sft' });
+  const dir = path.join(cacheRoot, `${name}_len${maxSeqLength}_${key}`);
   try {
-    parsed = JSON.parse(await fs.readFile(file, 'utf8'));
-  } catch (err) {
-    throw new TrainDataError(`${file}: not valid JSON (${(err as Error).message}); expected a JSON array of {instruction, input, output}`);
+    return { ds: await openTokenizedDataset(dir), hit: true };
+  } catch {
+    // not cached yet
   }
-  if (!Array.isArray(parsed)) throw new TrainDataError(`${file}: expected a JSON array of {instruction, input, output}`);
-  parsed.forEach((r, i) => {
-    if (!r || typeof r.instruction !== 'string' || typeof r.output !== 'string') {
-      throw new TrainDataError(`${file}: record ${i} lacks a string 'instruction' or 'output'`);
+  await fs.mkdir(cacheRoot, { recursive: true });
+  async function* examples() {
+    for (const file of files) {
+      try {
+        for await (const { record } of readAlpacaRecords(file, { strict: true })) yield buildSftExample(record, tok, { maxSeqLength });
+      } catch (err) {
+        if (err instanceof AlpacaDataError) throw new TrainDataError(`${err.message} (expected a JSON array or JSON lines of {instruction, input, output})`);
+        throw err;
+      }
     }
-  });
-  return parsed as AlpacaRecord[];
+  }
+  await writeTokenizedDataset(dir, examples(), { kind: 'sft', maxSeqLength, files: files.map((f) => path.basename(f)), tokenizerVocabSize: tok.vocabSize });
+  return { ds: await openTokenizedDataset(dir), hit: false };
 }
 
 export async function prepareSftData(
-  opts: { datasetDir: string; validationFile?: string; maxSeqLength: number; validationSplitPercentage: number; seed: number },
+  opts: { datasetDir: string; cacheRoot: string; validationFile?: string; maxSeqLength: number; validationSplitPercentage: number; seed: number },
   tok: Tokenizer,
 ): Promise<PreparedData> {
-  const files = await listFiles(opts.datasetDir, '.json');
-  const encode = (recs: AlpacaRecord[]) => recs.map((r) => buildSftExample(r, tok, { maxSeqLength: opts.maxSeqLength }));
-  const examples = encode((await Promise.all(files.map(readAlpacaFile))).flat());
-  const store: RecordStore = { length: examples.length, get: (i) => examples[i]! };
+  const files = await listFiles(opts.datasetDir, '.json', '.jsonl');
+  const train = await sftDataset(files, opts.cacheRoot, 'sft', opts.maxSeqLength, tok);
   const pad = tok.padId ?? 0;
+  const all = (n: number) => Uint32Array.from({ length: n }, (_, i) => i);
+  if (train.ds.length === 0) {
+    train.ds.close();
+    throw new TrainDataError(`${opts.datasetDir} holds no Alpaca records`);
+  }
   if (opts.validationFile) {
-    const evalExamples = encode(await readAlpacaFile(opts.validationFile));
+    const evalSet = await sftDataset([opts.validationFile], opts.cacheRoot, 'sft_eval', opts.maxSeqLength, tok).catch((err: unknown) => {
+      train.ds.close();
+      throw err;
+    });
     return {
-      train: new IndexedBatchSource(store, Uint32Array.from({ length: examples.length }, (_, i) => i), pad),
-      eval: new IndexedBatchSource({ length: evalExamples.length, get: (i) => evalExamples[i]! }, Uint32Array.from({ length: evalExamples.length }, (_, i) => i), pad),
-      close: () => undefined,
+      train: new IndexedBatchSource(train.ds, all(train.ds.length), pad),
+      eval: evalSet.ds.length > 0 ? new IndexedBatchSource(evalSet.ds, all(evalSet.ds.length), pad) : undefined,
+      cacheHit: train.hit && evalSet.hit,
+      close: () => {
+        train.ds.close();
+        evalSet.ds.close();
+      },
     };
   }
-  const split = splitIndices(examples.length, opts.validationSplitPercentage, opts.seed);
+  const split = splitIndices(train.ds.length, opts.validationSplitPercentage, opts.seed);
   return {
-    train: new IndexedBatchSource(store, split.train, pad),
-    eval: split.eval.length > 0 ? new IndexedBatchSource(store, split.eval, pad) : undefined,
-    close: () => undefined,
+    train: new IndexedBatchSource(train.ds, split.train, pad),
+    eval: split.eval.length > 0 ? new IndexedBatchSource(train.ds, split.eval, pad) : undefined,
+    cacheHit: train.hit,
+    close: () => train.ds.close(),
   };
 }

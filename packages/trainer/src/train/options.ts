@@ -84,7 +84,7 @@ const SPECS: Spec[] = [
   { key: 'modelNameOrPath', flag: 'model-name-or-path', kind: 'string', help: 'HF LLaMA folder (config.json + safetensors)' },
   { key: 'tokenizerNameOrPath', flag: 'tokenizer-name-or-path', kind: 'string', help: 'tokenizer: .model file or HF tokenizer folder' },
   { key: 'datasetDir', flag: 'dataset-dir', kind: 'string', help: 'pretrain: folder of .txt files; sft: folder of Alpaca .json files' },
-  { key: 'dataCacheDir', flag: 'data-cache-dir', kind: 'string', help: 'where the tokenized dataset cache lives (default <output-dir>/../<name>_cache)', modes: ['pretrain'] },
+  { key: 'dataCacheDir', flag: 'data-cache-dir', kind: 'string', help: 'where the tokenized dataset cache lives (default <output-dir>/data_cache)' },
   { key: 'validationFile', flag: 'validation-file', kind: 'string', help: 'Alpaca .json used for evaluation', modes: ['sft'] },
   { key: 'validationSplitPercentage', flag: 'validation-split-percentage', kind: 'float', help: 'percent of the training data held out for eval when no --validation-file' },
   { key: 'blockSize', flag: 'block-size', kind: 'int', help: 'pre-training block length in tokens', modes: ['pretrain'] },

@@ -184,7 +184,7 @@ export async function runTrainingSession(
             t.tokenizer,
           )
         : await prepareSftData(
-            { datasetDir: args.datasetDir, validationFile: args.validationFile, maxSeqLength: args.maxSeqLength, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
+            { datasetDir: args.datasetDir, cacheRoot: args.dataCacheDir ?? path.join(args.outputDir, DATA_CACHE_DIR), validationFile: args.validationFile, maxSeqLength: args.maxSeqLength, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
             t.tokenizer,
           );
     if (args.doEval && !data.eval) {
