@@ -22,6 +22,7 @@ import {
   linear,
   linearTransposed,
   matMul,
+  releaseHeadBlocks,
   rmsNorm,
   rotaryTables,
   silu,
@@ -538,6 +539,7 @@ export class LlamaModel {
     for (const { t } of this.transposed?.values() ?? []) t.dispose();
     this.transposed = undefined;
     this.lora?.dispose();
+    releaseHeadBlocks();
     this.disposed = true;
   }
 

@@ -187,14 +187,44 @@ export const DEFAULT_KEEP_PROBS_BYTES = 256 * 1024 * 1024;
 export const IGNORE_INDEX = -100;
 
 /**
+ * Rows per LM-head block for a frozen head on tfjs-wasm. XNNPACK streams the whole reduction per
+ * output tile, so the backward product d logits · W with K = 50k vocabulary rows runs at ~23 GFLOP/s,
+ * 8k-row blocks at ~50. Cutting the head into blocks costs ~350 ms on wasm (slices, transposes), more
+ * than one step saves, so blocks are only used when they can be kept: for a head that does not train
+ * (stage 1), cached until its values change (see releaseHeadBlocks).
+ */
+export const WASM_HEAD_BLOCK_ROWS = 8192;
+
+let headBlockCache: { dataId: object; sizes: string; blocks: tf.Tensor[]; blocksT: tf.Tensor[] } | undefined;
+
+/** The frozen head's row blocks and their transposes, computed once per value of the head. */
+function frozenHeadBlocks(w: tf.Tensor, sizes: number[]): { blocks: tf.Tensor[]; blocksT: tf.Tensor[] } {
+  const key = sizes.join(',');
+  if (headBlockCache?.dataId !== w.dataId || headBlockCache.sizes !== key) {
+    releaseHeadBlocks();
+    const blocks = tf.split(w, sizes, 0).map((b) => tf.keep(b));
+    headBlockCache = { dataId: w.dataId, sizes: key, blocks, blocksT: blocks.map((b) => tf.keep(tf.transpose(b))) };
+  }
+  return headBlockCache!;
+}
+
+/** Frees the cached LM-head blocks (LlamaModel.dispose calls it). */
+export function releaseHeadBlocks(): void {
+  if (!headBlockCache) return;
+  tf.dispose([...headBlockCache.blocks, ...headBlockCache.blocksT]);
+  headBlockCache = undefined;
+}
+
+/**
  * Mean softmax cross-entropy of `hidden @ lmHeadᵀ` against `targets` (entries equal to -100 are
  * ignored), differentiable w.r.t. both hidden [N, H] and lmHead [V, H].
  *
- * Forward and backward walk `chunkTokens` rows at a time, and the one-hot term of the gradient is
- * applied as a row gather / scatter rather than a [tokens, vocab] matrix:
- * d logits = (softmax − onehot) / count. The softmax of every chunk is kept for the backward pass when
- * all of them fit in `keepProbsBytes` (saves a third of the LM head's matmul work); otherwise each
- * chunk's logits are recomputed there. With no counted token the loss is 0 (PyTorch would give NaN).
+ * Forward and backward walk `chunkTokens` rows at a time (and, for a frozen head on wasm, the
+ * vocabulary in cached row blocks); the one-hot term of the gradient is applied as a row gather /
+ * scatter rather than a [tokens, vocab] matrix: d logits = (softmax − onehot) / count. The softmax of
+ * every chunk is kept for the backward pass when all of them fit in `keepProbsBytes` (saves a third
+ * of the LM head's matmul work); otherwise each chunk's logits are recomputed there. With no counted
+ * token the loss is 0 (PyTorch would give NaN).
  */
 export function fusedLinearCrossEntropy(
   hidden: tf.Tensor2D,
@@ -202,6 +232,7 @@ export function fusedLinearCrossEntropy(
   targets: Int32Array,
   chunkTokens = 256,
   keepProbsBytes = DEFAULT_KEEP_PROBS_BYTES,
+  frozenHeadBlockRows = WASM_HEAD_BLOCK_ROWS,
 ): tf.Scalar {
   const n = hidden.shape[0];
   const vocab = lmHead.shape[0];
@@ -221,24 +252,40 @@ export function fusedLinearCrossEntropy(
   for (let s = 0; s < n; s += chunkTokens) chunks.push([s, Math.min(chunkTokens, n - s)]);
 
   const keepProbs = n * vocab * 4 <= keepProbsBytes;
+  // A frozen LM head (stage-1 training of the embeddings only) needs no [vocab, hidden] gradient.
+  const headGrad = !(lmHead instanceof tf.Variable && !lmHead.trainable);
+  const blockSizes: number[] = [];
+  const blockRows = !headGrad && tf.getBackend() === 'wasm' ? frozenHeadBlockRows : vocab;
+  for (let s = 0; s < vocab; s += blockRows) blockSizes.push(Math.min(blockRows, vocab - s));
+  // [W] (one block), or the cached blocks of the frozen head. The cache is keyed by the head's own
+  // tensor: customGrad hands the gradient function a saved copy, which has another identity.
+  const head = (w: tf.Tensor) => (blockSizes.length === 1 ? { blocks: [w], blocksT: undefined } : frozenHeadBlocks(lmHead, blockSizes));
 
   const op = customGradient((h: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
-    // Forward: per chunk, logits → logsumexp (via the softmax's normaliser) and the target logit.
+    const cached = head(w);
+    // Forward: per chunk (and block), logits → logsumexp over the whole vocabulary, and the target logit.
     const { loss, lse, probs } = tf.tidy(() => {
-      const wT = tf.transpose(w);
+      const wT = cached.blocksT ?? [tf.transpose(w)];
       const lseParts: tf.Tensor[] = [];
       const probParts: tf.Tensor[] = [];
       let total: tf.Tensor = tf.scalar(0);
       for (const [start, size] of chunks) {
-        const logits = tf.matMul(tf.slice(h, [start, 0], [size, -1]), wT);
-        const max = tf.max(logits, 1, true);
-        const e = tf.exp(tf.sub(logits, max));
-        const norm = tf.sum(e, 1, true);
+        const hc = tf.slice(h, [start, 0], [size, -1]);
+        const logits = wT.map((b) => tf.matMul(hc, b));
+        const max = logits.length === 1 ? tf.max(logits[0]!, 1, true) : tf.max(tf.concat(logits.map((l) => tf.max(l, 1, true)), 1), 1, true);
+        const e = logits.map((l) => tf.exp(tf.sub(l, max)));
+        const norm = e.length === 1 ? tf.sum(e[0]!, 1, true) : tf.addN(e.map((x) => tf.sum(x, 1, true)));
         const chunkLse = tf.reshape(tf.add(max, tf.log(norm)), [size]);
-        if (keepProbs) probParts.push(tf.div(e, norm));
-        const flatIndex = new Int32Array(size);
-        for (let i = 0; i < size; i++) flatIndex[i] = i * vocab + safeTargets[start + i]!;
-        const targetLogit = tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(flatIndex, 'int32'));
+        if (keepProbs) for (const x of e) probParts.push(tf.div(x, norm));
+        let targetLogit: tf.Tensor;
+        if (logits.length === 1) {
+          const flatIndex = new Int32Array(size);
+          for (let i = 0; i < size; i++) flatIndex[i] = i * vocab + safeTargets[start + i]!;
+          targetLogit = tf.gather(tf.reshape(logits[0]!, [-1]), tf.tensor1d(flatIndex, 'int32'));
+        } else {
+          // the target's logit is its head row · the hidden state
+          targetLogit = tf.sum(tf.mul(hc, tf.gather(w, tf.tensor1d(safeTargets.subarray(start, start + size), 'int32'))), 1);
+        }
         const chunkWeights = tf.tensor1d(weights.subarray(start, start + size));
         total = tf.add(total, tf.sum(tf.mul(tf.sub(chunkLse, targetLogit), chunkWeights)));
         lseParts.push(chunkLse);
@@ -252,11 +299,10 @@ export function fusedLinearCrossEntropy(
       value: loss,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sh, sw, slse, ...savedProbs] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, ...tf.Tensor2D[]];
-        // A frozen LM head (stage-1 training of the embeddings only) needs no [vocab, hidden] gradient.
-        const headGrad = !(lmHead instanceof tf.Variable && !lmHead.trainable);
+        const { blocks, blocksT } = head(sw);
         // Per-token factor dy / count (0 for ignored tokens).
         const scale = tf.mul(tf.tensor1d(weights), tf.div(dy, Math.max(count, 1)));
-        const wT = keepProbs ? undefined : tf.transpose(sw);
+        const wT = keepProbs ? undefined : (blocksT ?? [tf.transpose(sw)]);
         const hiddenGrads: tf.Tensor[] = [];
         // d lmHead is accumulated transposed, [hidden, vocab], so each chunk only transposes hc.
         let lmHeadGradT: tf.Tensor | undefined;
@@ -266,15 +312,15 @@ export function fusedLinearCrossEntropy(
           const [dh, acc] = tf.tidy(() => {
             const hc = tf.slice(sh, [start, 0], [size, -1]);
             const sc = tf.reshape(tf.slice(scale, [start], [size]), [size, 1]);
-            const probs = keepProbs
-              ? savedProbs[index]!
-              : tf.exp(tf.sub(tf.matMul(hc, wT!), tf.reshape(tf.slice(slse, [start], [size]), [size, 1])));
+            const lseRows = keepProbs ? undefined : tf.reshape(tf.slice(slse, [start], [size]), [size, 1]);
+            const probs = blocks.map((_, j) => (keepProbs ? savedProbs[index * blocks.length + j]! : tf.exp(tf.sub(tf.matMul(hc, wT![j]!), lseRows!))));
             // (softmax − onehot) · scale = probs · scale − onehot · scale; the onehot part is a row gather.
-            const probsScaled = tf.mul(probs, sc);
+            const probsScaled = probs.map((p) => tf.mul(p, sc));
             const targetRows = tf.gather(sw, tf.tensor1d(safeTargets.subarray(start, start + size), 'int32'));
-            const dhc = tf.sub(tf.matMul(probsScaled, sw), tf.mul(targetRows, sc));
+            const products = probsScaled.map((p, j) => tf.matMul(p, blocks[j]!));
+            const dhc = tf.sub(products.length === 1 ? products[0]! : tf.addN(products), tf.mul(targetRows, sc));
             if (!headGrad) return [dhc];
-            const part = tf.matMul(tf.transpose(hc), probsScaled);
+            const part = tf.matMul(tf.transpose(hc), probsScaled[0]!);
             return [dhc, lmHeadGradT ? tf.add(lmHeadGradT, part) : part];
           });
           hiddenGrads.push(dh!);
