@@ -13,6 +13,7 @@ import { createLlamaConfig } from '@cllama/lora';
 import { initBackend, type BackendChoice } from '../src/backend.js';
 import { generate } from '../src/generate.js';
 import { LlamaModel } from '../src/model/llama.js';
+import { WASM_HEAD_BLOCK_ROWS } from '../src/model/ops.js';
 
 const PYTORCH_EMBED_ONLY_TOKENS_PER_S = 538;
 
@@ -79,11 +80,14 @@ if (profile) {
   });
   const perKernel = new Map<string, { ms: number; calls: number }>();
   let total = 0;
-  // BatchMatMul split by what it computes: the LM head (a vocab-sized dimension), attention
-  // (batched over batch × heads) or the decoder's linear layers.
+  // BatchMatMul split by what it computes: the LM head (a vocab-sized dimension, or one of the frozen
+  // head's vocabulary blocks), attention (per-head [seq, headDim] products on wasm, batched elsewhere)
+  // or the decoder's linear layers.
+  const headDims = new Set([config.vocabSize, WASM_HEAD_BLOCK_ROWS, config.vocabSize % WASM_HEAD_BLOCK_ROWS]);
+  const headDim = config.hiddenSize / config.numAttentionHeads;
   const matMulKind = (shapes: number[][]): string => {
-    if (shapes.some((sh) => sh.includes(config.vocabSize))) return 'BatchMatMul/lm_head';
-    if (shapes.some((sh) => sh.length === 3 && sh[0]! > 1)) return 'BatchMatMul/attention';
+    if (shapes.some((sh) => sh.some((d) => headDims.has(d)))) return 'BatchMatMul/lm_head';
+    if (shapes.some((sh) => (sh.length === 3 && sh[0]! > 1) || sh.includes(headDim))) return 'BatchMatMul/attention';
     return 'BatchMatMul/linear';
   };
   for (const k of info.kernels) {
