@@ -15,7 +15,7 @@ const require = createRequire(import.meta.url);
 const PACKAGES: Record<string, { dir: string; bin: string; exports: string[] }> = {
   '@cllama/tokenizer-merge': { dir: 'packages/tokenizer-merge', bin: 'cllama-tokenizer', exports: ['mergeVocab', 'loadTokenizer', 'parseModelProto', 'trainSentencePiece'] },
   '@cllama/lora': { dir: 'packages/lora', bin: 'cllama-lora', exports: ['SafetensorsFile', 'HFCheckpoint', 'readPeftAdapter', 'countTrainableParameters'] },
-  '@cllama/trainer': { dir: 'packages/trainer', bin: 'cllama-train', exports: ['LlamaModel', 'loadLlama', 'initBackend'] },
+  '@cllama/trainer': { dir: 'packages/trainer', bin: 'cllama-train', exports: ['LlamaModel', 'loadLlama', 'initBackend', 'DataParallel', 'runTrainingSession'] },
   '@cllama/alpaca-data': { dir: 'packages/alpaca-data', bin: 'cllama-data', exports: ['buildSftExample', 'openTokenizedDataset', 'collate'] },
   '@cllama/prompt-crawler': { dir: 'packages/prompt-crawler', bin: 'cllama-crawl', exports: ['crawl', 'parseReply', 'RougeLIndex'] },
 };

@@ -18,6 +18,9 @@ export {
   linear,
   embeddingLookup,
   fusedLinearCrossEntropy,
+  attention,
+  releaseHeadBlocks,
+  WASM_HEAD_BLOCK_ROWS,
   rmsNorm,
   rotaryTables,
   applyRotary,
@@ -46,4 +49,8 @@ export { dryRunPlan, formatPlan } from './train/plan.js';
 export type { DryRunPlan } from './train/plan.js';
 export { preparePretrainData, prepareSftData, splitIndices, TrainDataError } from './train/data.js';
 export { runTrainingSession, setUpModel, TrainSessionError } from './train/session.js';
+export { DataParallel, DataParallelError } from './train/data-parallel.js';
+export type { DataParallelOptions } from './train/data-parallel.js';
+export { countedTargets, splitBatch } from './train/micro-batch.js';
+export type { Shard } from './train/micro-batch.js';
 export type { SessionResult } from './train/session.js';
