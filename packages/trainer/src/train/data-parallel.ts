@@ -20,7 +20,7 @@ import type { LlamaModel } from '../model/llama.js';
 import type { LoraAttachConfig } from '../model/lora-layers.js';
 import { PEFT_PREFIX } from '../model/lora-layers.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './grad-worker.js';
-import { microBatchGradients, microBatchLoss, splitBatch, type Batch, type LossModel, type Shard } from './micro-batch.js';
+import { microBatchGradients, microBatchLoss, readValues, splitBatch, tensorFromShared, type Batch, type LossModel, type Shard } from './micro-batch.js';
 
 export class DataParallelError extends Error {
   override name = 'DataParallelError';
@@ -160,7 +160,7 @@ export class DataParallel {
     this.opts.params.forEach((p, i) => {
       // tf.Variable.assign (AdamW, checkpoint restore) gives the variable a new dataId
       if (this.published[i] === p.variable.dataId) return;
-      this.shared[i]!.set(p.variable.dataSync() as Float32Array);
+      this.shared[i]!.set(readValues(p.variable));
       this.published[i] = p.variable.dataId;
       changed = true;
     });
@@ -207,7 +207,7 @@ export class DataParallel {
       const combined = tf.tidy(() => {
         let sum = g0 ? tf.mul(g0, mine.weight) : tf.zeros(p.variable.shape);
         theirs.forEach((s, k) => {
-          sum = tf.add(sum, tf.mul(tf.tensor(this.workers[k]!.grads[i]!.slice(), p.variable.shape, 'float32'), s.weight));
+          sum = tf.add(sum, tf.mul(tensorFromShared(this.workers[k]!.grads[i]!, p.variable.shape), s.weight));
         });
         return sum;
       });

@@ -15,7 +15,7 @@ import { initBackend, type BackendChoice } from '../backend.js';
 import { LlamaModel } from '../model/llama.js';
 import type { LoraAttachConfig, LoraTensor } from '../model/lora-layers.js';
 import type { LlamaConfig } from '../model/config.js';
-import { microBatchGradients, microBatchLoss, type Batch } from './micro-batch.js';
+import { microBatchGradients, microBatchLoss, readValues, tensorFromShared, type Batch } from './micro-batch.js';
 
 export interface WorkerInit {
   backend: BackendChoice;
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     try {
       if (req.version > version) {
         // the main thread stepped the optimizer (or restored a checkpoint): copy the new trainable values in
-        for (const p of params) tf.tidy(() => p.variable.assign(tf.tensor(p.shared.values.slice(), p.shared.shape, 'float32')));
+        for (const p of params) tf.tidy(() => p.variable.assign(tensorFromShared(p.shared.values, p.shared.shape)));
         version = req.version;
       }
       if (req.kind === 'eval') {
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
         const { loss, grads } = microBatchGradients(model, params, req.batch);
         for (const p of params) {
           const g = grads.get(p.name);
-          if (g) p.shared.grad.set(g.dataSync() as Float32Array);
+          if (g) p.shared.grad.set(readValues(g));
           else p.shared.grad.fill(0);
         }
         for (const g of grads.values()) g.dispose();
