@@ -43,6 +43,13 @@ function newWorker(init: WorkerInit): Worker {
   throw new DataParallelError(`cannot find grad-worker.js next to ${here}: the package's dist/ folder is incomplete; reinstall @cllama/trainer`);
 }
 
+/** The values of settled worker calls, or the first failure (awaited all, so none is left unobserved). */
+function fulfilled<T>(results: PromiseSettledResult<T>[]): T[] {
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 class GradWorker {
   private pending: { resolve: (r: WorkerReply) => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;
@@ -192,13 +199,13 @@ export class DataParallel {
       await settled;
       throw err;
     }
-    const results = await settled;
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
+    let losses: number[];
+    try {
+      losses = fulfilled(await settled);
+    } catch (err) {
       for (const g of local.grads.values()) g.dispose();
-      throw failed.reason;
+      throw err;
     }
-    const losses = results.map((r) => (r as PromiseFulfilledResult<number>).value);
     let loss = mine.weight * local.loss;
     theirs.forEach((s, k) => (loss += s.weight * losses[k]!));
     const grads = new Map<string, tf.Tensor>();
@@ -225,11 +232,9 @@ export class DataParallel {
     this.publish();
     const pending = Promise.allSettled(theirs.map((s, k) => this.workers[k]!.call({ kind: 'eval', batch: s.batch, version: this.version })));
     const local = microBatchLoss(model, mine.batch);
-    const results = await pending;
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    const losses = fulfilled(await pending);
     let loss = mine.weight * local;
-    theirs.forEach((s, k) => (loss += s.weight * (results[k] as PromiseFulfilledResult<number>).value));
+    theirs.forEach((s, k) => (loss += s.weight * losses[k]!));
     return loss;
   }
 

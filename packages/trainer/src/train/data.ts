@@ -26,6 +26,8 @@ import {
   readAlpacaRecords,
   writeTokenizedDataset,
   type TokenizedDataset,
+  type TokenizedDatasetInfo,
+  type TokenizedRecordInput,
 } from '@cllama/alpaca-data';
 import type { Tokenizer } from '@cllama/tokenizer-merge';
 import type { Batch, BatchSource } from './loop.js';
@@ -106,6 +108,25 @@ export interface PreparedData {
   close(): void;
 }
 
+/**
+ * The tokenized dataset at `dir`: opened when it exists (a cache hit), else written from `records`
+ * (streamed; @cllama/alpaca-data writes it atomically) and opened.
+ */
+async function cachedDataset(
+  dir: string,
+  records: () => AsyncIterable<TokenizedRecordInput>,
+  info: TokenizedDatasetInfo,
+): Promise<{ ds: TokenizedDataset; hit: boolean }> {
+  try {
+    return { ds: await openTokenizedDataset(dir), hit: true };
+  } catch {
+    // not cached yet
+  }
+  await fs.mkdir(path.dirname(dir), { recursive: true });
+  await writeTokenizedDataset(dir, records(), info);
+  return { ds: await openTokenizedDataset(dir), hit: false };
+}
+
 export async function preparePretrainData(
   opts: { datasetDir: string; cacheRoot: string; blockSize: number; validationSplitPercentage: number; seed: number },
   tok: Tokenizer,
@@ -113,20 +134,10 @@ export async function preparePretrainData(
   const files = await listFiles(opts.datasetDir, '.txt');
   const key = await cacheKey(files, tok, { blockSize: opts.blockSize, kind: 'pt' });
   const cacheDir = path.join(opts.cacheRoot, `pt_block${opts.blockSize}_${key}`);
-  let cacheHit = true;
-  let ds: TokenizedDataset;
-  try {
-    ds = await openTokenizedDataset(cacheDir);
-  } catch {
-    cacheHit = false;
-    await fs.mkdir(opts.cacheRoot, { recursive: true });
-    const blocks = buildPretrainBlocks(readLines(files), tok, opts.blockSize);
-    async function* records() {
-      for await (const b of blocks) yield { inputIds: b };
-    }
-    await writeTokenizedDataset(cacheDir, records(), { kind: 'pt', blockSize: opts.blockSize, files: files.map((f) => path.basename(f)), tokenizerVocabSize: tok.vocabSize });
-    ds = await openTokenizedDataset(cacheDir);
+  async function* records() {
+    for await (const b of buildPretrainBlocks(readLines(files), tok, opts.blockSize)) yield { inputIds: b };
   }
+  const { ds, hit: cacheHit } = await cachedDataset(cacheDir, records, { kind: 'pt', blockSize: opts.blockSize, files: files.map((f) => path.basename(f)), tokenizerVocabSize: tok.vocabSize });
   if (ds.length === 0) {
     throw new TrainDataError(`${opts.datasetDir} gives no complete block of ${opts.blockSize} tokens; add text or lower --block-size`);
   }
@@ -148,12 +159,6 @@ export async function preparePretrainData(
 async function sftDataset(files: string[], cacheRoot: string, name: string, maxSeqLength: number, tok: Tokenizer): Promise<{ ds: TokenizedDataset; hit: boolean }> {
   const key = await cacheKey(files, tok, { maxSeqLength, kind: 'sft' });
   const dir = path.join(cacheRoot, `${name}_len${maxSeqLength}_${key}`);
-  try {
-    return { ds: await openTokenizedDataset(dir), hit: true };
-  } catch {
-    // not cached yet
-  }
-  await fs.mkdir(cacheRoot, { recursive: true });
   async function* examples() {
     for (const file of files) {
       try {
@@ -164,8 +169,7 @@ async function sftDataset(files: string[], cacheRoot: string, name: string, maxS
       }
     }
   }
-  await writeTokenizedDataset(dir, examples(), { kind: 'sft', maxSeqLength, files: files.map((f) => path.basename(f)), tokenizerVocabSize: tok.vocabSize });
-  return { ds: await openTokenizedDataset(dir), hit: false };
+  return cachedDataset(dir, examples, { kind: 'sft', maxSeqLength, files: files.map((f) => path.basename(f)), tokenizerVocabSize: tok.vocabSize });
 }
 
 export async function prepareSftData(

@@ -168,6 +168,7 @@ export async function runTrainingSession(
   const prepared = await prepareOutputDir(args.outputDir, { overwrite: args.overwriteOutputDir, resumeFromCheckpoint: args.resumeFromCheckpoint });
   const t = await setUpModel(args, opts);
   let data: PreparedData | undefined;
+  const cacheRoot = args.dataCacheDir ?? path.join(args.outputDir, DATA_CACHE_DIR);
   let parallel: DataParallel | undefined;
   try {
     if (args.threads > 1) {
@@ -180,11 +181,11 @@ export async function runTrainingSession(
     data =
       args.mode === 'pretrain'
         ? await preparePretrainData(
-            { datasetDir: args.datasetDir, cacheRoot: args.dataCacheDir ?? path.join(args.outputDir, DATA_CACHE_DIR), blockSize: args.blockSize, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
+            { datasetDir: args.datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
             t.tokenizer,
           )
         : await prepareSftData(
-            { datasetDir: args.datasetDir, cacheRoot: args.dataCacheDir ?? path.join(args.outputDir, DATA_CACHE_DIR), validationFile: args.validationFile, maxSeqLength: args.maxSeqLength, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
+            { datasetDir: args.datasetDir, cacheRoot, validationFile: args.validationFile, maxSeqLength: args.maxSeqLength, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
             t.tokenizer,
           );
     if (args.doEval && !data.eval) {
