@@ -224,6 +224,7 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     p.add_argument("--save_total_limit", type=lambda s: None if opt(s) is None else int(s))
     p.add_argument("--max_eval_samples", type=lambda s: None if opt(s) is None else int(s))
     p.add_argument("--do_eval", type=b)
+    p.add_argument("--disable_tqdm", type=b)
     p.add_argument("--overwrite_output_dir", type=b)
     p.add_argument("--resume_from_checkpoint", type=opt)
     p.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], help="auto: bf16 where the GPU supports it, else fp16; fp32 on CPU")
@@ -236,7 +237,7 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     builtin = {
         "precision": "auto", "torch_dtype": "auto", "gradient_checkpointing": True, "deepspeed": "auto",
         "min_loss_scale": 1e-4, "dataloader_num_workers": 0, "ddp_timeout": 1800, "overwrite_output_dir": False,
-        "do_eval": False, "logging_first_step": False,
+        "do_eval": False, "logging_first_step": False, "disable_tqdm": False,
     }
     p.set_defaults(**{**builtin, **defaults})
     args = p.parse_args(argv)
@@ -414,7 +415,7 @@ def main(argv: list | None = None) -> int:
         gradient_checkpointing=bool(args.gradient_checkpointing), gradient_checkpointing_kwargs={"use_reentrant": False},
         deepspeed=ds_config, ddp_find_unused_parameters=False, ddp_timeout=args.ddp_timeout,
         dataloader_num_workers=args.dataloader_num_workers, remove_unused_columns=False, report_to="none",
-        save_safetensors=True, label_names=["labels"],
+        save_safetensors=True, label_names=["labels"], disable_tqdm=bool(args.disable_tqdm),
     )
     targs = training_arguments(transformers, kw)
 

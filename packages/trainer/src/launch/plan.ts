@@ -82,7 +82,7 @@ export const FLAG_RULES: Partial<Record<keyof TrainArgs, FlagRule>> = {
   peftPath: tp('peft_path', 'PeftModel.from_pretrained(…, is_trainable=True)', 'launch.sh: PEFT_PATH overrides it; the adapter\'s own r/alpha/targets win, as in cllama-train'),
   dryRun: na('refused together with --emit-launch'),
   emitLaunch: na('this folder'),
-  json: na('output format of cllama-train itself'),
+  json: na('output format of cllama-train itself (--emit-launch prints its summary as JSON)'),
   noProgress: tp('disable_tqdm'),
   threads: na('wasm/cpu data-parallel threads; on GPUs torchrun --nproc_per_node (launch.sh NPROC_PER_NODE) plays this role'),
   ignored: na('see "python_flags"'),
@@ -104,6 +104,9 @@ const PYTHON_FLAG_RULES: Record<string, FlagRule> = {
   'load-in-kbits': na('quantized training is not part of this recipe'),
   'flash-attn': na('transformers picks the attention kernel (sdpa by default)'),
 };
+
+/** n/a on torchrun, but they shape this command's own run: not worth a warning. */
+const USED_BY_THE_EMITTER = new Set(['--emit-launch', '--json']);
 
 export interface FlagMapping {
   flag: string;
@@ -235,7 +238,7 @@ export function buildLaunchPlan(args: TrainArgs, rawFlags: Record<string, unknow
     }
   }
   const camelOf = (flag: string) => flag.replace(/^--/, '').replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-  const notApplicableGiven = [...flags, ...pythonFlags].filter((f) => f.where === 'n/a' && f.flag !== '--emit-launch' && given.has(camelOf(f.flag)));
+  const notApplicableGiven = [...flags, ...pythonFlags].filter((f) => f.where === 'n/a' && !USED_BY_THE_EMITTER.has(f.flag) && given.has(camelOf(f.flag)));
   return { trainKind: plan.kind, trainPyArgs: py, flags, pythonFlags, notApplicableGiven };
 }
 
