@@ -535,7 +535,11 @@ def save_final(trainer, args, torch) -> None:
         if len(back) != len(adapter):
             raise LaunchError(f"adapter_model.safetensors holds {len(back)} tensors, expected {len(adapter)}; not saving")
     else:
-        model.save_pretrained(staging, state_dict=state_dict, safe_serialization=True)
+        import inspect
+
+        accepted = inspect.signature(model.save_pretrained).parameters
+        kw = {"safe_serialization": True} if "safe_serialization" in accepted else {}  # transformers 5: always safetensors
+        model.save_pretrained(staging, state_dict=state_dict, **kw)
     for name in os.listdir(staging):
         os.replace(os.path.join(staging, name), os.path.join(args.output_dir, name))
     os.rmdir(staging)
