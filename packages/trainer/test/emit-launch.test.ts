@@ -16,6 +16,17 @@ import { preparePretrainData, prepareSftData, type PreparedData } from '../src/t
 import { FIXTURES, TINY_LLAMA } from './helpers.js';
 
 const run = promisify(execFile);
+
+/** A python3 that has numpy: $PYTHON, the one on PATH, or Debian's (where .ci/run installs python3-numpy). */
+const PYTHON = [process.env.PYTHON, 'python3', '/usr/bin/python3'].find((py) => {
+  if (!py) return false;
+  try {
+    execFileSync(py, ['-c', 'import numpy'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}) ?? 'python3';
 const CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dist/cli.js');
 const ZH_TOKENIZER = path.join(FIXTURES, 'tokenizers/chinese_sp.model');
 
@@ -63,7 +74,7 @@ else:
     out['padded'] = None
 print(json.dumps(out))
 `;
-  return JSON.parse(execFileSync('python3', ['-B', '-c', script, launchDir, String(padN)], { maxBuffer: 1 << 28, encoding: 'utf8' }));
+  return JSON.parse(execFileSync(PYTHON, ['-B', '-c', script, launchDir, String(padN)], { maxBuffer: 1 << 28, encoding: 'utf8' }));
 }
 
 function recordsOf(data: PreparedData['train']): { ids: number[][]; labels: number[][] } {
@@ -137,7 +148,7 @@ describe('--emit-launch: pre-training stage 2', () => {
 
   it('train.py compiles', async () => {
     const cfile = path.join(root, 'train.pyc');
-    execFileSync('python3', ['-c', 'import py_compile,sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)', path.join(dir, 'train.py'), cfile]);
+    execFileSync(PYTHON, ['-c', 'import py_compile,sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)', path.join(dir, 'train.py'), cfile]);
     expect(existsSync(cfile)).toBe(true);
   });
 
@@ -160,7 +171,7 @@ describe('--emit-launch: pre-training stage 2', () => {
     expect(j.not_applicable.map((f: { flag: string }) => f.flag)).toContain('--threads');
     expect(stderr).toMatch(/^cllama-train: --threads has no counterpart on torchrun/m);
     // every flag train.py receives is one it accepts: parse them with train.py's own parser (numpy-only import)
-    const parsed = JSON.parse(execFileSync('python3', ['-B', '-c', 'import sys,json; sys.path.insert(0, sys.argv[1]); import train; print(json.dumps(vars(train.parse_args([]))))', dir], { encoding: 'utf8' }));
+    const parsed = JSON.parse(execFileSync(PYTHON, ['-B', '-c', 'import sys,json; sys.path.insert(0, sys.argv[1]); import train; print(json.dumps(vars(train.parse_args([]))))', dir], { encoding: 'utf8' }));
     for (const [k, v] of Object.entries(j.train_py_args)) expect(parsed[k], k).toEqual(v);
   });
 

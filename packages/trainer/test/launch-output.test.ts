@@ -20,6 +20,16 @@ import { runTrainingSession } from '../src/train/session.js';
 import { FIXTURES, REPO_ROOT, TINY_LLAMA } from './helpers.js';
 
 const run = promisify(execFile);
+/** A python3 that has numpy (train.py imports it): $PYTHON, the one on PATH, or Debian's. */
+const PYTHON = [process.env.PYTHON, 'python3', '/usr/bin/python3'].find((py) => {
+  if (!py) return false;
+  try {
+    execFileSync(py, ['-c', 'import numpy'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}) ?? 'python3';
 const TRAIN_CLI = path.join(REPO_ROOT, 'packages/trainer/dist/cli.js');
 const LORA_CLI = path.join(REPO_ROOT, 'packages/lora/dist/cli.js');
 const TRAIN_PY_DIR = path.join(REPO_ROOT, 'packages/trainer/launch-template');
@@ -111,7 +121,7 @@ hist = json.loads(sys.argv[2])
 entries = [train.cllama_entry(h, h['step'], h.get('epoch'), 1234.5 if 'loss' in h else None) for h in hist]
 train.write_lines_atomic(sys.argv[3], [e for e in entries if e])
 `;
-  execFileSync('python3', ['-B', '-c', script, TRAIN_PY_DIR, JSON.stringify(HF_LOG_HISTORY), path.join(hf, 'metrics.jsonl')]);
+  execFileSync(PYTHON, ['-B', '-c', script, TRAIN_PY_DIR, JSON.stringify(HF_LOG_HISTORY), path.join(hf, 'metrics.jsonl')]);
 }, 300_000);
 afterAll(async () => {
   await fs.rm(root, { recursive: true, force: true });
