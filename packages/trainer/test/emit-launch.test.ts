@@ -248,7 +248,11 @@ describe('--emit-launch: SFT from an adapter', () => {
     expect(j.flags.find((f: { flag: string }) => f.flag === '--stage')).toBeUndefined();
     expect(await fs.readFile(path.join(dir, 'train.py'), 'utf8')).toContain('PeftModel.from_pretrained(model, args.peft_path, is_trainable=True)');
     const sh = await fs.readFile(path.join(dir, 'launch.sh'), 'utf8');
-    expect(sh).toContain(`PEFT_PATH="\${PEFT_PATH:-'${path.join(TINY_LLAMA, 'lora')}'}"`);
+    expect(sh).toContain(`RECORDED_PEFT_PATH='${path.join(TINY_LLAMA, 'lora')}'`);
+    const peft = (env: Record<string, string>) => execFileSync('bash', ['-c', `${sh.split('\nPASS=()')[0]}\nprintf '%s' "$PEFT_PATH"`], { encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
+    expect(peft({})).toBe(path.join(TINY_LLAMA, 'lora'));
+    expect(peft({ PEFT_PATH: '' })).toBe(''); // empty: start a fresh adapter
+    expect(peft({ PEFT_PATH: '/gpu/out/stage2' })).toBe('/gpu/out/stage2');
   });
 });
 
@@ -293,5 +297,42 @@ describe('--emit-launch: refusals write nothing', () => {
     expect(r.stderr).toMatch(/^cllama-train: --emit-launch .* exists and is not empty; remove it or choose another folder/);
     expect(await fs.readdir(dir)).toEqual(['notes.txt']);
     expect(await fs.readFile(path.join(dir, 'notes.txt'), 'utf8')).toBe('keep me');
+  });
+});
+
+describe('the launch plan (pure)', () => {
+  const base = { modelNameOrPath: TINY_LLAMA, tokenizerNameOrPath: ZH_TOKENIZER, datasetDir: '/data', outputDir: '/out', emitLaunch: '/launch' };
+
+  it('stage 1 trains embed_tokens only; full trains everything; neither has an adapter', async () => {
+    const { buildLaunchPlan } = await import('../src/launch/plan.js');
+    const { resolveArgs } = await import('../src/train/options.js');
+    const s1 = buildLaunchPlan(await resolveArgs('pretrain', { ...base, stage: '1', peftPath: '/ignored' }));
+    expect(s1.trainPyArgs).toMatchObject({ train_kind: 'embeddings', modules_to_save: 'embed_tokens', trainable: '', peft_path: null });
+    const full = buildLaunchPlan(await resolveArgs('pretrain', { ...base, stage: 'full' }));
+    expect(full.trainPyArgs).toMatchObject({ train_kind: 'full', modules_to_save: '', trainable: '' });
+    const sft = buildLaunchPlan(await resolveArgs('sft', base));
+    expect(sft.trainPyArgs).toMatchObject({ train_kind: 'lora', trainable: 'q_proj,v_proj,k_proj,o_proj,gate_proj,down_proj,up_proj', modules_to_save: 'embed_tokens,lm_head', lora_rank: 8, lora_alpha: 32, lora_dropout: 0.05 });
+  });
+
+  it('the Python-script flags become train.py arguments; bad values are refused', async () => {
+    const { buildLaunchPlan } = await import('../src/launch/plan.js');
+    const { resolveArgs } = await import('../src/train/options.js');
+    const raw = { torchDtype: 'bfloat16', gradientCheckpointing: 'false', deepspeed: 'my_ds.json', ddpTimeout: '30000', preprocessingNumWorkers: '8' };
+    const plan = buildLaunchPlan(await resolveArgs('sft', { ...base, ...raw }), raw);
+    expect(plan.trainPyArgs).toMatchObject({ torch_dtype: 'bfloat16', gradient_checkpointing: false, deepspeed: 'my_ds.json', ddp_timeout: 30000, precision: 'auto' });
+    expect(plan.notApplicableGiven.map((f) => f.flag)).toEqual(['--preprocessing-num-workers']);
+    const bad = { torchDtype: 'int8' };
+    await expect((async () => buildLaunchPlan(await resolveArgs('sft', { ...base, ...bad }), bad))()).rejects.toThrow(/--torch-dtype int8/);
+  });
+
+  it('launch.sh quotes recorded paths and keeps every torchrun parameter overridable', async () => {
+    const { buildLaunchPlan, launchScript } = await import('../src/launch/plan.js');
+    const { resolveArgs } = await import('../src/train/options.js');
+    const odd = "/tmp/it's here/out dir";
+    const sh = launchScript(buildLaunchPlan(await resolveArgs('sft', { ...base, outputDir: odd })).trainPyArgs);
+    const out = execFileSync('bash', ['-c', `${sh.split('\nPASS=()')[0]}\nprintf '%s|%s|%s|%s' "$OUTPUT_DIR" "$NNODES" "$MASTER_PORT" "$PRECISION"`], { encoding: 'utf8', env: { PATH: process.env.PATH!, NNODES: '4' } });
+    expect(out).toBe(`${odd}|4|29500|auto`);
+    const overridden = execFileSync('bash', ['-c', `${sh.split('\nPASS=()')[0]}\nprintf '%s' "$OUTPUT_DIR"`], { encoding: 'utf8', env: { PATH: process.env.PATH!, OUTPUT_DIR: '/elsewhere' } });
+    expect(overridden).toBe('/elsewhere');
   });
 });

@@ -328,7 +328,7 @@ export function launchScript(py: LaunchPlan['trainPyArgs']): string {
 #   NPROC_PER_NODE=1 bash launch.sh --max_steps 10   # one GPU; extra arguments go to train.py
 #   # N nodes x M GPUs: on node r (0..N-1), with node 0 reachable as MASTER_ADDR
 #   bash launch.sh --nnodes N --nproc_per_node M --node_rank r --master_addr HOST --master_port 29500
-# Paths (env): MODEL_PATH, OUTPUT_DIR, PEFT_PATH; PRECISION=auto|bf16|fp16|fp32; DEEPSPEED=auto|none|<config.json>
+# Paths (env): MODEL_PATH, OUTPUT_DIR, PEFT_PATH (empty: no adapter); PRECISION=auto|bf16|fp16|fp32; DEEPSPEED=auto|none|<config.json>
 set -euo pipefail
 HERE="$(cd "$(dirname "\${BASH_SOURCE[0]}")" && pwd)"
 NNODES="\${NNODES:-1}"
@@ -336,11 +336,16 @@ NPROC_PER_NODE="\${NPROC_PER_NODE:-}"
 NODE_RANK="\${NODE_RANK:-0}"
 MASTER_ADDR="\${MASTER_ADDR:-127.0.0.1}"
 MASTER_PORT="\${MASTER_PORT:-29500}"
-MODEL_PATH="\${MODEL_PATH:-${sh(String(py.model_name_or_path))}}"
-OUTPUT_DIR="\${OUTPUT_DIR:-${sh(String(py.output_dir))}}"
-PEFT_PATH="\${PEFT_PATH:-${sh(py.peft_path === null ? '' : String(py.peft_path))}}"
+# the values recorded by cllama-train (PEFT_PATH set to empty = no adapter)
+RECORDED_MODEL_PATH=${sh(String(py.model_name_or_path))}
+RECORDED_OUTPUT_DIR=${sh(String(py.output_dir))}
+RECORDED_PEFT_PATH=${sh(py.peft_path === null ? '' : String(py.peft_path))}
+RECORDED_DEEPSPEED=${sh(String(py.deepspeed))}
+MODEL_PATH="\${MODEL_PATH:-$RECORDED_MODEL_PATH}"
+OUTPUT_DIR="\${OUTPUT_DIR:-$RECORDED_OUTPUT_DIR}"
+PEFT_PATH="\${PEFT_PATH-$RECORDED_PEFT_PATH}"
 PRECISION="\${PRECISION:-${py.precision}}"
-DEEPSPEED="\${DEEPSPEED:-${sh(String(py.deepspeed))}}"
+DEEPSPEED="\${DEEPSPEED:-$RECORDED_DEEPSPEED}"
 PASS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -357,12 +362,10 @@ if [ -z "$NPROC_PER_NODE" ]; then
 fi
 if command -v torchrun >/dev/null 2>&1; then RUN=(torchrun); else RUN=(python3 -m torch.distributed.run); fi
 echo "launch.sh: $NNODES node(s) x $NPROC_PER_NODE process(es), node rank $NODE_RANK, master $MASTER_ADDR:$MASTER_PORT" >&2
-EXTRA=()
-if [ -n "$PEFT_PATH" ]; then EXTRA+=(--peft_path "$PEFT_PATH"); fi
 exec "\${RUN[@]}" --nnodes "$NNODES" --nproc_per_node "$NPROC_PER_NODE" --node_rank "$NODE_RANK" \\
   --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \\
   "$HERE/train.py" --model_name_or_path "$MODEL_PATH" --output_dir "$OUTPUT_DIR" \\
-  --precision "$PRECISION" --deepspeed "$DEEPSPEED" "\${EXTRA[@]}" "\${PASS[@]}"
+  --precision "$PRECISION" --deepspeed "$DEEPSPEED" --peft_path "\${PEFT_PATH:-none}" "\${PASS[@]}"
 `;
 }
 
