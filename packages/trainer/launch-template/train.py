@@ -302,6 +302,11 @@ def check_output_dir(args) -> str | None:
     names = os.listdir(args.output_dir)
     ckpts = sorted((int(n.split("-")[1]), n) for n in names if n.startswith("checkpoint-") and n.split("-")[1].isdigit())
     if args.overwrite_output_dir:
+        # as cllama-train: starting over removes the previous run's checkpoints (nothing else)
+        if int(os.environ.get("RANK", "0")) == 0:
+            for _, name in ckpts:
+                log(f"--overwrite_output_dir: removing {name}")
+                shutil.rmtree(os.path.join(args.output_dir, name))
         return None
     if ckpts:
         return os.path.join(args.output_dir, ckpts[-1][1])
@@ -415,7 +420,7 @@ def main(argv: list | None = None) -> int:
         gradient_checkpointing=bool(args.gradient_checkpointing), gradient_checkpointing_kwargs={"use_reentrant": False},
         deepspeed=ds_config, ddp_find_unused_parameters=False, ddp_timeout=args.ddp_timeout,
         dataloader_num_workers=args.dataloader_num_workers, remove_unused_columns=False, report_to="none",
-        save_safetensors=True, label_names=["labels"], disable_tqdm=bool(args.disable_tqdm),
+        save_safetensors=True, label_names=["labels"], prediction_loss_only=True,  # eval keeps no [batch, seq, vocab] logits disable_tqdm=bool(args.disable_tqdm),
     )
     targs = training_arguments(transformers, kw)
 
