@@ -5,7 +5,7 @@
  * Needs python3 with numpy (Debian python3-numpy; .ci/run installs it).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, promises as fs, statSync } from 'node:fs';
+import { existsSync, promises as fs, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -89,6 +89,13 @@ function recordsOf(data: PreparedData['train']): { ids: number[][]; labels: numb
 }
 
 let root: string;
+
+/** Runs the settings part of a launch.sh (everything before the argument loop) as a script file, then `tail`. */
+function launchVars(sh: string, tail: string, env: Record<string, string>): string {
+  const file = path.join(root, `vars-${process.hrtime.bigint()}.sh`);
+  writeFileSync(file, `${sh.split('\nPASS=()')[0]}\n${tail}\n`);
+  return execFileSync('bash', [file], { encoding: 'utf8', env: { PATH: process.env.PATH!, HOME: root, ...env } });
+}
 let zhDir: string;
 let sftDir: string;
 
@@ -249,7 +256,7 @@ describe('--emit-launch: SFT from an adapter', () => {
     expect(await fs.readFile(path.join(dir, 'train.py'), 'utf8')).toContain('PeftModel.from_pretrained(model, args.peft_path, is_trainable=True)');
     const sh = await fs.readFile(path.join(dir, 'launch.sh'), 'utf8');
     expect(sh).toContain(`RECORDED_PEFT_PATH='${path.join(TINY_LLAMA, 'lora')}'`);
-    const peft = (env: Record<string, string>) => execFileSync('bash', ['-c', `${sh.split('\nPASS=()')[0]}\nprintf '%s' "$PEFT_PATH"`], { encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } });
+    const peft = (env: Record<string, string>) => launchVars(sh, `printf '%s' "$PEFT_PATH"`, env);
     expect(peft({})).toBe(path.join(TINY_LLAMA, 'lora'));
     expect(peft({ PEFT_PATH: '' })).toBe(''); // empty: start a fresh adapter
     expect(peft({ PEFT_PATH: '/gpu/out/stage2' })).toBe('/gpu/out/stage2');
@@ -330,9 +337,9 @@ describe('the launch plan (pure)', () => {
     const { resolveArgs } = await import('../src/train/options.js');
     const odd = "/tmp/it's here/out dir";
     const sh = launchScript(buildLaunchPlan(await resolveArgs('sft', { ...base, outputDir: odd })).trainPyArgs);
-    const out = execFileSync('bash', ['-c', `${sh.split('\nPASS=()')[0]}\nprintf '%s|%s|%s|%s' "$OUTPUT_DIR" "$NNODES" "$MASTER_PORT" "$PRECISION"`], { encoding: 'utf8', env: { PATH: process.env.PATH!, NNODES: '4' } });
+    const out = launchVars(sh, `printf '%s|%s|%s|%s' "$OUTPUT_DIR" "$NNODES" "$MASTER_PORT" "$PRECISION"`, { NNODES: '4' });
     expect(out).toBe(`${odd}|4|29500|auto`);
-    const overridden = execFileSync('bash', ['-c', `${sh.split('\nPASS=()')[0]}\nprintf '%s' "$OUTPUT_DIR"`], { encoding: 'utf8', env: { PATH: process.env.PATH!, OUTPUT_DIR: '/elsewhere' } });
+    const overridden = launchVars(sh, `printf '%s' "$OUTPUT_DIR"`, { OUTPUT_DIR: '/elsewhere' });
     expect(overridden).toBe('/elsewhere');
   });
 });
