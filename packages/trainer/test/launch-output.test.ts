@@ -169,5 +169,12 @@ describe('an output folder written by train.py (HF Trainer + peft layout)', () =
     const svg = renderTrainingPlot(theirs, { title: 'train.py', maxSteps: 4 });
     expect(svg).toContain('<svg');
     expect(svg).toContain('<path');
+    // cllama-train plot draws the same chart into the folder (max_steps from HF's trainer_state.json)
+    expect(await node(TRAIN_CLI, ['plot', hf, '--title', 'train.py'])).toContain('training_plot.svg');
+    expect(await fs.readFile(path.join(hf, 'training_plot.svg'), 'utf8')).toBe(svg);
+    const bad = await run('node', [TRAIN_CLI, 'plot', path.join(root, 'nowhere')]).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^cllama-train: cannot read .*metrics\.jsonl/);
   });
 });
