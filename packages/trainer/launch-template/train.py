@@ -283,10 +283,15 @@ def training_arguments(transformers, kw: dict):
     if "evaluation_strategy" in kw and "evaluation_strategy" not in fields:
         kw["eval_strategy"] = kw.pop("evaluation_strategy")
     if "warmup_ratio" in kw and "warmup_ratio" not in fields:
-        # transformers 5 folds the ratio into warmup_steps (a float < 1 is a ratio)
-        ratio = kw.pop("warmup_ratio")
-        if not kw.get("warmup_steps"):
-            kw["warmup_steps"] = ratio
+        # transformers 5.15+ folds the ratio into warmup_steps: a float < 1 is a ratio, but 1 means one step
+        ratio = float(kw.pop("warmup_ratio") or 0)
+        if not kw.get("warmup_steps") and ratio > 0:
+            if ratio < 1:
+                kw["warmup_steps"] = ratio
+            elif kw.get("max_steps", -1) > 0:
+                kw["warmup_steps"] = int(kw["max_steps"])
+            else:
+                raise LaunchError("--warmup_ratio 1 needs --max_steps with this transformers (its warmup_steps=1 means one step)")
     dropped = sorted(k for k in kw if k not in fields)
     if dropped:
         log(f"this transformers has no TrainingArguments {', '.join(dropped)}; left out")

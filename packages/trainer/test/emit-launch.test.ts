@@ -343,3 +343,64 @@ describe('the launch plan (pure)', () => {
     expect(overridden).toBe('/elsewhere');
   });
 });
+
+describe('train.py helpers (numpy-only, no torch here)', () => {
+  it('maps TrainingArguments names onto the fields of transformers 4.4x and 5.15+ (stand-in dataclasses with those field sets)', () => {
+    const script = `
+import dataclasses, json, sys, types
+sys.path.insert(0, sys.argv[1])
+import train
+@dataclasses.dataclass
+class V4:  # 4.4x: evaluation_strategy already renamed, warmup_ratio present
+    output_dir: str = None; eval_strategy: str = 'no'; warmup_ratio: float = 0.0; warmup_steps: int = 0; max_steps: int = -1; eval_on_start: bool = False
+@dataclasses.dataclass
+class V5:  # 5.15+: warmup_ratio removed, warmup_steps takes a ratio < 1
+    output_dir: str = None; eval_strategy: str = 'no'; warmup_steps: float = 0; max_steps: int = -1
+out = {}
+for name, cls in (('v4', V4), ('v5', V5)):
+    tf = types.SimpleNamespace(TrainingArguments=cls)
+    kw = lambda **k: dict(output_dir='o', evaluation_strategy='steps', warmup_steps=0, max_steps=8, eval_on_start=True, save_safetensors=True, **k)
+    out[name] = [dataclasses.asdict(train.training_arguments(tf, kw(warmup_ratio=r))) for r in (0.05, 1.0, 0.0)]
+    try:
+        train.training_arguments(tf, dict(output_dir='o', warmup_ratio=1.0, warmup_steps=0, max_steps=-1))
+        out[name + '_full_warmup_without_max_steps'] = 'accepted'
+    except train.LaunchError as e:
+        out[name + '_full_warmup_without_max_steps'] = str(e)
+print(json.dumps(out))
+`;
+    const out = JSON.parse(execFileSync(PYTHON, ['-B', '-c', script, path.resolve(path.dirname(CLI), '../launch-template')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').at(-1)!);
+    expect(out.v4.map((a: { warmup_ratio: number; warmup_steps: number; eval_strategy: string }) => [a.eval_strategy, a.warmup_ratio, a.warmup_steps])).toEqual([['steps', 0.05, 0], ['steps', 1, 0], ['steps', 0, 0]]);
+    expect(out.v5.map((a: { warmup_steps: number; eval_strategy: string }) => [a.eval_strategy, a.warmup_steps])).toEqual([['steps', 0.05], ['steps', 8], ['steps', 0]]);
+    expect(out.v4_full_warmup_without_max_steps).toBe('accepted');
+    expect(out.v5_full_warmup_without_max_steps).toMatch(/needs --max_steps/);
+  });
+
+  it('output folder rules: fresh, resume the latest checkpoint-N, refuse other content, overwrite removes old checkpoints', async () => {
+    const dir = path.join(root, 'py-out');
+    await fs.mkdir(path.join(dir, 'checkpoint-4'), { recursive: true });
+    await fs.mkdir(path.join(dir, 'checkpoint-12'));
+    const other = path.join(root, 'py-other');
+    await fs.mkdir(other);
+    await fs.writeFile(path.join(other, 'notes.txt'), 'x');
+    const script = `
+import json, sys, types
+sys.path.insert(0, sys.argv[1])
+import train
+ns = lambda d, o=False: types.SimpleNamespace(resume_from_checkpoint=None, output_dir=d, overwrite_output_dir=o)
+out = {'fresh': train.check_output_dir(ns(sys.argv[4])), 'resume': train.check_output_dir(ns(sys.argv[2]))}
+try:
+    train.check_output_dir(ns(sys.argv[3])); out['other'] = 'accepted'
+except train.LaunchError as e:
+    out['other'] = str(e)
+out['overwrite'] = train.check_output_dir(ns(sys.argv[2], True))
+print(json.dumps(out))
+`;
+    const out = JSON.parse(execFileSync(PYTHON, ['-B', '-c', script, path.resolve(path.dirname(CLI), '../launch-template'), dir, other, path.join(root, 'py-absent')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').at(-1)!);
+    expect(out.fresh).toBeNull();
+    expect(out.resume).toBe(path.join(dir, 'checkpoint-12'));
+    expect(out.other).toMatch(/is not empty and holds no checkpoint-N to resume/);
+    expect(out.overwrite).toBeNull();
+    expect(await fs.readdir(dir)).toEqual([]);
+    expect(await fs.readdir(other)).toEqual(['notes.txt']);
+  });
+});
