@@ -191,7 +191,7 @@ export function buildLaunchPlan(args: TrainArgs, rawFlags: Record<string, unknow
   const flags: FlagMapping[] = [];
   for (const key of Object.keys(args) as Array<keyof TrainArgs>) {
     const rule = FLAG_RULES[key] ?? na('no counterpart known to --emit-launch');
-    if (key === 'ignored') continue;
+    if (key === 'ignored' || key === 'mode') continue; // mode is the subcommand, not a flag
     if (rule.where === 'data' && ((args.mode === 'pretrain' && key === 'maxSeqLength') || (args.mode === 'sft' && key === 'blockSize') || (args.mode === 'pretrain' && key === 'validationFile'))) continue;
     if (key === 'stage' && args.mode === 'sft') continue;
     flags.push({ flag: `--${kebab(key)}`, value: args[key] ?? null, where: rule.where, ...(rule.py ? { train_py: `--${rule.py}` } : {}), ...(rule.hf ? { hf: rule.hf } : {}), ...(rule.note ? { note: rule.note } : {}) });
@@ -398,7 +398,7 @@ bash launch.sh --nnodes 2 --nproc_per_node 8 --node_rank 0 --master_addr node0 -
 bash launch.sh --nnodes 2 --nproc_per_node 8 --node_rank 1 --master_addr node0 --master_port 29500
 \`\`\`
 
-MODEL_PATH, OUTPUT_DIR, PEFT_PATH (environment) replace the paths recorded here; PRECISION=bf16|fp16|fp32 and
+MODEL_PATH, OUTPUT_DIR, PEFT_PATH (environment; PEFT_PATH empty = a fresh adapter) replace the paths recorded here; PRECISION=bf16|fp16|fp32 and
 DEEPSPEED=none|<file> override the automatic choices. The output folder is what cllama-train writes:
 ${plan.trainKind === 'lora' ? 'adapter_config.json + adapter_model.safetensors (PEFT layout, embed_tokens/lm_head as modules_to_save)' : 'config.json + model.safetensors'},
 the tokenizer, metrics.jsonl (cllama's format), trainer_state.json and checkpoint-N/ folders, so
