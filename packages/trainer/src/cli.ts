@@ -9,6 +9,7 @@ import { generateCommand } from './cli/generate.js';
 import { scoreCommand } from './cli/score.js';
 import { pretrainCommand } from './cli/pretrain.js';
 import { sftCommand } from './cli/sft.js';
+import { plotCommand } from './cli/plot.js';
 
 const program = new Command('cllama-train')
   .description(`${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`)
@@ -20,6 +21,7 @@ program.addCommand(generateCommand());
 program.addCommand(chatCommand());
 program.addCommand(pretrainCommand());
 program.addCommand(sftCommand());
+program.addCommand(plotCommand());
 
 try {
   await program.parseAsync(process.argv);

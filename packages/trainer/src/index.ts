@@ -54,3 +54,8 @@ export type { DataParallelOptions } from './train/data-parallel.js';
 export { countedTargets, splitBatch } from './train/micro-batch.js';
 export type { Shard } from './train/micro-batch.js';
 export type { SessionResult } from './train/session.js';
+// scale-out: hand a run to torchrun + transformers/peft (cllama-train pretrain|sft --emit-launch)
+export { emitLaunchFolder, trainPyTemplatePath } from './launch/emit.js';
+export type { EmitOptions, EmitResult } from './launch/emit.js';
+export { buildLaunchPlan, buildLaunchJson, deepSpeedZero2, launchScript, LaunchError, FLAG_RULES, REQUIREMENTS } from './launch/plan.js';
+export type { LaunchPlan, LaunchJson, FlagMapping, DataSummary } from './launch/plan.js';

@@ -4,6 +4,7 @@ import type { BackendChoice } from '../backend.js';
 import { backendOption } from './common.js';
 import { addTrainOptions, resolveArgs, type TrainMode } from '../train/options.js';
 import { dryRunPlan, formatPlan } from '../train/plan.js';
+import { emitLaunchFolder } from '../launch/emit.js';
 import { runTrainingSession } from '../train/session.js';
 
 export function trainCommand(mode: TrainMode, description: string): Command {
@@ -12,6 +13,15 @@ export function trainCommand(mode: TrainMode, description: string): Command {
   cmd.action(async (flags: Record<string, unknown>) => {
     const { backend, ...rest } = flags;
     const args = await resolveArgs(mode, rest);
+    if (args.emitLaunch) {
+      const extraGiven = cmd.getOptionValueSource('backend') === 'cli' ? { backend } : {};
+      const { dir, plan, summary } = await emitLaunchFolder(args, { rawFlags: rest, extraGiven, command: ['cllama-train', ...process.argv.slice(2)] });
+      for (const f of plan.notApplicableGiven) console.error(`cllama-train: ${f.flag} has no counterpart on torchrun (${f.note}); not carried into ${dir}`);
+      const ev = summary.eval ? `, ${summary.eval.count} eval records` : '';
+      console.log(args.json ? JSON.stringify({ launch_dir: dir, train_kind: plan.trainKind, train_records: summary.train.count, train_tokens: summary.train.numTokens, eval_records: summary.eval?.count ?? 0, not_applicable: plan.notApplicableGiven.map((f) => f.flag) })
+        : `wrote ${dir}: ${summary.train.count} train records (${summary.train.numTokens} tokens)${ev}, ${plan.trainKind} training\nrun it: bash ${dir}/launch.sh   (see ${dir}/README.md)`);
+      return;
+    }
     for (const flag of args.ignored) console.error(`cllama-train: --${flag} has no effect here (DeepSpeed / fp16 / DDP setting of the Python scripts); ignored`);
     if (args.dryRun) {
       const plan = await dryRunPlan(args);

@@ -57,6 +57,8 @@ export interface TrainArgs {
   modulesToSave: string[];
   peftPath: string | undefined;
   dryRun: boolean;
+  /** Instead of training, write a torchrun / DeepSpeed launch folder here (src/launch/). */
+  emitLaunch: string | undefined;
   json: boolean;
   noProgress: boolean;
   /** Data-parallel worker threads on the wasm / cpu backend (1 = this thread only). */
@@ -122,6 +124,7 @@ const SPECS: Spec[] = [
   { key: 'modulesToSave', flag: 'modules-to-save', kind: 'list', help: 'comma-separated modules trained fully and saved with the adapter' },
   { key: 'peftPath', flag: 'peft-path', kind: 'string', help: 'existing PEFT adapter to continue from', modes: ['sft', 'pretrain'] },
   { key: 'dryRun', flag: 'dry-run', kind: 'bool', help: 'print the plan (parameters, tokens/step, steps, memory) from config.json alone and exit' },
+  { key: 'emitLaunch', flag: 'emit-launch', kind: 'string', help: 'do not train: write a folder (tokenized data, tokenizer, train.py, launch.sh, DeepSpeed config) that runs this same training with torchrun + transformers/peft on GPUs' },
   { key: 'json', flag: 'json', kind: 'bool', help: 'machine-readable output for --dry-run' },
   { key: 'noProgress', flag: 'no-progress', kind: 'bool', help: 'no progress bar (log lines instead)' },
   { key: 'threads', flag: 'threads', kind: 'int', help: 'wasm/cpu backend: threads that each compute the gradients of a share of every batch (data parallel, one model copy per thread)' },
@@ -178,6 +181,7 @@ export function defaultArgs(mode: TrainMode): Omit<TrainArgs, 'modelNameOrPath' 
     modulesToSave: ['embed_tokens', 'lm_head'],
     peftPath: undefined,
     dryRun: false,
+    emitLaunch: undefined,
     json: false,
     noProgress: false,
     threads: 1,
