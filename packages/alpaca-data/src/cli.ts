@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '@cllama/core';
 import { convertFile } from './convert-file.js';
 import { CONVERTERS, type TranslationDirection } from './converters.js';
 import { AlpacaDataError, RecordError, UsageError } from './errors.js';

@@ -32,7 +32,6 @@ export {
   type TokenizedRecord,
   type TokenizedRecordInput,
 } from './tokenized-dataset.js';
-export { AtomicFileWriter, writeFileAtomic } from './atomic.js';
 export {
   readByteLines,
   readJsonArray,
@@ -73,7 +72,6 @@ export {
   type MixSource,
   type SourceStats,
 } from './mixer.js';
-export { SeededRandom } from './rng.js';
 export { tokenizeFiles, type TokenizeFilesOptions, type TokenizeSummary } from './tokenize-files.js';
 export {
   alpacaFileStats,

@@ -185,12 +185,17 @@ export async function folderState(dir: string): Promise<'missing' | 'empty' | 'n
 }
 
 /**
- * Build a folder atomically: `fill` writes into a fresh temporary sibling folder, which is fsynced and
+ * Build a folder atomically: `fill` writes into a fresh temporary sibling folder (or is a map of file
+ * names to contents, each written and fsynced), which is fsynced and
  * renamed to `dir`. An existing empty `dir` is replaced; an existing non-empty one is refused with
  * `FolderExistsError` unless `force` (then the old folder is moved aside and deleted only after the
  * new one is in place). The parent folders are created.
  */
-export async function writeFolderAtomic(dir: string, fill: (tmpDir: string) => Promise<void>, opts: { force?: boolean } = {}): Promise<void> {
+export async function writeFolderAtomic(
+  dir: string,
+  fill: ((tmpDir: string) => Promise<void>) | Readonly<Record<string, string | Uint8Array>>,
+  opts: { force?: boolean } = {},
+): Promise<void> {
   const target = path.resolve(dir);
   const parent = path.dirname(target);
   const existing = await folderState(target);
@@ -204,7 +209,8 @@ export async function writeFolderAtomic(dir: string, fill: (tmpDir: string) => P
   const tmp = tempSibling(target);
   await fsp.mkdir(tmp);
   try {
-    await fill(tmp);
+    if (typeof fill === 'function') await fill(tmp);
+    else for (const [name, content] of Object.entries(fill)) await writeFileInto(path.join(tmp, name), content);
     await fsyncDir(tmp);
   } catch (err) {
     await fsp.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
@@ -225,4 +231,14 @@ export async function writeFolderAtomic(dir: string, fill: (tmpDir: string) => P
   }
   await fsyncDir(parent);
   if (aside) await fsp.rm(aside, { recursive: true, force: true });
+}
+
+async function writeFileInto(file: string, content: string | Uint8Array): Promise<void> {
+  const handle = await fsp.open(file, 'wx');
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

@@ -69,6 +69,8 @@ describe('writeFolderAtomic', () => {
     await writeFolderAtomic(dir, fill('3'), { force: true });
     expect(readFileSync(path.join(dir, 'x.txt'), 'utf8')).toBe('3');
     expect(readdirSync(path.dirname(dir))).toEqual(['out']);
+    await writeFolderAtomic(dir, { 'a.json': '{}', 'b.bin': new Uint8Array([1, 2]) }, { force: true });
+    expect(readdirSync(dir).sort()).toEqual(['a.json', 'b.bin']);
   });
 
   it('replaces an empty folder, refuses a file, and leaves nothing when fill fails', async () => {

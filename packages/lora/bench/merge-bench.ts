@@ -10,9 +10,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from '@cllama/core';
 import {
   createLlamaConfig,
-  createRng,
   llamaWeightSpecs,
   peftFullKey,
   peftLoraKeys,
@@ -24,7 +24,7 @@ const hidden = Number(process.argv[2] ?? 1024);
 const layers = Number(process.argv[3] ?? 4);
 const vocab = Number(process.argv[4] ?? 32000);
 const newVocab = vocab + 17953; // the Chinese-LLaMA growth 32,000 → 49,953
-const random = createRng(1);
+const random = mulberry32(1);
 const fill = (n: number, scale: number) => {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = (random() * 2 - 1) * scale;

@@ -38,7 +38,6 @@ export {
   INDEX_FILE_NAME,
 } from './hf-checkpoint.js';
 export type { SaveHFCheckpointOptions } from './hf-checkpoint.js';
-export { FolderExistsError, writeFileAtomic, writeBytesAtomic, writeFolderAtomic } from './atomic-file.js';
 export {
   PeftError,
   PeftAdapter,
@@ -57,7 +56,7 @@ export {
 } from './peft.js';
 export type { LoraConfig, LoraPairInfo, PeftKeyRole } from './peft.js';
 export { matchesTargetModule, matchesModulesToSave, moduleNameOf, isLinearModule } from './lora-target.js';
-export { createRng, initLoraPair, loraDelta, mergeLora, unmergeLora, resizeRows } from './lora-math.js';
+export { initLoraPair, loraDelta, mergeLora, unmergeLora, resizeRows } from './lora-math.js';
 export type { LoraPair } from './lora-math.js';
 export { llamaWeightSpecs } from './llama-weights.js';
 export type { WeightSpec } from './llama-weights.js';

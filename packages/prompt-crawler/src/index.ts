@@ -34,4 +34,4 @@ export { RateLimiter, type RateLimits } from './ratelimit.js';
 export { Redactor, REDACTED } from './redact.js';
 export { OutputStore, readJsonLines, sideFiles, type FailureRecord, type JournalRecord, type RejectRecord, type TornTail } from './store.js';
 export { CrawlerError, ConfigError, OutputFileError, LockedError, FatalApiError, TooManyFailuresError } from './errors.js';
-export { hash32, mulberry32, requestRng, sample, randInt } from './rng.js';
+export { requestRng, sample, randInt } from './rng.js';

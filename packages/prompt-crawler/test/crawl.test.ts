@@ -6,7 +6,7 @@ import { crawl, type CrawlOptions } from '../src/crawler.js';
 import { FatalApiError, LockedError } from '../src/errors.js';
 import { defaultFilterOptions, normalizeInstruction } from '../src/filters.js';
 import { defaultPromptSpec } from '../src/prompt.js';
-import { hash32 } from '../src/rng.js';
+import { hashString as hash32 } from '@cllama/core';
 import { lcsLengthDP, rougeLF, rougeTokens } from '../src/rouge.js';
 import { OutputStore } from '../src/store.js';
 import { startFaultServer, type FaultPlan, type FaultServer } from './helpers/fault-server.js';

@@ -41,7 +41,6 @@ export { MergeInputError, mergeVocab, mergeVocabWithStats } from './merge.js';
 export type { MergeOptions, MergeStats } from './merge.js';
 export { buildHfTokenizerFiles, buildTokenizerJson, generateMerges, hfAddedTokens } from './hf-export.js';
 export type { HfExportOptions, HfTokenizerFiles } from './hf-export.js';
-export { OutputExistsError, writeFolderAtomic } from './hf-export-write.js';
 export { builtinSamplePath, measureAgreement, readSampleLines, unreachablePieces } from './agreement.js';
 export type { AgreementReport } from './agreement.js';
 export { mergeTokenizers } from './merge-tokenizer.js';

@@ -13,11 +13,12 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { CllamaError } from '@cllama/core';
 import protobuf from 'protobufjs';
 import { SENTENCEPIECE_MODEL_PROTO } from './proto-schema.js';
 
 /** Base class of every error this package throws on bad input. */
-export class TokenizerMergeError extends Error {
+export class TokenizerMergeError extends CllamaError {
   override name = 'TokenizerMergeError';
 }
 

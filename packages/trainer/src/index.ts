@@ -26,7 +26,6 @@ export {
   applyRotary,
   scatterAddRows,
 } from './model/ops.js';
-export { SeededRandom } from './model/random.js';
 export { scoreBatches, scoreTokenBlocks, textToBlocks } from './score.js';
 export type { ScoreResult } from './score.js';
 // training (pre-training stages 1/2, SFT): see docs/trainer.md "Training"
@@ -35,9 +34,8 @@ export type { AdamWOptions, AdamWState, OptimizedParameter } from './train/adamw
 export { LrSchedule, ScheduleError, SCHEDULER_TYPES, warmupStepsFor } from './train/schedule.js';
 export type { SchedulerType, ScheduleOptions } from './train/schedule.js';
 export { GradientAccumulator, clipByGlobalNorm, globalNorm } from './train/gradients.js';
-export { Rng, epochOrder } from './train/rng.js';
-export type { RngState } from './train/rng.js';
-export { CheckpointError, OutputDirNotEmptyError, listCheckpoints, latestCheckpoint, prepareOutputDir, readTrainerState, readOptimizerState, writeCheckpoint } from './train/checkpoint.js';
+export { epochOrder } from './train/data.js';
+export { TrainingCheckpointError, OutputDirNotEmptyError, listCheckpoints, latestCheckpoint, prepareOutputDir, readTrainerState, readOptimizerState, writeCheckpoint } from './train/checkpoint.js';
 export type { TrainerState, LogEntry } from './train/checkpoint.js';
 export { MetricsLog, readMetrics } from './train/metrics.js';
 export { renderTrainingPlot } from './train/plot.js';

@@ -32,8 +32,9 @@ import { KVCache } from './kv-cache.js';
 import { matchesModulesToSave, mergeLora, peftFullKey } from '@cllama/lora';
 import { LoraLayers, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
 import { resizedEmbeddingRows } from './resize.js';
+import { CllamaError } from '@cllama/core';
 
-export class ModelError extends Error {
+export class ModelError extends CllamaError {
   constructor(message: string) {
     super(message);
     this.name = 'ModelError';

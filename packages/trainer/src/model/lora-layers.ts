@@ -6,8 +6,8 @@
  * the keys are prefixed with `base_model.model.`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { createRng, initLoraPair, loraScaling, loraTargets, matchesTargetModule, PEFT_KEY_PREFIX, type LoraConfig } from '@cllama/lora';
-import { SeededRandom } from './random.js';
+import { initLoraPair, loraScaling, loraTargets, matchesTargetModule, PEFT_KEY_PREFIX, type LoraConfig } from '@cllama/lora';
+import { CllamaError, Mulberry32, mulberry32 } from '@cllama/core';
 
 /** The parts of a PEFT LoraConfig that shape the LoRA branches. */
 export type LoraAttachConfig = Pick<LoraConfig, 'r' | 'loraAlpha' | 'loraDropout' | 'targetModules'> &
@@ -27,7 +27,7 @@ export interface LoraAdapter {
 
 export const PEFT_PREFIX = PEFT_KEY_PREFIX;
 
-export class LoraError extends Error {
+export class LoraError extends CllamaError {
   constructor(message: string) {
     super(message);
     this.name = 'LoraError';
@@ -47,7 +47,7 @@ export class LoraLayers {
   readonly adapters = new Map<string, LoraAdapter>();
   /** `<module>.lora_A.weight` → variable. */
   readonly variables = new Map<string, tf.Variable>();
-  private dropoutRandom: SeededRandom;
+  private dropoutRandom: Mulberry32;
 
   /**
    * @param linears module name (`model.layers.0.self_attn.q_proj`) → weight shape [out, in]
@@ -58,9 +58,9 @@ export class LoraLayers {
     if (!Number.isInteger(r) || r <= 0) throw new LoraError(`LoRA rank r must be a positive integer, got ${r}`);
     if (!(config.loraDropout >= 0 && config.loraDropout < 1)) throw new LoraError(`lora_dropout must be in [0, 1), got ${config.loraDropout}`);
     const id = ++loraCounter;
-    const init = createRng(seed);
+    const init = mulberry32(seed);
     const targets = loraTargets({ targetModules: config.targetModules, targetModulesRegex: config.targetModulesRegex });
-    this.dropoutRandom = new SeededRandom(seed + 1);
+    this.dropoutRandom = Mulberry32.scrambled(seed + 1);
     const used = new Set<string>();
     for (const [module, [out, inFeatures]] of linears) {
       if (!matchesTargetModule(module, targets)) continue;
@@ -108,7 +108,7 @@ export class LoraLayers {
 
   /** Restarts the dropout-mask seed stream (a resumed training run reseeds before each micro-batch). */
   reseed(seed: number): void {
-    this.dropoutRandom = new SeededRandom(seed);
+    this.dropoutRandom = Mulberry32.scrambled(seed);
   }
 
   /** A fresh seed for each dropout mask (reproducible across runs with the same seed). */

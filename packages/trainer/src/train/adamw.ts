@@ -10,6 +10,7 @@
  * assigned in place, so a step leaves the tensor count unchanged.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { CllamaError } from '@cllama/core';
 
 export interface AdamWOptions {
   betas?: [number, number];
@@ -31,7 +32,7 @@ export interface AdamWState {
   tensors: Array<{ name: string; shape: number[]; data: Float32Array }>;
 }
 
-export class OptimizerStateError extends Error {
+export class OptimizerStateError extends CllamaError {
   override name = 'OptimizerStateError';
 }
 

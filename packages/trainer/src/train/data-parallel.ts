@@ -21,8 +21,9 @@ import type { LoraAttachConfig } from '../model/lora-layers.js';
 import { PEFT_PREFIX } from '../model/lora-layers.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './grad-worker.js';
 import { microBatchGradients, microBatchLoss, readValues, splitBatch, tensorFromShared, type Batch, type LossModel, type Shard } from './micro-batch.js';
+import { CllamaError } from '@cllama/core';
 
-export class DataParallelError extends Error {
+export class DataParallelError extends CllamaError {
   override name = 'DataParallelError';
 }
 

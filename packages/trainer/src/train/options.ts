@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { SCHEDULER_TYPES, type SchedulerType } from './schedule.js';
+import { CllamaError } from '@cllama/core';
 
 export type TrainMode = 'pretrain' | 'sft';
 
@@ -65,7 +66,7 @@ export interface TrainArgs {
   ignored: string[];
 }
 
-export class TrainConfigError extends Error {
+export class TrainConfigError extends CllamaError {
   override name = 'TrainConfigError';
 }
 

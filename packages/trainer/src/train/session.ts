@@ -20,10 +20,11 @@ import { preparePretrainData, prepareSftData, type PreparedData } from './data.j
 import { DataParallel } from './data-parallel.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
+import { CllamaError, copyFileAtomic } from '@cllama/core';
 
 export const PEFT_PREFIX = 'base_model.model.';
 
-export class TrainSessionError extends Error {
+export class TrainSessionError extends CllamaError {
   override name = 'TrainSessionError';
 }
 
@@ -138,12 +139,7 @@ async function copyTokenizer(src: string, dest: string): Promise<void> {
     : [src];
   for (const f of files) {
     const target = path.join(dest, path.basename(f) === path.basename(src) && !st.isDirectory() ? 'tokenizer.model' : path.basename(f));
-    const tmp = `${target}.tmp-${process.pid}`;
-    await fs.copyFile(f, tmp);
-    const h = await fs.open(tmp, 'r+');
-    await h.sync();
-    await h.close();
-    await fs.rename(tmp, target);
+    await copyFileAtomic(f, target);
   }
 }
 
@@ -226,7 +222,7 @@ export async function runTrainingSession(
             await fs.mkdir(staging);
             await writePeftAdapter(staging, t.lora!, adapterTensors(t));
           } else {
-            await saveLlama(staging, t.model, { overwrite: true });
+            await saveLlama(staging, t.model, { force: true });
           }
           await copyTokenizer(args.tokenizerNameOrPath, staging);
           await moveFilesInto(staging, outputDir);
