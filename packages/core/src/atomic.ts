@@ -31,11 +31,18 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** A file output that is an existing folder is refused before anything is written (instead of a raw EISDIR from the rename). */
+async function refuseFolderTarget(target: string): Promise<void> {
+  const st = await fsp.stat(target).catch(() => undefined);
+  if (st?.isDirectory()) throw new CllamaError(`${target} is a folder; give a file path for this output`);
+}
+
 /** What to write: text, bytes, or a function that writes through the open handle of the temporary file. */
 export type FileContent = string | Uint8Array | ((handle: fsp.FileHandle) => Promise<void>);
 
 /** Write a file atomically (temp sibling, fsync, rename, fsync the folder). */
 export async function writeFileAtomic(target: string, content: FileContent): Promise<void> {
+  await refuseFolderTarget(target);
   const tmp = tempSibling(target);
   const handle = await fsp.open(tmp, 'wx');
   try {
@@ -72,6 +79,7 @@ export function writeFileAtomicSync(target: string, content: string | Uint8Array
 
 /** Copy a file atomically (the copy is fsynced before it is renamed into place). */
 export async function copyFileAtomic(source: string, target: string): Promise<void> {
+  await refuseFolderTarget(target);
   const tmp = tempSibling(target);
   try {
     await fsp.copyFile(source, tmp);
@@ -105,6 +113,7 @@ export class AtomicFileWriter {
   ) {}
 
   static async create(target: string, opts: { flushBytes?: number } = {}): Promise<AtomicFileWriter> {
+    await refuseFolderTarget(target);
     const tmp = tempSibling(target);
     const fh = await fsp.open(tmp, 'w');
     return new AtomicFileWriter(target, tmp, fh, opts.flushBytes ?? 1 << 20);

@@ -44,11 +44,16 @@ function configure(cmd: CliProgram): void {
   for (const sub of cmd.commands) configure(sub);
 }
 
+export interface RunCliOptions {
+  /** Applied to the error line before it is printed (e.g. to hide an API key a server echoed). */
+  redact?: (line: string) => string;
+}
+
 /**
  * Runs `program` with the user's arguments (without node and the script) and returns the exit code,
  * so tests can call it in-process. Call it after every subcommand is registered.
  */
-export async function runCli(program: CliProgram, argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+export async function runCli(program: CliProgram, argv: readonly string[] = process.argv.slice(2), opts: RunCliOptions = {}): Promise<number> {
   const name = program.name();
   configure(program);
   if (argv.length === 0) {
@@ -64,24 +69,25 @@ export async function runCli(program: CliProgram, argv: readonly string[] = proc
       if (err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT_OK;
       // a command with subcommands called without one: commander printed its help to stderr
       if (err.code === 'commander.help') return EXIT_USAGE;
-      printError(name, err.message.replace(/^error: /, ''), err);
+      printError(name, err.message.replace(/^error: /, ''), err, opts);
       return EXIT_USAGE;
     }
-    printError(name, errorLine(err), err);
+    printError(name, errorLine(err), err, opts);
     return err instanceof CllamaError ? err.exitCode : EXIT_FAILURE;
   }
 }
 
-function printError(name: string, line: string, err: unknown): void {
-  process.stderr.write(`${name}: ${line.replace(/\s*\n\s*/g, ' ').trim()}\n`);
-  if (process.env.CLLAMA_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+function printError(name: string, line: string, err: unknown, opts: RunCliOptions): void {
+  const redact = opts.redact ?? ((s: string) => s);
+  process.stderr.write(redact(`${name}: ${line.replace(/\s*\n\s*/g, ' ').trim()}\n`));
+  if (process.env.CLLAMA_DEBUG && err instanceof Error && err.stack) process.stderr.write(redact(`${err.stack}\n`));
 }
 
 /**
  * The whole body of a bin: runs the program (or the function that builds it) and sets
  * process.exitCode. A closed stdout (`… | head`) ends the process quietly with exit 0.
  */
-export function runMain(program: CliProgram | (() => CliProgram | Promise<CliProgram>)): Promise<void> {
+export function runMain(program: CliProgram | (() => CliProgram | Promise<CliProgram>), opts: RunCliOptions = {}): Promise<void> {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(EXIT_OK);
     throw err;
@@ -90,7 +96,7 @@ export function runMain(program: CliProgram | (() => CliProgram | Promise<CliPro
     let code: number;
     try {
       const p = typeof program === 'function' ? await program() : program;
-      code = await runCli(p);
+      code = await runCli(p, process.argv.slice(2), opts);
     } catch (err) {
       // building the program failed (should not happen; still one line)
       process.stderr.write(`cllama: ${errorLine(err)}\n`);

@@ -25,6 +25,14 @@ describe('atomic files', () => {
     expect(readdirSync(work).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
+  it('refuses a folder as a file target before writing', async () => {
+    const dir = path.join(work, 'a-folder');
+    await fs.mkdir(dir);
+    await expect(writeFileAtomic(dir, 'x')).rejects.toThrow(/a-folder is a folder; give a file path/);
+    await expect(AtomicFileWriter.create(dir)).rejects.toBeInstanceOf(CllamaError);
+    expect(readdirSync(work).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
   it('keeps the old file when the writer fails', async () => {
     const f = path.join(work, 'keep.txt');
     await writeFileAtomic(f, 'old');

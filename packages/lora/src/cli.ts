@@ -1,8 +1,9 @@
 /**
  * cllama-lora: merge PEFT LoRA adapters into an HF LLaMA folder, and describe an adapter.
- * On error: one line on stderr, exit code 1 (2 for usage errors, from commander).
+ * On error: one line on stderr, exit code 1 (2 for usage errors), through @cllama/core's runMain.
  */
 import * as path from 'node:path';
+import { runMain } from '@cllama/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { HFCheckpoint } from './hf-checkpoint.js';
 import { readLlamaConfig } from './llama-config.js';
@@ -150,8 +151,4 @@ program
     await ckpt.close();
   });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`cllama-lora: ${message.split('\n')[0]}\n`);
-  process.exit(1);
-});
+void runMain(program);

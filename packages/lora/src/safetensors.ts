@@ -185,7 +185,13 @@ async function readHeaderFromHandle(handle: fs.FileHandle, file: string): Promis
 
 async function openForReading(file: string): Promise<fs.FileHandle> {
   try {
-    return await fs.open(file, 'r');
+    const handle = await fs.open(file, 'r');
+    // POSIX opens a folder for reading without complaint; the read would fail with a bare EISDIR
+    if ((await handle.stat()).isDirectory()) {
+      await handle.close();
+      throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
+    }
+    return handle;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new SafetensorsError('file not found; check the path', file);

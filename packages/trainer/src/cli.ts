@@ -2,7 +2,8 @@
  * cllama-train: one commander program; each subcommand lives in src/cli/<name>.ts and is added here
  * with one line.
  */
-import { Command, CommanderError } from 'commander';
+import { runMain } from '@cllama/core';
+import { Command } from 'commander';
 import { PACKAGE_NAME } from './index.js';
 import { chatCommand } from './cli/chat.js';
 import { generateCommand } from './cli/generate.js';
@@ -11,9 +12,7 @@ import { pretrainCommand } from './cli/pretrain.js';
 import { sftCommand } from './cli/sft.js';
 
 const program = new Command('cllama-train')
-  .description(`${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`)
-  .showHelpAfterError()
-  .exitOverride();
+  .description(`${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`);
 
 program.addCommand(scoreCommand());
 program.addCommand(generateCommand());
@@ -21,13 +20,4 @@ program.addCommand(chatCommand());
 program.addCommand(pretrainCommand());
 program.addCommand(sftCommand());
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    // Help and version exit with code 0; usage errors were already printed by commander.
-    process.exit(err.exitCode);
-  }
-  console.error(`cllama-train: ${(err as Error).message}`);
-  process.exit(1);
-}
+await runMain(program);
