@@ -2,7 +2,7 @@
  * @cllama/core — what every cllama package shares: seeded random numbers, atomic file and folder
  * writes, the error base class and exit codes, and the CLI runner that prints one-line errors.
  */
-export { hashString, splitmix32, mulberry32, Mulberry32, Xoshiro128 } from './random.js';
+export { hashString, mulberry32, Mulberry32, Xoshiro128 } from './random.js';
 export type { RngState } from './random.js';
 export {
   tempSibling,
@@ -12,7 +12,6 @@ export {
   copyFileAtomic,
   AtomicFileWriter,
   FolderExistsError,
-  folderState,
   writeFolderAtomic,
 } from './atomic.js';
 export type { FileContent } from './atomic.js';

@@ -11,14 +11,8 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mulberry32 } from '@cllama/core';
-import {
-  createLlamaConfig,
-  llamaWeightSpecs,
-  peftFullKey,
-  peftLoraKeys,
-  saveHFCheckpoint,
-  writePeftAdapter,
-} from '../src/index.js';
+import { createLlamaConfig, peftFullKey, peftLoraKeys, saveHFCheckpoint, writePeftAdapter } from '../src/index.js';
+import { llamaWeightSpecs } from '../src/llama-weights.js';
 
 const hidden = Number(process.argv[2] ?? 1024);
 const layers = Number(process.argv[3] ?? 4);
