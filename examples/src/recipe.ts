@@ -16,7 +16,6 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLlamaConfig, readLlamaConfig } from '@cllama/lora';
-import { writeFolderAtomic } from '@cllama/core';
 import { buildHfTokenizerFiles, readModelProto } from '@cllama/tokenizer-merge';
 import { LlamaModel, initBackend, loadLlama, saveLlama } from '@cllama/trainer';
 import { PRESETS, SAMPLE_INSTRUCTIONS, type Preset, type TrainPhase } from './presets.js';

@@ -30,7 +30,7 @@ const root = await fs.mkdtemp(path.join(os.tmpdir(), 'lora-bench-'));
 try {
   const specs = llamaWeightSpecs(config);
   const params = specs.reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1), 0);
-  let t = Date.now();
+  const t = Date.now();
   await saveHFCheckpoint(path.join(root, 'base'), config, (function* () {
     for (const w of specs) yield { name: w.name, shape: w.shape, data: fill(w.shape.reduce((a, b) => a * b, 1), 0.02) };
   })(), { maxShardBytes: 200e6 });

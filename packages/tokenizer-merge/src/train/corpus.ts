@@ -7,7 +7,7 @@
 import { createReadStream, promises as fs } from 'node:fs';
 import { mulberry32 } from '@cllama/core';
 import { Normalizer } from './normalizer.js';
-import { UNK_CHAR, UPP_BOUNDARY_CHAR, WS_CHAR } from './script.js';
+import { UPP_BOUNDARY_CHAR, WS_CHAR } from './script.js';
 import { TrainError } from './errors.js';
 import { sharedFloat64, sharedInt32 } from './em-pool.js';
 

@@ -5,7 +5,6 @@
  * at their ids (<unk> 0, <s> 1, </s> 2, then control, user-defined and byte pieces), then the trained
  * pieces; trainer_spec and normalizer_spec filled in as spm_train fills them.
  */
-import path from 'node:path';
 import { writeFileAtomic } from '@cllama/core';
 import { ModelType, PieceType, createPiece, serializeModelProto } from '../proto.js';
 import type { ModelProto, NormalizerSpec, SentencePiece, TrainerSpec } from '../proto.js';

@@ -21,12 +21,10 @@ import {
   IGNORE_INDEX,
   linear,
   linearTransposed,
-  matMul,
   releaseHeadBlocks,
   rmsNorm,
   rotaryTables,
   silu,
-  transposeLast2,
 } from './ops.js';
 import { KVCache } from './kv-cache.js';
 import { matchesModulesToSave, mergeLora, peftFullKey } from '@cllama/lora';
