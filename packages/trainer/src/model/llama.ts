@@ -128,7 +128,7 @@ export class LlamaModel {
   private readonly id = ++modelCounter;
   private lora: LoraLayers | undefined;
   private disposed = false;
-  /** Transposed weights kept between calls while inference caching is on (see withTransposedWeights). */
+  /** Transposed weights kept between calls while inference caching is on (see retainTransposedWeights). */
   private transposed: Map<string, { dataId: object; t: tf.Tensor }> | undefined;
   private transposedHolders = 0;
 
