@@ -5,7 +5,7 @@ import { initBackend, type BackendChoice } from '../backend.js';
 import { alpacaPrompt, generateTokens, type GenerationOptions } from '../generate.js';
 import { loadLlama } from '../model/io.js';
 import type { LlamaModel } from '../model/llama.js';
-import { attachLoraFromDir } from '../model/lora-io.js';
+import { attachLoraFromDir } from '../model/adapter.js';
 import { backendOption, parseNumber, parsePositiveInt, UsageError } from './common.js';
 
 export interface ModelFlags {

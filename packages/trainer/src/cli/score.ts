@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { initBackend, type BackendChoice } from '../backend.js';
 import { loadLlama } from '../model/io.js';
 import { scoreBatches, scoreTokenBlocks, textToBlocks, type ScoreResult } from '../score.js';
-import { attachLoraFromDir } from '../model/lora-io.js';
+import { attachLoraFromDir } from '../model/adapter.js';
 import { backendOption, parsePositiveInt, UsageError } from './common.js';
 
 interface ScoreFlags {

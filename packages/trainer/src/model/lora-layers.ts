@@ -6,8 +6,9 @@
  * the keys are prefixed with `base_model.model.`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { initLoraPair, loraScaling, loraTargets, matchesTargetModule, PEFT_KEY_PREFIX, type LoraConfig } from '@cllama/lora';
+import { initLoraPair, loraScaling, loraTargets, matchesTargetModule, peftLoraKeys, type LoraConfig } from '@cllama/lora';
 import { CllamaError, Mulberry32, mulberry32 } from '@cllama/core';
+import { adapterTensors } from './adapter.js';
 
 /** The parts of a PEFT LoraConfig that shape the LoRA branches. */
 export type LoraAttachConfig = Pick<LoraConfig, 'r' | 'loraAlpha' | 'loraDropout' | 'targetModules'> &
@@ -25,7 +26,6 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-export const PEFT_PREFIX = PEFT_KEY_PREFIX;
 
 export class LoraError extends CllamaError {
   constructor(message: string) {
@@ -69,14 +69,15 @@ export class LoraLayers {
       let a: Float32Array;
       let b: Float32Array;
       if (tensors) {
-        const ta = tensors.get(PEFT_PREFIX + keyA);
-        const tb = tensors.get(PEFT_PREFIX + keyB);
-        if (!ta || !tb) throw new LoraError(`the adapter has no ${PEFT_PREFIX + keyA} / lora_B pair although '${module}' matches its target_modules`);
-        if (ta.shape[0] !== r || ta.shape[1] !== inFeatures) throw new LoraError(`${PEFT_PREFIX + keyA} is [${ta.shape}], expected [${r}, ${inFeatures}]`);
-        if (tb.shape[0] !== out || tb.shape[1] !== r) throw new LoraError(`${PEFT_PREFIX + keyB} is [${tb.shape}], expected [${out}, ${r}]`);
+        const peft = peftLoraKeys(`${module}.weight`);
+        const ta = tensors.get(peft.a);
+        const tb = tensors.get(peft.b);
+        if (!ta || !tb) throw new LoraError(`the adapter has no ${peft.a} / lora_B pair although '${module}' matches its target_modules`);
+        if (ta.shape[0] !== r || ta.shape[1] !== inFeatures) throw new LoraError(`${peft.a} is [${ta.shape}], expected [${r}, ${inFeatures}]`);
+        if (tb.shape[0] !== out || tb.shape[1] !== r) throw new LoraError(`${peft.b} is [${tb.shape}], expected [${out}, ${r}]`);
         a = ta.data;
         b = tb.data;
-        used.add(PEFT_PREFIX + keyA).add(PEFT_PREFIX + keyB);
+        used.add(peft.a).add(peft.b);
       } else {
         ({ a, b } = initLoraPair(inFeatures, out, r, init));
       }
@@ -116,13 +117,9 @@ export class LoraLayers {
     return this.dropoutRandom.int();
   }
 
-  /** Adapter tensors under PEFT key names. */
+  /** Adapter tensors under PEFT key names (see model/adapter.ts). */
   export(): Map<string, LoraTensor> {
-    const out = new Map<string, LoraTensor>();
-    for (const [key, v] of this.variables) {
-      out.set(PEFT_PREFIX + key, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
-    }
-    return out;
+    return adapterTensors([...this.variables].map(([name, variable]) => ({ name, variable })));
   }
 
   dispose(): void {
