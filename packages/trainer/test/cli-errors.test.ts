@@ -44,6 +44,8 @@ describe('cllama-train errors', () => {
     expectOneLine(['score', '--model', MODEL, '--backend', 'cpu', '--input-ids', path.join(work, 'missing.json')], 2, /missing\.json/);
     expectOneLine(['score', '--model', MODEL, '--backend', 'nope'], 2, /argument 'nope' is invalid/);
     expectOneLine(['generate', '--model', MODEL, '--backend', 'cpu', '--prompt', 'hi', '--max-new-tokens', 'abc'], 2, /--max-new-tokens must be a positive integer/);
+    expectOneLine(['pretrain', '--model-name-or-path', MODEL, '--dataset-dir', 'd', '--output-dir', path.join(work, 'o'), '--lr-scheduler-type', 'sideways'], 2, /'sideways' is not one of/);
+    expectOneLine(['sft', '--bogus-flag', '1'], 2, /unknown option '--bogus-flag'/);
   });
   it('failures print one line naming the file and exit 1', () => {
     expectOneLine(['score', '--model', path.join(work, 'no-model'), '--backend', 'cpu', '--input-ids', path.join(REPO, 'test-fixtures/tiny-llama/config.json')], 2, /config\.json must hold/);
