@@ -28,7 +28,7 @@ import {
 } from './ops.js';
 import { KVCache } from './kv-cache.js';
 import { matchesModulesToSave, mergeLora, peftFullKey } from '@cllama/lora';
-import { LoraLayers, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
+import { LoraLayers, newVariable, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
 import { resizedEmbeddingRows } from './resize.js';
 import { CllamaError } from '@cllama/core';
 
@@ -96,14 +96,6 @@ let modelCounter = 0;
 
 /** Constructor argument for fromCheckpoint: weights are added one by one afterwards. */
 const LOAD_LATER: unique symbol = Symbol('load later');
-
-/** A trainable variable holding a copy of `data` (the temporary tensor is released). */
-function newVariable(data: Float32Array, shape: number[], name: string): tf.Variable {
-  const t = tf.tensor(data, shape, 'float32');
-  const v = tf.variable(t, true, name);
-  t.dispose();
-  return v;
-}
 
 export interface ForwardOptions {
   /** [batch, keys] of 1 (attend) / 0 (padding); keys = cached + new positions. */

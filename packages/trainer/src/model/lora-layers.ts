@@ -34,7 +34,8 @@ export class LoraError extends CllamaError {
   }
 }
 
-function makeVariable(data: Float32Array, shape: number[], name: string): tf.Variable {
+/** A trainable variable holding a copy of `data` (the temporary tensor is released); also used by llama.ts. */
+export function newVariable(data: Float32Array, shape: number[], name: string): tf.Variable {
   const t = tf.tensor(data, shape, 'float32');
   const v = tf.variable(t, true, name);
   t.dispose();
@@ -82,8 +83,8 @@ export class LoraLayers {
         ({ a, b } = initLoraPair(inFeatures, out, r, init));
       }
       const adapter: LoraAdapter = {
-        a: makeVariable(a, [r, inFeatures], `lora${id}/${keyA}`),
-        b: makeVariable(b, [out, r], `lora${id}/${keyB}`),
+        a: newVariable(a, [r, inFeatures], `lora${id}/${keyA}`),
+        b: newVariable(b, [out, r], `lora${id}/${keyB}`),
         scaling: loraScaling({ r, loraAlpha: config.loraAlpha, useRslora: config.useRslora }),
         dropout: config.loraDropout,
       };
