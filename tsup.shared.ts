@@ -6,6 +6,20 @@ import type { Options } from 'tsup';
  */
 export function packageBuild(extra: Partial<Options> = {}): Options[] {
   return [
+    ...libraryBuild(extra),
+    {
+      entry: { cli: 'src/cli.ts' },
+      format: ['esm'],
+      sourcemap: true,
+      target: 'node20',
+      banner: { js: '#!/usr/bin/env node' },
+    },
+  ];
+}
+
+/** The library part alone (for packages without a CLI, such as @cllama/core). */
+export function libraryBuild(extra: Partial<Options> = {}): Options[] {
+  return [
     {
       entry: { index: 'src/index.ts' },
       format: ['esm', 'cjs'],
@@ -14,13 +28,6 @@ export function packageBuild(extra: Partial<Options> = {}): Options[] {
       clean: true,
       target: 'node20',
       ...extra,
-    },
-    {
-      entry: { cli: 'src/cli.ts' },
-      format: ['esm'],
-      sourcemap: true,
-      target: 'node20',
-      banner: { js: '#!/usr/bin/env node' },
     },
   ];
 }

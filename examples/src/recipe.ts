@@ -16,7 +16,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLlamaConfig, readLlamaConfig } from '@cllama/lora';
-import { buildHfTokenizerFiles, readModelProto, writeFolderAtomic } from '@cllama/tokenizer-merge';
+import { buildHfTokenizerFiles, readModelProto } from '@cllama/tokenizer-merge';
 import { LlamaModel, initBackend, loadLlama, saveLlama } from '@cllama/trainer';
 import { PRESETS, SAMPLE_INSTRUCTIONS, type Preset, type TrainPhase } from './presets.js';
 import { writeReport, type ReportInput } from './report.js';
@@ -173,7 +173,7 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
     const init = p(ctx, '00-base-init');
     const model = LlamaModel.random(config, 1234);
     const parameters = model.variables().reduce((n, v) => n + v.size, 0);
-    await saveLlama(init, model, { overwrite: true });
+    await saveLlama(init, model, { force: true });
     model.dispose();
     const files = buildHfTokenizerFiles(llamaProto, { padToken: null });
     for (const [file, content] of Object.entries(files)) writeFileSync(path.join(init, file), content);
@@ -225,7 +225,7 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
     const model = await loadLlama(baseDir, { backend: opts.backend });
     const mergedSize = (vocab.mergedVocab as number) ?? 0;
     model.resizeTokenEmbeddings(mergedSize, 42);
-    await saveLlama(resized, model, { overwrite: true });
+    await saveLlama(resized, model, { force: true });
     model.dispose();
     const before = await scoreHeldout(ctx, resized);
     await runCli('cllama-train', [
@@ -282,7 +282,7 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
   // 5. merge into one HF folder, then compare generations before and after SFT
   const merged = await phase(ctx, 'merge', async () => {
     await runCli('cllama-lora', [
-      'merge', '--base', p(ctx, '02-stage1'), '--lora', p(ctx, '04-sft'), '--tokenizer', tokenizer, '--out', p(ctx, '05-merged'), '--overwrite', '--quiet',
+      'merge', '--base', p(ctx, '02-stage1'), '--lora', p(ctx, '04-sft'), '--tokenizer', tokenizer, '--out', p(ctx, '05-merged'), '--force', '--quiet',
     ], { logFile: ctx.log, quiet: opts.quiet });
     const heldout = await scoreHeldout(ctx, p(ctx, '05-merged'));
     const generations: Array<{ instruction: string; beforeSft: string; afterSft: string }> = [];

@@ -1,7 +1,8 @@
 /** report.md of a recipe run: the numbers each phase produced, the plots, and the generations. */
 import path from 'node:path';
 import type { Preset } from './presets.js';
-import { writeFileAtomicSync, type PhaseRecord } from './run-state.js';
+import { writeFileAtomicSync } from '@cllama/core';
+import type { PhaseRecord } from './run-state.js';
 
 type Results = Record<string, unknown>;
 interface Score { loss: number; perplexity: number; tokens: number }

@@ -3,7 +3,8 @@
  * Re-running the recipe skips phases recorded here (their outputs are on disk); a phase that was
  * interrupted is re-run, and the trainer resumes it from its latest checkpoint.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from '@cllama/core';
 import path from 'node:path';
 
 export interface PhaseRecord {
@@ -17,18 +18,6 @@ export interface RunState {
   preset: string;
   backend?: string;
   phases: Record<string, PhaseRecord>;
-}
-
-export function writeFileAtomicSync(file: string, content: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
 }
 
 export class RunStateStore {

@@ -1,7 +1,12 @@
-// Publishability: every package packs into a tarball that a scratch TypeScript project outside the
-// workspace installs and imports as ESM and as CJS, with types, and whose CLI answers --help.
+// The public API of every package, checked against what users get: each package is packed with
+// `npm pack`, installed from the tarballs into a scratch project outside the workspace, and imported
+// ONLY from there, as ESM and as CJS, with types. The exported values must be exactly the curated list
+// below (an internal that starts being exported, or a public name that disappears, fails the test), the
+// listed types must resolve, and each CLI must answer --help from node_modules/.bin.
+//
+// Changing the public API of a package means changing its list here, its src/index.ts and its README.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,13 +16,44 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(import.meta.url);
 
-/** Public functions / classes each package must export (checked by value and by type). */
-const PACKAGES: Record<string, { dir: string; bin: string; exports: string[] }> = {
-  '@cllama/tokenizer-merge': { dir: 'packages/tokenizer-merge', bin: 'cllama-tokenizer', exports: ['mergeVocab', 'loadTokenizer', 'parseModelProto', 'trainSentencePiece'] },
-  '@cllama/lora': { dir: 'packages/lora', bin: 'cllama-lora', exports: ['SafetensorsFile', 'HFCheckpoint', 'readPeftAdapter', 'countTrainableParameters'] },
-  '@cllama/trainer': { dir: 'packages/trainer', bin: 'cllama-train', exports: ['LlamaModel', 'loadLlama', 'initBackend', 'DataParallel', 'runTrainingSession'] },
-  '@cllama/alpaca-data': { dir: 'packages/alpaca-data', bin: 'cllama-data', exports: ['buildSftExample', 'openTokenizedDataset', 'collate'] },
-  '@cllama/prompt-crawler': { dir: 'packages/prompt-crawler', bin: 'cllama-crawl', exports: ['crawl', 'parseReply', 'RougeLIndex'] },
+/** The curated public API: every exported value (exactly), and some exported types (at least). */
+const PACKAGES: Record<string, { dir: string; bin: string | undefined; values: string[]; types: string[] }> = {
+  '@cllama/core': {
+    dir: 'packages/core',
+    bin: undefined,
+    values: ['AtomicFileWriter', 'CllamaError', 'EXIT_FAILURE', 'EXIT_INCOMPLETE', 'EXIT_INTERRUPTED', 'EXIT_OK', 'EXIT_USAGE', 'FolderExistsError', 'Mulberry32', 'UsageError', 'Xoshiro128', 'copyFileAtomic', 'errorLine', 'fsyncDir', 'hashString', 'mulberry32', 'runCli', 'runMain', 'tempSibling', 'writeFileAtomic', 'writeFileAtomicSync', 'writeFolderAtomic'],
+    types: ['RngState', 'FileContent', 'CliProgram', 'RunCliOptions'],
+  },
+  '@cllama/tokenizer-merge': {
+    dir: 'packages/tokenizer-merge',
+    bin: 'cllama-tokenizer',
+    values: ['EncoderModelError', 'MergeInputError', 'ModelFormatError', 'ModelType', 'NORMALIZER_SPEC_DEFAULTS', 'PACKAGE_NAME', 'PieceType', 'SentencePieceEncoder', 'SentencePieceTokenizer', 'TRAINER_SPEC_DEFAULTS', 'TokenizerMergeError', 'TrainError', 'buildHfTokenizerFiles', 'buildTokenizerJson', 'compareModels', 'createPiece', 'createSentencePieceTokenizer', 'inspectModel', 'loadTokenizer', 'measureAgreement', 'mergeTokenizers', 'mergeVocab', 'mergeVocabWithStats', 'modelTypeName', 'parseModelProto', 'pieceTypeName', 'readHfAddedTokens', 'readModelProto', 'resolveModelPath', 'serializeModelProto', 'trainSentencePiece', 'unreachablePieces', 'validateModelProto', 'writeTrainedModel'],
+    types: ['ModelProto', 'Tokenizer', 'MergeTokenizerResult', 'TrainSentencePieceOptions', 'HfTokenizerFiles'],
+  },
+  '@cllama/lora': {
+    dir: 'packages/lora',
+    bin: 'cllama-lora',
+    values: ['ADAPTER_CONFIG_NAME', 'ADAPTER_WEIGHTS_NAME', 'CheckpointError', 'HFCheckpoint', 'INDEX_FILE_NAME', 'LlamaConfigError', 'MergeError', 'PACKAGE_NAME', 'PEFT_KEY_PREFIX', 'PeftAdapter', 'PeftError', 'SINGLE_FILE_NAME', 'SafetensorsError', 'SafetensorsFile', 'SafetensorsStreamWriter', 'countTrainableParameters', 'createLlamaConfig', 'headDim', 'initLoraPair', 'loraScaling', 'loraTargets', 'matchesModulesToSave', 'matchesTargetModule', 'mergeAdaptersIntoCheckpoint', 'mergeLora', 'parseLlamaConfig', 'parseLoraConfig', 'parsePeftKey', 'peftFullKey', 'peftLoraKeys', 'readLlamaConfig', 'readPeftAdapter', 'readSafetensorsHeader', 'saveHFCheckpoint', 'unmergeLora', 'writeLlamaConfig', 'writePeftAdapter', 'writeSafetensors'],
+    types: ['LlamaConfig', 'LoraConfig', 'SafetensorsTensorInfo', 'MergeOptions', 'SaveHFCheckpointOptions'],
+  },
+  '@cllama/trainer': {
+    dir: 'packages/trainer',
+    bin: 'cllama-train',
+    values: ['AdamW', 'BACKEND_CHOICES', 'BackendError', 'DataParallel', 'DataParallelError', 'IGNORE_INDEX', 'KVCache', 'LlamaModel', 'LoraError', 'LrSchedule', 'ModelError', 'OptimizerStateError', 'OutputDirNotEmptyError', 'PACKAGE_NAME', 'SCHEDULER_TYPES', 'ScheduleError', 'TrainConfigError', 'TrainDataError', 'TrainLoopError', 'TrainSessionError', 'TrainingCheckpointError', 'activeBackend', 'defaultArgs', 'dryRunPlan', 'evaluate', 'formatPlan', 'initBackend', 'latestCheckpoint', 'listCheckpoints', 'loadLlama', 'preparePretrainData', 'prepareSftData', 'readMetrics', 'readTrainerState', 'renderTrainingPlot', 'resizedEmbeddingRows', 'resolveArgs', 'runTrainingLoop', 'runTrainingSession', 'saveLlama', 'scoreBatches', 'scoreTokenBlocks', 'textToBlocks', 'warmupStepsFor'],
+    types: ['LlamaConfig', 'TrainArgs', 'LoopResult', 'SessionResult', 'BackendChoice'],
+  },
+  '@cllama/alpaca-data': {
+    dir: 'packages/alpaca-data',
+    bin: 'cllama-data',
+    values: ['AlpacaDataError', 'CONVERTERS', 'DEFAULT_MAX_SEQ_LENGTH', 'DROP_REASONS', 'IGNORE_INDEX', 'InputFormatError', 'PACKAGE_NAME', 'REFERENCE_TEMPLATE', 'REFUSAL_PHRASES', 'RecordError', 'STANFORD_ALPACA_TEMPLATE', 'TEMPLATES', 'TOKENIZED_FORMAT', 'TOKENIZED_VERSION', 'TokenizedDatasetError', 'UsageError', 'alpacaFileStats', 'buildPretrainBlocks', 'buildSftExample', 'checkAlpacaRecord', 'cleaningReason', 'collate', 'convertFile', 'formatMixReport', 'formatPrompt', 'makeConverter', 'mixSources', 'openTokenizedDataset', 'parseSourceSpec', 'readAlpacaRecords', 'readJsonRecords', 'readTextLines', 'resolveTemplate', 'tokenizeFiles', 'tokenizedStats', 'writeTokenizedDataset'],
+    types: ['AlpacaRecord', 'SftExample', 'TokenizedDataset', 'MixReport', 'Batch'],
+  },
+  '@cllama/prompt-crawler': {
+    dir: 'packages/prompt-crawler',
+    bin: 'cllama-crawl',
+    values: ['CHINESE_BLACKLIST', 'ConfigError', 'CrawlerError', 'EN_TASKS', 'EN_TEMPLATE', 'EN_TOPICS', 'FatalApiError', 'LockedError', 'OutputFileError', 'PACKAGE_NAME', 'RougeLIndex', 'STANFORD_BLACKLIST', 'TooManyFailuresError', 'ZH_TASKS', 'ZH_TEMPLATE', 'ZH_TOPICS', 'buildPrompt', 'crawl', 'defaultFilterOptions', 'defaultPromptSpec', 'parseListFile', 'parseReply'],
+    types: ['CrawlOptions', 'CrawlSummary', 'PromptSpec', 'Item', 'RetryPolicy'],
+  },
 };
 
 let work: string;
@@ -51,56 +87,60 @@ afterAll(() => {
 });
 
 describe('npm pack → install in a scratch project outside the workspace', () => {
-  it('tarballs hold only the built files', () => {
-    for (const name of Object.keys(PACKAGES)) {
+  it('tarballs hold only the built files (and the bin shims)', () => {
+    for (const [name, { bin }] of Object.entries(PACKAGES)) {
       const pkgDir = path.join(scratch, 'node_modules', name);
       const files = readdirSync(pkgDir).sort();
       expect(files).toContain('dist');
       expect(files).toContain('package.json');
+      expect(files).toContain('README.md');
       expect(files).not.toContain('src');
       expect(files).not.toContain('test');
+      if (bin) expect(readdirSync(path.join(pkgDir, 'bin'))).toEqual([`${bin}.js`]);
     }
   });
 
-  it('imports as ESM', () => {
-    const lines = Object.entries(PACKAGES).map(
-      ([name, { exports }], i) =>
-        `import * as m${i} from '${name}';\n` +
-        exports.map((e) => `if (m${i}[${JSON.stringify(e)}] === undefined) throw new Error('${name}: missing ESM export ${e}');`).join('\n'),
-    );
-    writeFileSync(path.join(scratch, 'check.mjs'), `${lines.join('\n')}\nconsole.log('esm ok');\n`);
-    expect(run('node', ['check.mjs'], scratch).trim()).toBe('esm ok');
+  it('exports exactly the curated values as ESM', () => {
+    const lines = Object.keys(PACKAGES).map((name, i) => `import * as m${i} from '${name}';\nout[${JSON.stringify(name)}] = Object.keys(m${i}).sort();`);
+    writeFileSync(path.join(scratch, 'check.mjs'), `const out = {};\n${lines.join('\n')}\nconsole.log(JSON.stringify(out));\n`);
+    const got = JSON.parse(run('node', ['check.mjs'], scratch)) as Record<string, string[]>;
+    for (const [name, { values }] of Object.entries(PACKAGES)) expect(got[name], name).toEqual([...values].sort());
   });
 
-  it('requires as CJS', () => {
-    const lines = Object.entries(PACKAGES).map(
-      ([name, { exports }], i) =>
-        `const m${i} = require('${name}');\n` +
-        exports.map((e) => `if (m${i}[${JSON.stringify(e)}] === undefined) throw new Error('${name}: missing CJS export ${e}');`).join('\n'),
-    );
-    writeFileSync(path.join(scratch, 'check.cjs'), `${lines.join('\n')}\nconsole.log('cjs ok');\n`);
-    expect(run('node', ['check.cjs'], scratch).trim()).toBe('cjs ok');
+  it('exports exactly the curated values as CJS', () => {
+    const lines = Object.keys(PACKAGES).map((name) => `out[${JSON.stringify(name)}] = Object.keys(require('${name}')).filter((k) => k !== '__esModule').sort();`);
+    writeFileSync(path.join(scratch, 'check.cjs'), `const out = {};\n${lines.join('\n')}\nconsole.log(JSON.stringify(out));\n`);
+    const got = JSON.parse(run('node', ['check.cjs'], scratch)) as Record<string, string[]>;
+    for (const [name, { values }] of Object.entries(PACKAGES)) expect(got[name], name).toEqual([...values].sort());
   });
 
   it('type-checks against the shipped declarations (ESM and CJS resolution)', () => {
     const imports = Object.entries(PACKAGES)
-      .map(([name, { exports }], i) => `import * as m${i} from '${name}';\nvoid [${exports.map((e) => `m${i}.${e}`).join(', ')}];`)
+      .map(
+        ([name, { values, types }], i) =>
+          `import * as m${i} from '${name}';\nimport type { ${types.map((t) => `${t} as T${i}_${t}`).join(', ')} } from '${name}';\n` +
+          `void [${values.map((e) => `m${i}.${e}`).join(', ')}];\n` +
+          `export type T${i} = [${types.map((t) => `T${i}_${t}`).join(', ')}];`,
+      )
       .join('\n');
     writeFileSync(path.join(scratch, 'check-esm.mts'), `${imports}\n`);
     writeFileSync(path.join(scratch, 'check-cjs.cts'), `${imports}\n`);
     // A deliberately wrong use must fail, so a missing .d.ts (everything `any`) cannot pass silently.
-    const [firstName, first] = Object.entries(PACKAGES)[0];
-    writeFileSync(path.join(scratch, 'wrong.mts'), `import { ${first.exports[0]} } from '${firstName}';\nconst x: { definitelyNotThere: 1 } = ${first.exports[0]};\nvoid x;\n`);
+    writeFileSync(path.join(scratch, 'wrong.mts'), `import { mergeVocab } from '@cllama/tokenizer-merge';\nconst x: { definitelyNotThere: 1 } = mergeVocab;\nvoid x;\n`);
+    // An internal is not reachable through the types either.
+    writeFileSync(path.join(scratch, 'internal.mts'), `import { scatterAddRows } from '@cllama/trainer';\nvoid scatterAddRows;\n`);
     const tsc = require.resolve('typescript/bin/tsc');
     const flags = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--skipLibCheck', '--types', 'node', '--typeRoots', path.join(repoRoot, 'node_modules/@types')];
     run('node', [tsc, ...flags, 'check-esm.mts', 'check-cjs.cts'], scratch);
     expect(() => run('node', [tsc, ...flags, 'wrong.mts'], scratch)).toThrow(/TS2322|TS2741|TS2739|TS2559/);
+    expect(() => run('node', [tsc, ...flags, 'internal.mts'], scratch)).toThrow(/TS2305|TS2724/);
   });
 
   it('each CLI answers --help from node_modules/.bin', () => {
     for (const [name, { bin }] of Object.entries(PACKAGES)) {
       const version = JSON.parse(readFileSync(path.join(scratch, 'node_modules', name, 'package.json'), 'utf8')).version;
       expect(version).toMatch(/^\d+\.\d+\.\d+/);
+      if (!bin) continue;
       const out = run(path.join(scratch, 'node_modules/.bin', bin), ['--help'], scratch);
       expect(out).toMatch(/Usage/i);
     }

@@ -67,7 +67,7 @@ rows.push(['Python sentencepiece 0.1.97, sp.encode per line', python()]);
 const tok = await loadTokenizer(model);
 const e2e = async (kind: 'pt' | 'sft', inputs: string[], runs: number) => {
   const times: number[] = [];
-  let summary;
+  let summary: Awaited<ReturnType<typeof tokenizeFiles>> | undefined;
   for (let r = 0; r < runs; r++) {
     const t = performance.now();
     summary = await tokenizeFiles({ kind, inputs, out: path.join(tmp, kind), tokenizer: tok, blockSize: 512, maxSeqLength: 512 });

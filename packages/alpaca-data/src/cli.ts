@@ -1,13 +1,13 @@
 /**
  * cllama-data: convert / mix / tokenize / dump / stats. Errors print one line and exit 1; usage
- * errors (commander) exit with its code; per-record problems are warnings unless --strict.
+ * errors exit 2 (@cllama/core's runMain); per-record problems are warnings unless --strict.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
-import { writeFileAtomic } from './atomic.js';
+import { runMain, writeFileAtomic } from '@cllama/core';
 import { convertFile } from './convert-file.js';
 import { CONVERTERS, type TranslationDirection } from './converters.js';
-import { AlpacaDataError, RecordError, UsageError } from './errors.js';
+import { type RecordError, UsageError } from './errors.js';
 import { alpacaFileStats, dumpJsonLine, dumpText, tokenizedStats, type DecodingTokenizer } from './inspect.js';
 import { formatMixReport, mixSources, parseSourceSpec } from './mixer.js';
 import { openTokenizedDataset } from './tokenized-dataset.js';
@@ -46,9 +46,7 @@ function collectRepeat(v: string, prev: string[] = []): string[] {
 
 function makeProgram(): Command {
   const program = new Command('cllama-data')
-    .description('Alpaca-format instruction data and pre-training data: converters, mixer, tokenized cache (docs/alpaca-data.md)')
-    .showHelpAfterError(false)
-    .exitOverride();
+    .description('Alpaca-format instruction data and pre-training data: converters, mixer, tokenized cache (docs/alpaca-data.md)');
 
   program
     .command('convert')
@@ -244,30 +242,4 @@ function write(s: string): Promise<void> {
   });
 }
 
-async function main(): Promise<void> {
-  const program = makeProgram();
-  if (process.argv.length <= 2) {
-    program.outputHelp();
-    return;
-  }
-  try {
-    await program.parseAsync(process.argv);
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // Commander already printed its one-line message (or the help).
-      process.exitCode = err.exitCode;
-      return;
-    }
-    const msg = err instanceof AlpacaDataError || err instanceof Error ? err.message : String(err);
-    process.stderr.write(`cllama-data: ${msg.split('\n')[0]}\n`);
-    process.exitCode = 1;
-  }
-}
-
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  // `cllama-data dump … | head` closes the pipe early: not an error.
-  if (err.code === 'EPIPE') process.exit(0);
-  throw err;
-});
-
-void main();
+void runMain(makeProgram);

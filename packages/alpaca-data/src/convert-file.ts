@@ -1,5 +1,5 @@
 /** `cllama-data convert`: a source file in, an Alpaca JSON-lines file out (atomic). */
-import { AtomicFileWriter } from './atomic.js';
+import { AtomicFileWriter } from '@cllama/core';
 import { RecordError } from './errors.js';
 import { makeConverter, type ConverterName, type ConvertOptions } from './converters.js';
 import { readJsonRecords } from './readers.js';

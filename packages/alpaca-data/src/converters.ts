@@ -5,7 +5,7 @@
  */
 import { UsageError } from './errors.js';
 import { checkAlpacaRecord } from './records.js';
-import { SeededRandom } from './rng.js';
+import { Xoshiro128 } from '@cllama/core';
 import type { AlpacaRecord } from './sft.js';
 
 export type ConverterName = 'pclue' | 'translation' | 'crawler' | 'alpaca' | 'identity';
@@ -73,7 +73,7 @@ export type TranslationDirection = 'en2zh' | 'zh2en' | 'both';
  * translation2019zh-style pairs ({english, chinese}) → one record per direction, the sentence to
  * translate as input, the instruction drawn from a varied list.
  */
-export function convertTranslation(value: unknown, rng: SeededRandom, direction: TranslationDirection = 'both'): ConvertResult {
+export function convertTranslation(value: unknown, rng: Xoshiro128, direction: TranslationDirection = 'both'): ConvertResult {
   if (!isObject(value)) return `expected a translation pair {english, chinese}, got ${typeOf(value)}`;
   const problem = needStrings(value, ['english', 'chinese']);
   if (problem) return problem;
@@ -81,7 +81,7 @@ export function convertTranslation(value: unknown, rng: SeededRandom, direction:
   const zh = (value.chinese as string).trim();
   if (en === '' || zh === '') return `empty ${en === '' ? '"english"' : '"chinese"'} text`;
   const out: ConvertedRecord[] = [];
-  const pick = (list: readonly string[]) => list[rng.int(list.length)];
+  const pick = (list: readonly string[]) => list[rng.uniformInt(list.length)];
   if (direction !== 'zh2en') out.push({ instruction: pick(TRANSLATION_INSTRUCTIONS.en2zh), input: en, output: zh });
   if (direction !== 'en2zh') out.push({ instruction: pick(TRANSLATION_INSTRUCTIONS.zh2en), input: zh, output: en });
   return out;
@@ -159,7 +159,7 @@ export function makeConverter(from: ConverterName | string, opts: ConvertOptions
     case 'pclue':
       return convertPclue;
     case 'translation': {
-      const rng = new SeededRandom(opts.seed ?? 0);
+      const rng = Xoshiro128.fromSeed(opts.seed ?? 0);
       return (v) => convertTranslation(v, rng, opts.direction ?? 'both');
     }
     case 'crawler':

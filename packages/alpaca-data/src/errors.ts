@@ -2,12 +2,9 @@
  * Typed errors of @cllama/alpaca-data. Every message says what is wrong and what to do about it;
  * the CLI prints `message` on one line and exits non-zero.
  */
-export class AlpacaDataError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+import { CllamaError } from '@cllama/core';
+
+export class AlpacaDataError extends CllamaError {}
 
 /** A record (or line) of an input file is unusable. `where` is e.g. `data.jsonl:12` or `data.json record 7`. */
 export class RecordError extends AlpacaDataError {
@@ -26,5 +23,5 @@ export class InputFormatError extends AlpacaDataError {}
 /** A tokenized dataset folder is missing, truncated, of an unknown version or otherwise inconsistent. */
 export class TokenizedDatasetError extends AlpacaDataError {}
 
-/** Bad arguments (options out of range, unknown names). */
-export class UsageError extends AlpacaDataError {}
+/** Bad arguments (options out of range, unknown names): the shared UsageError (exit code 2). */
+export { UsageError } from '@cllama/core';

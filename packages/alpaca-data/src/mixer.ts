@@ -12,12 +12,11 @@
  * source/file order with `shuffle: false` (streamed). Same inputs + same seed → same bytes.
  */
 import { createHash } from 'node:crypto';
-import { AtomicFileWriter } from './atomic.js';
+import { AtomicFileWriter, Xoshiro128 } from '@cllama/core';
 import { cleaningReason, exactKey, nearKey, type CleanOptions, type DropReason } from './clean.js';
 import { RecordError, UsageError } from './errors.js';
 import { readJsonRecords } from './readers.js';
 import { checkAlpacaRecord } from './records.js';
-import { SeededRandom } from './rng.js';
 import type { AlpacaRecord } from './sft.js';
 import { formatPrompt } from './template.js';
 import type { EncodingTokenizer } from './tokenizer.js';
@@ -177,18 +176,18 @@ export async function mixSources(sources: MixSource[], output: string, opts: Mix
 
   // Sampling: for each source, file index → how many times it is taken.
   const picks: Map<number, number>[] = sources.map((src, s) => {
-    const rng = new SeededRandom(`${opts.seed}:${src.name}`);
+    const rng = Xoshiro128.fromSeed(`${opts.seed}:${src.name}`);
     const pool = pools[s];
     const taken = new Map<number, number>();
     if (replacement) {
       if (pool.length > 0) {
         for (let i = 0; i < src.count; i++) {
-          const idx = pool[rng.int(pool.length)];
+          const idx = pool[rng.uniformInt(pool.length)];
           taken.set(idx, (taken.get(idx) ?? 0) + 1);
         }
       }
     } else {
-      for (const p of rng.sampleWithoutReplacement(pool.length, src.count)) taken.set(pool[p], 1);
+      for (const p of rng.sample(pool.length, src.count)) taken.set(pool[p], 1);
     }
     return taken;
   });
@@ -224,7 +223,7 @@ export async function mixSources(sources: MixSource[], output: string, opts: Mix
       st.meanLength = st.sampled > 0 ? Math.round((lengthSum / st.sampled) * 10) / 10 : 0;
     }
     if (shuffle) {
-      new SeededRandom(`${opts.seed}:shuffle`).shuffle(lines);
+      Xoshiro128.fromSeed(`${opts.seed}:shuffle`).shuffle(lines);
       for (const l of lines) await out.write(l);
     }
     await out.commit();

@@ -22,11 +22,14 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const CHUNK = 1 << 20;
 
 async function* chunks(file: string): AsyncGenerator<Buffer> {
+  let isFolder = false;
   try {
     await fsp.access(file);
+    isFolder = (await fsp.stat(file)).isDirectory();
   } catch {
     throw new InputFormatError(`${file}: file not found or not readable`);
   }
+  if (isFolder) throw new InputFormatError(`${file} is a folder; give a JSON or JSON-lines file`);
   const stream = createReadStream(file, { highWaterMark: CHUNK });
   for await (const c of stream) yield c as Buffer;
 }

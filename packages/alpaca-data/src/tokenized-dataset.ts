@@ -16,7 +16,7 @@
 import { closeSync, fstatSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import * as path from 'node:path';
-import { AtomicFileWriter, fsyncDir, tempSibling, writeFileAtomic } from './atomic.js';
+import { AtomicFileWriter, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import { TokenizedDatasetError } from './errors.js';
 import { IGNORE_INDEX } from './sft.js';
 
@@ -86,8 +86,19 @@ export async function writeTokenizedDataset(
   assertLittleEndianHost();
   const target = path.resolve(dir);
   await refuseToClobber(target);
-  const tmpDir = tempSibling(target);
-  await fsp.mkdir(tmpDir, { recursive: true });
+  let meta: TokenizedDatasetMeta | undefined;
+  // A previous dataset in `target` (the only non-empty folder refuseToClobber lets through) is replaced.
+  await writeFolderAtomic(target, async (tmpDir) => {
+    meta = await writeFiles(tmpDir, records, info);
+  }, { force: true });
+  return meta!;
+}
+
+async function writeFiles(
+  tmpDir: string,
+  records: AsyncIterable<TokenizedRecordInput> | Iterable<TokenizedRecordInput>,
+  info: TokenizedDatasetInfo,
+): Promise<TokenizedDatasetMeta> {
   const writers: Partial<Record<FileKind, AtomicFileWriter>> = {};
   try {
     writers.tokens = await AtomicFileWriter.create(path.join(tmpDir, FILES.tokens.name));
@@ -165,12 +176,9 @@ export async function writeTokenizedDataset(
     };
     for (const w of Object.values(writers)) await w!.commit();
     await writeFileAtomic(path.join(tmpDir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
-    await fsyncDir(tmpDir);
-    await swapIntoPlace(tmpDir, target);
     return meta;
   } catch (err) {
     for (const w of Object.values(writers)) await w!.abort();
-    await fsp.rm(tmpDir, { recursive: true, force: true });
     throw err;
   }
 }
@@ -197,21 +205,6 @@ async function refuseToClobber(target: string): Promise<void> {
     return;
   }
   throw new TokenizedDatasetError(`${target} exists and is not a tokenized dataset; choose another --out folder or remove it`);
-}
-
-/** Rename the finished temp folder over the target; an old dataset there is moved aside first, then removed. */
-async function swapIntoPlace(tmpDir: string, target: string): Promise<void> {
-  const old = `${tmpDir}.old`;
-  let moved = false;
-  try {
-    await fsp.rename(target, old);
-    moved = true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  await fsp.rename(tmpDir, target);
-  await fsyncDir(path.dirname(target));
-  if (moved) await fsp.rm(old, { recursive: true, force: true });
 }
 
 export interface TokenizedDataset {

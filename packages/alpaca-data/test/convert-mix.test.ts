@@ -6,7 +6,7 @@ import { cleaningReason, nearKey } from '../src/clean.js';
 import { convertFile } from '../src/convert-file.js';
 import { convertCrawler, convertIdentity, convertTranslation, TRANSLATION_INSTRUCTIONS } from '../src/converters.js';
 import { formatMixReport, mixSources, parseSourceSpec } from '../src/mixer.js';
-import { SeededRandom } from '../src/rng.js';
+import { Xoshiro128 } from '@cllama/core';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
 import { buildSftExample, type AlpacaRecord } from '../src/sft.js';
 import { DATA, MERGED_MODEL } from './helpers.js';
@@ -32,7 +32,7 @@ describe('converters', () => {
   });
 
   it('translation gives both directions with varied, seeded instructions', () => {
-    const rng = new SeededRandom(1);
+    const rng = Xoshiro128.fromSeed(1);
     const recs = Array.from({ length: 40 }, (_, i) => convertTranslation({ english: ` Hello ${i} `, chinese: `你好${i}` }, rng));
     for (const r of recs) {
       if (typeof r === 'string') throw new Error(r);

@@ -10,21 +10,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import {
-  createLlamaConfig,
-  createRng,
-  llamaWeightSpecs,
-  peftFullKey,
-  peftLoraKeys,
-  saveHFCheckpoint,
-  writePeftAdapter,
-} from '../src/index.js';
+import { mulberry32 } from '@cllama/core';
+import { createLlamaConfig, peftFullKey, peftLoraKeys, saveHFCheckpoint, writePeftAdapter } from '../src/index.js';
+import { llamaWeightSpecs } from '../src/llama-weights.js';
 
 const hidden = Number(process.argv[2] ?? 1024);
 const layers = Number(process.argv[3] ?? 4);
 const vocab = Number(process.argv[4] ?? 32000);
 const newVocab = vocab + 17953; // the Chinese-LLaMA growth 32,000 → 49,953
-const random = createRng(1);
+const random = mulberry32(1);
 const fill = (n: number, scale: number) => {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = (random() * 2 - 1) * scale;
@@ -36,7 +30,7 @@ const root = await fs.mkdtemp(path.join(os.tmpdir(), 'lora-bench-'));
 try {
   const specs = llamaWeightSpecs(config);
   const params = specs.reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1), 0);
-  let t = Date.now();
+  const t = Date.now();
   await saveHFCheckpoint(path.join(root, 'base'), config, (function* () {
     for (const w of specs) yield { name: w.name, shape: w.shape, data: fill(w.shape.reduce((a, b) => a * b, 1), 0.02) };
   })(), { maxShardBytes: 200e6 });

@@ -1,9 +1,10 @@
 /**
  * cllama-lora: merge PEFT LoRA adapters into an HF LLaMA folder, and describe an adapter.
- * On error: one line on stderr, exit code 1 (2 for usage errors, from commander).
+ * On error: one line on stderr, exit code 1 (2 for usage errors), through @cllama/core's runMain.
  */
 import * as path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { runMain } from '@cllama/core';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { HFCheckpoint } from './hf-checkpoint.js';
 import { readLlamaConfig } from './llama-config.js';
 import { mergeAdaptersIntoCheckpoint } from './merge.js';
@@ -38,13 +39,14 @@ program
   .description('merge one or more LoRA adapters, in order, into a base model; writes a new HF folder atomically')
   .requiredOption('--base <dir>', 'base HF model folder (config.json + model.safetensors or shards)')
   .requiredOption('--lora <dirs>', 'adapter folder(s), comma-separated, applied in this order')
-  .requiredOption('--out <dir>', 'output folder (must not exist or be empty, unless --overwrite)')
+  .requiredOption('--out <dir>', 'output folder (must not exist or be empty, unless --force)')
   .option('--tokenizer <dir>', 'tokenizer folder to copy into the output (default: the last adapter folder, else the base)')
   .option('--save-dtype <dtype>', 'f32 or f16', parseSaveDtype, 'F32' as SaveDtype)
   .option('--max-shard-size <size>', 'largest shard, e.g. 2GB (default 5GB, like transformers)', parseSize)
-  .option('--overwrite', 'replace a non-empty --out folder')
+  .option('--force', 'replace a non-empty --out folder')
+  .addOption(new Option('--overwrite', 'old name of --force').hideHelp())
   .option('--quiet', 'no progress lines')
-  .action(async (opts: { base: string; lora: string; out: string; tokenizer?: string; saveDtype: SaveDtype; maxShardSize?: number; overwrite?: boolean; quiet?: boolean }) => {
+  .action(async (opts: { base: string; lora: string; out: string; tokenizer?: string; saveDtype: SaveDtype; maxShardSize?: number; force?: boolean; overwrite?: boolean; quiet?: boolean }) => {
     const adapterDirs = opts.lora.split(',').map((s) => s.trim()).filter(Boolean);
     const started = Date.now();
     const report = await mergeAdaptersIntoCheckpoint({
@@ -54,7 +56,7 @@ program
       tokenizerDir: opts.tokenizer,
       dtype: opts.saveDtype,
       maxShardBytes: opts.maxShardSize,
-      overwrite: opts.overwrite,
+      force: opts.force || opts.overwrite,
       onProgress: opts.quiet ? undefined : (m) => process.stderr.write(`${m}\n`),
     });
     console.log(
@@ -149,8 +151,4 @@ program
     await ckpt.close();
   });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`cllama-lora: ${message.split('\n')[0]}\n`);
-  process.exit(1);
-});
+void runMain(program);

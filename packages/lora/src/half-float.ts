@@ -14,7 +14,7 @@ export function halfBitsToFloat(h: number): number {
   const mantissa = h & 0x3ff;
   if (exponent === 0) {
     // Zero or subnormal: value = mantissa · 2^-24.
-    const magnitude = mantissa * 5.960464477539063e-8;
+    const magnitude = mantissa * 2 ** -24;
     return sign ? -magnitude : magnitude;
   }
   if (exponent === 0x1f) {

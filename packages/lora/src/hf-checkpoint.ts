@@ -6,9 +6,9 @@
  * Pickled PyTorch weights (`pytorch_model.bin`, `*.bin`) are never opened: unpickling runs arbitrary
  * code. Such folders get an error that says how to convert them.
  */
+import { CllamaError, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { writeBytesAtomic, writeFolderAtomic } from './atomic-file.js';
 import { type LlamaConfig, readLlamaConfig, serializeLlamaConfig } from './llama-config.js';
 import {
   type NamedTensor,
@@ -20,7 +20,7 @@ import {
   shapeSize,
 } from './safetensors.js';
 
-export class CheckpointError extends Error {
+export class CheckpointError extends CllamaError {
   constructor(message: string, readonly dir?: string) {
     super(dir ? `${dir}: ${message}` : message);
     this.name = 'CheckpointError';
@@ -183,7 +183,7 @@ export interface SaveHFCheckpointOptions {
   /** Start a new shard when the next tensor would push the current one past this (default 5 GB, HF's default). */
   maxShardBytes?: number;
   /** Replace an existing non-empty folder (default: refuse). */
-  overwrite?: boolean;
+  force?: boolean;
   /** Extra files to put in the folder, name → content (e.g. generation_config.json). */
   extraFiles?: Record<string, string | Uint8Array>;
   /**
@@ -215,9 +215,9 @@ export async function saveHFCheckpoint(
   await writeFolderAtomic(
     dir,
     async (tmp) => {
-      await writeBytesAtomic(path.join(tmp, 'config.json'), serializeLlamaConfig(config));
+      await writeFileAtomic(path.join(tmp, 'config.json'), serializeLlamaConfig(config));
       for (const [name, content] of Object.entries(opts.extraFiles ?? {})) {
-        await writeBytesAtomic(path.join(tmp, name), content);
+        await writeFileAtomic(path.join(tmp, name), content);
       }
 
       // Shard plan: a new shard starts when the next tensor would push the current one past the limit.
@@ -291,8 +291,8 @@ export async function saveHFCheckpoint(
       }
       const sortedMap = Object.fromEntries(Object.keys(weightMap).sort().map((k) => [k, weightMap[k]]));
       const index = { metadata: { total_size: totalSize }, weight_map: sortedMap };
-      await writeBytesAtomic(path.join(tmp, INDEX_FILE_NAME), JSON.stringify(index, null, 2) + '\n');
+      await writeFileAtomic(path.join(tmp, INDEX_FILE_NAME), JSON.stringify(index, null, 2) + '\n');
     },
-    { overwrite: opts.overwrite },
+    { force: opts.force },
   );
 }

@@ -4,11 +4,11 @@
  * Only the fields the model needs are lifted into camelCase; everything else in the file is kept in
  * `raw` and written back untouched, so a folder round-trips through this package without losing keys.
  */
+import { CllamaError, writeFileAtomic } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { writeBytesAtomic } from './atomic-file.js';
 
-export class LlamaConfigError extends Error {
+export class LlamaConfigError extends CllamaError {
   constructor(message: string, readonly file?: string) {
     super(file ? `${file}: ${message}` : message);
     this.name = 'LlamaConfigError';
@@ -192,7 +192,7 @@ export function serializeLlamaConfig(config: LlamaConfig): string {
 
 /** Write `<dir>/config.json` atomically. */
 export async function writeLlamaConfig(dir: string, config: LlamaConfig): Promise<void> {
-  await writeBytesAtomic(path.join(dir, 'config.json'), serializeLlamaConfig(config));
+  await writeFileAtomic(path.join(dir, 'config.json'), serializeLlamaConfig(config));
 }
 
 /** Build a LlamaConfig from camelCase fields (for tests and freshly initialised models). */

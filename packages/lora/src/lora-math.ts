@@ -7,18 +7,6 @@
  * and unmerging subtracts the same product again.
  */
 
-/** A seeded uniform [0, 1) generator (mulberry32: tiny, fast, good enough for weight init). */
-export function createRng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * PEFT's default LoRA init (LoraLayer.reset_lora_parameters with init_lora_weights=True):
  * `nn.init.kaiming_uniform_(lora_A, a=math.sqrt(5))` and `nn.init.zeros_(lora_B)`.

@@ -10,9 +10,9 @@
  * embed_tokens and lm_head are both grown to the final vocabulary (new rows = mean of the old rows,
  * see resizeRows) before later adapters apply to them, and config.json gets the new vocab_size.
  */
+import { CllamaError, FolderExistsError } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { FolderExistsError } from './atomic-file.js';
 import { HFCheckpoint, saveHFCheckpoint } from './hf-checkpoint.js';
 import type { LlamaConfig } from './llama-config.js';
 import { mergeLora, resizeRows } from './lora-math.js';
@@ -26,7 +26,7 @@ const VOCAB_WEIGHTS = new Set([EMBED, LM_HEAD]);
 /** Files that make up an HF tokenizer folder (copied into a merged model). */
 export const TOKENIZER_FILES = ['tokenizer.model', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'];
 
-export class MergeError extends Error {
+export class MergeError extends CllamaError {
   constructor(message: string) {
     super(message);
     this.name = 'MergeError';
@@ -99,7 +99,7 @@ export interface MergeOptions {
   tokenizerDir?: string;
   dtype?: SaveDtype;
   maxShardBytes?: number;
-  overwrite?: boolean;
+  force?: boolean;
   onProgress?: (message: string) => void;
 }
 
@@ -127,7 +127,7 @@ export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<M
   }
   // Refuse a non-empty output folder before any work (saveHFCheckpoint checks again when it writes).
   const existing = await fs.readdir(out).catch(() => [] as string[]);
-  if (existing.length > 0 && !opts.overwrite) throw new FolderExistsError(out);
+  if (existing.length > 0 && !opts.force) throw new FolderExistsError(opts.outDir);
   const base = await HFCheckpoint.open(opts.baseDir);
   const adapters: PeftAdapter[] = [];
   try {
@@ -215,7 +215,7 @@ export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<M
       layout,
       dtype: opts.dtype,
       maxShardBytes: opts.maxShardBytes,
-      overwrite: opts.overwrite,
+      force: opts.force,
       extraFiles,
     });
     return { tensors: count, loraMerged, replaced, vocabSize: vocab, tokenizerFrom, tokenizerFiles };

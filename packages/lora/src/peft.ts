@@ -9,13 +9,13 @@
  *   base_model.model.lm_head.weight                                   (modules_to_save, full tensor)
  * i.e. `base_model.model.` + the HF weight name, with `.lora_A`/`.lora_B` before `.weight` for LoRA pairs.
  */
+import { CllamaError, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { writeBytesAtomic, writeFolderAtomic } from './atomic-file.js';
 import { pickleOnlyError } from './hf-checkpoint.js';
 import { type NamedTensor, SafetensorsFile, writeSafetensors } from './safetensors.js';
 
-export class PeftError extends Error {
+export class PeftError extends CllamaError {
   constructor(message: string, readonly where?: string) {
     super(where ? `${where}: ${message}` : message);
     this.name = 'PeftError';
@@ -329,7 +329,7 @@ export async function writePeftAdapter(
   dir: string,
   config: LoraConfig,
   tensors: Map<string, { shape: number[]; data: Float32Array }> | ReadonlyArray<NamedTensor>,
-  opts: { overwrite?: boolean; dtype?: 'F32' | 'F16'; extraFiles?: Record<string, string | Uint8Array> } = {},
+  opts: { force?: boolean; dtype?: 'F32' | 'F16'; extraFiles?: Record<string, string | Uint8Array> } = {},
 ): Promise<void> {
   const list: NamedTensor[] = Array.isArray(tensors)
     ? [...tensors]
@@ -345,10 +345,10 @@ export async function writePeftAdapter(
   await writeFolderAtomic(
     dir,
     async (tmp) => {
-      await writeBytesAtomic(path.join(tmp, ADAPTER_CONFIG_NAME), JSON.stringify(loraConfigToJson(config), null, 2) + '\n');
+      await writeFileAtomic(path.join(tmp, ADAPTER_CONFIG_NAME), JSON.stringify(loraConfigToJson(config), null, 2) + '\n');
       await writeSafetensors(path.join(tmp, ADAPTER_WEIGHTS_NAME), list, { dtype: opts.dtype ?? 'F32', metadata: { format: 'pt' } });
-      for (const [name, content] of Object.entries(opts.extraFiles ?? {})) await writeBytesAtomic(path.join(tmp, name), content);
+      for (const [name, content] of Object.entries(opts.extraFiles ?? {})) await writeFileAtomic(path.join(tmp, name), content);
     },
-    { overwrite: opts.overwrite },
+    { force: opts.force },
   );
 }

@@ -9,13 +9,14 @@
  * sized by the file is allocated, and tensors are read one at a time through a file handle. Every
  * problem with a file is a SafetensorsError that says what is wrong and what to do.
  */
+import { CllamaError, fsyncDir, tempSibling, writeFileAtomic } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fsyncDirectory, readFully, temporarySiblingPath, writeFileAtomic, writeFully } from './atomic-file.js';
+import { readFully, writeFully } from './atomic-file.js';
 import { decodeBF16, decodeF16, encodeF16 } from './half-float.js';
 
-export class SafetensorsError extends Error {
+export class SafetensorsError extends CllamaError {
   constructor(
     message: string,
     readonly file?: string,
@@ -184,7 +185,13 @@ async function readHeaderFromHandle(handle: fs.FileHandle, file: string): Promis
 
 async function openForReading(file: string): Promise<fs.FileHandle> {
   try {
-    return await fs.open(file, 'r');
+    const handle = await fs.open(file, 'r');
+    // POSIX opens a folder for reading without complaint; the read would fail with a bare EISDIR
+    if ((await handle.stat()).isDirectory()) {
+      await handle.close();
+      throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
+    }
+    return handle;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new SafetensorsError('file not found; check the path', file);
@@ -419,7 +426,7 @@ export class SafetensorsStreamWriter {
     const dtype = opts.dtype ?? 'F32';
     if (dtype !== 'F32' && dtype !== 'F16') throw new SafetensorsError(`cannot save as ${String(dtype)}; use F32 or F16`, file);
     const metadata = opts.metadata ?? { format: 'pt' };
-    const tmpPath = temporarySiblingPath(file, opts.layout ? 'tmp' : 'data');
+    const tmpPath = tempSibling(file, opts.layout ? 'tmp' : 'data');
     const tmp = await fs.open(tmpPath, 'wx');
     const writer = new SafetensorsStreamWriter(file, dtype, metadata, tmpPath, tmp, opts.layout);
     if (opts.layout) {
@@ -480,7 +487,7 @@ export class SafetensorsStreamWriter {
         await this.abort();
         throw err;
       }
-      await fsyncDirectory(path.dirname(this.file));
+      await fsyncDir(path.dirname(this.file));
       return;
     }
     await this.tmp.close();

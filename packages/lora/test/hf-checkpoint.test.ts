@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FolderExistsError } from '../src/atomic-file.js';
+import { FolderExistsError } from '@cllama/core';
 import { CheckpointError, HFCheckpoint, INDEX_FILE_NAME, saveHFCheckpoint, shardFileName } from '../src/hf-checkpoint.js';
 import { createLlamaConfig, LlamaConfigError, parseLlamaConfig, readLlamaConfig, serializeLlamaConfig } from '../src/llama-config.js';
 import { floatToHalfBits, halfBitsToFloat } from '../src/half-float.js';
@@ -177,7 +177,7 @@ describe('HFCheckpoint', () => {
     const out = path.join(work, 'atomic');
     await saveHFCheckpoint(out, config, t);
     await expect(saveHFCheckpoint(out, config, t)).rejects.toBeInstanceOf(FolderExistsError);
-    await saveHFCheckpoint(out, config, [{ ...t[0], data: new Float32Array(8).fill(2) }], { overwrite: true });
+    await saveHFCheckpoint(out, config, [{ ...t[0], data: new Float32Array(8).fill(2) }], { force: true });
     const back = await HFCheckpoint.open(out);
     expect(Array.from(await back.read('model.norm.weight'))).toEqual(new Array(8).fill(2));
     await back.close();

@@ -1,10 +1,11 @@
 /** cllama-crawl: the command-line front end of crawl(). */
 import { readFileSync } from 'node:fs';
+import { runMain } from '@cllama/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { crawl, type CrawlStatus } from './crawler.js';
-import { ConfigError, CrawlerError } from './errors.js';
-import { defaultFilterOptions, STANFORD_BLACKLIST } from './filters.js';
+import { ConfigError } from './errors.js';
+import { defaultFilterOptions } from './filters.js';
 import { buildPrompt, defaultPromptSpec, parseListFile, type PromptLanguage, type PromptSpec } from './prompt.js';
 import { Redactor } from './redact.js';
 
@@ -75,6 +76,7 @@ function statusLine(s: CrawlStatus): string {
   );
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: commander's option bag, read field by field below
 async function runCrawl(o: Record<string, any>): Promise<number> {
   const apiKeyEnv = process.env.OPENAI_API_KEY;
   const baseURL: string | undefined = o.baseUrl ?? process.env.OPENAI_BASE_URL;
@@ -90,7 +92,6 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
     filters.blacklistWords = [];
     filters.blacklistSubstrings = [];
   }
-  void STANFORD_BLACKLIST;
   const rougeThreshold = o.rouge === true ? 0.7 : o.rouge === undefined || o.rouge === false ? undefined : Number(o.rouge);
   if (rougeThreshold !== undefined && !(rougeThreshold > 0 && rougeThreshold < 1)) throw new ConfigError('--rouge threshold must be in (0, 1), e.g. 0.7');
 
@@ -189,8 +190,7 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
 
 export function buildProgram(): Command {
   const program = new Command('cllama-crawl')
-    .description('Self-instruct data crawler for any OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp, Ollama). The API key is read from OPENAI_API_KEY only.')
-    .showHelpAfterError(false);
+    .description('Self-instruct data crawler for any OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp, Ollama). The API key is read from OPENAI_API_KEY only.');
 
   const crawlCmd = program
     .command('crawl', { isDefault: true })
@@ -233,14 +233,4 @@ export function buildProgram(): Command {
   return program;
 }
 
-async function main(): Promise<void> {
-  try {
-    await buildProgram().parseAsync(process.argv);
-  } catch (e) {
-    const msg = e instanceof CrawlerError ? e.message : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    warn(`cllama-crawl: ${msg.split('\n')[0]}`);
-    process.exitCode = 1;
-  }
-}
-
-void main();
+void runMain(buildProgram, { redact: (line) => redactor.redact(line) });

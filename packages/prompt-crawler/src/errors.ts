@@ -1,11 +1,12 @@
 /** Typed errors; each message says what is wrong and what to do. */
-export class CrawlerError extends Error {
+import { CllamaError } from '@cllama/core';
+
+export class CrawlerError extends CllamaError {
   constructor(
     message: string,
     readonly code: string,
   ) {
     super(message);
-    this.name = new.target.name;
   }
 }
 

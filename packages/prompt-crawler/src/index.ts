@@ -1,7 +1,12 @@
-/** @cllama/prompt-crawler — self-instruct data crawler for any OpenAI-compatible chat-completions server. */
+/**
+ * @cllama/prompt-crawler — self-instruct data crawler for any OpenAI-compatible chat-completions
+ * server. This file is the public API (see README.md); everything else is internal.
+ */
 export const PACKAGE_NAME = '@cllama/prompt-crawler';
 
 export { crawl, type CrawlOptions, type CrawlStatus, type CrawlSummary } from './crawler.js';
+export { CrawlerError, ConfigError, OutputFileError, LockedError, FatalApiError, TooManyFailuresError } from './errors.js';
+// prompts
 export {
   buildPrompt,
   defaultPromptSpec,
@@ -9,7 +14,6 @@ export {
   EN_TASKS,
   EN_TEMPLATE,
   EN_TOPICS,
-  ITEMS_JSON_SCHEMA,
   ZH_TASKS,
   ZH_TEMPLATE,
   ZH_TOPICS,
@@ -17,21 +21,9 @@ export {
   type PromptLanguage,
   type PromptSpec,
 } from './prompt.js';
-export { parseReply, parseObjectText, scanObjectSpans, isPlaceholderInput, normalizeKey, toItem, type Item, type ParseResult, type ParseReject, type ParseRejectReason } from './parse.js';
-export {
-  CHINESE_BLACKLIST,
-  STANFORD_BLACKLIST,
-  ItemFilter,
-  defaultFilterOptions,
-  normalizeInstruction,
-  textUnits,
-  type FilterOptions,
-  type FilterRejectReason,
-} from './filters.js';
-export { RougeLIndex, rougeTokens, lcsLengthDP, rougeLF } from './rouge.js';
-export { ChatClient, describeError, retryAfterMs, type RetryPolicy, type Completion, type ErrorInfo } from './client.js';
-export { RateLimiter, type RateLimits } from './ratelimit.js';
-export { Redactor, REDACTED } from './redact.js';
-export { OutputStore, readJsonLines, sideFiles, type FailureRecord, type JournalRecord, type RejectRecord, type TornTail } from './store.js';
-export { CrawlerError, ConfigError, OutputFileError, LockedError, FatalApiError, TooManyFailuresError } from './errors.js';
-export { hash32, mulberry32, requestRng, sample, randInt } from './rng.js';
+// replies → items, filters, near-duplicate index
+export { parseReply, type Item, type ParseResult } from './parse.js';
+export { CHINESE_BLACKLIST, STANFORD_BLACKLIST, defaultFilterOptions, type FilterOptions } from './filters.js';
+export { RougeLIndex } from './rouge.js';
+export type { RetryPolicy } from './client.js';
+export type { RateLimits } from './ratelimit.js';

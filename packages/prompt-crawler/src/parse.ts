@@ -89,7 +89,7 @@ function looksLikeNewField(text: string, at: number): boolean {
 /** Chinese punctuation used as JSON punctuation (“key”：“value”，) → ASCII, only in delimiter positions. */
 export function fixJsonPunctuation(s: string): string {
   return s
-    .replace(/([{\[,，:：]\s*)[“”]/g, '$1"')
+    .replace(/([{[,，:：]\s*)[“”]/g, '$1"')
     .replace(/[“”](\s*[:：,，}\]])/g, '"$1')
     .replace(/"(\s*)：/g, '"$1:')
     .replace(/：(\s*)"/g, ':$1"')
@@ -133,7 +133,7 @@ const KEY_MAP: Record<string, Field> = {
 };
 
 export function normalizeKey(key: string): Field | undefined {
-  const k = key.toLowerCase().replace(/[<>\s_\-"'《》「」【】\[\]()（）:：]/g, '');
+  const k = key.toLowerCase().replace(/[<>\s_\-"'《》「」【】[\]()（）:：]/g, '');
   return KEY_MAP[k];
 }
 
@@ -144,7 +144,7 @@ const EMPTY_INPUTS = new Set([
 ]);
 
 export function isPlaceholderInput(value: string): boolean {
-  const k = value.trim().toLowerCase().replace(/[<>\s"'《》「」【】\[\]()（）]/g, '');
+  const k = value.trim().toLowerCase().replace(/[<>\s"'《》「」【】[\]()（）]/g, '');
   return EMPTY_INPUTS.has(k);
 }
 

@@ -1,33 +1,14 @@
 /**
  * Seeded pseudo-random numbers. Every prompt is generated from (seed, request index), so a run is
- * reproducible and a resumed run does not repeat the prompts it already sent.
+ * reproducible and a resumed run does not repeat the prompts it already sent. The generator
+ * (mulberry32) and the hash (FNV-1a) come from @cllama/core.
  */
 
-/** 32-bit string/number hash (FNV-1a) used to derive per-request seeds. */
-export function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** mulberry32: small, fast, good enough for sampling prompt ingredients. Returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { hashString, mulberry32 } from '@cllama/core';
 
 /** The random source for request number `index` of a run seeded with `seed`. */
 export function requestRng(seed: number, index: number): () => number {
-  return mulberry32(hash32(`${seed}:${index}`));
+  return mulberry32(hashString(`${seed}:${index}`));
 }
 
 /** Integer uniformly in [lo, hi] (both inclusive), like Python's random.randint. */

@@ -6,7 +6,7 @@ import { crawl, type CrawlOptions } from '../src/crawler.js';
 import { FatalApiError, LockedError } from '../src/errors.js';
 import { defaultFilterOptions, normalizeInstruction } from '../src/filters.js';
 import { defaultPromptSpec } from '../src/prompt.js';
-import { hash32 } from '../src/rng.js';
+import { hashString as hash32 } from '@cllama/core';
 import { lcsLengthDP, rougeLF, rougeTokens } from '../src/rouge.js';
 import { OutputStore } from '../src/store.js';
 import { startFaultServer, type FaultPlan, type FaultServer } from './helpers/fault-server.js';
@@ -250,7 +250,10 @@ describe('crawl against a fault-injecting chat-completions server', () => {
     expect(s.items.rejected['rouge-similar']).toBeGreaterThan(0);
     // brute force: no kept pair is above the threshold
     const vocab = new Map<string, number>();
-    const ids = (t: string) => Int32Array.from(rougeTokens(t), (w) => vocab.get(w) ?? (vocab.set(w, vocab.size), vocab.size - 1));
+    const ids = (t: string) => Int32Array.from(rougeTokens(t), (w) => {
+      if (!vocab.has(w)) vocab.set(w, vocab.size);
+      return vocab.get(w)!;
+    });
     for (let i = 0; i < items.length; i++) {
       const a = ids(items[i].instruction);
       for (let j = 0; j < i; j++) {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeInstruction } from '../src/filters.js';
-import { hash32, mulberry32 } from '../src/rng.js';
+import { hashString as hash32, mulberry32 } from '@cllama/core';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
 
 const KEY = 'sk-cllama-KILLTEST-5d1c9e7a3b2f8a64c0d2e1f3';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mulberry32 } from '../src/rng.js';
+import { mulberry32 } from '@cllama/core';
 import { lcsLengthDP, rougeLF, rougeTokens, RougeLIndex } from '../src/rouge.js';
 
 function randomText(rng: () => number, alphabet: string[], minLen: number, maxLen: number): string {

@@ -1,11 +1,5 @@
-import { runCli } from './cli/run.js';
+/** cllama-tokenizer: the program of src/cli/program.ts run by @cllama/core's runMain (one-line errors, exit codes). */
+import { runMain } from '@cllama/core';
+import { createProgram } from './cli/program.js';
 
-runCli(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`cllama-tokenizer: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+void runMain(createProgram);

@@ -13,11 +13,12 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { CllamaError } from '@cllama/core';
 import protobuf from 'protobufjs';
 import { SENTENCEPIECE_MODEL_PROTO } from './proto-schema.js';
 
 /** Base class of every error this package throws on bad input. */
-export class TokenizerMergeError extends Error {
+export class TokenizerMergeError extends CllamaError {
   override name = 'TokenizerMergeError';
 }
 
@@ -175,7 +176,7 @@ export function parseModelProto(bytes: Uint8Array, source = 'input'): ModelProto
   checkStructure(proto, source);
   // SentencePiece writes the specs after the pieces; a file cut between two pieces still decodes,
   // so a missing spec is how truncation shows.
-  if (!Object.prototype.hasOwnProperty.call(proto, 'trainerSpec') || !Object.prototype.hasOwnProperty.call(proto, 'normalizerSpec')) {
+  if (!Object.hasOwn(proto, 'trainerSpec') || !Object.hasOwn(proto, 'normalizerSpec')) {
     throw new ModelFormatError(
       `${source} is not a SentencePiece model: it has no trainer_spec/normalizer_spec after its ${proto.pieces.length} pieces; the file is truncated or incomplete`,
     );
@@ -200,7 +201,7 @@ export function createPiece(fields: SentencePiece): SentencePiece {
  * (a Hugging Face LlamaTokenizer folder).
  */
 export async function resolveModelPath(pathOrDir: string): Promise<string> {
-  let stat;
+  let stat: Awaited<ReturnType<typeof fs.stat>>;
   try {
     stat = await fs.stat(pathOrDir);
   } catch {

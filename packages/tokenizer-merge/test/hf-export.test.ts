@@ -4,7 +4,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AutoTokenizer, env } from '@huggingface/transformers';
 import { generateMerges, buildHfTokenizerFiles } from '../src/hf-export.js';
-import { writeFolderAtomic } from '../src/hf-export-write.js';
+import { writeFolderAtomic } from '@cllama/core';
 import { mergeVocab } from '../src/merge.js';
 import { parseModelProto, type ModelProto } from '../src/proto.js';
 import { createSentencePieceTokenizer, loadTokenizer } from '../src/tokenizer.js';

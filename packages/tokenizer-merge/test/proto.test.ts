@@ -43,9 +43,9 @@ describe('ModelProto round trip', () => {
   it('keeps field presence: appended reference pieces have piece + score, no type', () => {
     const merged = parseModelProto(fixture('merged_reference.model'));
     const added = merged.pieces[32000];
-    expect(Object.prototype.hasOwnProperty.call(added, 'piece')).toBe(true);
-    expect(Object.prototype.hasOwnProperty.call(added, 'score')).toBe(true);
-    expect(Object.prototype.hasOwnProperty.call(added, 'type')).toBe(false);
+    expect(Object.hasOwn(added, 'piece')).toBe(true);
+    expect(Object.hasOwn(added, 'score')).toBe(true);
+    expect(Object.hasOwn(added, 'type')).toBe(false);
     expect(added.score).toBe(0);
     expect(added.type).toBe(PieceType.NORMAL); // proto2 default when absent
   });

@@ -74,7 +74,10 @@ describe('pluggable backend', () => {
     const calls: string[] = [];
     const tok = await createSentencePieceTokenizer(proto, {
       backend: {
-        encodeIds: (t) => (calls.push(t), [5, 6]),
+        encodeIds: (t) => {
+          calls.push(t);
+          return [5, 6];
+        },
         encodePieces: () => ['a', 'b'],
         decodeIds: (ids) => ids.join(','),
       },

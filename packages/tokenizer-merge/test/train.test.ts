@@ -2,7 +2,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../src/cli/run.js';
+import { runCli } from '@cllama/core';
+import { createProgram } from '../src/cli/program.js';
 import { mergeVocab } from '../src/merge.js';
 import { PieceType, ModelType, parseModelProto, readModelProto, serializeModelProto } from '../src/proto.js';
 import { loadTokenizer } from '../src/tokenizer.js';
@@ -225,10 +226,10 @@ describe('errors', () => {
 
   it('the CLI trains, and reports bad options in one line with a non-zero exit', async () => {
     const out = path.join(tmp, 'cli');
-    const code = await runCli(['train', '--input', corpus, '--vocab-size', '3000', '--model-type', 'bpe', '--out', out, '--no-progress']);
+    const code = await runCli(createProgram(), ['train', '--input', corpus, '--vocab-size', '3000', '--model-type', 'bpe', '--out', out, '--no-progress']);
     expect(code).toBe(0);
     expect(parseModelProto(new Uint8Array(await fs.readFile(`${out}.model`))).pieces).toHaveLength(3000);
-    const bad = await runCli(['train', '--input', corpus, '--vocab-size', '3000', '--character-coverage', '0.5', '--out', out, '--no-progress']);
+    const bad = await runCli(createProgram(), ['train', '--input', corpus, '--vocab-size', '3000', '--character-coverage', '0.5', '--out', out, '--no-progress']);
     expect(bad).toBe(1);
   });
 });

@@ -2,7 +2,8 @@
  * cllama-train: one commander program; each subcommand lives in src/cli/<name>.ts and is added here
  * with one line.
  */
-import { Command, CommanderError } from 'commander';
+import { runMain } from '@cllama/core';
+import { Command } from 'commander';
 import { PACKAGE_NAME } from './index.js';
 import { chatCommand } from './cli/chat.js';
 import { generateCommand } from './cli/generate.js';
@@ -12,9 +13,7 @@ import { sftCommand } from './cli/sft.js';
 import { plotCommand } from './cli/plot.js';
 
 const program = new Command('cllama-train')
-  .description(`${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`)
-  .showHelpAfterError()
-  .exitOverride();
+  .description(`${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`);
 
 program.addCommand(scoreCommand());
 program.addCommand(generateCommand());
@@ -23,13 +22,4 @@ program.addCommand(pretrainCommand());
 program.addCommand(sftCommand());
 program.addCommand(plotCommand());
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  if (err instanceof CommanderError) {
-    // Help and version exit with code 0; usage errors were already printed by commander.
-    process.exit(err.exitCode);
-  }
-  console.error(`cllama-train: ${(err as Error).message}`);
-  process.exit(1);
-}
+await runMain(program);

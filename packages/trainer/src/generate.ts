@@ -4,9 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaModel } from './model/llama.js';
-import { SeededRandom } from './model/random.js';
+import { CllamaError, Mulberry32 } from '@cllama/core';
 
-export class GenerationError extends Error {
+export class GenerationError extends CllamaError {
   constructor(message: string) {
     super(message);
     this.name = 'GenerationError';
@@ -121,7 +121,7 @@ export function argmax(scores: ArrayLike<number>): number {
 }
 
 /** Picks the next token from one row of logits (copied), given the tokens so far. */
-export function pickNextToken(logits: Float32Array, history: readonly number[], opts: ResolvedOptions, rng: SeededRandom): number {
+export function pickNextToken(logits: Float32Array, history: readonly number[], opts: ResolvedOptions, rng: Mulberry32): number {
   const scores = Float32Array.from(logits);
   applyRepetitionPenalty(scores, history, opts.repetitionPenalty);
   if (!opts.doSample) return argmax(scores);
@@ -152,7 +152,7 @@ export async function* generateTokens(model: LlamaModel, promptIds: readonly num
   if (promptIds.length === 0) throw new GenerationError('the prompt is empty: give at least one token (e.g. BOS)');
   const opts = resolve(options, model.config.eosTokenId);
   const limit = model.config.maxPositionEmbeddings;
-  const rng = new SeededRandom(opts.seed);
+  const rng = Mulberry32.scrambled(opts.seed);
   const history = [...promptIds];
   const cache = model.newCache();
   const release = model.retainTransposedWeights();

@@ -14,7 +14,7 @@ import {
 } from '../src/generate.js';
 import { loadLlama } from '../src/model/io.js';
 import type { LlamaModel } from '../src/model/llama.js';
-import { SeededRandom } from '../src/model/random.js';
+import { Mulberry32 } from '@cllama/core';
 import { FIXTURES } from './helpers.js';
 
 /** Step-by-step greedy decoding that reruns the full forward pass on the whole sequence each time. */
@@ -107,7 +107,7 @@ describe('logits processors (HF semantics)', () => {
   it('samples in proportion to the processed distribution', () => {
     const logits = new Float32Array([Math.log(0.5), Math.log(0.3), Math.log(0.2)]);
     const opts = resolveGenerationOptions({ topP: 0.7 }, 2);
-    const rng = new SeededRandom(11);
+    const rng = Mulberry32.scrambled(11);
     const counts = [0, 0, 0];
     const n = 4000;
     for (let i = 0; i < n; i++) counts[pickNextToken(logits, [], opts, rng)]!++;

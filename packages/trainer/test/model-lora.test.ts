@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { loadLlama } from '../src/model/io.js';
 import type { LlamaModel } from '../src/model/llama.js';
-import { attachLoraFromDir } from '../src/model/lora-io.js';
+import { attachLoraFromDir } from '../src/model/adapter.js';
 import { relErr, row, sums, TINY_LLAMA } from './helpers.js';
 
 const golden = JSON.parse(readFileSync(path.join(TINY_LLAMA, 'golden.json'), 'utf8')) as {

@@ -20,7 +20,7 @@ import {
 import { MetricsLog, readMetrics } from '../src/train/metrics.js';
 import { renderTrainingPlot } from '../src/train/plot.js';
 import { addTrainOptions, resolveArgs, TrainConfigError } from '../src/train/options.js';
-import { Rng } from '../src/train/rng.js';
+import { Xoshiro128 as Rng } from '@cllama/core';
 
 let root: string;
 beforeAll(async () => {

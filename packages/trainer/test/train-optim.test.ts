@@ -6,7 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, defaultDecayFor } from '../src/train/adamw.js';
 import { GradientAccumulator, clipByGlobalNorm } from '../src/train/gradients.js';
 import { LrSchedule, warmupStepsFor } from '../src/train/schedule.js';
-import { Rng, epochOrder } from '../src/train/rng.js';
+import { Xoshiro128 as Rng } from '@cllama/core';
+import { epochOrder } from '../src/train/data.js';
 
 const fixture = JSON.parse(readFileSync(resolve(__dirname, '../../../test-fixtures/train/torch_optim.json'), 'utf8'));
 

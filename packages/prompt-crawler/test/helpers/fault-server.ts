@@ -8,7 +8,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hash32, mulberry32 } from '../../src/rng.js';
+import { hashString as hash32, mulberry32 } from '@cllama/core';
 
 export interface FaultPlan {
   seed?: number;

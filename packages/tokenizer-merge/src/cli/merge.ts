@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { readSampleLines } from '../agreement.js';
-import { writeFolderAtomic } from '../hf-export-write.js';
+import { writeFolderAtomic } from '@cllama/core';
 import { mergeTokenizers, type MergeTokenizerResult } from '../merge-tokenizer.js';
 import { TokenizerMergeError, readModelProto, resolveModelPath } from '../proto.js';
 

@@ -17,9 +17,7 @@ export function createProgram(): Command {
   const program = new Command('cllama-tokenizer')
     .description(
       'SentencePiece vocabulary merging, inspection and Hugging Face tokenizer export for LLaMA vocabulary expansion.',
-    )
-    .showHelpAfterError(false)
-    .configureOutput({ outputError: () => {} }); // errors are printed once, as one line, by runCli
+    );
   for (const register of COMMANDS) register(program);
   return program;
 }

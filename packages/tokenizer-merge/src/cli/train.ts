@@ -84,7 +84,7 @@ export async function runTrain(opts: TrainCommandOptions, print: (line: string) 
     modelPrefix: opts.out,
     onProgress,
   };
-  let result;
+  let result: Awaited<ReturnType<typeof trainSentencePiece>>;
   try {
     result = await trainSentencePiece(options);
   } finally {

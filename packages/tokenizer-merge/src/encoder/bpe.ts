@@ -23,7 +23,7 @@
  */
 import { Emitter } from './emitter.js';
 import { IntPairMap } from './int-pair-map.js';
-import { UNUSED, USER_DEFINED, type Vocabulary } from './model.js';
+import { UNUSED, type Vocabulary } from './model.js';
 import type { PrefixMatcher } from './prefix-matcher.js';
 import { SegmentCache } from './segment-cache.js';
 
@@ -391,7 +391,6 @@ export class BpeModel {
     this.eMerged[e] = merged;
     this.push(e);
     if (this.hasUnused && this.vocab.types[merged] === UNUSED) this.revMerge.set(merged, [a, b]);
-    void USER_DEFINED;
   }
 
   /** Does entry x come out of the agenda before entry y? Higher score, then leftmost. */

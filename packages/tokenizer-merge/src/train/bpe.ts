@@ -28,8 +28,7 @@ export function trainBpe(
   numMerges: number,
   onProgress?: (merges: number) => void,
 ): BpeResult {
-  const nChars = alphabet.chars.length + 2;
-  // Symbols: ids < nChars are characters (0 reserved, 1 = unknown), then merged pieces.
+  // Symbols: ids < alphabet.chars.length + 2 are characters (0 reserved, 1 = unknown), then merged pieces.
   const symCps: number[][] = [[], []];
   const symStr: string[] = ['', ''];
   for (const c of alphabet.chars) {

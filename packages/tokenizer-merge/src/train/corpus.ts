@@ -5,8 +5,9 @@
  * boundary, choose the alphabet by character coverage, and map every rarer character to ▅ (unknown).
  */
 import { createReadStream, promises as fs } from 'node:fs';
+import { mulberry32 } from '@cllama/core';
 import { Normalizer } from './normalizer.js';
-import { UNK_CHAR, UPP_BOUNDARY_CHAR, WS_CHAR } from './script.js';
+import { UPP_BOUNDARY_CHAR, WS_CHAR } from './script.js';
 import { TrainError } from './errors.js';
 import { sharedFloat64, sharedInt32 } from './em-pool.js';
 
@@ -28,18 +29,6 @@ export interface LoadedSentences {
   tooLongLines: number;
 }
 
-/** mulberry32: a small, fast, seedable PRNG (the sampling only has to be reproducible). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const UNK_BYTES = [0xe2, 0x96, 0x85]; // ▅
 
 /** Streams, filters, samples and normalizes the input lines. */
@@ -56,7 +45,7 @@ export async function loadSentences(inputs: string[], opts: LoadOptions): Promis
     }
   }
   const sampleSize = opts.inputSentenceSize;
-  const random = seededRandom(opts.seed);
+  const random = mulberry32(opts.seed);
   const reservoir = sampleSize > 0 && opts.shuffleInputSentence;
   // Raw lines held back: only the reservoir sample (other lines are normalized as they stream by).
   const kept: Uint8Array[] = [];

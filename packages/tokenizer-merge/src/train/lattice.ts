@@ -339,7 +339,7 @@ export function ugRunPass(
     ugBuildLattice(lat, model, data, s, len, -1);
     if (kind === 0) {
       let logZ = ugAddMarginalsLinear(lat, len, f, out, c);
-      if (logZ !== logZ) logZ = ugAddMarginals(lat, len, f, out);
+      if (Number.isNaN(logZ)) logZ = ugAddMarginals(lat, len, f, out);
       total += f * logZ;
     } else {
       ugViterbi(lat, len, path);

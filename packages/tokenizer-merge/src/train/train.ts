@@ -5,8 +5,7 @@
  * at their ids (<unk> 0, <s> 1, </s> 2, then control, user-defined and byte pieces), then the trained
  * pieces; trainer_spec and normalizer_spec filled in as spm_train fills them.
  */
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
+import { writeFileAtomic } from '@cllama/core';
 import { ModelType, PieceType, createPiece, serializeModelProto } from '../proto.js';
 import type { ModelProto, NormalizerSpec, SentencePiece, TrainerSpec } from '../proto.js';
 import { trainBpe } from './bpe.js';
@@ -393,25 +392,15 @@ function buildModelProto(
 export async function writeTrainedModel(prefix: string, result: TrainResult): Promise<{ modelPath: string; vocabPath: string }> {
   const modelPath = `${prefix}.model`;
   const vocabPath = `${prefix}.vocab`;
-  await writeFileAtomic(modelPath, serializeModelProto(result.model));
-  await writeFileAtomic(vocabPath, Buffer.from(result.vocab, 'utf8'));
+  await writeOutput(modelPath, serializeModelProto(result.model));
+  await writeOutput(vocabPath, Buffer.from(result.vocab, 'utf8'));
   return { modelPath, vocabPath };
 }
 
-async function writeFileAtomic(file: string, data: Uint8Array): Promise<void> {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  let handle: fs.FileHandle | undefined;
+async function writeOutput(file: string, data: Uint8Array): Promise<void> {
   try {
-    handle = await fs.open(tmp, 'w');
-    await handle.writeFile(data);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await fs.rename(tmp, file);
+    await writeFileAtomic(file, data);
   } catch (e) {
-    await handle?.close().catch(() => {});
-    await fs.rm(tmp, { force: true }).catch(() => {});
     throw new TrainError(`cannot write ${file}: ${(e as Error).message}`);
   }
 }

@@ -1,13 +1,9 @@
 /** Helpers shared by the model subcommands of cllama-train. */
 import { Option } from 'commander';
+import { UsageError } from '@cllama/core';
 import { BACKEND_CHOICES } from '../backend.js';
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { UsageError } from '@cllama/core';
 
 export function backendOption(): Option {
   return new Option('--backend <name>', 'tfjs backend: auto = tfjs-node-gpu, else tfjs-node, else wasm').choices([...BACKEND_CHOICES]).default('auto');

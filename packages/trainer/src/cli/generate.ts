@@ -5,7 +5,7 @@ import { initBackend, type BackendChoice } from '../backend.js';
 import { alpacaPrompt, generateTokens, type GenerationOptions } from '../generate.js';
 import { loadLlama } from '../model/io.js';
 import type { LlamaModel } from '../model/llama.js';
-import { attachLoraFromDir } from '../model/lora-io.js';
+import { attachLoraFromDir } from '../model/adapter.js';
 import { backendOption, parseNumber, parsePositiveInt, UsageError } from './common.js';
 
 export interface ModelFlags {
@@ -55,11 +55,11 @@ export function generationOptions(flags: SamplingFlags): GenerationOptions {
 }
 
 export async function loadForGeneration(flags: ModelFlags): Promise<{ model: LlamaModel; tokenizer: Tokenizer }> {
-  await initBackend(flags.backend);
   const { loadTokenizer } = await import('@cllama/tokenizer-merge');
   const tokenizer = await loadTokenizer(flags.tokenizer ?? flags.model).catch((err: Error) => {
     throw new UsageError(`cannot load a tokenizer from ${flags.tokenizer ?? flags.model} (${err.message}); pass --tokenizer <tokenizer.model or HF folder>`);
   });
+  await initBackend(flags.backend); // after the inputs are checked: no tfjs banner before a usage error
   const model = await loadLlama(flags.model);
   if (tokenizer.vocabSize > model.config.vocabSize) {
     model.dispose();

@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { initBackend, type BackendChoice } from '../backend.js';
 import { loadLlama } from '../model/io.js';
 import { scoreBatches, scoreTokenBlocks, textToBlocks, type ScoreResult } from '../score.js';
-import { attachLoraFromDir } from '../model/lora-io.js';
+import { attachLoraFromDir } from '../model/adapter.js';
 import { backendOption, parsePositiveInt, UsageError } from './common.js';
 
 interface ScoreFlags {
@@ -55,21 +55,29 @@ export function scoreCommand(): Command {
     .action(async (flags: ScoreFlags) => {
       if (!flags.textFile === !flags.inputIds) throw new UsageError('give exactly one of --text-file or --input-ids');
       if (flags.labels && !flags.inputIds) throw new UsageError('--labels goes with --input-ids');
+      // read and check every input before the backend starts (no tfjs banner before a usage error)
+      let ids: number[][] | undefined;
+      let labels: number[][] | undefined;
+      let text: string | undefined;
+      let tokenizer: Awaited<ReturnType<typeof import('@cllama/tokenizer-merge').loadTokenizer>> | undefined;
+      if (flags.inputIds) {
+        ids = await readIdMatrix(flags.inputIds, '--input-ids');
+        labels = flags.labels ? await readIdMatrix(flags.labels, '--labels') : ids;
+        if (labels.length !== ids.length || labels[0]!.length !== ids[0]!.length) throw new UsageError('--labels must have the shape of --input-ids');
+      } else {
+        const { loadTokenizer } = await import('@cllama/tokenizer-merge');
+        tokenizer = await loadTokenizer(flags.tokenizer ?? flags.model);
+        text = await readFile(flags.textFile!, 'utf8');
+      }
       const backend = await initBackend(flags.backend);
       const model = await loadLlama(flags.model);
       if (flags.lora) await attachLoraFromDir(model, flags.lora);
       let result: ScoreResult;
-      if (flags.inputIds) {
-        const ids = await readIdMatrix(flags.inputIds, '--input-ids');
-        const labels = flags.labels ? await readIdMatrix(flags.labels, '--labels') : ids;
-        if (labels.length !== ids.length || labels[0]!.length !== ids[0]!.length) throw new UsageError('--labels must have the shape of --input-ids');
+      if (ids && labels) {
         result = scoreBatches(model, ids, labels, { withLogitSums: true });
       } else {
-        const { loadTokenizer } = await import('@cllama/tokenizer-merge');
-        const tokenizer = await loadTokenizer(flags.tokenizer ?? flags.model);
-        const text = await readFile(flags.textFile!, 'utf8');
         const blockSize = flags.blockSize ?? Math.min(512, model.config.maxPositionEmbeddings);
-        result = scoreTokenBlocks(model, textToBlocks(text, tokenizer, blockSize), flags.batchSize);
+        result = scoreTokenBlocks(model, textToBlocks(text!, tokenizer!, blockSize), flags.batchSize);
       }
       model.dispose();
       const out: Record<string, unknown> = { loss: result.loss, perplexity: result.perplexity, tokens: result.tokens };

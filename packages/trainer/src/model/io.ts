@@ -27,7 +27,7 @@ export interface SaveLlamaOptions {
   /** Start a new shard past this many bytes (default 5 GB, as transformers). */
   maxShardBytes?: number;
   /** Replace an existing folder (default: refuse). */
-  overwrite?: boolean;
+  force?: boolean;
 }
 
 /** Writes the model's base weights (LoRA not merged) as an HF folder, atomically. */

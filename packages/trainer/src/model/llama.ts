@@ -21,19 +21,18 @@ import {
   IGNORE_INDEX,
   linear,
   linearTransposed,
-  matMul,
   releaseHeadBlocks,
   rmsNorm,
   rotaryTables,
   silu,
-  transposeLast2,
 } from './ops.js';
 import { KVCache } from './kv-cache.js';
 import { matchesModulesToSave, mergeLora, peftFullKey } from '@cllama/lora';
-import { LoraLayers, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
+import { LoraLayers, newVariable, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
 import { resizedEmbeddingRows } from './resize.js';
+import { CllamaError } from '@cllama/core';
 
-export class ModelError extends Error {
+export class ModelError extends CllamaError {
   constructor(message: string) {
     super(message);
     this.name = 'ModelError';
@@ -98,14 +97,6 @@ let modelCounter = 0;
 /** Constructor argument for fromCheckpoint: weights are added one by one afterwards. */
 const LOAD_LATER: unique symbol = Symbol('load later');
 
-/** A trainable variable holding a copy of `data` (the temporary tensor is released). */
-function newVariable(data: Float32Array, shape: number[], name: string): tf.Variable {
-  const t = tf.tensor(data, shape, 'float32');
-  const v = tf.variable(t, true, name);
-  t.dispose();
-  return v;
-}
-
 export interface ForwardOptions {
   /** [batch, keys] of 1 (attend) / 0 (padding); keys = cached + new positions. */
   attentionMask?: tf.Tensor2D;
@@ -129,7 +120,7 @@ export class LlamaModel {
   private readonly id = ++modelCounter;
   private lora: LoraLayers | undefined;
   private disposed = false;
-  /** Transposed weights kept between calls while inference caching is on (see withTransposedWeights). */
+  /** Transposed weights kept between calls while inference caching is on (see retainTransposedWeights). */
   private transposed: Map<string, { dataId: object; t: tf.Tensor }> | undefined;
   private transposedHolders = 0;
 

@@ -6,8 +6,9 @@
  * the keys are prefixed with `base_model.model.`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { createRng, initLoraPair, loraScaling, loraTargets, matchesTargetModule, PEFT_KEY_PREFIX, type LoraConfig } from '@cllama/lora';
-import { SeededRandom } from './random.js';
+import { initLoraPair, loraScaling, loraTargets, matchesTargetModule, peftLoraKeys, type LoraConfig } from '@cllama/lora';
+import { CllamaError, Mulberry32, mulberry32 } from '@cllama/core';
+import { adapterTensors } from './adapter.js';
 
 /** The parts of a PEFT LoraConfig that shape the LoRA branches. */
 export type LoraAttachConfig = Pick<LoraConfig, 'r' | 'loraAlpha' | 'loraDropout' | 'targetModules'> &
@@ -25,16 +26,16 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-export const PEFT_PREFIX = PEFT_KEY_PREFIX;
 
-export class LoraError extends Error {
+export class LoraError extends CllamaError {
   constructor(message: string) {
     super(message);
     this.name = 'LoraError';
   }
 }
 
-function makeVariable(data: Float32Array, shape: number[], name: string): tf.Variable {
+/** A trainable variable holding a copy of `data` (the temporary tensor is released); also used by llama.ts. */
+export function newVariable(data: Float32Array, shape: number[], name: string): tf.Variable {
   const t = tf.tensor(data, shape, 'float32');
   const v = tf.variable(t, true, name);
   t.dispose();
@@ -47,7 +48,7 @@ export class LoraLayers {
   readonly adapters = new Map<string, LoraAdapter>();
   /** `<module>.lora_A.weight` → variable. */
   readonly variables = new Map<string, tf.Variable>();
-  private dropoutRandom: SeededRandom;
+  private dropoutRandom: Mulberry32;
 
   /**
    * @param linears module name (`model.layers.0.self_attn.q_proj`) → weight shape [out, in]
@@ -58,9 +59,9 @@ export class LoraLayers {
     if (!Number.isInteger(r) || r <= 0) throw new LoraError(`LoRA rank r must be a positive integer, got ${r}`);
     if (!(config.loraDropout >= 0 && config.loraDropout < 1)) throw new LoraError(`lora_dropout must be in [0, 1), got ${config.loraDropout}`);
     const id = ++loraCounter;
-    const init = createRng(seed);
+    const init = mulberry32(seed);
     const targets = loraTargets({ targetModules: config.targetModules, targetModulesRegex: config.targetModulesRegex });
-    this.dropoutRandom = new SeededRandom(seed + 1);
+    this.dropoutRandom = Mulberry32.scrambled(seed + 1);
     const used = new Set<string>();
     for (const [module, [out, inFeatures]] of linears) {
       if (!matchesTargetModule(module, targets)) continue;
@@ -69,20 +70,21 @@ export class LoraLayers {
       let a: Float32Array;
       let b: Float32Array;
       if (tensors) {
-        const ta = tensors.get(PEFT_PREFIX + keyA);
-        const tb = tensors.get(PEFT_PREFIX + keyB);
-        if (!ta || !tb) throw new LoraError(`the adapter has no ${PEFT_PREFIX + keyA} / lora_B pair although '${module}' matches its target_modules`);
-        if (ta.shape[0] !== r || ta.shape[1] !== inFeatures) throw new LoraError(`${PEFT_PREFIX + keyA} is [${ta.shape}], expected [${r}, ${inFeatures}]`);
-        if (tb.shape[0] !== out || tb.shape[1] !== r) throw new LoraError(`${PEFT_PREFIX + keyB} is [${tb.shape}], expected [${out}, ${r}]`);
+        const peft = peftLoraKeys(`${module}.weight`);
+        const ta = tensors.get(peft.a);
+        const tb = tensors.get(peft.b);
+        if (!ta || !tb) throw new LoraError(`the adapter has no ${peft.a} / lora_B pair although '${module}' matches its target_modules`);
+        if (ta.shape[0] !== r || ta.shape[1] !== inFeatures) throw new LoraError(`${peft.a} is [${ta.shape}], expected [${r}, ${inFeatures}]`);
+        if (tb.shape[0] !== out || tb.shape[1] !== r) throw new LoraError(`${peft.b} is [${tb.shape}], expected [${out}, ${r}]`);
         a = ta.data;
         b = tb.data;
-        used.add(PEFT_PREFIX + keyA).add(PEFT_PREFIX + keyB);
+        used.add(peft.a).add(peft.b);
       } else {
         ({ a, b } = initLoraPair(inFeatures, out, r, init));
       }
       const adapter: LoraAdapter = {
-        a: makeVariable(a, [r, inFeatures], `lora${id}/${keyA}`),
-        b: makeVariable(b, [out, r], `lora${id}/${keyB}`),
+        a: newVariable(a, [r, inFeatures], `lora${id}/${keyA}`),
+        b: newVariable(b, [out, r], `lora${id}/${keyB}`),
         scaling: loraScaling({ r, loraAlpha: config.loraAlpha, useRslora: config.useRslora }),
         dropout: config.loraDropout,
       };
@@ -108,7 +110,7 @@ export class LoraLayers {
 
   /** Restarts the dropout-mask seed stream (a resumed training run reseeds before each micro-batch). */
   reseed(seed: number): void {
-    this.dropoutRandom = new SeededRandom(seed);
+    this.dropoutRandom = Mulberry32.scrambled(seed);
   }
 
   /** A fresh seed for each dropout mask (reproducible across runs with the same seed). */
@@ -116,13 +118,9 @@ export class LoraLayers {
     return this.dropoutRandom.int();
   }
 
-  /** Adapter tensors under PEFT key names. */
+  /** Adapter tensors under PEFT key names (see model/adapter.ts). */
   export(): Map<string, LoraTensor> {
-    const out = new Map<string, LoraTensor>();
-    for (const [key, v] of this.variables) {
-      out.set(PEFT_PREFIX + key, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
-    }
-    return out;
+    return adapterTensors([...this.variables].map(([name, variable]) => ({ name, variable })));
   }
 
   dispose(): void {

@@ -7,7 +7,7 @@
  * Shrinking keeps the first `newRows` rows. Computed in float64; the Cholesky factorisation is
  * O(width³) (about half a minute in JS for width 4096).
  */
-import { SeededRandom } from './random.js';
+import { Mulberry32 } from '@cllama/core';
 
 export const MEAN_RESIZING_EPSILON = 1e-9;
 
@@ -57,7 +57,7 @@ export function resizedEmbeddingRows(old: Float32Array, oldRows: number, width: 
   }
 
   const factor = cholesky(cov, width);
-  const rng = new SeededRandom(seed);
+  const rng = Mulberry32.scrambled(seed);
   const z = new Float64Array(width);
   for (let r = oldRows; r < newRows; r++) {
     if (factor) for (let j = 0; j < width; j++) z[j] = rng.normal();

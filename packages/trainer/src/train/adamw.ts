@@ -7,9 +7,11 @@
  *   p ← p − lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + ε)
  *
  * Every intermediate tensor is created inside tf.tidy and the moments live in tf.Variables that are
- * assigned in place, so a step leaves the tensor count unchanged.
+ * assigned in place, so a step leaves the tensor count unchanged. Unlike torch, the step count t is
+ * one global count (saved as the optimizer state's `step`), not one per parameter.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { CllamaError } from '@cllama/core';
 
 export interface AdamWOptions {
   betas?: [number, number];
@@ -31,7 +33,7 @@ export interface AdamWState {
   tensors: Array<{ name: string; shape: number[]; data: Float32Array }>;
 }
 
-export class OptimizerStateError extends Error {
+export class OptimizerStateError extends CllamaError {
   override name = 'OptimizerStateError';
 }
 
@@ -45,7 +47,7 @@ export class AdamW {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
-  /** Number of optimizer steps taken (torch's state['step']). */
+  /** Number of optimizer steps taken: one count for all parameters (torch keeps state['step'] per parameter). */
   stepCount = 0;
   private readonly slots: Array<{ param: OptimizedParameter; decay: number; m: tf.Variable; v: tf.Variable }>;
 
@@ -74,8 +76,10 @@ export class AdamW {
 
   /**
    * One update with learning rate `lr`. `grads` maps the parameter name to its gradient; a parameter
-   * without a gradient is skipped (torch: p.grad is None), and its step count is not advanced either —
-   * the same as torch's per-parameter step.
+   * without a gradient is skipped (torch: p.grad is None). Unlike torch, which keeps a step count per
+   * parameter, there is ONE step count for the optimizer, advanced on every call: the bias corrections
+   * of a parameter that missed a step use the global count. The trainer gives every trainable
+   * parameter a gradient on every step, so the two agree there.
    */
   step(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
     this.stepCount += 1;

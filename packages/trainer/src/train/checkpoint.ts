@@ -12,9 +12,10 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { SafetensorsFile, writeBytesAtomic, writeFolderAtomic, writeSafetensors } from '@cllama/lora';
+import { SafetensorsFile, writeSafetensors } from '@cllama/lora';
+import { CllamaError, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import type { AdamWState } from './adamw.js';
-import type { RngState } from './rng.js';
+import type { RngState } from '@cllama/core';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -45,11 +46,11 @@ export interface TrainerState {
   logHistory: LogEntry[];
 }
 
-export class CheckpointError extends Error {
-  override name = 'CheckpointError';
+export class TrainingCheckpointError extends CllamaError {
+  override name = 'TrainingCheckpointError';
 }
 
-export class OutputDirNotEmptyError extends Error {
+export class OutputDirNotEmptyError extends CllamaError {
   override name = 'OutputDirNotEmptyError';
   constructor(readonly dir: string) {
     super(`output dir ${dir} already exists, is not empty and holds no checkpoint to resume; pass --overwrite-output-dir to start over there, or choose another --output-dir`);
@@ -102,7 +103,7 @@ export async function prepareOutputDir(outputDir: string, opts: { overwrite: boo
   await removeStaleTemporaries(outputDir);
   if (opts.resumeFromCheckpoint) {
     if (!(await exists(path.join(opts.resumeFromCheckpoint, TRAINER_STATE_FILE)))) {
-      throw new CheckpointError(`--resume-from-checkpoint ${opts.resumeFromCheckpoint}: no ${TRAINER_STATE_FILE} there; point it at a checkpoint-N folder written by cllama-train`);
+      throw new TrainingCheckpointError(`--resume-from-checkpoint ${opts.resumeFromCheckpoint}: no ${TRAINER_STATE_FILE} there; point it at a checkpoint-N folder written by cllama-train`);
     }
     return { resumeFrom: opts.resumeFromCheckpoint };
   }
@@ -168,9 +169,9 @@ export async function writeCheckpoint(outputDir: string, content: CheckpointCont
         metadata: { format: 'pt', step: String(content.optimizer.step) },
       });
       // written last: its presence marks a complete checkpoint even for readers that ignore the rename
-      await writeBytesAtomic(path.join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(content.state, null, 2)}\n`);
+      await writeFileAtomic(path.join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(content.state, null, 2)}\n`);
     },
-    { overwrite: true },
+    { force: true },
   );
   if (saveTotalLimit !== undefined) {
     const all = await listCheckpoints(outputDir);
@@ -185,19 +186,19 @@ export async function readTrainerState(dir: string): Promise<TrainerState> {
   try {
     state = JSON.parse(await fs.readFile(file, 'utf8')) as TrainerState;
   } catch (err) {
-    throw new CheckpointError(`cannot read ${file} (${(err as Error).message}); the checkpoint is not one written by cllama-train`);
+    throw new TrainingCheckpointError(`cannot read ${file} (${(err as Error).message}); the checkpoint is not one written by cllama-train`);
   }
-  if (state.format !== STATE_FORMAT) throw new CheckpointError(`${file}: format '${String(state.format)}' is not ${STATE_FORMAT}`);
+  if (state.format !== STATE_FORMAT) throw new TrainingCheckpointError(`${file}: format '${String(state.format)}' is not ${STATE_FORMAT}`);
   return state;
 }
 
 export async function readOptimizerState(dir: string): Promise<AdamWState> {
   const file = path.join(dir, OPTIMIZER_FILE);
-  if (!(await exists(file))) throw new CheckpointError(`${dir} has no ${OPTIMIZER_FILE}; cannot resume the optimizer from it`);
+  if (!(await exists(file))) throw new TrainingCheckpointError(`${dir} has no ${OPTIMIZER_FILE}; cannot resume the optimizer from it`);
   const st = await SafetensorsFile.open(file);
   try {
     const step = Number(st.metadata?.step);
-    if (!Number.isInteger(step)) throw new CheckpointError(`${file}: metadata has no integer 'step'`);
+    if (!Number.isInteger(step)) throw new TrainingCheckpointError(`${file}: metadata has no integer 'step'`);
     const tensors: AdamWState['tensors'] = [];
     for (const name of st.names()) tensors.push({ name, shape: [...st.info(name).shape], data: await st.read(name) });
     return { step, tensors };

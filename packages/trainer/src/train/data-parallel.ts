@@ -18,11 +18,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendChoice } from '../backend.js';
 import type { LlamaModel } from '../model/llama.js';
 import type { LoraAttachConfig } from '../model/lora-layers.js';
-import { PEFT_PREFIX } from '../model/lora-layers.js';
+import { loraTensorsOf } from '../model/adapter.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './grad-worker.js';
 import { microBatchGradients, microBatchLoss, readValues, splitBatch, tensorFromShared, type Batch, type LossModel, type Shard } from './micro-batch.js';
+import { CllamaError } from '@cllama/core';
 
-export class DataParallelError extends Error {
+export class DataParallelError extends CllamaError {
   override name = 'DataParallelError';
 }
 
@@ -133,7 +134,7 @@ export class DataParallel {
     const weights = model.exportWeights();
     let lora: WorkerInit['lora'];
     if (opts.lora) {
-      const tensors = new Map([...model.exportLora()].filter(([k]) => k.startsWith(PEFT_PREFIX) && k.includes('.lora_')));
+      const tensors = loraTensorsOf(model.exportLora());
       lora = { config: { r: opts.lora.r, loraAlpha: opts.lora.loraAlpha, loraDropout: opts.lora.loraDropout, targetModules: opts.lora.targetModules, targetModulesRegex: opts.lora.targetModulesRegex, useRslora: opts.lora.useRslora }, tensors };
     }
     const workers: GradWorker[] = [];

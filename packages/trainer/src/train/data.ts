@@ -31,9 +31,9 @@ import {
 } from '@cllama/alpaca-data';
 import type { Tokenizer } from '@cllama/tokenizer-merge';
 import type { Batch, BatchSource } from './loop.js';
-import { Rng } from './rng.js';
+import { CllamaError, Xoshiro128 } from '@cllama/core';
 
-export class TrainDataError extends Error {
+export class TrainDataError extends CllamaError {
   override name = 'TrainDataError';
 }
 
@@ -57,11 +57,22 @@ export class IndexedBatchSource implements BatchSource {
   }
 }
 
+/**
+ * The order in which an epoch visits the training examples. Derived from (seed, epoch) alone, so a
+ * resumed run only needs the epoch number and the position within it — the same scheme as HF's
+ * RandomSampler seeded per epoch (but not torch's generator: a --seed gives the same order on every
+ * run of this trainer, not PyTorch's order).
+ */
+export function epochOrder(seed: number, epoch: number, length: number, shuffle = true): Uint32Array {
+  if (!shuffle) return Uint32Array.from({ length }, (_, i) => i);
+  return Xoshiro128.fromSeed(seed, epoch).permutation(length);
+}
+
 /** Splits 0..n-1 into (train, eval): `percent`% held out, chosen by a seeded shuffle. */
 export function splitIndices(n: number, percent: number, seed: number): { train: Uint32Array; eval: Uint32Array } {
   const evalCount = percent > 0 ? Math.min(n - 1, Math.max(1, Math.ceil((n * percent) / 100))) : 0;
   if (evalCount <= 0) return { train: Uint32Array.from({ length: n }, (_, i) => i), eval: new Uint32Array(0) };
-  const perm = Rng.fromSeed(seed, 0x5b117).permutation(n);
+  const perm = Xoshiro128.fromSeed(seed, 0x5b117).permutation(n);
   const evalIdx = perm.slice(0, evalCount).sort();
   const trainIdx = perm.slice(evalCount).sort();
   return { train: trainIdx, eval: evalIdx };

@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { writeBytesAtomic } from '@cllama/lora';
+import { CllamaError, writeFileAtomic, Xoshiro128 } from '@cllama/core';
 import { AdamW, defaultDecayFor, type OptimizedParameter } from './adamw.js';
 import {
   STATE_FORMAT,
@@ -32,8 +32,8 @@ import { microBatchGradients, microBatchLoss, type Batch } from './micro-batch.j
 import { MetricsLog } from './metrics.js';
 import { renderTrainingPlot } from './plot.js';
 import { TrainProgress } from './progress.js';
-import { Rng, epochOrder } from './rng.js';
 import { LrSchedule, type SchedulerType } from './schedule.js';
+import { epochOrder } from './data.js';
 
 export type { Batch } from './micro-batch.js';
 
@@ -114,7 +114,7 @@ export function plannedSteps(numExamples: number, o: Pick<LoopOptions, 'perDevic
   return { microBatchesPerEpoch, updatesPerEpoch, maxSteps };
 }
 
-export class TrainLoopError extends Error {
+export class TrainLoopError extends CllamaError {
   override name = 'TrainLoopError';
 }
 
@@ -157,7 +157,7 @@ export async function runTrainingLoop(
     maxSteps,
     epoch: 0,
     data: { epoch: 0, microBatch: 0, seed: o.seed, numMicroBatchesPerEpoch: microBatchesPerEpoch },
-    rng: Rng.fromSeed(o.seed, 0x5eed).state(),
+    rng: Xoshiro128.fromSeed(o.seed, 0x5eed).state(),
     scheduler: { type: o.lrSchedulerType, baseLr: o.learningRate, totalSteps: maxSteps, warmupSteps: schedule.warmupSteps },
     trainedTokens: 0,
     trainSeconds: 0,
@@ -176,7 +176,7 @@ export async function runTrainingLoop(
     state = { ...saved, maxSteps, scheduler: state.scheduler };
   }
   await metrics.reset(state.logHistory);
-  const rng = Rng.fromState(state.rng);
+  const rng = Xoshiro128.fromState(state.rng);
   const progress = new TrainProgress(maxSteps, state.globalStep, o.progress);
   const accumulator = new GradientAccumulator();
   const stepLosses: LoopResult['stepLosses'] = [];
@@ -269,10 +269,10 @@ export async function runTrainingLoop(
     await saveAll();
     await hooks.writeFinal(o.outputDir);
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
-    await writeBytesAtomic(path.join(o.outputDir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    await writeFileAtomic(path.join(o.outputDir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
     const seconds = (Date.now() - started) / 1000;
     const results = { train_steps: state.globalStep, train_runtime: round(state.trainSeconds, 3), train_tokens: state.trainedTokens, tokens_per_second: round(tokensThisRun / Math.max(seconds, 1e-9), 2), ...(evalLoss !== undefined ? { eval_loss: evalLoss, perplexity: Math.exp(evalLoss) } : {}) };
-    await writeBytesAtomic(path.join(o.outputDir, 'all_results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    await writeFileAtomic(path.join(o.outputDir, 'all_results.json'), `${JSON.stringify(results, null, 2)}\n`);
     await writePlot(o.outputDir, state, o.title);
     return { globalStep: state.globalStep, stepLosses, logHistory: state.logHistory, evalLoss, trainSeconds: state.trainSeconds, tokensPerSecond: tokensThisRun / Math.max(seconds, 1e-9) };
   } finally {
@@ -284,7 +284,7 @@ export async function runTrainingLoop(
 
 async function writePlot(outputDir: string, state: TrainerState, title?: string): Promise<void> {
   await fs.mkdir(outputDir, { recursive: true });
-  await writeBytesAtomic(path.join(outputDir, 'training_plot.svg'), renderTrainingPlot(state.logHistory, { title, maxSteps: state.maxSteps }));
+  await writeFileAtomic(path.join(outputDir, 'training_plot.svg'), renderTrainingPlot(state.logHistory, { title, maxSteps: state.maxSteps }));
 }
 
 function round(x: number, digits: number): number {

@@ -6,7 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { writeBytesAtomic } from '@cllama/lora';
+import { writeFileAtomic } from '@cllama/core';
 import type { LogEntry } from './checkpoint.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -20,7 +20,7 @@ export class MetricsLog {
 
   /** Replaces the file with `history` (start of a run or resume). */
   async reset(history: readonly LogEntry[]): Promise<void> {
-    await writeBytesAtomic(this.file, history.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    await writeFileAtomic(this.file, history.map((e) => `${JSON.stringify(e)}\n`).join(''));
   }
 
   /** Appends one entry as a single write (a line is either whole or absent after a crash, short of a torn sector). */

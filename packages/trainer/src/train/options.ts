@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { SCHEDULER_TYPES, type SchedulerType } from './schedule.js';
+import { UsageError } from '@cllama/core';
 
 export type TrainMode = 'pretrain' | 'sft';
 
@@ -67,7 +68,8 @@ export interface TrainArgs {
   ignored: string[];
 }
 
-export class TrainConfigError extends Error {
+/** A bad flag, config file value or combination: a usage error (exit code 2). */
+export class TrainConfigError extends UsageError {
   override name = 'TrainConfigError';
 }
 

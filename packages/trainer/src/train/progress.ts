@@ -13,7 +13,7 @@ export interface ProgressFields {
 export class TrainProgress {
   private bar: cliProgress.SingleBar | undefined;
 
-  constructor(private readonly total: number, start: number, private readonly enabled: boolean, private readonly stream: NodeJS.WriteStream = process.stderr) {
+  constructor(total: number, start: number, private readonly enabled: boolean, private readonly stream: NodeJS.WriteStream = process.stderr) {
     if (enabled && stream.isTTY) {
       this.bar = new cliProgress.SingleBar(
         {

@@ -14,16 +14,17 @@ import { SafetensorsFile, readPeftAdapter, writePeftAdapter, writeSafetensors, t
 import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
 import { activeBackend, initBackend, type BackendChoice } from '../backend.js';
 import { loadLlama, saveLlama } from '../model/io.js';
+import { adapterTensors, applySavedWeights, assignChecked, loraTensorsOf, restoreAdapterTensors } from '../model/adapter.js';
 import type { LlamaModel } from '../model/llama.js';
 import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, prepareOutputDir } from './checkpoint.js';
 import { preparePretrainData, prepareSftData, type PreparedData } from './data.js';
 import { DataParallel } from './data-parallel.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
+import { CllamaError, copyFileAtomic } from '@cllama/core';
 
-export const PEFT_PREFIX = 'base_model.model.';
 
-export class TrainSessionError extends Error {
+export class TrainSessionError extends CllamaError {
   override name = 'TrainSessionError';
 }
 
@@ -74,15 +75,9 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
         inferenceMode: false,
       };
     }
-    const loraTensors = loaded ? new Map([...loaded.tensors].filter(([k]) => k.includes('.lora_'))) : undefined;
+    const loraTensors = loaded ? loraTensorsOf(loaded.tensors) : undefined;
     model.attachLora({ r: lora.r, loraAlpha: lora.loraAlpha, loraDropout: lora.loraDropout, targetModules: lora.targetModules }, loraTensors, args.seed);
-    if (loaded) {
-      for (const module of lora.modulesToSave) {
-        const weight = moduleWeight(module);
-        const saved = loaded.tensors.get(PEFT_PREFIX + weight);
-        if (saved) assignVariable(model.namedVariables((n) => n === weight).get(weight)!, saved.data, saved.shape, `${args.peftPath}: ${PEFT_PREFIX + weight}`);
-      }
-    }
+    if (loaded) applySavedWeights(model, loaded.tensors, lora.modulesToSave.map(moduleWeight), args.peftPath!);
     names = [...model.namedVariables((n) => n.includes('.lora_A.') || n.includes('.lora_B.')).keys()];
     for (const module of lora.modulesToSave) names.push(moduleWeight(module));
   }
@@ -104,19 +99,6 @@ function moduleWeight(module: string): string {
   return w;
 }
 
-function assignVariable(v: tf.Variable, data: Float32Array, shape: readonly number[], what: string): void {
-  if (shape.length !== v.shape.length || shape.some((d, i) => d !== v.shape[i])) {
-    throw new TrainSessionError(`${what} has shape [${shape}], the model expects [${v.shape}] (was it trained with another tokenizer / rank?)`);
-  }
-  tf.tidy(() => v.assign(tf.tensor(data, [...shape], 'float32')));
-}
-
-/** The adapter tensors under PEFT key names: LoRA A/B and the modules_to_save weights. */
-function adapterTensors(t: TrainedModel): Map<string, { shape: number[]; data: Float32Array }> {
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const p of t.params) out.set(PEFT_PREFIX + p.name, { shape: [...p.variable.shape], data: Float32Array.from(p.variable.dataSync() as Float32Array) });
-  return out;
-}
 
 /** Loop adapter: the LLaMA loss and a resumable dropout stream. */
 export function loopModel(model: LlamaModel): LoopModel {
@@ -138,12 +120,7 @@ async function copyTokenizer(src: string, dest: string): Promise<void> {
     : [src];
   for (const f of files) {
     const target = path.join(dest, path.basename(f) === path.basename(src) && !st.isDirectory() ? 'tokenizer.model' : path.basename(f));
-    const tmp = `${target}.tmp-${process.pid}`;
-    await fs.copyFile(f, tmp);
-    const h = await fs.open(tmp, 'r+');
-    await h.sync();
-    await h.close();
-    await fs.rename(tmp, target);
+    await copyFileAtomic(f, target);
   }
 }
 
@@ -199,21 +176,16 @@ export async function runTrainingSession(
       data.eval,
       {
         writeWeights: async (dir) => {
-          if (isLora) await writePeftAdapter(dir, t.lora!, adapterTensors(t));
+          if (isLora) await writePeftAdapter(dir, t.lora!, adapterTensors(t.params));
           else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), t.params.map((p) => ({ name: p.name, shape: [...p.variable.shape], data: p.variable.dataSync() as Float32Array })));
         },
         restoreWeights: async (dir) => {
           if (isLora) {
-            const saved = await readPeftAdapter(dir);
-            for (const p of t.params) {
-              const s = saved.tensors.get(PEFT_PREFIX + p.name);
-              if (!s) throw new TrainSessionError(`${dir}: the adapter has no ${PEFT_PREFIX + p.name}`);
-              assignVariable(p.variable, s.data, s.shape, `${dir}: ${PEFT_PREFIX + p.name}`);
-            }
+            restoreAdapterTensors(t.params, (await readPeftAdapter(dir)).tensors, dir);
           } else {
             const st = await SafetensorsFile.open(path.join(dir, TRAINABLE_WEIGHTS_FILE));
             try {
-              for (const p of t.params) assignVariable(p.variable, await st.read(p.name), st.info(p.name).shape, `${dir}: ${p.name}`);
+              for (const p of t.params) assignChecked(p.variable, await st.read(p.name), st.info(p.name).shape, `${dir}: ${p.name}`);
             } finally {
               await st.close();
             }
@@ -224,9 +196,9 @@ export async function runTrainingSession(
           await fs.rm(staging, { recursive: true, force: true });
           if (isLora) {
             await fs.mkdir(staging);
-            await writePeftAdapter(staging, t.lora!, adapterTensors(t));
+            await writePeftAdapter(staging, t.lora!, adapterTensors(t.params));
           } else {
-            await saveLlama(staging, t.model, { overwrite: true });
+            await saveLlama(staging, t.model, { force: true });
           }
           await copyTokenizer(args.tokenizerNameOrPath, staging);
           await moveFilesInto(staging, outputDir);

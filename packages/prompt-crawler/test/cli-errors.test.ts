@@ -1,0 +1,48 @@
+// Every failure of the `cllama-crawl` command is ONE line `cllama-crawl: <reason>` on stderr with exit code 2 (usage)
+// or 1 (failure); help exits 0. Spawns the installed bin (bin/cllama-crawl.js → dist/cli.js), as a user runs it.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const PKG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const REPO = path.resolve(PKG, '../..');
+const BIN = path.join(PKG, 'bin/cllama-crawl.js');
+const work = mkdtempSync(path.join(tmpdir(), 'cllama-crawl-errors-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function run(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: REPO, env: { ...process.env, OPENAI_API_KEY: '' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectOneLine(args: string[], code: number, pattern: RegExp) {
+  const r = run(...args);
+  expect(r.code, r.stderr).toBe(code);
+  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^cllama-crawl: \S/);
+  expect(lines[0]).toMatch(pattern);
+}
+
+const folder = path.join(work, 'a-folder');
+mkdirSync(folder);
+
+describe('cllama-crawl errors', () => {
+  it('help exits 0 with nothing on stderr', () => {
+    expect(run('--help')).toMatchObject({ code: 0, stderr: '' });
+    expect(run('dry-run', '--help')).toMatchObject({ code: 0, stderr: '' });
+  });
+  it('usage errors print one line and exit 2', () => {
+    expectOneLine(['crawl', '--count', '3'], 2, /required option '--out/);
+    expectOneLine(['crawl', '--out', 'o.jsonl', '--count', '0'], 2, /--count must be an integer >= 1/);
+    expectOneLine(['dry-run', '--bogus'], 2, /unknown option '--bogus'/);
+    expectOneLine(['dry-run', '--lang', 'fr'], 2, /argument 'fr' is invalid/);
+  });
+  it('failures print one line naming the file and exit 1', () => {
+    expectOneLine(['dry-run', '--topics', path.join(work, 'missing.txt')], 1, /cannot read topics file .*missing\.txt/);
+    expectOneLine(['dry-run', '--topics', folder], 1, /a-folder/);
+  });
+});
