@@ -78,7 +78,7 @@ function statusLine(s: CrawlStatus): string {
 async function runCrawl(o: Record<string, any>): Promise<number> {
   const apiKeyEnv = process.env.OPENAI_API_KEY;
   const baseURL: string | undefined = o.baseUrl ?? process.env.OPENAI_BASE_URL;
-  if (!apiKeyEnv && !baseURL) {
+  if (!apiKeyEnv?.trim() && !baseURL) {
     throw new ConfigError('set OPENAI_API_KEY (the key is read only from the environment), or give --base-url for a local server without a key');
   }
   const filters = defaultFilterOptions(o.lang);
@@ -144,7 +144,7 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
       concurrency: o.concurrency,
       model: o.model,
       baseURL,
-      apiKey: apiKeyEnv ?? 'no-key',
+      apiKey: apiKeyEnv?.trim() || 'no-key', // a local server (--base-url) needs no key; the SDK refuses an empty one
       rpm: o.rpm,
       tpm: o.tpm,
       seed: o.seed,
@@ -162,6 +162,7 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
       maxConsecutiveFailures: o.maxConsecutiveFailures,
       signal: controller.signal,
       onStatus,
+      onNotice: (line) => warn(`cllama-crawl: ${line}`),
     });
     bar?.stop();
     say(statusLine(summary));
