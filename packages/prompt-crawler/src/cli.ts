@@ -12,16 +12,17 @@ const redactor = new Redactor([process.env.OPENAI_API_KEY]);
 const say = (line: string) => process.stdout.write(redactor.redact(line) + '\n');
 const warn = (line: string) => process.stderr.write(redactor.redact(line) + '\n');
 
+/** A whole number written in digits ('1e99', '1e3', '0x10', '' are not) and exactly representable. */
 function int(name: string, min: number) {
   return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    const n = /^\s*[+-]?\d+\s*$/.test(v) ? Number(v) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
     return n;
   };
 }
 function num(name: string, min: number, max = Number.POSITIVE_INFINITY) {
   return (v: string) => {
-    const n = Number(v);
+    const n = v.trim() === '' ? Number.NaN : Number(v);
     if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}]`);
     return n;
   };

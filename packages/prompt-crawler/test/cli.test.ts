@@ -100,6 +100,11 @@ describe('cllama-crawl', () => {
     const r = await run(['--out', 'x.jsonl', '--count', 'many']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('--count must be an integer >= 1');
+    for (const bad of ['1e99', '1e3', '0x10', '']) {
+      const e = await run(['--out', 'x.jsonl', '--count', bad]);
+      expect(e.code, bad).not.toBe(0);
+      expect(e.stderr).toContain('--count must be an integer >= 1');
+    }
     const noKey = await run(['--out', 'x.jsonl', '--count', '3'], { OPENAI_API_KEY: '' });
     expect(noKey.code).toBe(1);
     expect(noKey.stderr).toMatch(/set OPENAI_API_KEY/);

@@ -65,6 +65,16 @@ describe('cllama-tokenizer: no clobbering', () => {
   });
 });
 
+describe('cllama-tokenizer train: numbers', () => {
+  it('refuses --vocab-size 1e99 / 1e3 / empty before reading anything', () => {
+    for (const bad of ['1e99', '1e3', '']) {
+      const r = cli('train', '--input', CORPUS, '--vocab-size', bad, '--out', path.join(tmp(), 'x'), '--no-progress');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`cllama-tokenizer: --vocab-size must be an integer (got '${bad}')\n`);
+    }
+  });
+});
+
 describe('cllama-tokenizer encode: invalid UTF-8', () => {
   it('skips lines that are not UTF-8 with a warning naming the line and first bad byte, and counts them', () => {
     const d = tmp();

@@ -43,8 +43,9 @@ async function checkTrainOutputs(prefix: string, inputs: string[], force: boolea
 
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new TrainError(`${name} must be an integer (got '${v}')`);
+  // digits only: '1e99', '1e3', '0x10' and '' are not integers here
+  const n = /^\s*[+-]?\d+\s*$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new TrainError(`${name} must be an integer (got '${v}')`);
   return n;
 }
 
@@ -55,7 +56,7 @@ function list(v: string | undefined): string[] | undefined {
 /** `cllama-tokenizer train`: spm_train's job, writing <out>.model and <out>.vocab. */
 export async function runTrain(opts: TrainCommandOptions, print: (line: string) => void = console.log): Promise<void> {
   await checkTrainOutputs(opts.out, opts.input, opts.force === true);
-  const coverage = Number(opts.characterCoverage);
+  const coverage = opts.characterCoverage.trim() === '' ? Number.NaN : Number(opts.characterCoverage);
   if (!Number.isFinite(coverage)) throw new TrainError(`--character-coverage must be a number (got '${opts.characterCoverage}')`);
   const showBar = opts.progress !== false && process.stderr.isTTY === true;
   const bar = showBar
