@@ -103,6 +103,17 @@ describe('input paths are checked before --output-dir is created', () => {
     });
   }
 
+  it('an --output-dir that is an input folder is refused, even with --overwrite-output-dir', async () => {
+    const copy = path.join(root, 'model-copy');
+    await fs.cp(TINY, copy, { recursive: true });
+    const before = (await fs.readdir(copy)).sort();
+    const args = await resolveArgs('pretrain', base(copy, { maxSteps: '1', modelNameOrPath: copy, overwriteOutputDir: true }));
+    await expect(runTrainingSession(args, { backend: 'wasm' })).rejects.toThrow(/--output-dir .*model-copy is the --model-name-or-path folder/);
+    expect((await fs.readdir(copy)).sort()).toEqual(before);
+    const args2 = await resolveArgs('pretrain', base(textDir, { maxSteps: '1', overwriteOutputDir: true }));
+    await expect(runTrainingSession(args2, { backend: 'wasm' })).rejects.toThrow(/is the --dataset-dir folder/);
+  });
+
   it('data that tokenizes to nothing leaves no output dir (and no cache in it) behind', async () => {
     const empty = path.join(root, 'short-text');
     await fs.mkdir(empty);

@@ -182,6 +182,21 @@ export async function checkTrainInputs(args: TrainArgs): Promise<void> {
   if (args.peftPath !== undefined && (await kind(path.join(args.peftPath, 'adapter_config.json'))) !== 'file') {
     throw new TrainSessionError(`--peft-path ${args.peftPath}: no adapter_config.json there; give a PEFT adapter folder`);
   }
+  // the run writes config.json / model.safetensors / adapter / tokenizer files into --output-dir (and
+  // --overwrite-output-dir deletes them there first): never into a folder it reads from
+  const real = (p: string) => fs.realpath(path.resolve(p)).catch(() => path.resolve(p));
+  const out = await real(args.outputDir);
+  const tokenizerDir = (await kind(args.tokenizerNameOrPath)) === 'dir' ? args.tokenizerNameOrPath : path.dirname(args.tokenizerNameOrPath);
+  for (const [flag, input] of [
+    ['--model-name-or-path', args.modelNameOrPath],
+    ['--tokenizer-name-or-path', tokenizerDir],
+    ['--dataset-dir', args.datasetDir],
+    ['--peft-path', args.peftPath],
+  ] as const) {
+    if (input !== undefined && (await real(input)) === out) {
+      throw new TrainSessionError(`--output-dir ${args.outputDir} is the ${flag} folder; the run would write over its input: choose another --output-dir`);
+    }
+  }
 }
 
 export async function runTrainingSession(
