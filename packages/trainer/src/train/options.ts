@@ -268,7 +268,7 @@ export async function resolveArgs(mode: TrainMode, cliOptions: Record<string, un
     for (const [k, v] of Object.entries(parsed)) apply(camel(k), v, `--config ${cliOptions.config}:`);
   }
   for (const [k, v] of Object.entries(cliOptions)) {
-    if (k === 'config') continue;
+    if (k === 'config' || v === undefined) continue; // an absent option (API callers), not the string 'undefined'
     if (k === 'progress') {
       if (v === false) merged.noProgress = true;
       continue;
