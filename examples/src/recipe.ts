@@ -198,7 +198,7 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
     await runCli('cllama-tokenizer', [
       'train', '--input', data('zh/zh_train.txt'), '--vocab-size', String(v.vocabSize),
       '--model-type', v.modelType, '--character-coverage', String(v.characterCoverage),
-      '--out', p(ctx, '01-vocab/zh_sp'),
+      '--out', p(ctx, '01-vocab/zh_sp'), '--force', // a phase re-run after an interruption replaces its own output
     ], { logFile: ctx.log, quiet: opts.quiet });
     // Distinct scores for the added pieces: tokenizer.json (HF / transformers.js) then agrees with
     // SentencePiece id for id (the reference's score-0 pieces do not; see docs/tokenizer-merge.md).
@@ -257,11 +257,11 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
     const s = preset.sft;
     const d = p(ctx, '04-data');
     mkdirSync(d, { recursive: true });
-    await runCli('cllama-data', ['convert', '--from', 'alpaca', path.join(DATA, 'alpaca_zh_demo.json'), '--out', path.join(d, 'alpaca_zh.jsonl')], { logFile: ctx.log, quiet: opts.quiet });
-    await runCli('cllama-data', ['convert', '--from', 'pclue', path.join(DATA, 'pCLUE_train_9.json'), '--out', path.join(d, 'pclue.jsonl')], { logFile: ctx.log, quiet: opts.quiet });
+    await runCli('cllama-data', ['convert', '--from', 'alpaca', path.join(DATA, 'alpaca_zh_demo.json'), '--out', path.join(d, 'alpaca_zh.jsonl'), '--force'], { logFile: ctx.log, quiet: opts.quiet });
+    await runCli('cllama-data', ['convert', '--from', 'pclue', path.join(DATA, 'pCLUE_train_9.json'), '--out', path.join(d, 'pclue.jsonl'), '--force'], { logFile: ctx.log, quiet: opts.quiet });
     await runCli('cllama-data', [
       'mix', '--source', `alpaca_zh=${path.join(d, 'alpaca_zh.jsonl')}:${s.alpacaZh}`, '--source', `pclue=${path.join(d, 'pclue.jsonl')}:${s.pclue}`,
-      '--seed', '42', '--out', path.join(d, 'mixed.jsonl'), '--report', path.join(d, 'mix_report.md'), '--tokenizer', tokenizer, '--quiet',
+      '--seed', '42', '--out', path.join(d, 'mixed.jsonl'), '--report', path.join(d, 'mix_report.md'), '--tokenizer', tokenizer, '--quiet', '--force',
     ], { logFile: ctx.log, quiet: opts.quiet });
     const records = readFileSync(path.join(d, 'mixed.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown);
     const evalRecords = records.slice(0, s.evalExamples);

@@ -4,12 +4,13 @@
  */
 import { Command, Option } from 'commander';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
-import { runMain, writeFileAtomic } from '@cllama/core';
+import { runMain } from '@cllama/core';
 import { convertFile } from './convert-file.js';
 import { CONVERTERS, type TranslationDirection } from './converters.js';
 import { type RecordError, UsageError } from './errors.js';
 import { alpacaFileStats, dumpJsonLine, dumpText, tokenizedStats, type DecodingTokenizer } from './inspect.js';
 import { formatMixReport, mixSources, parseSourceSpec } from './mixer.js';
+import { checkOutput } from './outputs.js';
 import { openTokenizedDataset } from './tokenized-dataset.js';
 import { tokenizeFiles } from './tokenize-files.js';
 import { promises as fsp } from 'node:fs';
@@ -32,10 +33,12 @@ function warner(quiet: boolean) {
   };
 }
 
-function int(name: string) {
+/** A whole number written as digits (not 1e3, 0x10, '' or 1e99), at least `min`. */
+function int(name: string, min = Number.MIN_SAFE_INTEGER) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n)) throw new UsageError(`${name} must be an integer, got '${v}'`);
+    if (!/^\s*[+-]?\d+\s*$/.test(v) || !Number.isSafeInteger(n)) throw new UsageError(`${name} must be an integer, got '${v}'`);
+    if (n < min) throw new UsageError(`${name} must be at least ${min}, got ${n}`);
     return n;
   };
 }
@@ -54,6 +57,7 @@ function makeProgram(): Command {
     .argument('<input>', 'input file (JSON array or JSON lines)')
     .addOption(new Option('--from <format>', 'input format').choices([...CONVERTERS]).makeOptionMandatory())
     .requiredOption('--out <file>', 'output .jsonl (written atomically)')
+    .option('--force', 'replace an existing --out (never the input itself)')
     .option('--seed <n>', 'seed for the varied translation instructions', int('--seed'), 0)
     .addOption(new Option('--direction <d>', 'translation direction').choices(['both', 'en2zh', 'zh2en']).default('both'))
     .option('--set <key=value>', 'identity placeholder value, e.g. --set name=小羊驼 (repeatable)', collectRepeat)
@@ -72,6 +76,7 @@ function makeProgram(): Command {
         direction: o.direction as TranslationDirection,
         values,
         strict: o.strict,
+        force: !!o.force,
         onError: w.warn,
       });
       w.summary('records');
@@ -85,17 +90,21 @@ function makeProgram(): Command {
     .requiredOption('--seed <n>', 'random seed', int('--seed'))
     .requiredOption('--out <file>', 'output .jsonl (written atomically)')
     .option('--report <file>', 'write the Markdown report here (and print it otherwise)')
+    .option('--force', 'replace an existing --out / --report (never a source)')
     .option('--replacement', 'sample with replacement (fill counts larger than a source)')
     .option('--no-dedupe', 'keep exact and near duplicates')
     .option('--no-shuffle', 'write in source order (streamed) instead of shuffled (in memory)')
     .option('--no-drop-refusals', 'keep "As an AI language model…" outputs')
-    .option('--max-output-chars <n>', 'drop outputs longer than this', int('--max-output-chars'), 4096)
-    .option('--max-prompt-chars <n>', 'drop instruction + input longer than this', int('--max-prompt-chars'), 4096)
+    .option('--max-output-chars <n>', 'drop outputs longer than this', int('--max-output-chars', 1), 4096)
+    .option('--max-prompt-chars <n>', 'drop instruction + input longer than this', int('--max-prompt-chars', 1), 4096)
     .option('--tokenizer <path>', 'measure lengths in tokens of the SFT example (a .model or an HF folder)')
     .option('--strict', 'stop at the first bad record')
     .option('--quiet', 'no warnings')
     .action(async (o) => {
       const sources = (o.source as string[]).map(parseSourceSpec);
+      // before the tokenizer is loaded: refused outputs cost nothing
+      await checkOutput(o.out, sources.map((s) => s.file), { force: !!o.force });
+      if (o.report) await checkOutput(o.report, [...sources.map((s) => s.file), o.out], { force: !!o.force, flag: '--report' });
       const tokenizer = o.tokenizer ? await loadTokenizer(o.tokenizer) : undefined;
       const w = warner(o.quiet);
       const report = await mixSources(sources, o.out, {
@@ -107,11 +116,11 @@ function makeProgram(): Command {
         tokenizer,
         clean: { maxOutputChars: o.maxOutputChars, maxPromptChars: o.maxPromptChars, dropRefusals: o.dropRefusals },
         onError: w.warn,
+        report: o.report,
+        force: !!o.force,
       });
       w.summary('records');
-      const md = formatMixReport(report);
-      if (o.report) await writeFileAtomic(o.report, md);
-      else process.stdout.write(md);
+      if (!o.report) process.stdout.write(formatMixReport(report));
       console.error(`wrote ${report.total.sampled} records to ${o.out}${o.report ? `, report ${o.report}` : ''}`);
     });
 
@@ -121,13 +130,15 @@ function makeProgram(): Command {
     .addOption(new Option('--kind <kind>', 'sft: instruction examples; pt: pre-training blocks').choices(['sft', 'pt']).makeOptionMandatory())
     .requiredOption('--tokenizer <path>', 'tokenizer: a .model file or an HF folder with tokenizer.model')
     .requiredOption('--input <file...>', 'input files (sft: JSON/JSONL Alpaca; pt: .txt lines or .jsonl {"text"})')
-    .requiredOption('--out <dir>', 'output folder (replaced atomically)')
-    .option('--max-seq-length <n>', 'sft: truncate examples to this many tokens', int('--max-seq-length'), 512)
-    .option('--block-size <n>', 'pt: tokens per block', int('--block-size'), 512)
+    .requiredOption('--out <dir>', 'output folder (written atomically)')
+    .option('--force', 'replace an existing tokenized dataset at --out')
+    .option('--max-seq-length <n>', 'sft: truncate examples to this many tokens', int('--max-seq-length', 1), 512)
+    .option('--block-size <n>', 'pt: tokens per block', int('--block-size', 1), 512)
     .option('--template <name|text>', 'sft prompt: chinese-alpaca (default), stanford-alpaca, or a text with {instruction}')
     .option('--strict', 'stop at the first bad record')
     .option('--quiet', 'no warnings or progress')
     .action(async (o) => {
+      await checkOutput(o.out, [...(o.input as string[]), o.tokenizer], { force: !!o.force });
       const tokenizer = await loadTokenizer(o.tokenizer);
       const w = warner(o.quiet);
       const t0 = performance.now();
@@ -159,8 +170,8 @@ function makeProgram(): Command {
     .description('print records of a tokenized dataset: text with the masked part in ⟦ ⟧, or --jsonl {input_ids, labels}')
     .argument('<dir>', 'tokenized dataset folder')
     .option('--jsonl', 'one {"input_ids": [...], "labels": [...]} per line')
-    .option('--n <k>', 'how many records (default all with --jsonl, 5 otherwise)', int('--n'))
-    .option('--start <i>', 'first record', int('--start'), 0)
+    .option('--n <k>', 'how many records (default all with --jsonl, 5 otherwise)', int('--n', 0))
+    .option('--start <i>', 'first record', int('--start', 0), 0)
     .option('--tokenizer <path>', 'tokenizer for the text view (default: the one recorded in meta.json, if present)')
     .action(async (dir: string, o) => {
       const ds = await openTokenizedDataset(dir);

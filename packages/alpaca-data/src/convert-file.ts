@@ -1,11 +1,14 @@
 /** `cllama-data convert`: a source file in, an Alpaca JSON-lines file out (atomic). */
 import { AtomicFileWriter } from '@cllama/core';
-import { RecordError } from './errors.js';
+import { AlpacaDataError, RecordError } from './errors.js';
+import { checkOutput } from './outputs.js';
 import { makeConverter, type ConverterName, type ConvertOptions } from './converters.js';
 import { readJsonRecords } from './readers.js';
 
 export interface ConvertFileOptions extends ConvertOptions {
   strict?: boolean;
+  /** replace an existing output (an output that is the input is refused always) */
+  force?: boolean;
   onError?: (e: RecordError) => void;
 }
 
@@ -21,6 +24,7 @@ export interface ConvertSummary {
 
 export async function convertFile(from: ConverterName | string, input: string, output: string, opts: ConvertFileOptions = {}): Promise<ConvertSummary> {
   const convert = makeConverter(from, opts);
+  await checkOutput(output, [input], { force: opts.force ?? true });
   const out = await AtomicFileWriter.create(output);
   const summary: ConvertSummary = { read: 0, written: 0, skipped: 0, errors: [] };
   const report = (e: RecordError) => {
@@ -45,6 +49,11 @@ export async function convertFile(from: ConverterName | string, input: string, o
         await out.write(`${JSON.stringify(rec)}\n`);
         summary.written++;
       }
+    }
+    if (summary.written === 0) {
+      throw new AlpacaDataError(
+        `${input}: no usable records (${summary.read} read, ${summary.skipped} skipped${summary.errors[0] ? `; first: ${summary.errors[0].problem}` : ''}); nothing was written`,
+      );
     }
     await out.commit();
   } catch (err) {

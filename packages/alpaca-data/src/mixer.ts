@@ -14,7 +14,8 @@
 import { createHash } from 'node:crypto';
 import { AtomicFileWriter, Xoshiro128 } from '@cllama/core';
 import { cleaningReason, exactKey, nearKey, type CleanOptions, type DropReason } from './clean.js';
-import { RecordError, UsageError } from './errors.js';
+import { AlpacaDataError, RecordError, UsageError } from './errors.js';
+import { checkOutput } from './outputs.js';
 import { readJsonRecords } from './readers.js';
 import { checkAlpacaRecord } from './records.js';
 import type { AlpacaRecord } from './sft.js';
@@ -41,6 +42,10 @@ export interface MixOptions {
   /** With a tokenizer the length histograms are in tokens of the SFT example, else in characters. */
   tokenizer?: EncodingTokenizer;
   onError?: (e: RecordError) => void;
+  /** Also write the Markdown report here: both files go to temps and are renamed last, report first. */
+  report?: string;
+  /** Replace an existing output / report (an output that is a source is refused always). */
+  force?: boolean;
 }
 
 export const DROP_REASONS: readonly DropReason[] = [
@@ -113,7 +118,15 @@ export async function mixSources(sources: MixSource[], output: string, opts: Mix
     names.add(s.name);
     if (!Number.isInteger(s.count) || s.count < 0) throw new UsageError(`mix: source '${s.name}' count must be a non-negative integer`);
   }
-  if (!Number.isInteger(opts.seed)) throw new UsageError(`mix: --seed must be an integer, got ${opts.seed}`);
+  if (!Number.isSafeInteger(opts.seed)) throw new UsageError(`mix: --seed must be an integer, got ${opts.seed}`);
+  for (const [flag, v] of [['--max-output-chars', opts.clean?.maxOutputChars], ['--max-prompt-chars', opts.clean?.maxPromptChars]] as const) {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1)) throw new UsageError(`mix: ${flag} must be a positive integer, got ${v}`);
+  }
+  const inputs = sources.map((s) => s.file);
+  await checkOutput(output, inputs, { force: opts.force ?? true });
+  if (opts.report !== undefined) {
+    await checkOutput(opts.report, [...inputs, output], { force: opts.force ?? true, flag: '--report' });
+  }
   const replacement = opts.replacement ?? false;
   const dedupe = opts.dedupe ?? true;
   const shuffle = opts.shuffle ?? true;
@@ -193,9 +206,12 @@ export async function mixSources(sources: MixSource[], output: string, opts: Mix
   });
   pools.length = 0;
 
-  // Pass 2: emit.
+  // Pass 2: emit. Both outputs are opened first (a report path that cannot be written fails here).
   const out = await AtomicFileWriter.create(output);
+  let reportOut: AtomicFileWriter | undefined;
+  let report: MixReport;
   try {
+    if (opts.report !== undefined) reportOut = await AtomicFileWriter.create(opts.report);
     const lines: string[] = [];
     for (let s = 0; s < sources.length; s++) {
       const st = stats[s];
@@ -226,19 +242,38 @@ export async function mixSources(sources: MixSource[], output: string, opts: Mix
       Xoshiro128.fromSeed(`${opts.seed}:shuffle`).shuffle(lines);
       for (const l of lines) await out.write(l);
     }
-    await out.commit();
+    report = mixReport(stats, errors, { seed: opts.seed, replacement, dedupe, shuffle, tokenizer: opts.tokenizer });
+    if (report.total.sampled === 0) {
+      throw new AlpacaDataError(
+        `mix: no records to write (read ${report.total.read}, invalid ${report.total.invalid}, dropped ${report.total.dropped}); check the sources and the cleaning limits; nothing was written`,
+      );
+    }
+    if (reportOut) await reportOut.write(formatMixReport(report));
+    await out.prepare();
+    await reportOut?.prepare();
+    await reportOut?.publish();
+    await out.publish();
   } catch (err) {
     await out.abort();
+    await reportOut?.abort();
     throw err;
   }
+  return report;
+}
 
+function mixReport(
+  stats: SourceStats[],
+  errors: string[],
+  o: { seed: number; replacement: boolean; dedupe: boolean; shuffle: boolean; tokenizer?: EncodingTokenizer },
+): MixReport {
+  const { seed, replacement, dedupe, shuffle } = o;
   const sum = (f: (s: SourceStats) => number) => stats.reduce((a, s) => a + f(s), 0);
   return {
-    seed: opts.seed,
+    seed,
     replacement,
     dedupe,
     shuffle,
-    unit: opts.tokenizer ? 'tokens' : 'characters',
+    unit: o.tokenizer ? 'tokens' : 'characters',
     sources: stats,
     total: {
       read: sum((s) => s.read),

@@ -3,7 +3,7 @@
  * as a tokenized dataset (tokenized-dataset.ts).
  */
 import * as path from 'node:path';
-import { RecordError, UsageError } from './errors.js';
+import { AlpacaDataError, RecordError, UsageError } from './errors.js';
 import { buildPretrainBlocks } from './pretrain.js';
 import { readJsonRecords, readTextLines } from './readers.js';
 import { readAlpacaRecords } from './records.js';
@@ -79,6 +79,7 @@ export async function tokenizeFiles(opts: TokenizeFilesOptions): Promise<Tokeniz
           yield ex;
         }
       }
+      if (read === 0) throw noRecords(opts, skipped);
     }
     const meta = await writeTokenizedDataset(opts.out, examples(), { ...info, maxSeqLength, template: template.name });
     return { meta, read, skipped: skipped, chars, truncated };
@@ -100,13 +101,27 @@ export async function tokenizeFiles(opts: TokenizeFilesOptions): Promise<Tokeniz
     const meta = await writeTokenizedDataset(
       opts.out,
       (async function* () {
-        for await (const block of buildPretrainBlocks(lines(), tok, blockSize)) yield { inputIds: block };
+        let blocks = 0;
+        for await (const block of buildPretrainBlocks(lines(), tok, blockSize)) {
+          blocks++;
+          yield { inputIds: block };
+        }
+        if (blocks === 0) {
+          if (read === 0) throw noRecords(opts, skipped);
+          throw new AlpacaDataError(`tokenize: the ${read} lines of text make no full block of ${blockSize} tokens; give more text or a smaller --block-size; nothing was written`);
+        }
       })(),
       { ...info, blockSize },
     );
     return { meta, read, skipped, chars, truncated: 0 };
   }
   throw new UsageError(`--kind must be sft or pt, got '${opts.kind as string}'`);
+}
+
+function noRecords(opts: TokenizeFilesOptions, skipped: number): AlpacaDataError {
+  return new AlpacaDataError(
+    `tokenize: no usable ${opts.kind === 'sft' ? 'records' : 'lines'} in ${opts.inputs.join(', ')}${skipped ? ` (${skipped} skipped)` : ''}; nothing was written`,
+  );
 }
 
 /** Pre-training text from JSON lines / arrays of {"text": …} (e.g. C4): each document is one sample. */

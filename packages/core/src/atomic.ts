@@ -152,9 +152,19 @@ export class AtomicFileWriter {
 
   /** Flush, fsync, close and rename into place. */
   async commit(): Promise<void> {
+    await this.prepare();
+    await this.publish();
+  }
+
+  /** Flush, fsync and close: the data is safe in the temp file, the target not yet touched. */
+  async prepare(): Promise<void> {
     await this.flush();
     await this.fh.sync();
     await this.fh.close();
+  }
+
+  /** Rename the prepared temp file over the target (several outputs: prepare them all, then publish). */
+  async publish(): Promise<void> {
     await fsp.rename(this.tempPath, this.target);
     await fsyncDir(path.dirname(this.target));
   }

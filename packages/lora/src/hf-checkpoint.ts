@@ -71,7 +71,7 @@ function parseIndex(text: string, file: string): ShardIndex {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new CheckpointError(`is not valid JSON (${(err as Error).message})`, file);
+    throw new CheckpointError(`is not valid JSON (${(err as Error).message.replace(/\s+/g, ' ')})`, file);
   }
   const wm = (json as ShardIndex | null)?.weight_map;
   if (!wm || typeof wm !== 'object' || Array.isArray(wm)) throw new CheckpointError(`has no "weight_map" object`, file);

@@ -151,7 +151,7 @@ export async function readLlamaConfig(dirOrFile: string): Promise<LlamaConfig> {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new LlamaConfigError(`is not valid JSON (${(err as Error).message})`, file);
+    throw new LlamaConfigError(`is not valid JSON (${(err as Error).message.replace(/\s+/g, ' ')})`, file);
   }
   return parseLlamaConfig(json, file);
 }

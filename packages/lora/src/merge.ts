@@ -9,6 +9,11 @@
  * Vocabulary growth is planned from tensor shapes before anything is written ("resize first"):
  * embed_tokens and lm_head are both grown to the final vocabulary (new rows = mean of the old rows,
  * see resizeRows) before later adapters apply to them, and config.json gets the new vocab_size.
+ *
+ * Refused before anything is written: an output that is an input (same real path), a base whose
+ * config.json contradicts its weights (layers, hidden size, vocabulary, MLP width: the merged config
+ * would describe another model). Refused while streaming (the output folder is then never created): a
+ * NaN or ±Inf in a base weight, an adapter tensor, or a merged result, named by tensor.
  */
 import { CllamaError, FolderExistsError } from '@cllama/core';
 import { promises as fs } from 'node:fs';
@@ -30,6 +35,39 @@ export class MergeError extends CllamaError {
   constructor(message: string) {
     super(message);
     this.name = 'MergeError';
+  }
+}
+
+/** Throws a MergeError naming `what` if `data` holds a NaN or ±Inf. */
+export function assertFinite(data: Float32Array, what: string): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v - v !== 0) {
+      throw new MergeError(`${what} holds a non-finite value (${v} at element ${i}); refusing to merge it — the model or adapter is broken (re-export it, or train it again)`);
+    }
+  }
+}
+
+/** The base's config.json must describe its own weights; a merged config copied from it would otherwise lie. */
+export function checkConfigAgainstWeights(base: HFCheckpoint, dir: string): void {
+  const c = base.config;
+  const bad = (what: string, configured: number, actual: number) =>
+    new MergeError(`${dir}/config.json says ${what} = ${configured} but the weights have ${actual}; fix config.json or use the matching weights`);
+  let layers = 0;
+  for (const name of base.names()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    if (m) layers = Math.max(layers, Number(m[1]) + 1);
+  }
+  if (layers !== c.numHiddenLayers) throw bad('num_hidden_layers', c.numHiddenLayers, layers);
+  if (!base.has(EMBED)) throw new MergeError(`${dir} has no ${EMBED}; is it a LLaMA model folder?`);
+  const [rows, hidden] = base.info(EMBED).shape;
+  if (hidden !== c.hiddenSize) throw bad('hidden_size', c.hiddenSize, hidden);
+  if (rows !== c.vocabSize) throw bad('vocab_size', c.vocabSize, rows);
+  const gate = 'model.layers.0.mlp.gate_proj.weight';
+  if (base.has(gate) && base.info(gate).shape[0] !== c.intermediateSize) throw bad('intermediate_size', c.intermediateSize, base.info(gate).shape[0]);
+  const q = 'model.layers.0.self_attn.q_proj.weight';
+  if (base.has(q) && base.info(q).shape.join() !== [c.hiddenSize, c.hiddenSize].join()) {
+    throw new MergeError(`${dir}: ${q} is [${base.info(q).shape}] but config.json's hidden_size is ${c.hiddenSize}; fix config.json or use the matching weights`);
   }
 }
 
@@ -58,6 +96,7 @@ export async function applyAdaptersToWeight(
     : typeof source === 'function'
       ? await source()
       : source;
+  assertFinite(data, replacing ? `${adapters[first].dir}: saved '${name}'` : `base weight '${name}'`);
   if (replacing && typeof source !== 'function' && source.shape.slice(1).join() !== shape.slice(1).join()) {
     throw new MergeError(`${adapters[first].dir}: saved '${name}' has shape [${shape}] but the model's is [${source.shape}]`);
   }
@@ -76,8 +115,11 @@ export async function applyAdaptersToWeight(
       );
     }
     const { a, b } = await adapter.readPair(name);
+    assertFinite(a, `${adapter.dir}: lora_A of '${name}'`);
+    assertFinite(b, `${adapter.dir}: lora_B of '${name}'`);
     mergeLora(data, { a, b, r, inFeatures, outFeatures: out, scaling: adapter.scaling });
   }
+  assertFinite(data, `merged '${name}' (finite inputs overflowed float32)`);
   return { shape, data };
 }
 
@@ -112,6 +154,12 @@ export interface MergeReport {
   tokenizerFiles: string[];
 }
 
+/** Real path (symlinks resolved); a path that does not exist yet resolves through its folder. */
+async function realPath(p: string): Promise<string> {
+  const abs = path.resolve(p);
+  return fs.realpath(abs).catch(async () => path.join(await fs.realpath(path.dirname(abs)).catch(() => path.dirname(abs)), path.basename(abs)));
+}
+
 async function tokenizerFilesIn(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir).catch(() => [] as string[]);
   return TOKENIZER_FILES.filter((f) => entries.includes(f));
@@ -121,9 +169,9 @@ async function tokenizerFilesIn(dir: string): Promise<string[]> {
 export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<MergeReport> {
   if (opts.adapterDirs.length === 0) throw new MergeError('no adapters given; pass at least one --lora folder');
   const say = opts.onProgress ?? (() => undefined);
-  const out = path.resolve(opts.outDir);
+  const out = await realPath(opts.outDir);
   for (const input of [opts.baseDir, ...opts.adapterDirs, ...(opts.tokenizerDir ? [opts.tokenizerDir] : [])]) {
-    if (path.resolve(input) === out) throw new MergeError(`--out ${opts.outDir} is also an input folder; write the merged model somewhere else`);
+    if ((await realPath(input)) === out) throw new MergeError(`--out ${opts.outDir} is also an input folder; write the merged model somewhere else`);
   }
   // Refuse a non-empty output folder before any work (saveHFCheckpoint checks again when it writes).
   const existing = await fs.readdir(out).catch(() => [] as string[]);
@@ -131,6 +179,7 @@ export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<M
   const base = await HFCheckpoint.open(opts.baseDir);
   const adapters: PeftAdapter[] = [];
   try {
+    checkConfigAgainstWeights(base, opts.baseDir);
     for (const dir of opts.adapterDirs) adapters.push(await PeftAdapter.open(dir));
 
     // Every adapter tensor must land on a weight of the base (modules_to_save may add lm_head to a tied model).

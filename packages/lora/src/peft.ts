@@ -93,7 +93,14 @@ export function parseLoraConfig(json: unknown, where?: string): LoraConfig {
   let targetModules: string[] = [];
   let targetModulesRegex: string | undefined;
   const tm = raw.target_modules;
-  if (typeof tm === 'string') targetModulesRegex = tm;
+  if (typeof tm === 'string') {
+    targetModulesRegex = tm;
+    try {
+      new RegExp(`^(?:${tm})$`); // PEFT full-matches the string as a regex: refuse one that is not
+    } catch (err) {
+      fail(`target_modules ${JSON.stringify(tm)} is not a valid regular expression (${(err as Error).message})`);
+    }
+  }
   else if (Array.isArray(tm) && tm.every((t) => typeof t === 'string')) targetModules = [...(tm as string[])];
   else if (tm !== null && tm !== undefined) fail(`target_modules must be a list of module names or a regex string, got ${JSON.stringify(tm)}`);
   else fail('target_modules is missing; the adapter does not say which modules it adapts');
@@ -206,7 +213,7 @@ async function readAdapterConfig(dir: string): Promise<LoraConfig> {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new PeftError(`is not valid JSON (${(err as Error).message})`, file);
+    throw new PeftError(`is not valid JSON (${(err as Error).message.replace(/\s+/g, ' ')})`, file);
   }
   return parseLoraConfig(json, file);
 }

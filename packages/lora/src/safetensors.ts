@@ -107,7 +107,7 @@ export function parseSafetensorsHeader(
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return fail(`header is not valid JSON (${(err as Error).message}); the file is corrupt or truncated — re-download or re-export it`);
+    return fail(`header is not valid JSON (${(err as Error).message.replace(/\s+/g, ' ')}); the file is corrupt or truncated — re-download or re-export it`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail('header JSON is not an object');
 

@@ -13,16 +13,17 @@ const redactor = new Redactor([process.env.OPENAI_API_KEY]);
 const say = (line: string) => process.stdout.write(redactor.redact(line) + '\n');
 const warn = (line: string) => process.stderr.write(redactor.redact(line) + '\n');
 
+/** A whole number written in digits ('1e99', '1e3', '0x10', '' are not) and exactly representable. */
 function int(name: string, min: number) {
   return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    const n = /^\s*[+-]?\d+\s*$/.test(v) ? Number(v) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
     return n;
   };
 }
 function num(name: string, min: number, max = Number.POSITIVE_INFINITY) {
   return (v: string) => {
-    const n = Number(v);
+    const n = v.trim() === '' ? Number.NaN : Number(v);
     if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}]`);
     return n;
   };
@@ -80,7 +81,7 @@ function statusLine(s: CrawlStatus): string {
 async function runCrawl(o: Record<string, any>): Promise<number> {
   const apiKeyEnv = process.env.OPENAI_API_KEY;
   const baseURL: string | undefined = o.baseUrl ?? process.env.OPENAI_BASE_URL;
-  if (!apiKeyEnv && !baseURL) {
+  if (!apiKeyEnv?.trim() && !baseURL) {
     throw new ConfigError('set OPENAI_API_KEY (the key is read only from the environment), or give --base-url for a local server without a key');
   }
   const filters = defaultFilterOptions(o.lang);
@@ -145,7 +146,7 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
       concurrency: o.concurrency,
       model: o.model,
       baseURL,
-      apiKey: apiKeyEnv ?? 'no-key',
+      apiKey: apiKeyEnv?.trim() || 'no-key', // a local server (--base-url) needs no key; the SDK refuses an empty one
       rpm: o.rpm,
       tpm: o.tpm,
       seed: o.seed,
@@ -163,6 +164,7 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
       maxConsecutiveFailures: o.maxConsecutiveFailures,
       signal: controller.signal,
       onStatus,
+      onNotice: (line) => warn(`cllama-crawl: ${line}`),
     });
     bar?.stop();
     say(statusLine(summary));

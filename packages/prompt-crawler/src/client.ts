@@ -1,8 +1,11 @@
 /**
  * One chat-completion request through the `openai` package, with this crawler's own retry loop (the
  * package's retries are off so that every attempt is counted and Retry-After is shared across workers):
- * exponential backoff with full jitter, Retry-After / retry-after-ms honoured on 429 and 5xx, timeouts
- * and connection errors retried. Errors are described by `describeError`, which copies only status,
+ * exponential backoff with full jitter, Retry-After / retry-after-ms honoured on 429 and 5xx up to the
+ * user's --retry-max-ms (a longer server wait is capped there and reported through `onNotice`, never
+ * waited out), timeouts and connection errors retried. The per-attempt timeout is our own and covers
+ * the whole attempt, reading the body included (the SDK's `timeout` stops at the response headers, so a
+ * server that sends headers and then stalls would hang it forever). Errors are described by `describeError`, which copies only status,
  * kind and message — never the error object, whose fields include response headers.
  */
 import OpenAI from 'openai';
@@ -22,7 +25,12 @@ export interface ClientOptions {
   structured: boolean;
   /** extra fetch implementation (tests) */
   fetch?: typeof fetch;
+  /** things the user should hear about (a capped Retry-After); once per kind per client */
+  onNotice?: (line: string) => void;
 }
+
+/** An attempt that outlived ClientOptions.timeoutMs (headers or body). */
+class AttemptTimeoutError extends Error {}
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -47,6 +55,7 @@ export interface ErrorInfo {
 
 export function describeError(err: unknown, redactor: Redactor): ErrorInfo {
   const clip = (s: string) => redactor.redact(s.length > 300 ? `${s.slice(0, 300)}…` : s);
+  if (err instanceof AttemptTimeoutError) return { kind: 'timeout', message: err.message };
   if (err instanceof OpenAI.APIUserAbortError) return { kind: 'aborted', message: 'request aborted' };
   if (err instanceof OpenAI.APIConnectionTimeoutError) return { kind: 'timeout', message: 'request timed out' };
   if (err instanceof OpenAI.APIConnectionError) {
@@ -78,6 +87,12 @@ export interface AttemptFailure extends ErrorInfo {
   retryable: boolean;
 }
 
+function formatMs(ms: number): string {
+  if (ms < 10_000) return `${Math.round(ms)} ms`;
+  if (ms < 2 * 3600_000) return `${Math.round(ms / 1000)} s`;
+  return `${(ms / 3600_000).toFixed(1)} h`;
+}
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const done = () => {
@@ -92,6 +107,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 export class ChatClient {
   private readonly client: OpenAI;
   structured: boolean;
+  private cappedNoticeGiven = false;
 
   constructor(
     private readonly opts: ClientOptions,
@@ -99,9 +115,9 @@ export class ChatClient {
   ) {
     this.structured = opts.structured;
     this.client = new OpenAI({
-      apiKey: opts.apiKey,
+      apiKey: opts.apiKey.trim(),
       baseURL: opts.baseURL,
-      timeout: opts.timeoutMs,
+      timeout: opts.timeoutMs, // headers only; once() bounds the whole attempt
       maxRetries: 0,
       logLevel: 'off',
       ...(opts.fetch ? { fetch: opts.fetch } : {}),
@@ -116,7 +132,26 @@ export class ChatClient {
       ...(this.opts.temperature !== undefined ? { temperature: this.opts.temperature } : {}),
       ...(this.structured ? { response_format: { type: 'json_schema', json_schema: ITEMS_JSON_SCHEMA } } : {}),
     } as OpenAI.Chat.ChatCompletionCreateParamsNonStreaming;
-    const res = await this.client.chat.completions.create(params, { signal });
+    // one signal for this attempt: the caller's abort, or our timeout (which also cuts a stalled body)
+    const attempt = new AbortController();
+    let timedOut = false;
+    const onAbort = () => attempt.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) attempt.abort();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      attempt.abort();
+    }, this.opts.timeoutMs);
+    let res: OpenAI.Chat.ChatCompletion;
+    try {
+      res = await this.client.chat.completions.create(params, { signal: attempt.signal });
+    } catch (e) {
+      if (timedOut) throw new AttemptTimeoutError(`no complete reply within ${this.opts.timeoutMs} ms (--timeout)`);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
     const choice = res?.choices?.[0];
     if (!choice || typeof choice.message?.content !== 'string') {
       throw new Error('reply has no choices[0].message.content');
@@ -127,6 +162,19 @@ export class ChatClient {
       promptTokens: res.usage?.prompt_tokens ?? 0,
       completionTokens: res.usage?.completion_tokens ?? 0,
     };
+  }
+
+  /** The server's Retry-After, capped at the user's --retry-max-ms; the first cap is said out loud. */
+  private boundServerWait(serverWaitMs: number, policy: RetryPolicy): number {
+    if (serverWaitMs <= policy.maxDelayMs) return serverWaitMs;
+    if (!this.cappedNoticeGiven) {
+      this.cappedNoticeGiven = true;
+      this.opts.onNotice?.(
+        `the server asked to wait ${formatMs(serverWaitMs)} (Retry-After), longer than --retry-max-ms (${policy.maxDelayMs} ms); ` +
+          `waiting ${policy.maxDelayMs} ms instead (raise --retry-max-ms to honour it; later caps are not reported)`,
+      );
+    }
+    return policy.maxDelayMs;
   }
 
   /**
@@ -178,9 +226,10 @@ export class ChatClient {
         const serverWait = retryAfterMs(headers);
         const backoff = Math.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
         if (serverWait !== undefined) {
+          const wait = this.boundServerWait(serverWait, policy);
           // the server's wait applies to everyone sharing the key
-          limiter.pauseUntil(Date.now() + Math.min(serverWait, 10 * 60_000));
-          await sleep(Math.min(serverWait, 10 * 60_000), signal);
+          limiter.pauseUntil(Date.now() + wait);
+          await sleep(wait, signal);
         } else await sleep(backoff, signal);
       }
     }

@@ -6,13 +6,18 @@
  * replies that arrive while a write is in flight are grouped into one append + fsync per file, in
  * order; the run returns only after every write is synced.
  *
+ * The steps, each a method of CrawlRun over its explicit state: `validateCrawlOptions` (before anything is
+ * opened or sent), `CrawlRun.open` (lock, load what earlier runs kept), `worker` × concurrency
+ * (`nextRequest` → `client.request` → `recordCompletion` / `recordFailure` → `GroupCommit.add`), and
+ * `finish` (drain the writes, close, summarize).
+ *
  * Resume: everything in <out> is loaded first (dedupe set and ROUGE index rebuilt from it), request
  * numbering continues after the highest index in the journal/failures, and the run stops at exactly
  * --count items in <out>.
  */
 import { setMaxListeners } from 'node:events';
 import { ChatClient, type AttemptFailure, type RetryPolicy } from './client.js';
-import { TooManyFailuresError } from './errors.js';
+import { ConfigError, TooManyFailuresError } from './errors.js';
 import { ItemFilter, normalizeInstruction, type FilterOptions } from './filters.js';
 import { parseReply, type Item } from './parse.js';
 import { buildPrompt, type PromptSpec } from './prompt.js';
@@ -51,6 +56,8 @@ export interface CrawlOptions {
   onStatus?: (s: CrawlStatus) => void;
   /** override fetch (tests) */
   fetch?: typeof fetch;
+  /** one-line notices the user should see (a server wait capped at --retry-max-ms) */
+  onNotice?: (line: string) => void;
 }
 
 export interface CrawlStatus {
@@ -76,8 +83,10 @@ export interface CrawlSummary extends CrawlStatus {
   files: { out: string; rejects: string; failures: string; journal: string };
 }
 
-function emptyLines() {
-  return { items: [] as string[], rejects: [] as string[], failures: [] as string[], journal: [] as string[] };
+type Lines = { items: string[]; rejects: string[]; failures: string[]; journal: string[] };
+
+function emptyLines(): Lines {
+  return { items: [], rejects: [], failures: [], journal: [] };
 }
 
 function cost(promptTokens: number, completionTokens: number, priceIn?: number, priceOut?: number): number | undefined {
@@ -85,64 +94,170 @@ function cost(promptTokens: number, completionTokens: number, priceIn?: number, 
   return (promptTokens / 1e6) * (priceIn ?? 0) + (completionTokens / 1e6) * (priceOut ?? 0);
 }
 
-export async function crawl(opts: CrawlOptions): Promise<CrawlSummary> {
-  const started = Date.now();
-  const redactor = new Redactor([opts.apiKey]);
-  const filter = new ItemFilter(opts.filters);
-  const seen = new Set<string>();
-  const rouge = opts.rougeThreshold !== undefined ? new RougeLIndex(opts.rougeThreshold) : undefined;
-  // what earlier runs kept: streamed into the dedupe set and the ROUGE-L index (add only: already deduped)
-  const { store, itemCount, previous, torn } = await OutputStore.open(opts.out, (it) => {
-    seen.add(normalizeInstruction(it.instruction));
-    rouge?.add(rouge.tokenIds(it.instruction));
-  });
-  const prevPrompt = previous.promptTokens;
-  const prevCompletion = previous.completionTokens;
-  const maxIndex = previous.maxRequestIndex;
-
-  const status: CrawlStatus = {
-    target: opts.count,
-    accepted: itemCount,
-    acceptedThisRun: 0,
-    resumedFrom: itemCount,
-    inFlight: 0,
-    requests: { started: 0, succeeded: 0, failed: 0 },
-    attempts: { total: 0, failed: 0 },
-    items: { parsed: 0, rejected: {} },
-    usage: { promptTokens: 0, completionTokens: 0 },
-    usageAllRuns: { promptTokens: prevPrompt, completionTokens: prevCompletion },
-    tornLinesRepaired: torn.length,
-    elapsedMs: 0,
-  };
-  const reject = (lines: string[], r: RejectRecord) => {
-    status.items.rejected[r.reason] = (status.items.rejected[r.reason] ?? 0) + 1;
-    lines.push(redactor.redact(JSON.stringify(r)) + '\n');
-  };
-  for (const t of torn) if (t.file === opts.out) status.items.rejected['torn-line-on-resume'] = (status.items.rejected['torn-line-on-resume'] ?? 0) + 1;
-
-  // ---- group commit -------------------------------------------------------------------------
-  let pending = emptyLines();
-  let scheduled: Promise<void> | undefined;
-  let tail: Promise<void> = Promise.resolve();
-  const commit = (lines: ReturnType<typeof emptyLines>): Promise<void> => {
-    pending.items.push(...lines.items);
-    pending.rejects.push(...lines.rejects);
-    pending.failures.push(...lines.failures);
-    pending.journal.push(...lines.journal);
-    if (!scheduled) {
-      scheduled = tail.then(() => {
-        const batch = pending;
-        pending = emptyLines();
-        scheduled = undefined;
-        return store.append(batch);
-      });
-      tail = scheduled.catch(() => undefined);
+/**
+ * Refuses what can only fail later (and would be retried as if the server were down): a --base-url that
+ * is not an http(s) URL, an empty key for the OpenAI default endpoint. Runs before any file is touched.
+ */
+export function validateCrawlOptions(opts: CrawlOptions): void {
+  if (opts.baseURL !== undefined && opts.baseURL !== '') {
+    let url: URL | undefined;
+    try {
+      url = new URL(opts.baseURL);
+    } catch {
+      url = undefined;
     }
-    return scheduled;
-  };
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      throw new ConfigError(`--base-url ${JSON.stringify(opts.baseURL)} is not an http(s) URL; give one like http://localhost:8000/v1`);
+    }
+  } else if (opts.apiKey.trim() === '') {
+    throw new ConfigError('OPENAI_API_KEY is empty; set it to your key, or give --base-url for a local server without a key');
+  }
+}
 
-  // ---- deciding what to keep (synchronous, in arrival order) ----------------------------------
-  const acceptItems = (index: number, parsedItems: Item[], lines: ReturnType<typeof emptyLines>): number => {
+/**
+ * Group commit: the lines of every reply decided while a write is in flight are appended together by the
+ * next write, in order; `drained` resolves once everything added so far is synced.
+ */
+class GroupCommit {
+  private pending = emptyLines();
+  private scheduled: Promise<void> | undefined;
+  private tail: Promise<void> = Promise.resolve();
+  constructor(private readonly store: OutputStore) {}
+
+  add(lines: Lines): Promise<void> {
+    this.pending.items.push(...lines.items);
+    this.pending.rejects.push(...lines.rejects);
+    this.pending.failures.push(...lines.failures);
+    this.pending.journal.push(...lines.journal);
+    if (!this.scheduled) {
+      const scheduled = this.tail.then(() => {
+        const batch = this.pending;
+        this.pending = emptyLines();
+        this.scheduled = undefined;
+        return this.store.append(batch);
+      });
+      this.scheduled = scheduled;
+      this.tail = scheduled.catch(() => undefined);
+    }
+    return this.scheduled;
+  }
+
+  async drained(): Promise<void> {
+    await this.tail;
+    if (this.scheduled) await this.scheduled;
+  }
+
+  /** waits for the writes without raising their errors (they were reported through add's promise) */
+  settled(): Promise<void> {
+    return this.tail;
+  }
+}
+
+/** Wakes workers that wait for an in-flight reply to change the picture. */
+class Notifier {
+  private waiters: Array<() => void> = [];
+  notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+  changed(): Promise<void> {
+    return new Promise<void>((r) => this.waiters.push(r));
+  }
+}
+
+type RequestResult = Awaited<ReturnType<ChatClient['request']>>;
+
+/** One crawl's state and steps. */
+class CrawlRun {
+  private readonly started = Date.now();
+  private readonly redactor: Redactor;
+  private readonly filter: ItemFilter;
+  private readonly client: ChatClient;
+  private readonly limiter: RateLimiter;
+  private readonly controller = new AbortController();
+  private readonly notifier = new Notifier();
+  private readonly commits: GroupCommit;
+  private readonly maxRequests: number;
+  private readonly maxConsecutive: number;
+  private readonly onOuterAbort = () => this.controller.abort();
+  private nextIndex: number;
+  private consecutiveFailures = 0;
+  private completionTokensAvg: number;
+  /** the error that stops the run (first one wins) */
+  fatal: unknown;
+
+  private constructor(
+    private readonly opts: CrawlOptions,
+    private readonly store: OutputStore,
+    private readonly seen: Set<string>,
+    private readonly rouge: RougeLIndex | undefined,
+    readonly status: CrawlStatus,
+    maxIndex: number,
+    redactor: Redactor,
+  ) {
+    this.redactor = redactor;
+    this.filter = new ItemFilter(opts.filters);
+    this.commits = new GroupCommit(store);
+    this.client = new ChatClient(
+      {
+        baseURL: opts.baseURL,
+        apiKey: opts.apiKey,
+        model: opts.model,
+        timeoutMs: opts.timeoutMs,
+        maxTokens: opts.maxTokens,
+        temperature: opts.temperature,
+        structured: opts.structured,
+        fetch: opts.fetch,
+        onNotice: opts.onNotice ? (line) => opts.onNotice?.(redactor.redact(line)) : undefined,
+      },
+      redactor,
+    );
+    this.limiter = new RateLimiter({ rpm: opts.rpm, tpm: opts.tpm });
+    setMaxListeners(0, this.controller.signal); // every in-flight request listens to it
+    opts.signal?.addEventListener('abort', this.onOuterAbort, { once: true });
+    this.maxRequests = opts.maxRequests ?? Number.POSITIVE_INFINITY;
+    this.maxConsecutive = opts.maxConsecutiveFailures ?? 20;
+    this.nextIndex = maxIndex + 1;
+    this.completionTokensAvg = opts.maxTokens ?? 2048;
+  }
+
+  /** Locks --out and loads what earlier runs kept into the dedupe set and the ROUGE-L index. */
+  static async open(opts: CrawlOptions): Promise<CrawlRun> {
+    const redactor = new Redactor([opts.apiKey]);
+    const seen = new Set<string>();
+    const rouge = opts.rougeThreshold !== undefined ? new RougeLIndex(opts.rougeThreshold) : undefined;
+    // what earlier runs kept: streamed into the dedupe set and the ROUGE-L index (add only: already deduped)
+    const { store, itemCount, previous, torn } = await OutputStore.open(opts.out, (it) => {
+      seen.add(normalizeInstruction(it.instruction));
+      rouge?.add(rouge.tokenIds(it.instruction));
+    });
+    const status: CrawlStatus = {
+      target: opts.count,
+      accepted: itemCount,
+      acceptedThisRun: 0,
+      resumedFrom: itemCount,
+      inFlight: 0,
+      requests: { started: 0, succeeded: 0, failed: 0 },
+      attempts: { total: 0, failed: 0 },
+      items: { parsed: 0, rejected: {} },
+      usage: { promptTokens: 0, completionTokens: 0 },
+      usageAllRuns: { promptTokens: previous.promptTokens, completionTokens: previous.completionTokens },
+      tornLinesRepaired: torn.length,
+      elapsedMs: 0,
+    };
+    for (const t of torn) if (t.file === opts.out) status.items.rejected['torn-line-on-resume'] = (status.items.rejected['torn-line-on-resume'] ?? 0) + 1;
+    return new CrawlRun(opts, store, seen, rouge, status, previous.maxRequestIndex, redactor);
+  }
+
+  private reject(lines: string[], r: RejectRecord): void {
+    this.status.items.rejected[r.reason] = (this.status.items.rejected[r.reason] ?? 0) + 1;
+    lines.push(this.redactor.redact(JSON.stringify(r)) + '\n');
+  }
+
+  /** Decides, synchronously and in arrival order, which parsed items are kept; returns how many. */
+  private acceptItems(index: number, parsedItems: Item[], lines: Lines): number {
+    const { status, redactor, rouge } = this;
     let kept = 0;
     for (const raw of parsedItems) {
       const item: Item = {
@@ -150,14 +265,14 @@ export async function crawl(opts: CrawlOptions): Promise<CrawlSummary> {
         input: redactor.redact(raw.input),
         output: redactor.redact(raw.output),
       };
-      const why = filter.check(item);
+      const why = this.filter.check(item);
       if (why) {
-        reject(lines.rejects, { request: index, reason: why, item });
+        this.reject(lines.rejects, { request: index, reason: why, item });
         continue;
       }
       const key = normalizeInstruction(item.instruction);
-      if (seen.has(key)) {
-        reject(lines.rejects, { request: index, reason: 'duplicate', item });
+      if (this.seen.has(key)) {
+        this.reject(lines.rejects, { request: index, reason: 'duplicate', item });
         continue;
       }
       let ids: Int32Array | undefined;
@@ -165,15 +280,15 @@ export async function crawl(opts: CrawlOptions): Promise<CrawlSummary> {
         ids = rouge.tokenIds(item.instruction);
         const sim = rouge.findSimilar(ids);
         if (sim) {
-          reject(lines.rejects, { request: index, reason: 'rouge-similar', item, score: Number(sim.score.toFixed(4)) });
+          this.reject(lines.rejects, { request: index, reason: 'rouge-similar', item, score: Number(sim.score.toFixed(4)) });
           continue;
         }
       }
-      if (status.accepted >= opts.count) {
-        reject(lines.rejects, { request: index, reason: 'surplus', item });
+      if (status.accepted >= this.opts.count) {
+        this.reject(lines.rejects, { request: index, reason: 'surplus', item });
         continue;
       }
-      seen.add(key);
+      this.seen.add(key);
       if (rouge && ids) rouge.add(ids);
       status.accepted++;
       status.acceptedThisRun++;
@@ -181,153 +296,154 @@ export async function crawl(opts: CrawlOptions): Promise<CrawlSummary> {
       lines.items.push(redactor.redact(JSON.stringify(item)) + '\n');
     }
     return kept;
-  };
+  }
 
-  // ---- workers ------------------------------------------------------------------------------
-  const client = new ChatClient(
-    {
-      baseURL: opts.baseURL,
-      apiKey: opts.apiKey,
-      model: opts.model,
-      timeoutMs: opts.timeoutMs,
-      maxTokens: opts.maxTokens,
-      temperature: opts.temperature,
-      structured: opts.structured,
-      fetch: opts.fetch,
-    },
-    redactor,
-  );
-  const limiter = new RateLimiter({ rpm: opts.rpm, tpm: opts.tpm });
-  const controller = new AbortController();
-  setMaxListeners(0, controller.signal); // every in-flight request listens to it
-  const onOuterAbort = () => controller.abort();
-  opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
-  const maxRequests = opts.maxRequests ?? Number.POSITIVE_INFINITY;
-  const maxConsecutive = opts.maxConsecutiveFailures ?? 20;
-  let nextIndex = maxIndex + 1;
-  let consecutiveFailures = 0;
-  let fatal: unknown;
-  let completionTokensAvg = opts.maxTokens ?? 2048;
-  let waiters: Array<() => void> = [];
-  const notify = () => {
-    const w = waiters;
-    waiters = [];
-    for (const f of w) f();
-  };
-  const changed = () => new Promise<void>((r) => waiters.push(r));
-  const yieldEstimate = () =>
-    status.requests.succeeded > 0 ? Math.max(0.5, status.acceptedThisRun / status.requests.succeeded) : opts.prompt.itemsPerRequest;
+  /** A reply: usage, parse, keep/reject, and its journal line. */
+  private recordCompletion(index: number, result: RequestResult, lines: Lines, time: string): void {
+    const { status } = this;
+    const c = result.completion!;
+    status.attempts.total++;
+    status.requests.succeeded++;
+    this.consecutiveFailures = 0;
+    status.usage.promptTokens += c.promptTokens;
+    status.usage.completionTokens += c.completionTokens;
+    status.usageAllRuns.promptTokens += c.promptTokens;
+    status.usageAllRuns.completionTokens += c.completionTokens;
+    if (c.completionTokens > 0) this.completionTokensAvg = 0.9 * this.completionTokensAvg + 0.1 * c.completionTokens;
+    const parsed = parseReply(c.text, { finishReason: c.finishReason });
+    status.items.parsed += parsed.items.length;
+    for (const r of parsed.rejects) this.reject(lines.rejects, { request: index, reason: r.reason, raw: r.raw.slice(0, 4000) });
+    const kept = this.acceptItems(index, parsed.items, lines);
+    const j: JournalRecord = {
+      request: index,
+      attempts: result.failures.length + 1,
+      promptTokens: c.promptTokens,
+      completionTokens: c.completionTokens,
+      finishReason: c.finishReason,
+      parsed: parsed.items.length,
+      accepted: kept,
+      rejected: parsed.items.length - kept + parsed.rejects.length,
+      time,
+    };
+    lines.journal.push(this.redactor.redact(JSON.stringify(j)) + '\n');
+  }
 
-  const worker = async (): Promise<void> => {
+  /** A request that used up its attempts: its failure line; too many in a row stops the run. */
+  private recordFailure(index: number, promptText: string, result: RequestResult, lines: Lines, time: string): void {
+    this.status.requests.failed++;
+    this.consecutiveFailures++;
+    const f: FailureRecord = {
+      request: index,
+      prompt: promptText,
+      attempts: result.failures.map(({ attempt, kind, status: st, message }) => ({ attempt, kind, status: st, message })),
+      time,
+    };
+    lines.failures.push(this.redactor.redact(JSON.stringify(f)) + '\n');
+    if (this.consecutiveFailures >= this.maxConsecutive && this.fatal === undefined) {
+      const last = result.failures[result.failures.length - 1];
+      this.fatal = new TooManyFailuresError(
+        `${this.consecutiveFailures} requests in a row failed after all retries (last: ${last.kind}${last.status ? ` ${last.status}` : ''}: ${last.message}); check the server, --base-url and --model. Details in ${this.store.paths.failures}`,
+      );
+      this.controller.abort();
+    }
+  }
+
+  private yieldEstimate(): number {
+    const { status } = this;
+    return status.requests.succeeded > 0 ? Math.max(0.5, status.acceptedThisRun / status.requests.succeeded) : this.opts.prompt.itemsPerRequest;
+  }
+
+  /** 'stop', 'wait' (in-flight replies will probably finish the job), or the next request index. */
+  private nextRequest(): 'stop' | 'wait' | number {
+    const { status } = this;
+    if (this.controller.signal.aborted || this.fatal !== undefined) return 'stop';
+    if (status.accepted >= this.opts.count || status.requests.started >= this.maxRequests) return 'stop';
+    if (status.accepted + status.inFlight * this.yieldEstimate() >= this.opts.count) return 'wait';
+    status.requests.started++;
+    status.inFlight++;
+    return this.nextIndex++;
+  }
+
+  private async worker(): Promise<void> {
+    const { status, opts } = this;
     for (;;) {
-      if (controller.signal.aborted || fatal !== undefined) return;
-      if (status.accepted >= opts.count || status.requests.started >= maxRequests) return;
-      if (status.accepted + status.inFlight * yieldEstimate() >= opts.count) {
-        await changed(); // in-flight replies will probably finish the job; wait and re-check
+      const next = this.nextRequest();
+      if (next === 'stop') return;
+      if (next === 'wait') {
+        await this.notifier.changed();
         continue;
       }
-      const index = nextIndex++;
-      status.requests.started++;
-      status.inFlight++;
+      const index = next;
       const prompt = buildPrompt(opts.prompt, opts.seed, index);
-      const estimated = Math.ceil(prompt.text.length * 1.5) + completionTokensAvg;
-      let result: Awaited<ReturnType<ChatClient['request']>>;
+      const estimated = Math.ceil(prompt.text.length * 1.5) + this.completionTokensAvg;
+      let result: RequestResult;
       try {
-        result = await client.request(prompt.text, opts.retry, limiter, estimated, controller.signal, (f: AttemptFailure) => {
+        result = await this.client.request(prompt.text, opts.retry, this.limiter, estimated, this.controller.signal, (_f: AttemptFailure) => {
           status.attempts.total++;
           status.attempts.failed++;
-          void f;
         });
       } catch (e) {
-        fatal = e;
-        controller.abort();
+        this.fatal = e;
+        this.controller.abort();
         status.inFlight--;
-        notify();
+        this.notifier.notify();
         return;
       }
       const lines = emptyLines();
       const time = new Date().toISOString();
-      if (result.completion) {
-        const c = result.completion;
-        status.attempts.total++;
-        status.requests.succeeded++;
-        consecutiveFailures = 0;
-        status.usage.promptTokens += c.promptTokens;
-        status.usage.completionTokens += c.completionTokens;
-        status.usageAllRuns.promptTokens += c.promptTokens;
-        status.usageAllRuns.completionTokens += c.completionTokens;
-        if (c.completionTokens > 0) completionTokensAvg = 0.9 * completionTokensAvg + 0.1 * c.completionTokens;
-        const parsed = parseReply(c.text, { finishReason: c.finishReason });
-        status.items.parsed += parsed.items.length;
-        for (const r of parsed.rejects) reject(lines.rejects, { request: index, reason: r.reason, raw: r.raw.slice(0, 4000) });
-        const kept = acceptItems(index, parsed.items, lines);
-        const j: JournalRecord = {
-          request: index,
-          attempts: result.failures.length + 1,
-          promptTokens: c.promptTokens,
-          completionTokens: c.completionTokens,
-          finishReason: c.finishReason,
-          parsed: parsed.items.length,
-          accepted: kept,
-          rejected: parsed.items.length - kept + parsed.rejects.length,
-          time,
-        };
-        lines.journal.push(redactor.redact(JSON.stringify(j)) + '\n');
-      } else if (result.failures.length > 0 && !controller.signal.aborted) {
-        status.requests.failed++;
-        consecutiveFailures++;
-        const f: FailureRecord = {
-          request: index,
-          prompt: prompt.text,
-          attempts: result.failures.map(({ attempt, kind, status: st, message }) => ({ attempt, kind, status: st, message })),
-          time,
-        };
-        lines.failures.push(redactor.redact(JSON.stringify(f)) + '\n');
-        if (consecutiveFailures >= maxConsecutive && fatal === undefined) {
-          const last = result.failures[result.failures.length - 1];
-          fatal = new TooManyFailuresError(
-            `${consecutiveFailures} requests in a row failed after all retries (last: ${last.kind}${last.status ? ` ${last.status}` : ''}: ${last.message}); check the server, --base-url and --model. Details in ${store.paths.failures}`,
-          );
-          controller.abort();
-        }
-      }
+      if (result.completion) this.recordCompletion(index, result, lines, time);
+      else if (result.failures.length > 0 && !this.controller.signal.aborted) this.recordFailure(index, prompt.text, result, lines, time);
       status.inFlight--;
       // The decision is made; the write joins the next group commit. The worker does not wait for the
       // fsync before its next request (the run waits for all writes before it returns).
-      commit(lines).catch((e) => {
-        if (fatal === undefined) fatal = e;
-        controller.abort();
+      this.commits.add(lines).catch((e) => {
+        if (this.fatal === undefined) this.fatal = e;
+        this.controller.abort();
       });
-      notify();
-      opts.onStatus?.(snapshot());
+      this.notifier.notify();
+      opts.onStatus?.(this.snapshot());
     }
-  };
+  }
 
-  const snapshot = (): CrawlStatus => {
-    status.elapsedMs = Date.now() - started;
+  snapshot(): CrawlStatus {
+    const { status, opts } = this;
+    status.elapsedMs = Date.now() - this.started;
     status.usage.costUsd = cost(status.usage.promptTokens, status.usage.completionTokens, opts.priceIn, opts.priceOut);
     status.usageAllRuns.costUsd = cost(status.usageAllRuns.promptTokens, status.usageAllRuns.completionTokens, opts.priceIn, opts.priceOut);
     return structuredClone(status);
-  };
-
-  try {
-    if (status.accepted < opts.count) {
-      await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, () => worker()));
-    }
-    await tail;
-    if (scheduled) await scheduled;
-  } finally {
-    opts.signal?.removeEventListener('abort', onOuterAbort);
-    await tail;
-    await store.close();
   }
-  if (fatal !== undefined) throw fatal;
-  const s = snapshot();
-  const complete = s.accepted >= opts.count;
-  return {
-    ...s,
-    complete,
-    stopReason: complete ? 'count-reached' : opts.signal?.aborted ? 'aborted' : 'max-requests',
-    files: { out: store.paths.out, rejects: store.paths.rejects, failures: store.paths.failures, journal: store.paths.journal },
-  };
+
+  /** Runs the workers until --count, --max-requests, an abort or a fatal error; then waits for the writes. */
+  async run(): Promise<void> {
+    try {
+      if (this.status.accepted < this.opts.count) {
+        await Promise.all(Array.from({ length: Math.max(1, this.opts.concurrency) }, () => this.worker()));
+      }
+      await this.commits.drained();
+    } finally {
+      this.opts.signal?.removeEventListener('abort', this.onOuterAbort);
+      await this.commits.settled();
+      await this.store.close();
+    }
+  }
+
+  summary(): CrawlSummary {
+    const s = this.snapshot();
+    const complete = s.accepted >= this.opts.count;
+    const paths = this.store.paths;
+    return {
+      ...s,
+      complete,
+      stopReason: complete ? 'count-reached' : this.opts.signal?.aborted ? 'aborted' : 'max-requests',
+      files: { out: paths.out, rejects: paths.rejects, failures: paths.failures, journal: paths.journal },
+    };
+  }
+}
+
+export async function crawl(opts: CrawlOptions): Promise<CrawlSummary> {
+  validateCrawlOptions(opts);
+  const run = await CrawlRun.open(opts);
+  await run.run();
+  if (run.fatal !== undefined) throw run.fatal;
+  return run.summary();
 }

@@ -204,7 +204,14 @@ function pushResult(value: unknown, raw: string, result: ParseResult): void {
   else result.items.push(r);
 }
 
-function parseSpans(text: string, spans: Span[], opts: ParseOptions, result: ParseResult): void {
+/** Wrappers around items are one or two levels deep; a reply nesting deeper is refused as malformed (no stack overflow). */
+const MAX_SPAN_DEPTH = 8;
+
+function parseSpans(text: string, spans: Span[], opts: ParseOptions, result: ParseResult, depth = 0): void {
+  if (depth > MAX_SPAN_DEPTH) {
+    result.rejects.push({ reason: 'malformed-json', raw: text.slice(spans[0]!.start, spans[spans.length - 1]!.end).slice(0, 4000) });
+    return;
+  }
   for (let s = 0; s < spans.length; s++) {
     const span = spans[s];
     const raw = text.slice(span.start, span.end);
@@ -212,7 +219,7 @@ function parseSpans(text: string, spans: Span[], opts: ParseOptions, result: Par
       // An unclosed wrapper ({"items": [ {...}, {...}, {"instr…) still holds complete inner items.
       const inner = scanObjectSpans(text, span.start + 1, span.end);
       if (inner.length > 0) {
-        parseSpans(text, inner, opts, result);
+        parseSpans(text, inner, opts, result, depth + 1);
         continue;
       }
       // A lone unclosed item: accept it only if the reply was not cut off and its last string closed.
@@ -227,12 +234,13 @@ function parseSpans(text: string, spans: Span[], opts: ParseOptions, result: Par
     if (value === undefined) {
       // Maybe two objects glued together by a stray quote; try the inside.
       const inner = scanObjectSpans(text, span.start + 1, span.end - 1);
-      if (inner.length > 1) parseSpans(text, inner, opts, result);
+      if (inner.length > 1) parseSpans(text, inner, opts, result, depth + 1);
       else result.rejects.push({ reason: 'malformed-json', raw });
       continue;
     }
     const candidates: unknown[] = [];
     collectCandidates(value, candidates);
+    if (candidates.length === 0) result.rejects.push({ reason: 'not-an-item', raw: raw.slice(0, 4000) }); // nested too deep to hold items
     for (const c of candidates) pushResult(c, candidates.length === 1 ? raw : JSON.stringify(c), result);
   }
 }

@@ -8,7 +8,10 @@
  * Each commit appends to every file and fsyncs it before the commit's promise resolves; items are
  * written (and synced) first, so after a kill the output never claims less than the journal says.
  * A process killed mid-write can leave a torn last line: on open it is cut off (the file is truncated
- * back to the last complete line) and the torn text is recorded in the rejects file.
+ * back to the last complete line) and the torn text is recorded in the rejects file. Only what can be a
+ * torn line of ours is cut: a last line that is complete JSON and only lacks its '\n' is read as a
+ * record (and the '\n' added), and a last line that is not the start of one of our records (a one-line
+ * JSON array, plain text: a file the crawler did not write) is refused, the file left untouched.
  */
 import { constants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -70,6 +73,8 @@ export async function readJsonLines(
   path: string,
   repair: boolean,
   onRecord: (record: unknown, lineNo: number) => void,
+  /** how every line this file holds begins (`{"instruction"`); a torn tail must be a prefix of it or begin with it */
+  lineStart = '{"',
 ): Promise<{ count: number; torn?: TornTail }> {
   let fh: FileHandle;
   try {
@@ -114,7 +119,32 @@ export async function readJsonLines(
       pos += bytesRead;
     }
     if (completeEnd < size) {
-      torn = { file: path, bytes: size - completeEnd, text: carry.toString('utf8') };
+      const text = carry.toString('utf8');
+      let record: unknown;
+      let complete = false;
+      try {
+        record = JSON.parse(text);
+        complete = true;
+      } catch {
+        complete = false;
+      }
+      if (complete) {
+        // a whole record whose '\n' never made it: read it like the others (onRecord refuses a foreign one)
+        onRecord(record, lineNo + 1);
+        count++;
+        if (repair) {
+          await fh.write('\n', size);
+          await fh.sync();
+        }
+        return { count };
+      }
+      const head = text.replace(/^\{\s*/, '{');
+      if (!(head.startsWith(lineStart) || lineStart.startsWith(head))) {
+        throw new OutputFileError(
+          `${path} is not a crawler JSON-lines file (its last line starts ${JSON.stringify(text.slice(0, 40))}); it was left untouched: choose another --out, or convert it first`,
+        );
+      }
+      torn = { file: path, bytes: size - completeEnd, text };
       if (repair) {
         await fh.truncate(completeEnd);
         await fh.sync();
@@ -125,6 +155,10 @@ export async function readJsonLines(
   }
   return { count, torn };
 }
+
+/** every item line is JSON.stringify({instruction, input, output}); every side-file line starts with "request" */
+const ITEM_LINE_START = '{"instruction"';
+const SIDE_LINE_START = '{"request"';
 
 function isItem(v: unknown): v is Item {
   const o = v as Record<string, unknown>;
@@ -190,9 +224,9 @@ export class OutputStore {
     try {
       const torn: TornTail[] = [];
       const outRead = await readJsonLines(paths.out, true, (r, line) => {
-        if (!isItem(r)) throw new OutputFileError(`${out}: line ${line} is not an {instruction, input, output} item; is --out the right file?`);
+        if (!isItem(r)) throw new OutputFileError(`${out}: line ${line} is not an {instruction, input, output} item; is --out the right file? (it was left untouched)`);
         onItem({ instruction: r.instruction, input: r.input, output: r.output });
-      });
+      }, ITEM_LINE_START);
       if (outRead.torn) torn.push(outRead.torn);
       const previous = { promptTokens: 0, completionTokens: 0, maxRequestIndex: -1, requests: 0, failures: 0 };
       const journalRead = await readJsonLines(paths.journal, true, (r) => {
@@ -200,14 +234,14 @@ export class OutputStore {
         previous.promptTokens += Number(j.promptTokens) || 0;
         previous.completionTokens += Number(j.completionTokens) || 0;
         if (typeof j.request === 'number') previous.maxRequestIndex = Math.max(previous.maxRequestIndex, j.request);
-      });
+      }, SIDE_LINE_START);
       previous.requests = journalRead.count;
       const failuresRead = await readJsonLines(paths.failures, true, (r) => {
         const f = r as Partial<FailureRecord>;
         if (typeof f.request === 'number') previous.maxRequestIndex = Math.max(previous.maxRequestIndex, f.request);
-      });
+      }, SIDE_LINE_START);
       previous.failures = failuresRead.count;
-      const rejectsRead = await readJsonLines(paths.rejects, true, () => {});
+      const rejectsRead = await readJsonLines(paths.rejects, true, () => {}, SIDE_LINE_START);
       for (const r of [journalRead, failuresRead, rejectsRead]) if (r.torn) torn.push(r.torn);
       const open = (p: string) => fsp.open(p, 'a');
       const handles = {

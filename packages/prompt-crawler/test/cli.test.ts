@@ -100,8 +100,48 @@ describe('cllama-crawl', () => {
     const r = await run(['--out', 'x.jsonl', '--count', 'many']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('--count must be an integer >= 1');
+    for (const bad of ['1e99', '1e3', '0x10', '']) {
+      const e = await run(['--out', 'x.jsonl', '--count', bad]);
+      expect(e.code, bad).not.toBe(0);
+      expect(e.stderr).toContain('--count must be an integer >= 1');
+    }
     const noKey = await run(['--out', 'x.jsonl', '--count', '3'], { OPENAI_API_KEY: '' });
     expect(noKey.code).toBe(1);
     expect(noKey.stderr).toMatch(/set OPENAI_API_KEY/);
+  });
+
+  it('keeps a key with trailing whitespace out of stderr when a 401 echoes the bare key', async () => {
+    server = await startFaultServer({ forceStatus: 401, echoKeyInErrors: true });
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
+    const r = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', server.url], { OPENAI_API_KEY: `${KEY} \n` });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('[REDACTED]');
+    expect(r.stdout + r.stderr).not.toContain(KEY);
+  });
+
+  it('an empty key with --base-url uses no key (one-line error from the server, not the SDK text)', async () => {
+    server = await startFaultServer({ forceStatus: 401 });
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
+    const r = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', server.url], { OPENAI_API_KEY: '' });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^cllama-crawl: the server rejected the API key/);
+    expect(r.stderr).not.toMatch(/Missing credentials/);
+    const blank = await run(['--out', join(dir, 'o.jsonl'), '--count', '5'], { OPENAI_API_KEY: '   ' });
+    expect(blank.code).toBe(1);
+    expect(blank.stderr).toMatch(/^cllama-crawl: set OPENAI_API_KEY/);
+  });
+
+  it('refuses a bad --base-url up front, and says out loud when it caps a Retry-After', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
+    const bad = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', 'ftp://example.com/v1']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toBe('cllama-crawl: --base-url "ftp://example.com/v1" is not an http(s) URL; give one like http://localhost:8000/v1');
+    expect(readdirSync(dir)).toEqual([]);
+    server = await startFaultServer({ seed: 3, itemsPerReply: 5, initialFaults: ['429'], retryAfter: '99999' });
+    const r = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', server.url, '--retry-max-ms', '100', '--quiet', '--status-every', '60']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^cllama-crawl: the server asked to wait 27\.8 h \(Retry-After\), longer than --retry-max-ms \(100 ms\); waiting 100 ms instead/m);
   });
 });

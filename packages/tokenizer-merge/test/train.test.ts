@@ -229,7 +229,7 @@ describe('errors', () => {
     const code = await runCli(createProgram(), ['train', '--input', corpus, '--vocab-size', '3000', '--model-type', 'bpe', '--out', out, '--no-progress']);
     expect(code).toBe(0);
     expect(parseModelProto(new Uint8Array(await fs.readFile(`${out}.model`))).pieces).toHaveLength(3000);
-    const bad = await runCli(createProgram(), ['train', '--input', corpus, '--vocab-size', '3000', '--character-coverage', '0.5', '--out', out, '--no-progress']);
+    const bad = await runCli(createProgram(), ['train', '--input', corpus, '--vocab-size', '3000', '--character-coverage', '0.5', '--out', out, '--no-progress', '--force']);
     expect(bad).toBe(1);
   });
 });

@@ -152,6 +152,14 @@ export async function* generateTokens(model: LlamaModel, promptIds: readonly num
   if (promptIds.length === 0) throw new GenerationError('the prompt is empty: give at least one token (e.g. BOS)');
   const opts = resolve(options, model.config.eosTokenId);
   const limit = model.config.maxPositionEmbeddings;
+  if (promptIds.length >= limit) {
+    throw new GenerationError(`the prompt is ${promptIds.length} tokens but the model reads at most ${limit} (max_position_embeddings), leaving no room to generate; shorten the prompt`);
+  }
+  const vocab = model.config.vocabSize;
+  const outOfRange = promptIds.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
+  if (outOfRange >= 0) {
+    throw new GenerationError(`prompt token ${outOfRange} is id ${promptIds[outOfRange]}, outside the model's vocabulary 0…${vocab - 1}; was it encoded with another tokenizer?`);
+  }
   const rng = Mulberry32.scrambled(opts.seed);
   const history = [...promptIds];
   const cache = model.newCache();

@@ -24,8 +24,24 @@ function countedTokens(labels: number[]): number {
  * Scores rows of equal length (one forward pass for all of them). The loss is HF's: labels shifted
  * by one, -100 ignored, mean over counted tokens.
  */
+export class ScoreError extends Error {
+  override name = 'ScoreError';
+}
+
 export function scoreBatches(model: LlamaModel, ids: number[][], labels: number[][], opts: { withLogitSums?: boolean } = {}): ScoreResult {
   const tokens = labels.reduce((n, r) => n + countedTokens(r), 0);
+  // a mean over no tokens is 0/0, not a perplexity of 1
+  if (tokens === 0) throw new ScoreError('no tokens to score: every label after the first position is -100 (ignored); give labels with at least one counted token');
+  const vocab = model.config.vocabSize;
+  for (const [what, rows] of [['input id', ids], ['label', labels]] as const) {
+    for (const row of rows) {
+      for (const id of row) {
+        if ((id < 0 && !(what === 'label' && id === IGNORE_INDEX)) || id >= vocab) {
+          throw new ScoreError(`${what} ${id} is outside the model's vocabulary 0…${vocab - 1}; was it encoded with another tokenizer?`);
+        }
+      }
+    }
+  }
   const idsT = tf.tensor2d(ids, undefined, 'int32');
   const labelsT = tf.tensor2d(labels, undefined, 'int32');
   try {
@@ -56,7 +72,7 @@ export function scoreTokenBlocks(model: LlamaModel, blocks: number[][], batchSiz
   let totalLoss = 0;
   let totalTokens = 0;
   const usable = blocks.filter((b) => b.length >= 2);
-  if (usable.length === 0) throw new Error('nothing to score: the text has fewer than 2 tokens');
+  if (usable.length === 0) throw new ScoreError('nothing to score: the text has fewer than 2 tokens');
   for (let i = 0; i < usable.length; ) {
     const len = usable[i]!.length;
     const batch: number[][] = [];

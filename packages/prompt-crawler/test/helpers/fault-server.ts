@@ -35,12 +35,14 @@ export interface FaultPlan {
   doomModulo?: number;
   /** error bodies quote the request's Authorization header (a careless proxy) */
   echoAuthInErrors?: boolean;
+  /** error bodies quote the bare key from the Authorization header ("Incorrect API key provided: sk-…") */
+  echoKeyInErrors?: boolean;
   /** also put the Authorization header into one item's output now and then */
   echoAuthInContent?: boolean;
   /** reply instantly with a fixed body (overhead benchmark) */
   instant?: boolean;
   /** the first requests get these faults, in order, whatever the probabilities say */
-  initialFaults?: Array<'429' | '500' | 'reset' | 'slow' | 'badBody'>;
+  initialFaults?: Array<'429' | '500' | 'reset' | 'slow' | 'badBody' | 'stall'>;
   /** the first successful replies carry exactly these items (then generated ones) */
   firstReplies?: Array<Array<{ instruction: string; input: string; output: string }>>;
   /** answer 400 to requests that carry response_format (a server without structured output) */
@@ -52,7 +54,7 @@ export interface FaultPlan {
 export interface Ledger {
   requests: number;
   ok: number;
-  faults: { s429: number; s500: number; reset: number; slow: number; badBody: number; doomed: number; forced: number };
+  faults: { s429: number; s500: number; reset: number; slow: number; badBody: number; stall: number; doomed: number; forced: number };
   malformedItems: number;
   truncatedItems: number;
   duplicatesSent: number;
@@ -81,7 +83,7 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
   const ledger: Ledger = {
     requests: 0,
     ok: 0,
-    faults: { s429: 0, s500: 0, reset: 0, slow: 0, badBody: 0, doomed: 0, forced: 0 },
+    faults: { s429: 0, s500: 0, reset: 0, slow: 0, badBody: 0, stall: 0, doomed: 0, forced: 0 },
     malformedItems: 0,
     truncatedItems: 0,
     duplicatesSent: 0,
@@ -146,7 +148,16 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
       const prompt = body.messages?.[body.messages.length - 1]?.content ?? '';
       const auth = req.headers.authorization ?? '';
       const errorBody = (msg: string) =>
-        JSON.stringify({ error: { message: plan.echoAuthInErrors ? `${msg} (request had Authorization: ${auth})` : msg, type: 'server_error' } });
+        JSON.stringify({
+          error: {
+            message: plan.echoAuthInErrors
+              ? `${msg} (request had Authorization: ${auth})`
+              : plan.echoKeyInErrors
+                ? `${msg}: Incorrect API key provided: ${auth.replace(/^Bearer /, '')}.`
+                : msg,
+            type: 'server_error',
+          },
+        });
 
       ledger.structuredRequests += body.response_format !== undefined ? 1 : 0;
       if (plan.rejectStructured && body.response_format !== undefined) {
@@ -198,6 +209,13 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
           if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(completionBody('[]', 'stop')));
         }, plan.slowMs ?? 2000);
         res.on('close', () => clearTimeout(t));
+        return;
+      }
+      if (scripted === 'stall') {
+        // headers and the first bytes of the body, then nothing (the connection stays open)
+        ledger.faults.stall++;
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+        res.write('{"id":"chatcmpl-x","obj');
         return;
       }
       if (scripted === 'badBody' || r < (edge += plan.pBadBody ?? 0)) {

@@ -13,8 +13,64 @@ export interface EncodeCommandOptions {
   eos?: boolean;
 }
 
+const MAX_WARNINGS = 5;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Offset of the first byte that breaks UTF-8 (decoding ever longer prefixes would be quadratic: step by sequence). */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    const n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (n === 0 || i + n > b.length) return i;
+    try {
+      utf8.decode(b.subarray(i, i + n));
+    } catch {
+      return i;
+    }
+    i += n;
+  }
+  return -1;
+}
+
+/**
+ * The lines of a text file. A line that is not valid UTF-8 is skipped with a warning naming its line and
+ * the offset of the first bad byte (the same rule as cllama-data's readers: never encode U+FFFD
+ * replacement characters silently in its place); the first few are shown, then a count.
+ */
+export function utf8Lines(file: string, bytes: Uint8Array, warn: (line: string) => void): string[] {
+  const lines: string[] = [];
+  let bad = 0;
+  let start = 0;
+  let lineNo = 0;
+  while (start < bytes.length) {
+    let end = bytes.indexOf(10, start);
+    if (end < 0) end = bytes.length;
+    lineNo++;
+    let piece = bytes.subarray(start, end);
+    if (piece.length > 0 && piece[piece.length - 1] === 13) piece = piece.subarray(0, piece.length - 1);
+    start = end + 1;
+    try {
+      lines.push(utf8.decode(piece));
+    } catch {
+      bad++;
+      const at = firstInvalidUtf8(piece);
+      if (bad <= MAX_WARNINGS) {
+        warn(`warning: ${file} line ${lineNo}: not valid UTF-8 (bad byte 0x${piece[at]!.toString(16).padStart(2, '0')} at byte ${at} of the line); the line was skipped`);
+      }
+    }
+  }
+  if (bad > MAX_WARNINGS) warn(`warning: ${bad - MAX_WARNINGS} more skipped lines not shown`);
+  if (bad > 0) warn(`warning: ${bad} of ${lineNo} lines of ${file} skipped (not valid UTF-8); re-encode the file as UTF-8`);
+  return lines;
+}
+
 /** `cllama-tokenizer encode`: one output line per input line (ids or pieces, or JSON). */
-export async function runEncode(opts: EncodeCommandOptions, print: (line: string) => void = console.log): Promise<void> {
+export async function runEncode(
+  opts: EncodeCommandOptions,
+  print: (line: string) => void = console.log,
+  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<void> {
   if ((opts.text === undefined) === (opts.file === undefined)) {
     throw new TokenizerMergeError('pass exactly one of --text <t> or --file <f>');
   }
@@ -22,14 +78,13 @@ export async function runEncode(opts: EncodeCommandOptions, print: (line: string
   if (opts.text !== undefined) {
     lines = [opts.text];
   } else {
-    let content: string;
+    let content: Uint8Array;
     try {
-      content = await fs.readFile(opts.file as string, 'utf8');
+      content = await fs.readFile(opts.file as string);
     } catch {
       throw new TokenizerMergeError(`cannot read ${opts.file}; pass a UTF-8 text file`);
     }
-    lines = content.split(/\r?\n/);
-    if (lines[lines.length - 1] === '') lines.pop();
+    lines = utf8Lines(opts.file as string, content, warn);
   }
   const tok = await loadTokenizer(opts.model);
   for (const line of lines) {

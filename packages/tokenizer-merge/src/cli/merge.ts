@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { readSampleLines } from '../agreement.js';
@@ -31,6 +32,7 @@ export async function runMerge(opts: MergeCommandOptions, print: (line: string) 
   }
   if (opts.base.trim() === '') throw new TokenizerMergeError('--base got an empty path; pass the base .model file or HF folder');
   if (opts.out.trim() === '') throw new TokenizerMergeError('--out got an empty path; pass the output folder');
+  await refuseInputAsOutput(opts.out, [opts.base, ...opts.add]);
   const basePath = await resolveModelPath(opts.base);
   const base = await readModelProto(opts.base);
   const added = [];
@@ -118,6 +120,18 @@ export function register(program: Command): void {
         json: o.json,
       });
     });
+}
+
+/** --out replacing the folder (or file) an input is read from is refused, --force or not. */
+async function refuseInputAsOutput(out: string, inputs: string[]): Promise<void> {
+  const real = (p: string) => fs.realpath(path.resolve(p)).catch(() => path.resolve(p));
+  const target = await real(out);
+  for (const input of inputs) {
+    const r = await real(input);
+    if (r === target || path.dirname(r) === target) {
+      throw new TokenizerMergeError(`--out ${out} holds the input ${input}; write the merged tokenizer to another folder`);
+    }
+  }
 }
 
 function collect(value: string, previous: string[]): string[] {

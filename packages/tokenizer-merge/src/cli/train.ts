@@ -1,3 +1,5 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { TrainError } from '../train/errors.js';
@@ -21,12 +23,29 @@ export interface TrainCommandOptions {
   normalization?: string;
   threads?: string;
   progress?: boolean;
+  force?: boolean;
+}
+
+/** <prefix>.model / <prefix>.vocab: refused when they exist (unless --force) or are one of the inputs (always). Checked before training. */
+async function checkTrainOutputs(prefix: string, inputs: string[], force: boolean): Promise<void> {
+  const real = async (p: string) => {
+    const abs = path.resolve(p);
+    return fs.realpath(abs).catch(async () => path.join(await fs.realpath(path.dirname(abs)).catch(() => path.dirname(abs)), path.basename(abs)));
+  };
+  const inputsReal = await Promise.all(inputs.map(real));
+  for (const out of [`${prefix}.model`, `${prefix}.vocab`]) {
+    if (inputsReal.includes(await real(out))) throw new TrainError(`--out ${prefix} would overwrite the input ${out}; choose another prefix`);
+    if (!force && (await fs.lstat(out).then(() => true, () => false))) {
+      throw new TrainError(`${out} exists; pass --force to replace it, or choose another --out prefix`);
+    }
+  }
 }
 
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new TrainError(`${name} must be an integer (got '${v}')`);
+  // digits only: '1e99', '1e3', '0x10' and '' are not integers here
+  const n = /^\s*[+-]?\d+\s*$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw new TrainError(`${name} must be an integer (got '${v}')`);
   return n;
 }
 
@@ -36,7 +55,8 @@ function list(v: string | undefined): string[] | undefined {
 
 /** `cllama-tokenizer train`: spm_train's job, writing <out>.model and <out>.vocab. */
 export async function runTrain(opts: TrainCommandOptions, print: (line: string) => void = console.log): Promise<void> {
-  const coverage = Number(opts.characterCoverage);
+  await checkTrainOutputs(opts.out, opts.input, opts.force === true);
+  const coverage = opts.characterCoverage.trim() === '' ? Number.NaN : Number(opts.characterCoverage);
   if (!Number.isFinite(coverage)) throw new TrainError(`--character-coverage must be a number (got '${opts.characterCoverage}')`);
   const showBar = opts.progress !== false && process.stderr.isTTY === true;
   const bar = showBar
@@ -118,6 +138,7 @@ export function register(program: Command): void {
     .option('--normalization <rule>', 'nmt_nfkc or identity', 'nmt_nfkc')
     .option('--threads <n>', 'worker threads for unigram EM', '2')
     .option('--no-progress', 'no progress bar')
+    .option('--force', 'replace existing <prefix>.model / <prefix>.vocab')
     .action(async (o: TrainCommandOptions) => {
       await runTrain(o);
     });

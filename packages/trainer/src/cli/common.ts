@@ -9,17 +9,30 @@ export function backendOption(): Option {
   return new Option('--backend <name>', 'tfjs backend: auto = tfjs-node-gpu, else tfjs-node, else wasm').choices([...BACKEND_CHOICES]).default('auto');
 }
 
+/** A whole number written in digits (not '', 1e3, 0x10, 1.0 or 1e99) and exactly representable. */
+function wholeNumber(value: string): number {
+  return /^\s*[+-]?\d+\s*$/.test(value) && Number.isSafeInteger(Number(value)) ? Number(value) : Number.NaN;
+}
+
 export function parsePositiveInt(name: string): (value: string) => number {
   return (value: string) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${name} must be a positive integer, got '${value}'`);
+    const n = wholeNumber(value);
+    if (!(n > 0)) throw new UsageError(`${name} must be a positive integer, got '${value}'`);
+    return n;
+  };
+}
+
+export function parseNonNegativeInt(name: string): (value: string) => number {
+  return (value: string) => {
+    const n = wholeNumber(value);
+    if (!(n >= 0)) throw new UsageError(`${name} must be a non-negative integer, got '${value}'`);
     return n;
   };
 }
 
 export function parseNumber(name: string, min: number, max: number): (value: string) => number {
   return (value: string) => {
-    const n = Number(value);
+    const n = value.trim() === '' ? Number.NaN : Number(value);
     if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`${name} must be a number in [${min}, ${max}], got '${value}'`);
     return n;
   };

@@ -6,7 +6,7 @@ import { alpacaPrompt, generateTokens, type GenerationOptions } from '../generat
 import { loadLlama } from '../model/io.js';
 import type { LlamaModel } from '../model/llama.js';
 import { attachLoraFromDir } from '../model/adapter.js';
-import { backendOption, parseNumber, parsePositiveInt, UsageError } from './common.js';
+import { backendOption, parseNonNegativeInt, parseNumber, parsePositiveInt, UsageError } from './common.js';
 
 export interface ModelFlags {
   model: string;
@@ -37,7 +37,7 @@ export function addGenerationFlags(cmd: Command): Command {
     .option('--top-k <k>', 'sample among the k most likely tokens', parsePositiveInt('--top-k'))
     .option('--top-p <p>', 'nucleus sampling threshold', parseNumber('--top-p', 1e-6, 1))
     .option('--repetition-penalty <r>', 'HF repetition penalty (1 = off)', parseNumber('--repetition-penalty', 1e-6, 100))
-    .option('--seed <n>', 'sampling seed', (v) => Number.parseInt(v, 10), 0)
+    .option('--seed <n>', 'sampling seed', parseNonNegativeInt('--seed'), 0)
     .addOption(backendOption());
 }
 
@@ -61,11 +61,18 @@ export async function loadForGeneration(flags: ModelFlags): Promise<{ model: Lla
   });
   await initBackend(flags.backend); // after the inputs are checked: no tfjs banner before a usage error
   const model = await loadLlama(flags.model);
-  if (tokenizer.vocabSize > model.config.vocabSize) {
+  try {
+    // after the adapter: its saved embed_tokens / lm_head may grow the vocabulary
+    if (flags.lora) await attachLoraFromDir(model, flags.lora);
+    if (tokenizer.vocabSize > model.config.vocabSize) {
+      throw new UsageError(
+        `the tokenizer has ${tokenizer.vocabSize} tokens but the model's embedding only ${model.config.vocabSize} (ids ${model.config.vocabSize}…${tokenizer.vocabSize - 1} have no row): wrong --tokenizer?`,
+      );
+    }
+  } catch (err) {
     model.dispose();
-    throw new UsageError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}: wrong --tokenizer?`);
+    throw err;
   }
-  if (flags.lora) await attachLoraFromDir(model, flags.lora);
   return { model, tokenizer };
 }
 

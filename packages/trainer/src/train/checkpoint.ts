@@ -97,28 +97,44 @@ export interface PreparedOutputDir {
  * HF run_clm's rules: resume from the latest checkpoint in the output dir when there is one; refuse a
  * non-empty output dir without checkpoints; --overwrite-output-dir starts over (removing this trainer's
  * previous checkpoints and logs, nothing else). An explicit --resume-from-checkpoint always wins.
+ * `planOutputDir` decides (and refuses) without writing anything; `prepareOutputDir` then creates the
+ * folder and clears what the decision says — so a refused run leaves no folder behind.
  */
-export async function prepareOutputDir(outputDir: string, opts: { overwrite: boolean; resumeFromCheckpoint?: string }): Promise<PreparedOutputDir> {
-  await fs.mkdir(outputDir, { recursive: true });
-  await removeStaleTemporaries(outputDir);
+export async function planOutputDir(outputDir: string, opts: { overwrite: boolean; resumeFromCheckpoint?: string }): Promise<PreparedOutputDir> {
   if (opts.resumeFromCheckpoint) {
     if (!(await exists(path.join(opts.resumeFromCheckpoint, TRAINER_STATE_FILE)))) {
       throw new TrainingCheckpointError(`--resume-from-checkpoint ${opts.resumeFromCheckpoint}: no ${TRAINER_STATE_FILE} there; point it at a checkpoint-N folder written by cllama-train`);
     }
     return { resumeFrom: opts.resumeFromCheckpoint };
   }
-  if (opts.overwrite) {
+  let entries: string[];
+  try {
+    entries = await fs.readdir(outputDir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { resumeFrom: undefined };
+    if (code === 'ENOTDIR') throw new CheckpointError(`--output-dir ${outputDir} is a file; give a folder`);
+    throw err;
+  }
+  if (opts.overwrite) return { resumeFrom: undefined };
+  const latest = await latestCheckpoint(outputDir);
+  if (latest) return { resumeFrom: latest };
+  // what a run killed before its first checkpoint leaves (cache, log, plot, temporaries) does not count as content
+  const others = entries.filter((n) => !RESTARTABLE_LEFTOVERS.has(n) && !STALE_RE.test(n));
+  if (others.length > 0) throw new OutputDirNotEmptyError(outputDir);
+  return { resumeFrom: undefined };
+}
+
+export async function prepareOutputDir(outputDir: string, opts: { overwrite: boolean; resumeFromCheckpoint?: string }): Promise<PreparedOutputDir> {
+  const plan = await planOutputDir(outputDir, opts);
+  await fs.mkdir(outputDir, { recursive: true });
+  await removeStaleTemporaries(outputDir);
+  if (opts.overwrite && !opts.resumeFromCheckpoint) {
     for (const name of await fs.readdir(outputDir)) {
       if (CHECKPOINT_RE.test(name) || OWN_OUTPUTS.has(name)) await removeTree(path.join(outputDir, name));
     }
-    return { resumeFrom: undefined };
   }
-  const latest = await latestCheckpoint(outputDir);
-  if (latest) return { resumeFrom: latest };
-  // what a run killed before its first checkpoint leaves (cache, log, plot) does not count as content
-  const others = (await fs.readdir(outputDir)).filter((n) => !RESTARTABLE_LEFTOVERS.has(n));
-  if (others.length > 0) throw new OutputDirNotEmptyError(outputDir);
-  return { resumeFrom: undefined };
+  return plan;
 }
 
 const RESTARTABLE_LEFTOVERS = new Set([DATA_CACHE_DIR, 'metrics.jsonl', 'training_plot.svg']);

@@ -78,7 +78,8 @@ export function splitIndices(n: number, percent: number, seed: number): { train:
   return { train: trainIdx, eval: evalIdx };
 }
 
-async function listFiles(dir: string, ...exts: string[]): Promise<string[]> {
+/** The dataset files of `dir` with these extensions, sorted; a missing folder or none of them is an error. */
+export async function listFiles(dir: string, ...exts: string[]): Promise<string[]> {
   const what = exts.join(' / ');
   let entries: string[];
   try {

@@ -11,6 +11,12 @@
  * log history — is in the checkpoint, so a resumed run continues bit for bit like the uninterrupted one.
  * The loop knows nothing about LLaMA: the caller passes the loss function, the trainable variables and
  * how to write / restore weights (see session.ts).
+ *
+ * Non-finite numbers (HF's Trainer users expect "stop, never save NaN"): the trainable weights are checked
+ * at the start, the step's loss and gradient norm before every update (the same numbers whether the
+ * gradients came from this thread or the data-parallel workers), and the weights again before every save.
+ * Any NaN / ±Inf stops the run with a NonFiniteError before the update or the save, so the checkpoints
+ * already written (the last good one) are kept as they are and no non-finite result is ever written.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs } from 'node:fs';
@@ -118,6 +124,23 @@ export class TrainLoopError extends CllamaError {
   override name = 'TrainLoopError';
 }
 
+/** A NaN / ±Inf loss, gradient norm or weight: the run stops, nothing non-finite is saved. */
+export class NonFiniteError extends TrainLoopError {
+  override name = 'NonFiniteError';
+}
+
+/**
+ * The first trainable weight holding a NaN or ±Inf, checked on the backend (one number per weight comes
+ * back): Σ 0·w is 0 exactly when every w is finite (0·±Inf and 0·NaN are NaN), with kernels every backend has.
+ */
+export function firstNonFiniteParam(params: ReadonlyArray<{ name: string; variable: tf.Variable }>): string | undefined {
+  for (const p of params) {
+    const probe = tf.tidy(() => tf.sum(tf.mul(p.variable, tf.scalar(0))).dataSync()[0]!);
+    if (probe !== 0) return p.name;
+  }
+  return undefined;
+}
+
 export async function evaluate(model: LoopModel, data: BatchSource, batchSize: number, maxSamples?: number, parallel?: DataParallel): Promise<{ loss: number; perplexity: number }> {
   model.setTraining(false);
   const n = Math.min(data.length, maxSamples ?? Infinity);
@@ -175,6 +198,10 @@ export async function runTrainingLoop(
     optimizer.loadState(await readOptimizerState(o.resumeFrom));
     state = { ...saved, maxSteps, scheduler: state.scheduler };
   }
+  const bad = firstNonFiniteParam(params);
+  if (bad) {
+    throw new NonFiniteError(`the starting weight '${bad}' holds NaN or Inf (${o.resumeFrom ? `checkpoint ${o.resumeFrom}` : 'the model or --peft-path adapter'} is broken); nothing was trained or saved`);
+  }
   await metrics.reset(state.logHistory);
   const rng = Xoshiro128.fromState(state.rng);
   const progress = new TrainProgress(maxSteps, state.globalStep, o.progress);
@@ -190,10 +217,20 @@ export async function runTrainingLoop(
   const baseSeconds = state.trainSeconds;
   model.setTraining(true);
 
+  let savedStep = o.resumeFrom ? state.globalStep : 0;
+  const lastGood = () => (savedStep > 0 ? `the last good checkpoint, ${path.join(o.outputDir, `checkpoint-${savedStep}`)}, is kept` : 'no checkpoint was saved');
+  const assertFiniteWeights = (what: string) => {
+    const name = firstNonFiniteParam(params);
+    if (name) {
+      throw new NonFiniteError(`after step ${state.globalStep} the weight '${name}' holds NaN or Inf (lower --learning-rate, now ${o.learningRate}); refusing to save ${what}; ${lastGood()}`);
+    }
+  };
   const saveAll = async () => {
+    assertFiniteWeights(`checkpoint-${state.globalStep}`);
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
     state.rng = rng.state();
     await writeCheckpoint(o.outputDir, { state, optimizer: optimizer.exportState(), writeWeights: hooks.writeWeights }, o.saveTotalLimit);
+    savedStep = state.globalStep;
     await writePlot(o.outputDir, state, o.title);
   };
   const record = async (entry: LogEntry) => {
@@ -234,6 +271,13 @@ export async function runTrainingLoop(
       }
       stepLoss /= o.gradientAccumulationSteps;
       const { norm, grads } = clipByGlobalNorm(accumulator.takeMean(), o.maxGradNorm);
+      if (!Number.isFinite(stepLoss) || !Number.isFinite(norm)) {
+        for (const g of grads.values()) g.dispose();
+        throw new NonFiniteError(
+          `step ${state.globalStep + 1}: the training loss is ${stepLoss} and the gradient norm ${norm} ` +
+            `(NaN/Inf in the base model or adapter, or --learning-rate ${o.learningRate} too high); stopped before the update; ${lastGood()}`,
+        );
+      }
       const lr = schedule.lrAt(state.globalStep);
       optimizer.step(grads, lr);
       for (const g of grads.values()) g.dispose();
@@ -267,6 +311,7 @@ export async function runTrainingLoop(
     }
     // the last step is always checkpointed (HF saves at the end too), then the final result
     await saveAll();
+    assertFiniteWeights('the final result');
     await hooks.writeFinal(o.outputDir);
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
     await writeFileAtomic(path.join(o.outputDir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);

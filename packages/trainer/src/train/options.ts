@@ -217,12 +217,13 @@ function parseValue(spec: Spec, raw: unknown, source: string): unknown {
       if (raw === false || raw === 'false' || raw === 'False' || raw === '0') return false;
       throw new TrainConfigError(`${where}: expected true or false, got ${JSON.stringify(raw)}`);
     case 'int': {
-      const n = typeof raw === 'number' ? raw : Number(raw);
-      if (!Number.isInteger(n)) throw new TrainConfigError(`${where}: expected an integer, got ${JSON.stringify(raw)}`);
+      // digits only ('' and ' ' are not 0, 1e3 / 0x10 are not integers here), and exactly representable
+      const n = typeof raw === 'number' ? raw : /^\s*[+-]?\d+\s*$/.test(String(raw)) ? Number(raw) : Number.NaN;
+      if (!Number.isSafeInteger(n)) throw new TrainConfigError(`${where}: expected an integer, got ${JSON.stringify(raw)}`);
       return n;
     }
     case 'float': {
-      const n = typeof raw === 'number' ? raw : Number(raw);
+      const n = typeof raw === 'number' ? raw : String(raw).trim() === '' ? Number.NaN : Number(raw);
       if (!Number.isFinite(n)) throw new TrainConfigError(`${where}: expected a number, got ${JSON.stringify(raw)}`);
       return n;
     }
@@ -273,7 +274,7 @@ export async function resolveArgs(mode: TrainMode, cliOptions: Record<string, un
     for (const [k, v] of Object.entries(parsed)) apply(camel(k), v, `--config ${cliOptions.config}:`);
   }
   for (const [k, v] of Object.entries(cliOptions)) {
-    if (k === 'config') continue;
+    if (k === 'config' || v === undefined) continue; // an absent option (API callers), not the string 'undefined'
     if (k === 'progress') {
       if (v === false) merged.noProgress = true;
       continue;
@@ -307,7 +308,20 @@ export function validateArgs(a: TrainArgs): TrainArgs {
   need(a.evalSteps === undefined || a.evalSteps >= 1, `--eval-steps must be >= 1, got ${a.evalSteps}`);
   need(a.stage === 1 || a.stage === 2 || a.stage === 'full', `--stage must be 1, 2 or full, got ${a.stage}`);
   need(a.doTrain || a.dryRun, '--do-train false (evaluation only) is not a training run: use `cllama-train score` to evaluate a model or adapter');
-  for (const t of a.trainable) need(/^[A-Za-z0-9_.]+$/.test(t), `--trainable: '${t}' is not a module name (e.g. q_proj,v_proj)`);
+  // the optimizer and schedule ranges of torch.optim.AdamW / HF TrainingArguments, checked before anything is created
+  need(a.warmupRatio >= 0 && a.warmupRatio <= 1, `--warmup-ratio must be in [0, 1], got ${a.warmupRatio}`);
+  need(a.warmupSteps >= 0, `--warmup-steps must be >= 0, got ${a.warmupSteps}`);
+  need(a.adamBeta1 >= 0 && a.adamBeta1 < 1, `--adam-beta1 must be in [0, 1), got ${a.adamBeta1}`);
+  need(a.adamBeta2 >= 0 && a.adamBeta2 < 1, `--adam-beta2 must be in [0, 1), got ${a.adamBeta2}`);
+  need(a.adamEpsilon > 0, `--adam-epsilon must be > 0, got ${a.adamEpsilon}`);
+  need(a.weightDecay >= 0, `--weight-decay must be >= 0, got ${a.weightDecay}`);
+  need(a.maxGradNorm >= 0, `--max-grad-norm must be >= 0 (0 = no clipping), got ${a.maxGradNorm}`);
+  need(a.numTrainEpochs >= 0, `--num-train-epochs must be >= 0, got ${a.numTrainEpochs}`);
+  need(a.loraAlpha > 0, `--lora-alpha must be > 0, got ${a.loraAlpha}`);
+  need(a.seed >= 0, `--seed must be a non-negative integer, got ${a.seed}`);
+  need(a.maxEvalSamples === undefined || a.maxEvalSamples >= 1, `--max-eval-samples must be >= 1, got ${a.maxEvalSamples}`);
+  for (const t of a.trainable) need(ALL_TARGETS.includes(t), `--trainable: '${t}' is not a LoRA target of LLaMA; choose from ${ALL_TARGETS.join(',')}`);
+  for (const m of a.modulesToSave) need(m === 'embed_tokens' || m === 'lm_head', `--modules-to-save: '${m}' is not supported; use embed_tokens and/or lm_head`);
   return a;
 }
 

@@ -6,6 +6,11 @@
  *   LoRA     → output dir: the PEFT adapter (adapter_config.json + adapter_model.safetensors, with
  *              embed_tokens / lm_head as modules_to_save) + tokenizer
  *   full     → output dir: the full model + tokenizer
+ *
+ * Nothing is created before everything that can be checked is: the flags (options.ts), the input paths
+ * (checkTrainInputs), the output-dir decision (planOutputDir), the model + tokenizer + adapter (loaded).
+ * A failure while the data is tokenized removes an output dir this run created; a failure during
+ * training keeps what the loop saved (its checkpoints never hold non-finite weights, see loop.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs } from 'node:fs';
@@ -16,8 +21,8 @@ import { activeBackend, initBackend, type BackendChoice } from '../backend.js';
 import { loadLlama, saveLlama } from '../model/io.js';
 import { adapterTensors, applySavedWeights, assignChecked, loraTensorsOf, restoreAdapterTensors } from '../model/adapter.js';
 import type { LlamaModel } from '../model/llama.js';
-import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, prepareOutputDir } from './checkpoint.js';
-import { preparePretrainData, prepareSftData, type PreparedData } from './data.js';
+import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, planOutputDir, prepareOutputDir } from './checkpoint.js';
+import { listFiles, preparePretrainData, prepareSftData, type PreparedData } from './data.js';
 import { DataParallel } from './data-parallel.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
@@ -138,16 +143,54 @@ export interface SessionResult extends LoopResult {
   cacheHit: boolean | undefined;
 }
 
+/** Every input path the run reads exists and is of the right kind (before anything is created or loaded). */
+export async function checkTrainInputs(args: TrainArgs): Promise<void> {
+  const kind = async (p: string) => fs.stat(p).then((st) => (st.isDirectory() ? 'dir' : 'file'), () => 'missing' as const);
+  if ((await kind(path.join(args.modelNameOrPath, 'config.json'))) !== 'file') {
+    throw new TrainSessionError(`--model-name-or-path ${args.modelNameOrPath}: no config.json there; give an HF LLaMA folder (config.json + safetensors)`);
+  }
+  if ((await kind(args.tokenizerNameOrPath)) === 'missing') {
+    throw new TrainSessionError(`--tokenizer-name-or-path ${args.tokenizerNameOrPath} does not exist; give a .model file or an HF tokenizer folder`);
+  }
+  await listFiles(args.datasetDir, ...(args.mode === 'pretrain' ? ['.txt'] : ['.json', '.jsonl']));
+  if (args.validationFile !== undefined && (await kind(args.validationFile)) !== 'file') {
+    throw new TrainSessionError(`--validation-file ${args.validationFile} is not a file; give an Alpaca .json / .jsonl file`);
+  }
+  if (args.peftPath !== undefined && (await kind(path.join(args.peftPath, 'adapter_config.json'))) !== 'file') {
+    throw new TrainSessionError(`--peft-path ${args.peftPath}: no adapter_config.json there; give a PEFT adapter folder`);
+  }
+  // the run writes config.json / model.safetensors / adapter / tokenizer files into --output-dir (and
+  // --overwrite-output-dir deletes them there first): never into a folder it reads from
+  const real = (p: string) => fs.realpath(path.resolve(p)).catch(() => path.resolve(p));
+  const out = await real(args.outputDir);
+  const tokenizerDir = (await kind(args.tokenizerNameOrPath)) === 'dir' ? args.tokenizerNameOrPath : path.dirname(args.tokenizerNameOrPath);
+  for (const [flag, input] of [
+    ['--model-name-or-path', args.modelNameOrPath],
+    ['--tokenizer-name-or-path', tokenizerDir],
+    ['--dataset-dir', args.datasetDir],
+    ['--peft-path', args.peftPath],
+  ] as const) {
+    if (input !== undefined && (await real(input)) === out) {
+      throw new TrainSessionError(`--output-dir ${args.outputDir} is the ${flag} folder; the run would write over its input: choose another --output-dir`);
+    }
+  }
+}
+
 export async function runTrainingSession(
   args: TrainArgs,
   opts: { backend?: BackendChoice; onStep?: Parameters<typeof runTrainingLoop>[5]['onStep'] } = {},
 ): Promise<SessionResult> {
-  const prepared = await prepareOutputDir(args.outputDir, { overwrite: args.overwriteOutputDir, resumeFromCheckpoint: args.resumeFromCheckpoint });
+  await checkTrainInputs(args);
+  const outputOpts = { overwrite: args.overwriteOutputDir, resumeFromCheckpoint: args.resumeFromCheckpoint };
+  await planOutputDir(args.outputDir, outputOpts); // refuses (writing nothing) before the model is loaded
   const t = await setUpModel(args, opts);
   let data: PreparedData | undefined;
   const cacheRoot = args.dataCacheDir ?? path.join(args.outputDir, DATA_CACHE_DIR);
   let parallel: DataParallel | undefined;
+  const createdOutputDir = !(await fs.stat(args.outputDir).then(() => true, () => false));
+  let training = false;
   try {
+    const prepared = await prepareOutputDir(args.outputDir, outputOpts);
     if (args.threads > 1) {
       const backend = activeBackend()?.name;
       if (backend !== 'wasm' && backend !== 'cpu') {
@@ -169,6 +212,7 @@ export async function runTrainingSession(
       throw new TrainSessionError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
     }
     const isLora = t.lora !== undefined;
+    training = true;
     const result = await runTrainingLoop(
       loopModel(t.model),
       t.params,
@@ -215,6 +259,14 @@ export async function runTrainingSession(
       },
     );
     return { ...result, outputDir: args.outputDir, resumedFrom: prepared.resumeFrom, numTrainExamples: data.train.length, numEvalExamples: data.eval?.length ?? 0, cacheHit: data.cacheHit };
+  } catch (err) {
+    // nothing trained yet: an output dir this run created holds at most a data cache; leave nothing behind
+    if (!training && createdOutputDir) {
+      data?.close();
+      data = undefined;
+      await fs.rm(args.outputDir, { recursive: true, force: true });
+    }
+    throw err;
   } finally {
     await parallel?.close();
     data?.close();

@@ -1,0 +1,36 @@
+/**
+ * Output guards shared by the commands that write: nothing that exists is replaced without --force, and
+ * an output that is one of the inputs (same real path, whatever the spelling: ./a, a, a symlink to it)
+ * is refused always — the command would read what it is replacing. Checked before any work is done.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { UsageError } from './errors.js';
+
+/** The real path of `p`, or of its folder + its name when `p` does not exist yet. */
+export async function realTarget(p: string): Promise<string> {
+  const abs = path.resolve(p);
+  try {
+    return await fsp.realpath(abs);
+  } catch {
+    const dir = await fsp.realpath(path.dirname(abs)).catch(() => path.dirname(abs));
+    return path.join(dir, path.basename(abs));
+  }
+}
+
+/** Refuses an output that is also an input (always), or that exists (unless `force`). */
+export async function checkOutput(out: string, inputs: readonly string[], opts: { force?: boolean; flag?: string } = {}): Promise<void> {
+  const flag = opts.flag ?? '--out';
+  const target = await realTarget(out);
+  for (const input of inputs) {
+    if ((await realTarget(input)) === target) {
+      throw new UsageError(`${flag} ${out} is also an input (${input}); write to another file`);
+    }
+  }
+  if (opts.force) return;
+  const exists = await fsp.lstat(out).then(
+    () => true,
+    () => false,
+  );
+  if (exists) throw new UsageError(`${flag} ${out} exists; pass --force to replace it, or choose another path`);
+}
