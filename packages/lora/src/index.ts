@@ -31,5 +31,5 @@ export { initLoraPair, mergeLora, unmergeLora } from './lora-math.js';
 export type { LoraPair } from './lora-math.js';
 export { countTrainableParameters } from './trainable-params.js';
 export type { TrainingPlan, ParameterCount } from './trainable-params.js';
-export { mergeAdaptersIntoCheckpoint, MergeError } from './merge.js';
+export { mergeAdaptersIntoCheckpoint, MergeError, TOKENIZER_FILES } from './merge.js';
 export type { MergeOptions, MergeReport } from './merge.js';

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseReply } from '../src/parse.js';
-import { mulberry32 } from '../src/rng.js';
+import { mulberry32 } from '@cllama/core';
 
 const dir = join(import.meta.dirname, '..', '..', '..', 'test-fixtures', 'prompt-crawler', 'replies');
 const replies = readdirSync(dir)

@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { writeBytesAtomic } from '@cllama/lora';
+import { writeFileAtomic } from '@cllama/core';
 import { METRICS_FILE, readMetrics } from '../train/metrics.js';
 import { renderTrainingPlot } from '../train/plot.js';
 import { UsageError } from './common.js';
@@ -34,7 +34,7 @@ export function plotCommand(): Command {
       });
       if (history.length === 0 || !history.every((e) => Number.isFinite(e.step))) throw new UsageError(`${file} has no metric lines with a step; nothing to plot`);
       const out = path.join(dir, 'training_plot.svg');
-      await writeBytesAtomic(out, renderTrainingPlot(history, { title: flags.title ?? path.basename(path.resolve(dir)), maxSteps: await maxStepsOf(dir) }));
+      await writeFileAtomic(out, renderTrainingPlot(history, { title: flags.title ?? path.basename(path.resolve(dir)), maxSteps: await maxStepsOf(dir) }));
       console.log(`wrote ${out} (${history.length} metric lines)`);
     });
 }

@@ -113,7 +113,7 @@ export async function planOutputDir(outputDir: string, opts: { overwrite: boolea
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { resumeFrom: undefined };
-    if (code === 'ENOTDIR') throw new CheckpointError(`--output-dir ${outputDir} is a file; give a folder`);
+    if (code === 'ENOTDIR') throw new TrainingCheckpointError(`--output-dir ${outputDir} is a file; give a folder`);
     throw err;
   }
   if (opts.overwrite) return { resumeFrom: undefined };
