@@ -1,8 +1,8 @@
 /** @cllama/trainer — LLaMA in tfjs: HF checkpoints, forward/backward, generation, and the pre-training / SFT training loop. */
 export const PACKAGE_NAME = '@cllama/trainer';
 
-export { initBackend, activeBackend, BackendError, BACKEND_CHOICES } from './backend.js';
-export type { BackendChoice, BackendInfo } from './backend.js';
+export { initBackend, activeBackend, describeBackend, webgpuAdapter, canReadSync, BackendError, BACKEND_CHOICES } from './backend.js';
+export type { BackendChoice, BackendInfo, GpuAdapterSummary } from './backend.js';
 export { LlamaModel, ModelError, llamaWeightShapes, PROJECTIONS } from './model/llama.js';
 export type { WeightTensor, ForwardOptions, LossOptions } from './model/llama.js';
 export type { LlamaConfig } from './model/config.js';
@@ -18,6 +18,7 @@ export {
   linear,
   embeddingLookup,
   fusedLinearCrossEntropy,
+  referenceLinearCrossEntropy,
   attention,
   releaseHeadBlocks,
   WASM_HEAD_BLOCK_ROWS,

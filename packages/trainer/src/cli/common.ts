@@ -1,6 +1,6 @@
 /** Helpers shared by the model subcommands of cllama-train. */
 import { Option } from 'commander';
-import { BACKEND_CHOICES } from '../backend.js';
+import { BACKEND_CHOICES, describeBackend, type BackendInfo } from '../backend.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -10,7 +10,12 @@ export class UsageError extends Error {
 }
 
 export function backendOption(): Option {
-  return new Option('--backend <name>', 'tfjs backend: auto = tfjs-node-gpu, else tfjs-node, else wasm').choices([...BACKEND_CHOICES]).default('auto');
+  return new Option('--backend <name>', 'tfjs backend: auto = tfjs-node-gpu, else WebGPU on a real GPU, else tfjs-node, else wasm').choices([...BACKEND_CHOICES]).default('auto');
+}
+
+/** The backend line every subcommand prints on stderr once its inputs are valid. */
+export function reportBackend(info: BackendInfo | undefined): void {
+  if (info) console.error(`cllama-train: ${describeBackend(info)}`);
 }
 
 export function parsePositiveInt(name: string): (value: string) => number {

@@ -6,7 +6,7 @@ import { alpacaPrompt, generateTokens, type GenerationOptions } from '../generat
 import { loadLlama } from '../model/io.js';
 import type { LlamaModel } from '../model/llama.js';
 import { attachLoraFromDir } from '../model/lora-io.js';
-import { backendOption, parseNumber, parsePositiveInt, UsageError } from './common.js';
+import { backendOption, parseNumber, parsePositiveInt, reportBackend, UsageError } from './common.js';
 
 export interface ModelFlags {
   model: string;
@@ -55,7 +55,7 @@ export function generationOptions(flags: SamplingFlags): GenerationOptions {
 }
 
 export async function loadForGeneration(flags: ModelFlags): Promise<{ model: LlamaModel; tokenizer: Tokenizer }> {
-  await initBackend(flags.backend);
+  const backend = await initBackend(flags.backend);
   const { loadTokenizer } = await import('@cllama/tokenizer-merge');
   const tokenizer = await loadTokenizer(flags.tokenizer ?? flags.model).catch((err: Error) => {
     throw new UsageError(`cannot load a tokenizer from ${flags.tokenizer ?? flags.model} (${err.message}); pass --tokenizer <tokenizer.model or HF folder>`);
@@ -66,6 +66,7 @@ export async function loadForGeneration(flags: ModelFlags): Promise<{ model: Lla
     throw new UsageError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.config.vocabSize}: wrong --tokenizer?`);
   }
   if (flags.lora) await attachLoraFromDir(model, flags.lora);
+  reportBackend(backend);
   return { model, tokenizer };
 }
 

@@ -8,7 +8,7 @@ import { initBackend, type BackendChoice } from '../backend.js';
 import { loadLlama } from '../model/io.js';
 import { scoreBatches, scoreTokenBlocks, textToBlocks, type ScoreResult } from '../score.js';
 import { attachLoraFromDir } from '../model/lora-io.js';
-import { backendOption, parsePositiveInt, UsageError } from './common.js';
+import { backendOption, parsePositiveInt, reportBackend, UsageError } from './common.js';
 
 interface ScoreFlags {
   model: string;
@@ -58,18 +58,19 @@ export function scoreCommand(): Command {
       const backend = await initBackend(flags.backend);
       const model = await loadLlama(flags.model);
       if (flags.lora) await attachLoraFromDir(model, flags.lora);
+      reportBackend(backend);
       let result: ScoreResult;
       if (flags.inputIds) {
         const ids = await readIdMatrix(flags.inputIds, '--input-ids');
         const labels = flags.labels ? await readIdMatrix(flags.labels, '--labels') : ids;
         if (labels.length !== ids.length || labels[0]!.length !== ids[0]!.length) throw new UsageError('--labels must have the shape of --input-ids');
-        result = scoreBatches(model, ids, labels, { withLogitSums: true });
+        result = await scoreBatches(model, ids, labels, { withLogitSums: true });
       } else {
         const { loadTokenizer } = await import('@cllama/tokenizer-merge');
         const tokenizer = await loadTokenizer(flags.tokenizer ?? flags.model);
         const text = await readFile(flags.textFile!, 'utf8');
         const blockSize = flags.blockSize ?? Math.min(512, model.config.maxPositionEmbeddings);
-        result = scoreTokenBlocks(model, textToBlocks(text, tokenizer, blockSize), flags.batchSize);
+        result = await scoreTokenBlocks(model, textToBlocks(text, tokenizer, blockSize), flags.batchSize);
       }
       model.dispose();
       const out: Record<string, unknown> = { loss: result.loss, perplexity: result.perplexity, tokens: result.tokens };

@@ -51,13 +51,16 @@ export class GradientAccumulator {
   }
 }
 
-/** √(Σ‖g‖²) over all gradients, as a JS number. */
-export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
+/** √(Σ‖g‖²) over all gradients, as a JS number (the one value read back). */
+export async function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): Promise<number> {
   if (grads.size === 0) return 0;
-  return tf.tidy(() => {
+  const norm = tf.tidy(() => {
     const squares = [...grads.values()].map((g) => tf.sum(tf.square(g)));
-    return tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares)).dataSync()[0]!;
+    return tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares));
   });
+  const value = (await norm.data())[0]!;
+  norm.dispose();
+  return value;
 }
 
 /**
@@ -65,8 +68,8 @@ export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
  * norm before clipping (what HF logs as grad_norm) and the gradients to use; the input tensors that
  * were replaced are disposed. maxNorm ≤ 0 disables clipping (HF: max_grad_norm 0).
  */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; grads: Map<string, tf.Tensor> } {
-  const norm = globalNorm(grads);
+export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<{ norm: number; grads: Map<string, tf.Tensor> }> {
+  const norm = await globalNorm(grads);
   if (!(maxNorm > 0)) return { norm, grads };
   const coef = maxNorm / (norm + 1e-6);
   if (coef >= 1) return { norm, grads };

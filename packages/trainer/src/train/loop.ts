@@ -127,7 +127,7 @@ export async function evaluate(model: LoopModel, data: BatchSource, batchSize: n
   for (let start = 0; start < n; start += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i);
     const b = data.batch(idx);
-    sum += parallel ? await parallel.loss(model, b) : microBatchLoss(model, b);
+    sum += parallel ? await parallel.loss(model, b) : await microBatchLoss(model, b);
     batches += 1;
   }
   model.setTraining(true);
@@ -193,7 +193,7 @@ export async function runTrainingLoop(
   const saveAll = async () => {
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
     state.rng = rng.state();
-    await writeCheckpoint(o.outputDir, { state, optimizer: optimizer.exportState(), writeWeights: hooks.writeWeights }, o.saveTotalLimit);
+    await writeCheckpoint(o.outputDir, { state, optimizer: await optimizer.exportState(), writeWeights: hooks.writeWeights }, o.saveTotalLimit);
     await writePlot(o.outputDir, state, o.title);
   };
   const record = async (entry: LogEntry) => {
@@ -224,7 +224,7 @@ export async function runTrainingLoop(
           micro = await o.dataParallel.lossAndGrads(model, b, dropoutSeed);
         } else {
           model.reseedDropout?.(dropoutSeed);
-          micro = microBatchGradients(model, params, b);
+          micro = await microBatchGradients(model, params, b);
         }
         accumulator.add(micro.grads);
         stepLoss += micro.loss;
@@ -233,7 +233,7 @@ export async function runTrainingLoop(
         tokensThisRun += b.batch * b.seqLen;
       }
       stepLoss /= o.gradientAccumulationSteps;
-      const { norm, grads } = clipByGlobalNorm(accumulator.takeMean(), o.maxGradNorm);
+      const { norm, grads } = await clipByGlobalNorm(accumulator.takeMean(), o.maxGradNorm);
       const lr = schedule.lrAt(state.globalStep);
       optimizer.step(grads, lr);
       for (const g of grads.values()) g.dispose();

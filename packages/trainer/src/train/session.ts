@@ -12,7 +12,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile, readPeftAdapter, writePeftAdapter, writeSafetensors, type LoraConfig } from '@cllama/lora';
 import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
-import { activeBackend, initBackend, type BackendChoice } from '../backend.js';
+import { activeBackend, initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
 import { loadLlama, saveLlama } from '../model/io.js';
 import type { LlamaModel } from '../model/llama.js';
 import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, prepareOutputDir } from './checkpoint.js';
@@ -112,9 +112,16 @@ function assignVariable(v: tf.Variable, data: Float32Array, shape: readonly numb
 }
 
 /** The adapter tensors under PEFT key names: LoRA A/B and the modules_to_save weights. */
-function adapterTensors(t: TrainedModel): Map<string, { shape: number[]; data: Float32Array }> {
+async function adapterTensors(t: TrainedModel): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const p of t.params) out.set(PEFT_PREFIX + p.name, { shape: [...p.variable.shape], data: Float32Array.from(p.variable.dataSync() as Float32Array) });
+  for (const p of t.params) out.set(PEFT_PREFIX + p.name, { shape: [...p.variable.shape], data: Float32Array.from((await p.variable.data()) as Float32Array) });
+  return out;
+}
+
+/** The trainable weights as host copies (every backend; webgpu reads asynchronously only). */
+async function trainableTensors(t: TrainedModel): Promise<Array<{ name: string; shape: number[]; data: Float32Array }>> {
+  const out = [];
+  for (const p of t.params) out.push({ name: p.name, shape: [...p.variable.shape], data: (await p.variable.data()) as Float32Array });
   return out;
 }
 
@@ -163,7 +170,12 @@ export interface SessionResult extends LoopResult {
 
 export async function runTrainingSession(
   args: TrainArgs,
-  opts: { backend?: BackendChoice; onStep?: Parameters<typeof runTrainingLoop>[5]['onStep'] } = {},
+  opts: {
+    backend?: BackendChoice;
+    onStep?: Parameters<typeof runTrainingLoop>[5]['onStep'];
+    /** Called once the model and data are ready, before the first step (the CLI prints the backend). */
+    onStart?: (backend: BackendInfo | undefined) => void;
+  } = {},
 ): Promise<SessionResult> {
   const prepared = await prepareOutputDir(args.outputDir, { overwrite: args.overwriteOutputDir, resumeFromCheckpoint: args.resumeFromCheckpoint });
   const t = await setUpModel(args, opts);
@@ -174,7 +186,7 @@ export async function runTrainingSession(
     if (args.threads > 1) {
       const backend = activeBackend()?.name;
       if (backend !== 'wasm' && backend !== 'cpu') {
-        throw new TrainSessionError(`--threads ${args.threads} is for the single-threaded wasm and cpu backends; the ${backend} backend already uses every core: drop --threads`);
+        throw new TrainSessionError(`--threads ${args.threads} is for the single-threaded wasm and cpu backends; ${backend === 'webgpu' ? 'on webgpu one process drives the device' : `the ${backend} backend already uses every core`}: drop --threads`);
       }
       parallel = await DataParallel.start({ threads: args.threads, backend, model: t.model, params: t.params, lora: t.lora });
     }
@@ -192,6 +204,7 @@ export async function runTrainingSession(
       throw new TrainSessionError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
     }
     const isLora = t.lora !== undefined;
+    opts.onStart?.(activeBackend());
     const result = await runTrainingLoop(
       loopModel(t.model),
       t.params,
@@ -199,8 +212,8 @@ export async function runTrainingSession(
       data.eval,
       {
         writeWeights: async (dir) => {
-          if (isLora) await writePeftAdapter(dir, t.lora!, adapterTensors(t));
-          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), t.params.map((p) => ({ name: p.name, shape: [...p.variable.shape], data: p.variable.dataSync() as Float32Array })));
+          if (isLora) await writePeftAdapter(dir, t.lora!, await adapterTensors(t));
+          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), await trainableTensors(t));
         },
         restoreWeights: async (dir) => {
           if (isLora) {
@@ -224,7 +237,7 @@ export async function runTrainingSession(
           await fs.rm(staging, { recursive: true, force: true });
           if (isLora) {
             await fs.mkdir(staging);
-            await writePeftAdapter(staging, t.lora!, adapterTensors(t));
+            await writePeftAdapter(staging, t.lora!, await adapterTensors(t));
           } else {
             await saveLlama(staging, t.model, { overwrite: true });
           }
