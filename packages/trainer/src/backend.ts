@@ -6,7 +6,8 @@
  *   1. `@tensorflow/tfjs-node-gpu` (libtensorflow with CUDA 11.2 / cuDNN 8.1), when installed;
  *   2. WebGPU (`webgpu`: Dawn's Node bindings, + `@tensorflow/tfjs-backend-webgpu`), when installed and
  *      the adapter Dawn picks is a real GPU — a software adapter (Mesa's lavapipe/llvmpipe,
- *      SwiftShader) runs at ~1 GFLOP/s, slower than wasm, so `auto` skips it;
+ *      SwiftShader) runs at ~1 GFLOP/s, slower than wasm, so `auto` skips it (on Linux it does not
+ *      even load Dawn when there is no GPU device node);
  *   3. `@tensorflow/tfjs-node` (libtensorflow on the CPU), when installed;
  *   4. the embedded WebAssembly backend.
  *
@@ -17,6 +18,7 @@
  *
  * initBackend also registers the model's gradient overrides (register-gradients.ts), once.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerGradients } from './model/register-gradients.js';
 
@@ -114,8 +116,22 @@ type AdapterProbe = { adapter: GpuAdapterLike; summary: GpuAdapterSummary } | { 
 let probe: Promise<AdapterProbe> | undefined;
 
 function adapterLabel(a: GpuAdapterSummary): string {
-  const parts = [a.description || a.device, a.vendor, a.architecture].filter((s) => s);
-  return `${parts.join(' / ') || 'unnamed'}${a.software ? ', software' : ''}`;
+  const tags = [a.vendor, a.architecture].filter((s) => s);
+  return `${a.description || a.device || 'unnamed'}${tags.length > 0 ? ` [${tags.join(', ')}]` : ''}`;
+}
+
+/**
+ * Linux exposes a GPU as /dev/nvidia0 (NVIDIA's driver) or /dev/dri/renderD* (Mesa / AMD / Intel).
+ * Without either there is no GPU to find, and `auto` does not load Dawn at all (its Vulkan probe of
+ * a software device also prints driver warnings on stderr).
+ */
+function linuxHasGpuDevice(): boolean {
+  try {
+    if (existsSync('/dev/nvidia0') || existsSync('/dev/nvidiactl')) return true;
+    return readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
+  } catch {
+    return false;
+  }
 }
 
 function summarise(adapter: GpuAdapterLike): GpuAdapterSummary {
@@ -236,9 +252,9 @@ async function choose(choice: BackendChoice): Promise<BackendInfo> {
   const skipped: string[] = [];
   if (await useTensorflow('@tensorflow/tfjs-node-gpu')) return { name: 'tensorflow', package: '@tensorflow/tfjs-node-gpu', reason: 'auto: tfjs-node-gpu is installed' };
   skipped.push('tfjs-node-gpu not installed');
-  const p = await probeAdapter();
+  const p: AdapterProbe = process.platform === 'linux' && !linuxHasGpuDevice() ? { missing: 'no GPU device' } : await probeAdapter();
   if ('missing' in p) {
-    skipped.push(p.missing.startsWith('the webgpu backend is not installed') ? 'webgpu not installed' : 'no WebGPU adapter');
+    skipped.push(p.missing === 'no GPU device' ? 'no GPU device (/dev/nvidia*, /dev/dri/renderD*)' : p.missing.startsWith('the webgpu backend is not installed') ? 'webgpu not installed' : 'no WebGPU adapter');
   } else if (p.summary.software) {
     skipped.push(`WebGPU adapter ${adapterLabel(p.summary)} is not a GPU`);
   } else {
