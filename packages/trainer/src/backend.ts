@@ -103,7 +103,10 @@ interface GpuAdapterLike {
   isFallbackAdapter?: boolean;
   features: ReadonlySet<string>;
   limits: Record<string, number>;
-  requestDevice(descriptor: { requiredFeatures?: string[]; requiredLimits?: Record<string, number> }): Promise<{ limits: Record<string, number> }>;
+  requestDevice(descriptor: { requiredFeatures?: string[]; requiredLimits?: Record<string, number> }): Promise<{
+    limits: Record<string, number>;
+    addEventListener?(type: 'uncapturederror', listener: (event: unknown) => void): void;
+  }>;
 }
 interface WebGpuModule {
   create(flags: string[]): { requestAdapter(options?: { powerPreference?: string }): Promise<GpuAdapterLike | null> };
@@ -183,7 +186,13 @@ async function registerWebgpu(adapter: GpuAdapterLike): Promise<void> {
   const mod = (await import(/* @vite-ignore */ '@tensorflow/tfjs-backend-webgpu' as string)) as {
     WebGPUBackend: new (device: unknown, adapterInfo?: unknown) => tf.KernelBackend;
   };
+  let deviceError: string | undefined;
   class NodeWebGPUBackend extends mod.WebGPUBackend {
+    override async read(dataId: object): Promise<tf.backend_util.BackendValues> {
+      const values = await super.read(dataId);
+      if (deviceError) throw new BackendError(`the WebGPU device reported an error, results are not valid: ${deviceError.split('\n')[0]}`);
+      return values;
+    }
     override readSync(dataId: object): tf.backend_util.BackendValues {
       const stored = (this as unknown as { tensorMap: tf.DataStorage<{ values?: tf.backend_util.BackendValues | null }> }).tensorMap.get(dataId);
       if (stored?.values == null) {
@@ -198,11 +207,16 @@ async function registerWebgpu(adapter: GpuAdapterLike): Promise<void> {
     async () => {
       const limits = adapter.limits;
       const requiredLimits: Record<string, number> = {};
-      for (const name of ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize', 'maxComputeWorkgroupsPerDimension', 'maxComputeWorkgroupSizeX', 'maxComputeInvocationsPerWorkgroup']) {
+      for (const name of ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize', 'maxComputeWorkgroupsPerDimension', 'maxComputeWorkgroupSizeX', 'maxComputeInvocationsPerWorkgroup']) {
         if (typeof limits[name] === 'number') requiredLimits[name] = limits[name]!;
       }
       const requiredFeatures = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
       const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+      // A shader or validation error is reported asynchronously and would leave wrong values behind:
+      // remember the first one and fail the next read with it.
+      device.addEventListener?.('uncapturederror', (event) => {
+        deviceError ??= (event as { error?: { message?: string } }).error?.message ?? 'unknown WebGPU error';
+      });
       return new NodeWebGPUBackend(device, adapter.info);
     },
     0,

@@ -9,7 +9,9 @@
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { globalNorm } from '../src/train/gradients.js';
 import { resolveArgs, type TrainArgs } from '../src/train/options.js';
 import { runTrainingSession } from '../src/train/session.js';
 import { FIXTURES, TINY_LLAMA, useBackend } from './helpers.js';
@@ -69,5 +71,24 @@ describe('stage-2 training on webgpu', () => {
     expect(new Set(counts).size).toBe(1); // the same number of live tensors after every step
     const files = await fs.readdir(path.join(root, 'webgpu'));
     for (const f of ['adapter_config.json', 'adapter_model.safetensors', 'checkpoint-10', 'checkpoint-20', 'trainer_state.json']) expect(files).toContain(f);
+  });
+});
+
+describe('webgpu limits', () => {
+  it('the gradient norm over 40 tensors (more than a shader may bind) equals the float64 one', async () => {
+    await useBackend('webgpu');
+    const grads = new Map(Array.from({ length: 40 }, (_, i) => [`g${i}`, tf.fill([3, 5], (i % 7) * 0.25 - 0.5)] as const));
+    let expected = 0;
+    for (let i = 0; i < 40; i++) expected += 15 * ((i % 7) * 0.25 - 0.5) ** 2;
+    expect(Math.abs((await globalNorm(grads)) - Math.sqrt(expected))).toBeLessThan(1e-5);
+    tf.dispose([...grads.values()]);
+  });
+
+  it('a device error (an AddN binding more buffers than allowed) fails the next read instead of giving wrong values', async () => {
+    await useBackend('webgpu');
+    const xs = Array.from({ length: 40 }, (_, i) => tf.fill([4], i));
+    const sum = tf.addN(xs);
+    await expect(sum.data()).rejects.toThrow(/WebGPU device reported an error/);
+    tf.dispose([sum, ...xs]);
   });
 });
