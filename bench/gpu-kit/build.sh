@@ -39,7 +39,7 @@ trap 'rm -rf "$STAGE"' EXIT
 node_modules/.bin/esbuild bench/gpu-kit/kit.ts --bundle --platform=node --format=esm --target=node20 \
   --outfile="$STAGE/kit.mjs" --log-level=warning \
   --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu --external:@tensorflow/tfjs-backend-wasm \
-  --banner:js="import { createRequire as __kitCreateRequire } from 'node:module'; const require = __kitCreateRequire(import.meta.url);"
+  --banner:js="import { createRequire as __kitCreateRequire } from 'node:module'; import { fileURLToPath as __kitPath } from 'node:url'; import { dirname as __kitDirname } from 'node:path'; const require = __kitCreateRequire(import.meta.url); const __filename = __kitPath(import.meta.url); const __dirname = __kitDirname(__filename);"
 
 # 2. Dawn
 cp node_modules/webgpu/package.json node_modules/webgpu/index.js "$STAGE/node_modules/webgpu/"
