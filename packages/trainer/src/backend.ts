@@ -308,14 +308,3 @@ export function activeBackend(): BackendInfo | undefined {
 export function canReadSync(): boolean {
   return tf.getBackend() !== 'webgpu';
 }
-
-/**
- * Makes the following synchronous reads of `tensors` work on every backend: on webgpu each is
- * downloaded once (`await data()`; tfjs keeps that host copy beside the GPU buffer until the tensor
- * is disposed), elsewhere nothing happens. For the I/O edges — saving weights, optimizer state,
- * exporting an adapter — never inside a training step.
- */
-export async function downloadForSyncRead(tensors: Iterable<tf.Tensor>): Promise<void> {
-  if (canReadSync()) return;
-  await Promise.all([...tensors].map((t) => t.data()));
-}
