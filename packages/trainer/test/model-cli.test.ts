@@ -124,6 +124,16 @@ describe('cllama-train CLI', () => {
     expect(backend.stderr).toMatch(/install one of them/);
   });
 
+  it('--backend webgpu without the webgpu package: exit 1 and one line saying what to install', async () => {
+    // a module hook that makes 'webgpu' unresolvable, as on an install without the optional peer
+    const hooks = `export async function resolve(s, c, next) { if (s === 'webgpu') { const e = new Error("Cannot find package 'webgpu'"); e.code = 'ERR_MODULE_NOT_FOUND'; throw e; } return next(s, c); }`;
+    const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
+    const child = run('node', ['--import', `data:text/javascript,${encodeURIComponent(register)}`, CLI, 'score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--backend', 'webgpu']);
+    const err = (await child.then(() => undefined, (e: { code: number; stderr: string }) => e))!;
+    expect(err.code).toBe(1);
+    expect(err.stderr.trim().split('\n')).toEqual(["cllama-train: backend 'webgpu': the webgpu backend is not installed: install webgpu and @tensorflow/tfjs-backend-webgpu (npm install webgpu @tensorflow/tfjs-backend-webgpu@4.22.0)"]);
+  });
+
   it('--backend webgpu without a Vulkan driver: exit 1 and a line saying what to install', async () => {
     const child = run('node', [CLI, 'score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--backend', 'webgpu'], { env: { ...process.env, VK_ICD_FILENAMES: path.join(tmp, 'no-such-icd.json') } });
     const err = (await child.then(() => undefined, (e: { code: number; stderr: string }) => e))!;
