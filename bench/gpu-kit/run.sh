@@ -8,7 +8,9 @@
 #
 #   bash run.sh            the real measurement (~8 minutes on an H100/H200-class GPU)
 #   bash run.sh --smoke    tiny sizes: checks the kit on any machine with a (software) adapter
+#   PYTHON=/path/to/python3 bash run.sh     the Python that has torch (default: python3)
 set -uo pipefail
+PYTHON=${PYTHON:-python3}
 KIT=$(cd "$(dirname "$0")" && pwd)
 SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
@@ -28,12 +30,13 @@ NODE="$KIT/node"
 "$NODE" --version >/dev/null || { echo "run.sh: the bundled Node does not start on this machine (glibc too old?)" >&2; exit 1; }
 
 # ---------------------------------------------------------------- Vulkan loader and driver
-if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
+LDCACHE=$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true)
+if ! grep -q 'libvulkan.so.1' <<< "$LDCACHE"; then
   export LD_LIBRARY_PATH="$KIT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   say "Vulkan loader: the kit's lib/libvulkan.so.1 (none installed)"
 fi
 ICDS=$(ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json 2>/dev/null | tr '\n' ' ')
-if [ -z "${VK_ICD_FILENAMES:-}" ] && ! echo "$ICDS" | grep -q nvidia && ldconfig -p 2>/dev/null | grep -q 'libGLX_nvidia.so.0'; then
+if [ -z "${VK_ICD_FILENAMES:-}" ] && ! grep -q nvidia <<< "$ICDS" && grep -q 'libGLX_nvidia.so.0' <<< "$LDCACHE"; then
   # NVIDIA's driver without its ICD file (common in containers): point the loader at the driver library
   printf '{"file_format_version":"1.0.0","ICD":{"library_path":"libGLX_nvidia.so.0","api_version":"1.3"}}\n' > "$KIT/nvidia_icd.json"
   export VK_ICD_FILENAMES="$KIT/nvidia_icd.json"
@@ -62,27 +65,27 @@ fi
 
 : > "$RESULTS/results.jsonl"
 TORCH_OK=0
-python3 -c 'import torch' 2>/dev/null && TORCH_OK=1
+"$PYTHON" -c 'import torch' 2>/dev/null && TORCH_OK=1
 if [ "$SMOKE" = 1 ]; then
   part info 60 "$NODE" "$KIT/kit.mjs" info
   part parity 300 "$NODE" "$KIT/kit.mjs" parity --fixtures "$KIT/fixtures"
   part bench-smoke 300 "$NODE" "$KIT/kit.mjs" bench --config smoke --steps 2
-  DEVICE=cpu; python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && DEVICE=cuda
-  if [ "$TORCH_OK" = 1 ]; then part torch-smoke 300 python3 "$KIT/train_torch.py" 1 --device "$DEVICE" --config smoke --modes stage2,full; else say "torch-smoke: skipped (python3 has no torch)"; fi
+  DEVICE=cpu; "$PYTHON" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && DEVICE=cuda
+  if [ "$TORCH_OK" = 1 ]; then part torch-smoke 300 "$PYTHON" "$KIT/train_torch.py" 1 --device "$DEVICE" --config smoke --modes stage2,full; else say "torch-smoke: skipped ($PYTHON has no torch; set PYTHON=)"; fi
   part lora7b-smoke 300 "$NODE" "$KIT/kit.mjs" lora7b --shape smoke --layers 1,2 --budget-s 120
 else
   part info 60 "$NODE" "$KIT/kit.mjs" info
-  part parity 120 "$NODE" "$KIT/kit.mjs" parity --fixtures "$KIT/fixtures"
-  part bench 90 "$NODE" "$KIT/kit.mjs" bench --config bench --steps 5
-  part bench-large 120 "$NODE" "$KIT/kit.mjs" bench --config large --steps 3
+  part parity 90 "$NODE" "$KIT/kit.mjs" parity --fixtures "$KIT/fixtures"
+  part bench 75 "$NODE" "$KIT/kit.mjs" bench --config bench --steps 5
+  part bench-large 100 "$NODE" "$KIT/kit.mjs" bench --config large --steps 3
   if [ "$TORCH_OK" = 1 ]; then
-    part torch-bench-fp32 60 python3 "$KIT/train_torch.py" 5 --device cuda --config bench --tf32 off --modes stage2,full
-    part torch-large-fp32 60 python3 "$KIT/train_torch.py" 3 --device cuda --config large --tf32 off --modes stage2,full
-    part torch-large-tf32 60 python3 "$KIT/train_torch.py" 3 --device cuda --config large --tf32 on --modes stage2,full
+    part torch-bench-fp32 45 "$PYTHON" "$KIT/train_torch.py" 5 --device cuda --config bench --tf32 off --modes stage2,full
+    part torch-large-fp32 45 "$PYTHON" "$KIT/train_torch.py" 3 --device cuda --config large --tf32 off --modes stage2,full
+    part torch-large-tf32 45 "$PYTHON" "$KIT/train_torch.py" 3 --device cuda --config large --tf32 on --modes stage2,full
   else
-    say "torch: skipped (python3 has no torch)"
+    say "torch: skipped ($PYTHON has no torch; set PYTHON=)"
   fi
-  part lora7b 200 "$NODE" "$KIT/kit.mjs" lora7b --layers 1,2,4,8,16,32 --budget-s 170
+  part lora7b 190 "$NODE" "$KIT/kit.mjs" lora7b --layers 1,2,4,8,16,32 --budget-s 150
 fi
 [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null && say "peak GPU memory in use during the run: $(sort -t, -k2 -n "$RESULTS/gpu-memory.csv" | tail -1 | cut -d, -f2) MiB (nvidia-smi)"
 
