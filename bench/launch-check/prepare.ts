@@ -25,7 +25,7 @@ import { loadTokenizer } from '@cllama/tokenizer-merge';
 import { PRESETS, type TrainPhase } from '../../examples/src/presets.js';
 import { initBackend } from '../../packages/trainer/src/backend.js';
 import { loadLlama } from '../../packages/trainer/src/model/io.js';
-import { attachLoraFromDir } from '../../packages/trainer/src/model/lora-io.js';
+import { attachLoraFromDir } from '../../packages/trainer/src/model/adapter.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');

@@ -4,7 +4,7 @@
  * `cpu` is the README's `npm run recipe`: a tiny LLaMA on the embedded wasm backend, sized to finish
  * on a 2-core machine in well under 20 minutes. `fast` is the same chain at the smallest sizes that
  * still exercise every phase (the CI test). `gpu` is the recipe at real sequence length with the
- * seed's hyper-parameters scaled to one GPU (tfjs-node-gpu); it expects `--base <HF LLaMA folder>`.
+ * seed's hyper-parameters scaled to one GPU (--backend webgpu, or tfjs-node-gpu); it expects `--base <HF LLaMA folder>`.
  */
 
 export interface TrainPhase {

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLlamaConfig, readLlamaConfig } from '@cllama/lora';
 import { buildHfTokenizerFiles, readModelProto } from '@cllama/tokenizer-merge';
-import { LlamaModel, initBackend, loadLlama, saveLlama } from '@cllama/trainer';
+import { BACKEND_CHOICES, LlamaModel, describeBackend, initBackend, loadLlama, saveLlama, type BackendChoice } from '@cllama/trainer';
 import { PRESETS, SAMPLE_INSTRUCTIONS, type Preset, type TrainPhase } from './presets.js';
 import { writeReport, type ReportInput } from './report.js';
 import { RunStateStore } from './run-state.js';
@@ -31,8 +31,8 @@ const LLAMA_TOKENIZER = path.join(repoRoot, 'test-fixtures/tokenizers/llama_toke
 export interface RecipeOptions {
   name: string;
   preset: Preset['name'];
-  backend: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-  /** Data-parallel training threads (wasm/cpu backends); 'auto' = every core, 1 on tensorflow. */
+  backend: BackendChoice;
+  /** Data-parallel training threads (wasm/cpu backends); 'auto' = every core, 1 on tensorflow and webgpu. */
   threads: number | 'auto';
   base?: string;
   runsDir: string;
@@ -138,11 +138,12 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
   mkdirSync(runDir, { recursive: true });
   const backend = await initBackend(opts.backend);
   // tfjs-wasm / cpu run one thread each: the trainer's --threads shares every batch among the cores
-  const threads = backend.name === 'tensorflow' ? 1 : opts.threads === 'auto' ? Math.min(availableParallelism(), 8) : opts.threads;
+  const threads = backend.name === 'tensorflow' || backend.name === 'webgpu' ? 1 : opts.threads === 'auto' ? Math.min(availableParallelism(), 8) : opts.threads;
   const ctx: Ctx = { opts, preset, runDir, log: path.join(runDir, 'recipe.log'), store: new RunStateStore(runDir, preset.name), threads };
   ctx.store.state.backend = `${backend.name} (${backend.package}), ${threads} training thread${threads === 1 ? '' : 's'}`;
   ctx.store.save();
   console.log(`recipe '${opts.name}' (preset ${preset.name}) in ${runDir}, backend ${backend.name} via ${backend.package}, ${threads} training thread(s)`);
+  console.error(`recipe: ${describeBackend(backend)}`);
 
   // The phases read their data from per-run folders (the trainer takes a folder of files).
   const data = (...parts: string[]) => p(ctx, 'data', ...parts);
@@ -318,7 +319,7 @@ function main(): void {
     .description('the three-phase Chinese-LLaMA-Alpaca recipe end to end (vocabulary → pre-training → SFT → merge)')
     .option('--name <name>', 'run name: outputs go to <runs-dir>/<name>', 'demo')
     .addOption(new Option('--preset <preset>', 'sizes: fast (CI), cpu (default, ≤ 20 min on 2 cores), gpu (real sizes, tfjs-node-gpu)').choices(['fast', 'cpu', 'gpu']).default('cpu'))
-    .addOption(new Option('--backend <name>', 'tfjs backend (auto = tfjs-node-gpu, else tfjs-node, else wasm)').choices(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'tfjs backend (auto = tfjs-node-gpu, else WebGPU on a real GPU, else tfjs-node, else wasm)').choices([...BACKEND_CHOICES]).default('auto'))
     .option('--threads <n>', "training threads on the wasm/cpu backends (data parallel): a number, or 'auto' = every core", parseThreads, 'auto' as const)
     .option('--base <dir>', 'HF LLaMA folder to start from (with tokenizer.model); default: pre-train a tiny one')
     .option('--runs-dir <dir>', 'where runs are written', path.join(repoRoot, 'runs'))

@@ -4,7 +4,8 @@
  * stage 1 (embed_tokens only), stage 2 (LoRA r=8 on q/k/v/o + embed_tokens/lm_head) and full
  * fine-tuning, next to PyTorch on the same machine, plus a per-kernel time breakdown of one step.
  *
- *   node --import tsx packages/trainer/bench/train.ts [--steps 3] [--backend wasm] [--threads 1,2] [--json out.json]
+ *   node --import tsx packages/trainer/bench/train.ts [--steps 3] [--backend wasm|webgpu|…] [--threads 1,2] [--json out.json]
+ *   (on a GPU machine without Node: the GPU kit, bench/gpu-kit, runs the same steps with --backend webgpu)
  *
  * `--threads` lists the data-parallel thread counts to measure (src/train/data-parallel.ts); each
  * thread holds a model copy and computes the gradients of batch / threads sequences.
@@ -30,7 +31,8 @@ const arg = (name: string, fallback: string) => {
 const STEPS = Number(arg('steps', '3'));
 const BACKEND = arg('backend', 'wasm') as BackendChoice;
 const TORCH: Record<string, number> = { stage1: Number(arg('torch-stage1', '538')), stage2: Number(arg('torch-stage2', '485')), full: Number(arg('torch-full', '464')) };
-const THREADS = arg('threads', '1,2').split(',').map(Number);
+// data parallelism is a CPU feature: on webgpu one process drives the device
+const THREADS = arg('threads', BACKEND === 'webgpu' ? '1' : '1,2').split(',').map(Number);
 const MODES = arg('modes', 'stage1,stage2,full').split(',');
 const BATCH = 4;
 const SEQ = 256;
@@ -100,8 +102,7 @@ async function profile(mode: string): Promise<Array<{ kernel: string; ms: number
     tf.tidy(() => {
       const ids = tf.tensor2d(b.inputIds, [BATCH, SEQ], 'int32');
       const { value, grads } = tf.variableGrads(() => lm.loss(ids, ids), params.map((p) => p.variable));
-      value.dataSync();
-      return Object.values(grads);
+      return [value, ...Object.values(grads)];
     });
   tf.dispose(run()); // warm-up
   const info = await tf.profile(() => run());

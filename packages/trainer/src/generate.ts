@@ -1,8 +1,13 @@
 /**
  * Text generation with a KV cache: greedy or sampled (temperature, top-k, top-p, repetition
  * penalty — applied in Hugging Face's order), seeded, stopping at EOS, tokens streamed as they come.
+ *
+ * Where the backend reads synchronously (wasm, cpu, tensorflow) the logits row comes to JS and the
+ * token is picked there (pickNextToken). On webgpu the same steps run as tensor ops on the device
+ * (pickNextTokenOnDevice) and only the chosen id comes back.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { canReadSync } from './backend.js';
 import type { LlamaModel } from './model/llama.js';
 import { CllamaError, Mulberry32 } from '@cllama/core';
 
@@ -138,6 +143,45 @@ export function pickNextToken(logits: Float32Array, history: readonly number[], 
   return argmax(probs);
 }
 
+/**
+ * pickNextToken's steps as tensor ops, for a [1, vocab] logits tensor that stays on the device:
+ * repetition penalty (a 0/1 mask of the seen tokens), then greedy argmax, or temperature, top-k and
+ * top-p as one threshold on the scores (the smallest score kept), softmax, and the first token
+ * whose cumulative probability (in vocabulary order, as pickNextToken) exceeds u. Reads one id.
+ */
+export async function pickNextTokenOnDevice(logits: tf.Tensor2D, history: readonly number[], opts: ResolvedOptions, rng: Mulberry32): Promise<number> {
+  const vocab = logits.shape[1];
+  const u = opts.doSample ? rng.next() : 0;
+  const id = tf.tidy(() => {
+    let scores = tf.reshape(logits, [vocab]) as tf.Tensor1D;
+    if (opts.repetitionPenalty !== 1) {
+      const seen = new Float32Array(vocab);
+      for (const t of history) seen[t] = 1;
+      const p = opts.repetitionPenalty;
+      const penalised = tf.where(tf.less(scores, 0), tf.mul(scores, p), tf.div(scores, p));
+      scores = tf.where(tf.cast(tf.tensor1d(seen), 'bool'), penalised, scores) as tf.Tensor1D;
+    }
+    if (!opts.doSample) return tf.argMax(scores);
+    if (opts.temperature !== 1) scores = tf.div(scores, opts.temperature);
+    const k = opts.topK > 0 && opts.topK < vocab ? opts.topK : vocab;
+    if (k < vocab || opts.topP < 1) {
+      const sorted = tf.topk(scores, k).values; // descending
+      // top-p: keep a token while the probability of the tokens ranked above it is < topP
+      const probs = tf.softmax(sorted);
+      const keep = opts.topP < 1 ? tf.less(tf.sub(tf.cumsum(probs), probs), opts.topP) : tf.onesLike(probs).cast('bool');
+      const threshold = tf.min(tf.where(keep, sorted, tf.fill([k], Infinity)));
+      scores = tf.where(tf.greaterEqual(scores, threshold), scores, tf.fill([vocab], -Infinity)) as tf.Tensor1D;
+    }
+    const kept = scores;
+    const cumulative = tf.cumsum(tf.softmax(kept));
+    // the first index whose cumulative probability exceeds u = how many do not
+    return tf.minimum(tf.sum(tf.cast(tf.lessEqual(cumulative, u), 'int32')), vocab - 1);
+  });
+  const value = (await id.data())[0]!;
+  id.dispose();
+  return value;
+}
+
 /** Builds the resolved options (exported for tests and the CLI). */
 export function resolveGenerationOptions(opts: GenerationOptions, defaultEos: number): ResolvedOptions {
   return resolve(opts, defaultEos);
@@ -170,9 +214,8 @@ export async function* generateTokens(model: LlamaModel, promptIds: readonly num
       if (history.length >= limit) break;
       const ids = tf.tensor2d([input], [1, input.length], 'int32');
       const logitsT = model.nextTokenLogits(ids, cache);
-      const logits = logitsT.dataSync() as Float32Array;
+      const next = canReadSync() ? pickNextToken(logitsT.dataSync() as Float32Array, history, opts, rng) : await pickNextTokenOnDevice(logitsT, history, opts, rng);
       tf.dispose([ids, logitsT]);
-      const next = pickNextToken(logits, history, opts, rng);
       history.push(next);
       yield next;
       if (opts.eosTokenId !== null && next === opts.eosTokenId) break;

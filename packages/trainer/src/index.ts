@@ -5,8 +5,8 @@
  */
 export const PACKAGE_NAME = '@cllama/trainer';
 
-export { initBackend, activeBackend, BackendError, BACKEND_CHOICES } from './backend.js';
-export type { BackendChoice, BackendInfo } from './backend.js';
+export { initBackend, activeBackend, describeBackend, webgpuAdapter, BackendError, BACKEND_CHOICES } from './backend.js';
+export type { BackendChoice, BackendInfo, GpuAdapterSummary } from './backend.js';
 export { LlamaModel, ModelError } from './model/llama.js';
 export type { WeightTensor, ForwardOptions, LossOptions } from './model/llama.js';
 export type { LlamaConfig } from './model/config.js';

@@ -28,7 +28,7 @@ export class ScoreError extends Error {
   override name = 'ScoreError';
 }
 
-export function scoreBatches(model: LlamaModel, ids: number[][], labels: number[][], opts: { withLogitSums?: boolean } = {}): ScoreResult {
+export async function scoreBatches(model: LlamaModel, ids: number[][], labels: number[][], opts: { withLogitSums?: boolean } = {}): Promise<ScoreResult> {
   const tokens = labels.reduce((n, r) => n + countedTokens(r), 0);
   // a mean over no tokens is 0/0, not a perplexity of 1
   if (tokens === 0) throw new ScoreError('no tokens to score: every label after the first position is -100 (ignored); give labels with at least one counted token');
@@ -46,14 +46,14 @@ export function scoreBatches(model: LlamaModel, ids: number[][], labels: number[
   const labelsT = tf.tensor2d(labels, undefined, 'int32');
   try {
     const lossT = model.loss(idsT, labelsT);
-    const loss = lossT.dataSync()[0]!;
+    const loss = (await lossT.data())[0]!;
     lossT.dispose();
     const result: ScoreResult = { loss, perplexity: Math.exp(loss), tokens };
     if (opts.withLogitSums) {
       const logits = model.logits(idsT);
       let sum = 0;
       let abs = 0;
-      for (const x of logits.dataSync()) {
+      for (const x of await logits.data()) {
         sum += x;
         abs += Math.abs(x);
       }
@@ -68,7 +68,7 @@ export function scoreBatches(model: LlamaModel, ids: number[][], labels: number[
 }
 
 /** Blocks of possibly different lengths (the last may be shorter), batched by equal length. */
-export function scoreTokenBlocks(model: LlamaModel, blocks: number[][], batchSize: number): ScoreResult {
+export async function scoreTokenBlocks(model: LlamaModel, blocks: number[][], batchSize: number): Promise<ScoreResult> {
   let totalLoss = 0;
   let totalTokens = 0;
   const usable = blocks.filter((b) => b.length >= 2);
@@ -77,7 +77,7 @@ export function scoreTokenBlocks(model: LlamaModel, blocks: number[][], batchSiz
     const len = usable[i]!.length;
     const batch: number[][] = [];
     while (i < usable.length && batch.length < batchSize && usable[i]!.length === len) batch.push(usable[i++]!);
-    const r = scoreBatches(model, batch, batch);
+    const r = await scoreBatches(model, batch, batch);
     totalLoss += r.loss * r.tokens;
     totalTokens += r.tokens;
   }

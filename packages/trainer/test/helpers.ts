@@ -1,16 +1,37 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, type BackendInfo } from '../src/backend.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const FIXTURES = path.join(REPO_ROOT, 'test-fixtures');
 export const TINY_LLAMA = path.join(FIXTURES, 'tiny-llama');
 
+/**
+ * The backends the model tests run on, with the same tolerances: wasm, and webgpu — in CI on Mesa's
+ * lavapipe (.ci/run installs it). A machine without a WebGPU adapter FAILS these tests, with the
+ * message saying what to install; they are never skipped.
+ */
+export const MODEL_TEST_BACKENDS = ['wasm', 'webgpu'] as const;
+export type ModelTestBackend = (typeof MODEL_TEST_BACKENDS)[number];
+
+/** Activates `name` and checks it really is the active one. */
+export async function useBackend(name: ModelTestBackend): Promise<BackendInfo> {
+  const info = await initBackend(name);
+  if (info.name !== name || tf.getBackend() !== name) throw new Error(`asked for backend ${name}, got ${info.name}`);
+  return info;
+}
+
+/** A tensor's values, read asynchronously (the webgpu backend has no synchronous read under Node). */
+export async function values(t: tf.Tensor): Promise<Float32Array> {
+  return Float32Array.from((await t.data()) as Float32Array);
+}
+
 /** Sum and sum of |x| in float64. */
-export function sums(t: tf.Tensor): { sum: number; absSum: number } {
+export async function sums(t: tf.Tensor): Promise<{ sum: number; absSum: number }> {
   let sum = 0;
   let absSum = 0;
-  for (const x of t.dataSync()) {
+  for (const x of await t.data()) {
     sum += x;
     absSum += Math.abs(x);
   }
@@ -22,9 +43,9 @@ export function relErr(actual: number, expected: number): number {
 }
 
 /** L2 norm of a tensor (float64 accumulation). */
-export function l2(t: tf.Tensor): number {
+export async function l2(t: tf.Tensor): Promise<number> {
   let s = 0;
-  for (const x of t.dataSync()) s += x * x;
+  for (const x of await t.data()) s += x * x;
   return Math.sqrt(s);
 }
 

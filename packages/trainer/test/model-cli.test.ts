@@ -98,6 +98,19 @@ describe('cllama-train CLI', () => {
     model.dispose();
   });
 
+  it('score --backend webgpu --json gives the same PyTorch numbers and says which adapter it used', async () => {
+    const r = await cli(['score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--labels', path.join(tmp, 'labels.json'), '--json', '--backend', 'webgpu']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.backend).toBe('webgpu');
+    expect(Math.abs(out.loss - golden.loss)).toBeLessThan(1e-5);
+    expect(out.tokens).toBe(42);
+    expect(relErr(out.logits_sum, golden.logits_sum)).toBeLessThan(1e-4);
+    expect(relErr(out.logits_abs_sum, golden.logits_abs_sum)).toBeLessThan(1e-4);
+    // (lavapipe's Vulkan driver adds two 'Warning: …' lines of its own)
+    expect(r.stderr).toMatch(/^cllama-train: backend webgpu \(@tensorflow\/tfjs-backend-webgpu, adapter .+\): asked for by name/m);
+  });
+
   it('bad input: one clear line and a non-zero exit', async () => {
     const missing = await cli(['score', '--model', path.join(tmp, 'nope'), '--input-ids', path.join(tmp, 'ids.json')]);
     expect(missing.code).not.toBe(0);
@@ -109,5 +122,23 @@ describe('cllama-train CLI', () => {
     const backend = await cli(['score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--backend', 'tensorflow']);
     expect(backend.code).not.toBe(0);
     expect(backend.stderr).toMatch(/install one of them/);
+  });
+
+  it('--backend webgpu without the webgpu package: exit 1 and one line saying what to install', async () => {
+    // a module hook that makes 'webgpu' unresolvable, as on an install without the optional peer
+    const hooks = `export async function resolve(s, c, next) { if (s === 'webgpu') { const e = new Error("Cannot find package 'webgpu'"); e.code = 'ERR_MODULE_NOT_FOUND'; throw e; } return next(s, c); }`;
+    const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
+    const child = run('node', ['--import', `data:text/javascript,${encodeURIComponent(register)}`, CLI, 'score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--backend', 'webgpu']);
+    const err = (await child.then(() => undefined, (e: { code: number; stderr: string }) => e))!;
+    expect(err.code).toBe(1);
+    expect(err.stderr.trim().split('\n')).toEqual(["cllama-train: backend 'webgpu': the webgpu backend is not installed: install webgpu and @tensorflow/tfjs-backend-webgpu (npm install webgpu @tensorflow/tfjs-backend-webgpu@4.22.0)"]);
+  });
+
+  it('--backend webgpu without a Vulkan driver: exit 1 and a line saying what to install', async () => {
+    const child = run('node', [CLI, 'score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--backend', 'webgpu'], { env: { ...process.env, VK_ICD_FILENAMES: path.join(tmp, 'no-such-icd.json') } });
+    const err = (await child.then(() => undefined, (e: { code: number; stderr: string }) => e))!;
+    expect(err.code).toBe(1);
+    // (the Vulkan loader prints its own 'Warning: …' lines first)
+    expect(err.stderr.trim().split('\n').at(-1)).toMatch(/^cllama-train: backend 'webgpu': Dawn found no WebGPU adapter .*install a Vulkan driver: .*mesa-vulkan-drivers libvulkan1/);
   });
 });

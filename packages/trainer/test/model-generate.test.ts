@@ -1,7 +1,6 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../src/backend.js';
 import {
   alpacaPrompt,
   applyRepetitionPenalty,
@@ -10,22 +9,23 @@ import {
   generate,
   generateTokens,
   pickNextToken,
+  pickNextTokenOnDevice,
   resolveGenerationOptions,
 } from '../src/generate.js';
 import { loadLlama } from '../src/model/io.js';
 import type { LlamaModel } from '../src/model/llama.js';
 import { Mulberry32 } from '@cllama/core';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, MODEL_TEST_BACKENDS, useBackend, values } from './helpers.js';
 
 /** Step-by-step greedy decoding that reruns the full forward pass on the whole sequence each time. */
-function greedyWithoutCache(model: LlamaModel, prompt: number[], steps: number): number[] {
+async function greedyWithoutCache(model: LlamaModel, prompt: number[], steps: number): Promise<number[]> {
   const seq = [...prompt];
   const out: number[] = [];
   for (let i = 0; i < steps; i++) {
     const ids = tf.tensor2d([seq], [1, seq.length], 'int32');
     const logits = model.logits(ids);
     const vocab = model.config.vocabSize;
-    const data = logits.dataSync();
+    const data = await values(logits);
     const last = data.subarray((seq.length - 1) * vocab, seq.length * vocab);
     let best = 0;
     for (let j = 1; j < vocab; j++) if (last[j]! > last[best]!) best = j;
@@ -36,12 +36,14 @@ function greedyWithoutCache(model: LlamaModel, prompt: number[], steps: number):
   return out;
 }
 
-describe.each(['tiny-llama', 'tiny-llama-gqa'])('generation with the KV cache on %s', (fixture) => {
+const cases = MODEL_TEST_BACKENDS.flatMap((backend) => ['tiny-llama', 'tiny-llama-gqa'].map((fixture) => [fixture, backend] as const));
+
+describe.each(cases)('generation with the KV cache on %s (%s)', (fixture, backend) => {
   let model: LlamaModel;
   const prompt = [1, 17, 250, 33, 99, 5];
 
   beforeAll(async () => {
-    await initBackend('wasm');
+    await useBackend(backend);
     model = await loadLlama(path.join(FIXTURES, fixture));
   });
   afterAll(() => model.dispose());
@@ -49,7 +51,7 @@ describe.each(['tiny-llama', 'tiny-llama-gqa'])('generation with the KV cache on
   it('greedy with the cache equals step-by-step argmax of the full forward pass', async () => {
     const cached = await generate(model, prompt, { maxNewTokens: 20, eosTokenId: null });
     expect(cached).toHaveLength(20);
-    expect(cached).toEqual(greedyWithoutCache(model, prompt, 20));
+    expect(cached).toEqual(await greedyWithoutCache(model, prompt, 20));
   });
 
   it('seeded sampling is reproducible and the seed matters', async () => {
@@ -83,6 +85,25 @@ describe.each(['tiny-llama', 'tiny-llama-gqa'])('generation with the KV cache on
     const before = tf.memory().numTensors;
     for (let i = 0; i < 3; i++) await generate(model, prompt, { maxNewTokens: 6, temperature: 0.9, seed: i });
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe.each(MODEL_TEST_BACKENDS)('token choice on the device (%s) equals the JS logits processors', (backend) => {
+  it('greedy, repetition penalty, temperature + top-k + top-p sampling: the same token for the same draw', async () => {
+    await useBackend(backend);
+    const vocab = 64;
+    const logits = Float32Array.from({ length: vocab }, (_, i) => Math.sin(i * 2.1) * 3 + (i % 7) * 0.2);
+    const logitsT = tf.tensor2d(logits, [1, vocab]);
+    const history = [3, 9, 9, 40, 17];
+    for (const options of [{}, { repetitionPenalty: 1.8 }, { temperature: 0.8 }, { temperature: 1.2, topK: 10 }, { topP: 0.8 }, { temperature: 0.7, topK: 20, topP: 0.9, repetitionPenalty: 1.3 }]) {
+      const opts = resolveGenerationOptions(options, 2);
+      const host = Mulberry32.scrambled(5);
+      const device = Mulberry32.scrambled(5);
+      for (let i = 0; i < 40; i++) {
+        expect(await pickNextTokenOnDevice(logitsT, history, opts, device), JSON.stringify(options)).toBe(pickNextToken(logits, history, opts, host));
+      }
+    }
+    logitsT.dispose();
   });
 });
 

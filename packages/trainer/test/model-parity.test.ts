@@ -1,6 +1,8 @@
 /**
  * Parity with an independent PyTorch implementation of HF LLaMA (test-fixtures/tiny-llama/golden.json),
- * on the wasm backend: logits, HF causal-LM loss, and the gradient norm of every weight.
+ * on every backend of MODEL_TEST_BACKENDS (wasm, webgpu) with the same tolerances: logits, HF
+ * causal-LM loss, and the gradient norm of every weight. Values are read with await data() (webgpu
+ * has no synchronous read).
  */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -9,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { loadLlama } from '../src/model/io.js';
 import type { LlamaModel } from '../src/model/llama.js';
-import { FIXTURES, l2, relErr, row, sums } from './helpers.js';
+import { FIXTURES, l2, MODEL_TEST_BACKENDS, relErr, row, sums, useBackend, values } from './helpers.js';
 
 interface Golden {
   input_ids: number[][];
@@ -24,7 +26,9 @@ interface Golden {
 
 // tiny-llama: the project's shared fixture (MHA, untied). The other two come from
 // test/reference/llama_reference.py: GQA + rope_theta 500000; tied embeddings + linear rope scaling + MQA.
-describe.each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'])('%s parity with PyTorch (wasm)', (fixture) => {
+const cases = MODEL_TEST_BACKENDS.flatMap((backend) => ['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'].map((fixture) => [fixture, backend] as const));
+
+describe.each(cases)('%s parity with PyTorch (%s)', (fixture, backend) => {
   const dir = path.join(FIXTURES, fixture);
   const golden = JSON.parse(readFileSync(path.join(dir, 'golden.json'), 'utf8')) as Golden;
   let model: LlamaModel;
@@ -32,7 +36,7 @@ describe.each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'])('%s parity wi
   let labels: tf.Tensor2D;
 
   beforeAll(async () => {
-    expect((await initBackend('wasm')).name).toBe('wasm');
+    await useBackend(backend);
     model = await loadLlama(dir);
     ids = tf.tensor2d(golden.input_ids, undefined, 'int32');
     labels = tf.tensor2d(golden.labels, undefined, 'int32');
@@ -42,15 +46,15 @@ describe.each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'])('%s parity wi
     tf.dispose([ids, labels]);
   });
 
-  it('logits: sums and two rows within 1e-4 relative', () => {
+  it('logits: sums and two rows within 1e-4 relative', async () => {
     const logits = model.logits(ids);
     const vocab = model.config.vocabSize;
     const [batch, seq] = ids.shape;
     expect(logits.shape).toEqual([batch, seq, vocab]);
-    const { sum, absSum } = sums(logits);
+    const { sum, absSum } = await sums(logits);
     expect(relErr(sum, golden.logits_sum)).toBeLessThan(1e-4);
     expect(relErr(absSum, golden.logits_abs_sum)).toBeLessThan(1e-4);
-    const data = logits.dataSync();
+    const data = await values(logits);
     const first = row(data, 0, vocab, golden.logits_first_row.length);
     const last = row(data, batch * seq - 1, vocab, golden.logits_last_row.length);
     for (const [actual, expected] of [
@@ -65,24 +69,24 @@ describe.each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'])('%s parity wi
   it.each([
     ['softmax kept for the backward pass', undefined],
     ['logits recomputed in the backward pass', 0],
-  ])('HF causal-LM loss within 1e-5 and every weight gradient norm within 1e-3 relative (%s)', (_label, keepProbsBytes) => {
+  ])('HF causal-LM loss within 1e-5 and every weight gradient norm within 1e-3 relative (%s)', async (_label, keepProbsBytes) => {
     const { value, grads } = tf.variableGrads(() => model.loss(ids, labels, { keepProbsBytes, chunkTokens: 20 }));
-    expect(Math.abs(value.dataSync()[0]! - golden.loss)).toBeLessThan(1e-5);
+    expect(Math.abs((await values(value))[0]! - golden.loss)).toBeLessThan(1e-5);
     const named = model.namedVariables();
     expect([...named.keys()].sort()).toEqual(Object.keys(golden.grad_norms).sort());
     for (const [name, variable] of named) {
-      const norm = l2(grads[variable.name]!);
+      const norm = await l2(grads[variable.name]!);
       expect(relErr(norm, golden.grad_norms[name]!), name).toBeLessThan(1e-3);
     }
     value.dispose();
     tf.dispose(grads);
   });
 
-  it('loss equals the shifted mean cross-entropy of the full logits, whatever the chunk size', () => {
+  it('loss equals the shifted mean cross-entropy of the full logits, whatever the chunk size', async () => {
     const logits = model.logits(ids);
     const vocab = model.config.vocabSize;
     const [batch, seq] = ids.shape;
-    const data = logits.dataSync();
+    const data = await values(logits);
     let total = 0;
     let count = 0;
     for (let b = 0; b < batch; b++) {
@@ -99,20 +103,20 @@ describe.each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'])('%s parity wi
     logits.dispose();
     for (const chunkTokens of [7, 64, 4096]) {
       const loss = model.loss(ids, labels, { chunkTokens });
-      expect(relErr(loss.dataSync()[0]!, total / count), `chunk ${chunkTokens}`).toBeLessThan(1e-6);
+      expect(relErr((await values(loss))[0]!, total / count), `chunk ${chunkTokens}`).toBeLessThan(1e-6);
       loss.dispose();
     }
   });
 
-  it('a frozen lm_head gets no gradient work and the embedding gradient is unchanged', () => {
+  it('a frozen lm_head gets no gradient work and the embedding gradient is unchanged', async () => {
     const embed = model.variables((n) => n === 'model.embed_tokens.weight');
     const full = tf.variableGrads(() => model.loss(ids, labels), embed);
     model.setTrainable((n) => n === 'model.embed_tokens.weight');
     try {
       const frozen = tf.variableGrads(() => model.loss(ids, labels));
       expect(Object.keys(frozen.grads)).toEqual([embed[0]!.name]);
-      const a = full.grads[embed[0]!.name]!.dataSync();
-      const b = frozen.grads[embed[0]!.name]!.dataSync();
+      const a = await values(full.grads[embed[0]!.name]!);
+      const b = await values(frozen.grads[embed[0]!.name]!);
       expect(Array.from(b)).toEqual(Array.from(a));
       tf.dispose([frozen.value, ...Object.values(frozen.grads)]);
     } finally {

@@ -59,7 +59,7 @@ describe('checkpoints', () => {
         out,
         {
           state: state(step),
-          optimizer: opt.exportState(),
+          optimizer: await opt.exportState(),
           writeWeights: (dir) => writeSafetensors(path.join(dir, 'trainable.safetensors'), [{ name: 'w', shape: [2, 2], data: w.dataSync() as Float32Array }]),
         },
         2,
@@ -75,7 +75,7 @@ describe('checkpoints', () => {
     expect(st.rng).toEqual(Rng.fromSeed(3).state());
     const os = await readOptimizerState(prepared.resumeFrom!);
     expect(os.step).toBe(1);
-    expect(Array.from(os.tensors.find((t) => t.name === 'exp_avg/w')!.data)).toEqual(Array.from(opt.exportState().tensors[0]!.data));
+    expect(Array.from(os.tensors.find((t) => t.name === 'exp_avg/w')!.data)).toEqual(Array.from((await opt.exportState()).tensors[0]!.data));
     expect(os.tensors.find((t) => t.name === 'exp_avg/w')!.data[0]).toBeCloseTo(0.05, 6);
   });
 

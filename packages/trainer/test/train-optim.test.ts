@@ -54,13 +54,13 @@ describe('AdamW', () => {
     b.dispose();
   });
 
-  it('round-trips its state: a restored optimizer continues exactly like the original', () => {
+  it('round-trips its state: a restored optimizer continues exactly like the original', async () => {
     const mk = () => tf.variable(tf.tensor([1, -2, 3, 0.5], [2, 2]));
     const p1 = mk();
     const o1 = new AdamW([{ name: 'w', variable: p1 }], { weightDecay: 0.01 });
     const g = (k: number) => new Map([['w', tf.tensor([0.1 * k, -0.3, 0.2, k], [2, 2])]]);
     o1.step(g(1), 0.1);
-    const state = o1.exportState();
+    const state = await o1.exportState();
     expect(state.step).toBe(1);
     const p2 = tf.variable(tf.tensor(p1.dataSync(), [2, 2]));
     const o2 = new AdamW([{ name: 'w', variable: p2 }], { weightDecay: 0.01 });
@@ -81,27 +81,27 @@ describe('AdamW', () => {
 });
 
 describe('gradient clipping and accumulation', () => {
-  it('clipByGlobalNorm matches torch.nn.utils.clip_grad_norm_', () => {
+  it('clipByGlobalNorm matches torch.nn.utils.clip_grad_norm_', async () => {
     const c = fixture.clip;
     const grads = new Map([
       ['a', tf.tensor(c.grads.a)],
       ['b', tf.tensor(c.grads.b)],
     ]);
-    const { norm, grads: clipped } = clipByGlobalNorm(grads, c.max_norm);
+    const { norm, grads: clipped } = await clipByGlobalNorm(grads, c.max_norm);
     expect(Math.abs(norm - c.norm) / c.norm).toBeLessThan(1e-6);
     expect(maxAbsDiff(clipped.get('a')!.dataSync(), c.clipped.a)).toBeLessThan(1e-7);
     expect(maxAbsDiff(clipped.get('b')!.dataSync(), c.clipped.b)).toBeLessThan(1e-7);
     for (const t of clipped.values()) t.dispose();
   });
 
-  it('leaves small gradients untouched and accumulates the mean without leaking', () => {
+  it('leaves small gradients untouched and accumulates the mean without leaking', async () => {
     const before = tf.memory().numTensors;
     const acc = new GradientAccumulator();
     acc.add(new Map([['w', tf.tensor([0.1, 0.2])]]));
     acc.add(new Map([['w', tf.tensor([0.3, -0.2])]]));
     acc.add(new Map([['w', tf.tensor([0.2, 0.6])]]));
     expect(acc.count()).toBe(3);
-    const { norm, grads } = clipByGlobalNorm(acc.takeMean(), 1.0);
+    const { norm, grads } = await clipByGlobalNorm(acc.takeMean(), 1.0);
     expect(Array.from(grads.get('w')!.dataSync()).map((x) => +x.toFixed(6))).toEqual([0.2, 0.2]);
     expect(norm).toBeCloseTo(Math.SQRT2 * 0.2, 6);
     for (const t of grads.values()) t.dispose();

@@ -1,12 +1,17 @@
 /** Helpers shared by the model subcommands of cllama-train. */
 import { Option } from 'commander';
 import { UsageError } from '@cllama/core';
-import { BACKEND_CHOICES } from '../backend.js';
+import { BACKEND_CHOICES, describeBackend, type BackendInfo } from '../backend.js';
 
 export { UsageError } from '@cllama/core';
 
 export function backendOption(): Option {
-  return new Option('--backend <name>', 'tfjs backend: auto = tfjs-node-gpu, else tfjs-node, else wasm').choices([...BACKEND_CHOICES]).default('auto');
+  return new Option('--backend <name>', 'tfjs backend: auto = tfjs-node-gpu, else WebGPU on a real GPU, else tfjs-node, else wasm').choices([...BACKEND_CHOICES]).default('auto');
+}
+
+/** The backend line every subcommand prints on stderr once its inputs are valid. */
+export function reportBackend(info: BackendInfo | undefined): void {
+  if (info) console.error(`cllama-train: ${describeBackend(info)}`);
 }
 
 /** A whole number written in digits (not '', 1e3, 0x10, 1.0 or 1e99) and exactly representable. */

@@ -6,7 +6,7 @@ import { alpacaPrompt, generateTokens, type GenerationOptions } from '../generat
 import { loadLlama } from '../model/io.js';
 import type { LlamaModel } from '../model/llama.js';
 import { attachLoraFromDir } from '../model/adapter.js';
-import { backendOption, parseNonNegativeInt, parseNumber, parsePositiveInt, UsageError } from './common.js';
+import { backendOption, parseNonNegativeInt, parseNumber, parsePositiveInt, reportBackend, UsageError } from './common.js';
 
 export interface ModelFlags {
   model: string;
@@ -59,7 +59,7 @@ export async function loadForGeneration(flags: ModelFlags): Promise<{ model: Lla
   const tokenizer = await loadTokenizer(flags.tokenizer ?? flags.model).catch((err: Error) => {
     throw new UsageError(`cannot load a tokenizer from ${flags.tokenizer ?? flags.model} (${err.message}); pass --tokenizer <tokenizer.model or HF folder>`);
   });
-  await initBackend(flags.backend); // after the inputs are checked: no tfjs banner before a usage error
+  const backend = await initBackend(flags.backend); // after the inputs are checked: no tfjs banner before a usage error
   const model = await loadLlama(flags.model);
   try {
     // after the adapter: its saved embed_tokens / lm_head may grow the vocabulary
@@ -73,6 +73,7 @@ export async function loadForGeneration(flags: ModelFlags): Promise<{ model: Lla
     model.dispose();
     throw err;
   }
+  reportBackend(backend);
   return { model, tokenizer };
 }
 

@@ -8,7 +8,7 @@ import { initBackend, type BackendChoice } from '../backend.js';
 import { loadLlama } from '../model/io.js';
 import { scoreBatches, scoreTokenBlocks, textToBlocks, type ScoreResult } from '../score.js';
 import { attachLoraFromDir } from '../model/adapter.js';
-import { backendOption, parsePositiveInt, UsageError } from './common.js';
+import { backendOption, parsePositiveInt, reportBackend, UsageError } from './common.js';
 
 interface ScoreFlags {
   model: string;
@@ -72,12 +72,13 @@ export function scoreCommand(): Command {
       const backend = await initBackend(flags.backend);
       const model = await loadLlama(flags.model);
       if (flags.lora) await attachLoraFromDir(model, flags.lora);
+      reportBackend(backend);
       let result: ScoreResult;
       if (ids && labels) {
-        result = scoreBatches(model, ids, labels, { withLogitSums: true });
+        result = await scoreBatches(model, ids, labels, { withLogitSums: true });
       } else {
         const blockSize = flags.blockSize ?? Math.min(512, model.config.maxPositionEmbeddings);
-        result = scoreTokenBlocks(model, textToBlocks(text!, tokenizer!, blockSize), flags.batchSize);
+        result = await scoreTokenBlocks(model, textToBlocks(text!, tokenizer!, blockSize), flags.batchSize);
       }
       model.dispose();
       const out: Record<string, unknown> = { loss: result.loss, perplexity: result.perplexity, tokens: result.tokens };

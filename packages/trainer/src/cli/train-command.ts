@@ -1,7 +1,7 @@
 /** Shared body of `cllama-train pretrain` and `cllama-train sft`. */
 import { Command } from 'commander';
 import type { BackendChoice } from '../backend.js';
-import { backendOption } from './common.js';
+import { backendOption, reportBackend } from './common.js';
 import { addTrainOptions, resolveArgs, type TrainMode } from '../train/options.js';
 import { dryRunPlan, formatPlan } from '../train/plan.js';
 import { emitLaunchFolder } from '../launch/emit.js';
@@ -28,7 +28,7 @@ export function trainCommand(mode: TrainMode, description: string): Command {
       console.log(args.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
       return;
     }
-    const result = await runTrainingSession(args, { backend: backend as BackendChoice });
+    const result = await runTrainingSession(args, { backend: backend as BackendChoice, onStart: reportBackend });
     const summary = {
       output_dir: result.outputDir,
       resumed_from: result.resumedFrom ?? null,

@@ -42,6 +42,13 @@ export function adapterTensors(params: ReadonlyArray<{ name: string; variable: t
   return out;
 }
 
+/** adapterTensors read asynchronously: works on every backend (webgpu has no synchronous reads). */
+export async function readAdapterTensors(params: ReadonlyArray<{ name: string; variable: tf.Variable }>): Promise<Map<string, LoraTensor>> {
+  const out = new Map<string, LoraTensor>();
+  for (const p of params) out.set(peftKeyOf(p.name), { shape: [...p.variable.shape], data: Float32Array.from((await p.variable.data()) as Float32Array) });
+  return out;
+}
+
 /** Assigns `data` to a variable after checking the shape; `what` names the tensor in the error. */
 export function assignChecked(v: tf.Variable, data: Float32Array, shape: readonly number[], what: string): void {
   if (shape.length !== v.shape.length || shape.some((d, i) => d !== v.shape[i])) {

@@ -34,7 +34,7 @@ export interface SaveLlamaOptions {
 export async function saveLlama(dir: string, model: LlamaModel, opts: SaveLlamaOptions = {}): Promise<void> {
   const names = [...model.namedVariables((n) => !n.includes('.lora_')).keys()];
   async function* tensors() {
-    for (const name of names) yield model.exportWeight(name);
+    for (const name of names) yield await model.readWeight(name);
   }
   await saveHFCheckpoint(dir, model.config, tensors(), opts);
 }

@@ -12,6 +12,7 @@
  * LoRA adapters (PEFT semantics) can be attached to any of the seven projections.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { canReadSync } from '../backend.js';
 import type { LlamaConfig } from './config.js';
 import {
   applyRotary,
@@ -478,12 +479,20 @@ export class LlamaModel {
     return out;
   }
 
-  /** Folds every LoRA branch into its base weight (W += B·A·scaling, via @cllama/lora) and detaches. */
+  /**
+   * Folds every LoRA branch into its base weight (W += B·A·scaling) and detaches: via @cllama/lora's
+   * mergeLora on the host where the backend reads synchronously, as the same product on the device
+   * elsewhere (webgpu).
+   */
   mergeLora(): void {
     if (!this.lora) throw new ModelError('no LoRA adapter attached');
     for (const [module, adapter] of this.lora.adapters) {
       const name = `${module}.weight`;
       const weight = this.param(name);
+      if (!canReadSync()) {
+        tf.tidy(() => weight.assign(tf.add(weight, tf.mul(tf.matMul(adapter.b, adapter.a), adapter.scaling))));
+        continue;
+      }
       const [outFeatures, inFeatures] = weight.shape as [number, number];
       const merged = mergeLora(Float32Array.from(weight.dataSync() as Float32Array), {
         a: adapter.a.dataSync() as Float32Array,
@@ -503,7 +512,13 @@ export class LlamaModel {
     return [...this.params.keys()].map((name) => this.exportWeight(name));
   }
 
-  /** One base weight as HF-named float32 data (a copy). */
+  /** One base weight as HF-named float32 data (a copy), read asynchronously: works on every backend. */
+  async readWeight(name: string): Promise<WeightTensor> {
+    const v = this.param(name);
+    return { name, shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) };
+  }
+
+  /** One base weight as HF-named float32 data (a copy); a synchronous read (not on webgpu: use readWeight). */
   exportWeight(name: string): WeightTensor {
     const v = this.param(name);
     return { name, shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) };

@@ -1,5 +1,6 @@
 /**
- * Gradient registrations the model relies on.
+ * Gradient registrations the model relies on, made by registerGradients() (initBackend calls it;
+ * idempotent; nothing happens at import).
  *
  * 1. tfjs-core's CommonJS build ships without its gradient functions: they are registered by the
  *    `@tensorflow/tfjs` union bundle (its ESM-only `dist/register_all_gradients.js` does not load in
@@ -9,7 +10,6 @@
  *    tf.transpose followed by a plain matMul. Each input's gradient stays lazy, so frozen weights
  *    cost nothing in the backward pass.
  */
-import '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 
 function swapLast2(x: tf.Tensor): tf.Tensor {
@@ -22,7 +22,7 @@ function swapLast2(x: tf.Tensor): tf.Tensor {
 /** op(x) = xᵀ (last two axes) when `transposed`, else x. */
 const maybeT = (x: tf.Tensor, transposed: boolean) => (transposed ? swapLast2(x) : x);
 
-tf.registerGradient({
+const batchMatMulGrad: tf.GradConfig = {
   kernelName: 'BatchMatMul',
   inputsToSave: ['a', 'b'],
   gradFunc: (dy, saved, attrs) => {
@@ -35,4 +35,15 @@ tf.registerGradient({
       b: () => maybeT(tf.matMul(swapLast2(maybeT(a, transposeA)), g), transposeB),
     };
   },
-});
+};
+
+let registered: Promise<void> | undefined;
+
+/** Registers every op's gradient (from the @tensorflow/tfjs union package), then the overrides above. */
+export function registerGradients(): Promise<void> {
+  registered ??= (async () => {
+    await import('@tensorflow/tfjs');
+    tf.registerGradient(batchMatMulGrad);
+  })();
+  return registered;
+}

@@ -107,11 +107,12 @@ export class AdamW {
     });
   }
 
-  exportState(): AdamWState {
+  /** The moments as host copies (read asynchronously: every backend, webgpu included). */
+  async exportState(): Promise<AdamWState> {
     const tensors: AdamWState['tensors'] = [];
     for (const slot of this.slots) {
-      tensors.push({ name: `exp_avg/${slot.param.name}`, shape: [...slot.m.shape], data: slot.m.dataSync() as Float32Array });
-      tensors.push({ name: `exp_avg_sq/${slot.param.name}`, shape: [...slot.v.shape], data: slot.v.dataSync() as Float32Array });
+      tensors.push({ name: `exp_avg/${slot.param.name}`, shape: [...slot.m.shape], data: (await slot.m.data()) as Float32Array });
+      tensors.push({ name: `exp_avg_sq/${slot.param.name}`, shape: [...slot.v.shape], data: (await slot.v.data()) as Float32Array });
     }
     return { step: this.stepCount, tensors };
   }

@@ -193,9 +193,9 @@ export class DataParallel {
     // a failed worker must not leave the others' promises unobserved
     const settled = Promise.allSettled(remote);
     model.reseedDropout?.(dropoutSeed);
-    let local: ReturnType<typeof microBatchGradients>;
+    let local: Awaited<ReturnType<typeof microBatchGradients>>;
     try {
-      local = microBatchGradients(model, this.opts.params, mine.batch);
+      local = await microBatchGradients(model, this.opts.params, mine.batch);
     } catch (err) {
       await settled;
       throw err;
@@ -232,7 +232,7 @@ export class DataParallel {
     const [mine, ...theirs] = shards as [Shard, ...Shard[]];
     this.publish();
     const pending = Promise.allSettled(theirs.map((s, k) => this.workers[k]!.call({ kind: 'eval', batch: s.batch, version: this.version })));
-    const local = microBatchLoss(model, mine.batch);
+    const local = await microBatchLoss(model, mine.batch);
     const losses = fulfilled(await pending);
     let loss = mine.weight * local;
     theirs.forEach((s, k) => (loss += s.weight * losses[k]!));

@@ -50,7 +50,8 @@ async function main(): Promise<void> {
   });
   let version = 0;
 
-  port.on('message', (req: WorkerRequest) => {
+  // requests come one at a time: the main thread awaits each reply before the next request
+  port.on('message', async (req: WorkerRequest) => {
     let reply: WorkerReply;
     try {
       if (req.version > version) {
@@ -60,11 +61,11 @@ async function main(): Promise<void> {
       }
       if (req.kind === 'eval') {
         model.train(false);
-        reply = { ok: true, loss: microBatchLoss(model, req.batch) };
+        reply = { ok: true, loss: await microBatchLoss(model, req.batch) };
       } else {
         model.train(true);
         model.reseedDropout(req.dropoutSeed);
-        const { loss, grads } = microBatchGradients(model, params, req.batch);
+        const { loss, grads } = await microBatchGradients(model, params, req.batch);
         for (const p of params) {
           const g = grads.get(p.name);
           if (g) p.shared.grad.set(readValues(g));

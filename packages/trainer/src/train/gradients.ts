@@ -51,13 +51,31 @@ export class GradientAccumulator {
   }
 }
 
-/** √(Σ‖g‖²) over all gradients, as a JS number. */
-export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
+/**
+ * Σ of same-shaped tensors. tfjs-webgpu's AddN binds every input as a storage buffer, and a WebGPU
+ * device allows 8 per shader (16 on lavapipe, more on some GPUs): there the sum is a tree of AddNs
+ * of at most 7. Other backends take one AddN.
+ */
+function sumAll(xs: tf.Tensor[]): tf.Tensor {
+  const fanIn = tf.getBackend() === 'webgpu' ? 7 : Infinity;
+  while (xs.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < xs.length; i += Math.min(fanIn, xs.length)) {
+      const group = xs.slice(i, i + Math.min(fanIn, xs.length));
+      next.push(group.length === 1 ? group[0]! : tf.addN(group));
+    }
+    xs = next;
+  }
+  return xs[0]!;
+}
+
+/** √(Σ‖g‖²) over all gradients, as a JS number (the one value read back). */
+export async function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): Promise<number> {
   if (grads.size === 0) return 0;
-  return tf.tidy(() => {
-    const squares = [...grads.values()].map((g) => tf.sum(tf.square(g)));
-    return tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares)).dataSync()[0]!;
-  });
+  const norm = tf.tidy(() => tf.sqrt(sumAll([...grads.values()].map((g) => tf.sum(tf.square(g))))));
+  const value = (await norm.data())[0]!;
+  norm.dispose();
+  return value;
 }
 
 /**
@@ -65,8 +83,8 @@ export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
  * norm before clipping (what HF logs as grad_norm) and the gradients to use; the input tensors that
  * were replaced are disposed. maxNorm ≤ 0 disables clipping (HF: max_grad_norm 0).
  */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): { norm: number; grads: Map<string, tf.Tensor> } {
-  const norm = globalNorm(grads);
+export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<{ norm: number; grads: Map<string, tf.Tensor> }> {
+  const norm = await globalNorm(grads);
   if (!(maxNorm > 0)) return { norm, grads };
   const coef = maxNorm / (norm + 1e-6);
   if (coef >= 1) return { norm, grads };

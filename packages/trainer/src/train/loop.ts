@@ -150,7 +150,7 @@ export async function evaluate(model: LoopModel, data: BatchSource, batchSize: n
   for (let start = 0; start < n; start += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i);
     const b = data.batch(idx);
-    sum += parallel ? await parallel.loss(model, b) : microBatchLoss(model, b);
+    sum += parallel ? await parallel.loss(model, b) : await microBatchLoss(model, b);
     batches += 1;
   }
   model.setTraining(true);
@@ -229,7 +229,7 @@ export async function runTrainingLoop(
     assertFiniteWeights(`checkpoint-${state.globalStep}`);
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
     state.rng = rng.state();
-    await writeCheckpoint(o.outputDir, { state, optimizer: optimizer.exportState(), writeWeights: hooks.writeWeights }, o.saveTotalLimit);
+    await writeCheckpoint(o.outputDir, { state, optimizer: await optimizer.exportState(), writeWeights: hooks.writeWeights }, o.saveTotalLimit);
     savedStep = state.globalStep;
     await writePlot(o.outputDir, state, o.title);
   };
@@ -261,7 +261,7 @@ export async function runTrainingLoop(
           micro = await o.dataParallel.lossAndGrads(model, b, dropoutSeed);
         } else {
           model.reseedDropout?.(dropoutSeed);
-          micro = microBatchGradients(model, params, b);
+          micro = await microBatchGradients(model, params, b);
         }
         accumulator.add(micro.grads);
         stepLoss += micro.loss;
@@ -270,7 +270,7 @@ export async function runTrainingLoop(
         tokensThisRun += b.batch * b.seqLen;
       }
       stepLoss /= o.gradientAccumulationSteps;
-      const { norm, grads } = clipByGlobalNorm(accumulator.takeMean(), o.maxGradNorm);
+      const { norm, grads } = await clipByGlobalNorm(accumulator.takeMean(), o.maxGradNorm);
       if (!Number.isFinite(stepLoss) || !Number.isFinite(norm)) {
         for (const g of grads.values()) g.dispose();
         throw new NonFiniteError(

@@ -32,12 +32,15 @@ export function countedTargets(b: Batch): number {
   return n;
 }
 
-/** Loss and gradients (keyed by the caller's names) of one micro-batch; the caller owns the tensors. */
-export function microBatchGradients(
+/**
+ * Loss and gradients (keyed by the caller's names) of one micro-batch; the caller owns the tensors.
+ * The loss is the one value read back (async: the webgpu backend has no synchronous read).
+ */
+export async function microBatchGradients(
   model: LossModel,
   params: ReadonlyArray<{ name: string; variable: tf.Variable }>,
   b: Batch,
-): { loss: number; grads: Map<string, tf.Tensor> } {
+): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
   const { value, grads } = tf.tidy(() => {
     const ids = tf.tensor2d(b.inputIds, [b.batch, b.seqLen], 'int32');
     const labels = tf.tensor2d(b.labels, [b.batch, b.seqLen], 'int32');
@@ -46,7 +49,7 @@ export function microBatchGradients(
   const nameOf = new Map(params.map((p) => [p.variable.name, p.name]));
   const out = new Map<string, tf.Tensor>();
   for (const [varName, g] of Object.entries(grads)) out.set(nameOf.get(varName)!, g);
-  const loss = value.dataSync()[0]!;
+  const loss = (await value.data())[0]!;
   value.dispose();
   return { loss, grads: out };
 }
@@ -69,12 +72,15 @@ export function tensorFromShared(values: Float32Array, shape: readonly number[])
 }
 
 /** Loss of one batch without gradients (evaluation). */
-export function microBatchLoss(model: LossModel, b: Batch): number {
-  return tf.tidy(() => {
+export async function microBatchLoss(model: LossModel, b: Batch): Promise<number> {
+  const loss = tf.tidy(() => {
     const ids = tf.tensor2d(b.inputIds, [b.batch, b.seqLen], 'int32');
     const labels = tf.tensor2d(b.labels, [b.batch, b.seqLen], 'int32');
-    return model.loss(ids, labels).dataSync()[0]!;
+    return model.loss(ids, labels);
   });
+  const value = (await loss.data())[0]!;
+  loss.dispose();
+  return value;
 }
 
 export interface Shard {

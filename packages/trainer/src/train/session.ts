@@ -17,9 +17,9 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile, readPeftAdapter, writePeftAdapter, writeSafetensors, type LoraConfig } from '@cllama/lora';
 import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
-import { activeBackend, initBackend, type BackendChoice } from '../backend.js';
+import { activeBackend, initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
 import { loadLlama, saveLlama } from '../model/io.js';
-import { adapterTensors, applySavedWeights, assignChecked, loraTensorsOf, restoreAdapterTensors } from '../model/adapter.js';
+import { applySavedWeights, readAdapterTensors, assignChecked, loraTensorsOf, restoreAdapterTensors } from '../model/adapter.js';
 import type { LlamaModel } from '../model/llama.js';
 import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, planOutputDir, prepareOutputDir } from './checkpoint.js';
 import { listFiles, preparePretrainData, prepareSftData, type PreparedData } from './data.js';
@@ -104,6 +104,12 @@ function moduleWeight(module: string): string {
   return w;
 }
 
+/** The trainable weights as host copies (every backend; webgpu reads asynchronously only). */
+async function trainableTensors(t: TrainedModel): Promise<Array<{ name: string; shape: number[]; data: Float32Array }>> {
+  const out = [];
+  for (const p of t.params) out.push({ name: p.name, shape: [...p.variable.shape], data: (await p.variable.data()) as Float32Array });
+  return out;
+}
 
 /** Loop adapter: the LLaMA loss and a resumable dropout stream. */
 export function loopModel(model: LlamaModel): LoopModel {
@@ -178,7 +184,12 @@ export async function checkTrainInputs(args: TrainArgs): Promise<void> {
 
 export async function runTrainingSession(
   args: TrainArgs,
-  opts: { backend?: BackendChoice; onStep?: Parameters<typeof runTrainingLoop>[5]['onStep'] } = {},
+  opts: {
+    backend?: BackendChoice;
+    onStep?: Parameters<typeof runTrainingLoop>[5]['onStep'];
+    /** Called once the model and data are ready, before the first step (the CLI prints the backend). */
+    onStart?: (backend: BackendInfo | undefined) => void;
+  } = {},
 ): Promise<SessionResult> {
   await checkTrainInputs(args);
   const outputOpts = { overwrite: args.overwriteOutputDir, resumeFromCheckpoint: args.resumeFromCheckpoint };
@@ -194,7 +205,7 @@ export async function runTrainingSession(
     if (args.threads > 1) {
       const backend = activeBackend()?.name;
       if (backend !== 'wasm' && backend !== 'cpu') {
-        throw new TrainSessionError(`--threads ${args.threads} is for the single-threaded wasm and cpu backends; the ${backend} backend already uses every core: drop --threads`);
+        throw new TrainSessionError(`--threads ${args.threads} is for the single-threaded wasm and cpu backends; ${backend === 'webgpu' ? 'on webgpu one process drives the device' : `the ${backend} backend already uses every core`}: drop --threads`);
       }
       parallel = await DataParallel.start({ threads: args.threads, backend, model: t.model, params: t.params, lora: t.lora });
     }
@@ -213,6 +224,7 @@ export async function runTrainingSession(
     }
     const isLora = t.lora !== undefined;
     training = true;
+    opts.onStart?.(activeBackend());
     const result = await runTrainingLoop(
       loopModel(t.model),
       t.params,
@@ -220,8 +232,8 @@ export async function runTrainingSession(
       data.eval,
       {
         writeWeights: async (dir) => {
-          if (isLora) await writePeftAdapter(dir, t.lora!, adapterTensors(t.params));
-          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), t.params.map((p) => ({ name: p.name, shape: [...p.variable.shape], data: p.variable.dataSync() as Float32Array })));
+          if (isLora) await writePeftAdapter(dir, t.lora!, await readAdapterTensors(t.params));
+          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), await trainableTensors(t));
         },
         restoreWeights: async (dir) => {
           if (isLora) {
@@ -240,7 +252,7 @@ export async function runTrainingSession(
           await fs.rm(staging, { recursive: true, force: true });
           if (isLora) {
             await fs.mkdir(staging);
-            await writePeftAdapter(staging, t.lora!, adapterTensors(t.params));
+            await writePeftAdapter(staging, t.lora!, await readAdapterTensors(t.params));
           } else {
             await saveLlama(staging, t.model, { force: true });
           }

@@ -1,0 +1,158 @@
+/**
+ * The LM head and its softmax cross-entropy, fused: mean over counted tokens of
+ *
+ *   loss_i = logsumexp(h_i · Wᵀ) − h_i · W[t_i]            (t_i = target; -100 = not counted)
+ *
+ * with gradients  d logits = (softmax − onehot) / count,  dh = d logits · W,  dW = d logitsᵀ · h.
+ *
+ * `referenceLinearCrossEntropy` is that formula written plainly (full logits, log-softmax, pick the
+ * target column); tests compare the loss and both gradients of the fused version against it.
+ *
+ * How the fused version differs: it walks the tokens `chunkTokens` rows at a time, so neither the
+ * full [tokens, vocab] logits nor a one-hot matrix ever exist for the whole batch (4 × 256 tokens ×
+ * 50k vocab is 200 MB per copy); the one-hot part of the gradient is a row gather (dh) and a row
+ * scatter (dW). The softmax of every chunk is kept for the backward pass when all of them fit in
+ * `keepProbsBytes` (saving a third of the head's matmul work), else recomputed from the saved
+ * logsumexp. The head may be walked in row blocks (lm-head-blocks.ts: a frozen head on wasm);
+ * logsumexp then combines the blocks' maxima and sums. With no counted token the loss is 0
+ * (PyTorch would give NaN). Everything stays on the device: targets go up, nothing comes back.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { headBlocksFor, WASM_HEAD_BLOCK_ROWS, type HeadBlocks } from './lm-head-blocks.js';
+import { customGradient, scatterAddRows } from './ops.js';
+
+/** Softmax kept between forward and backward up to this size (4 × 256 tokens × 50k vocab = 205 MB). */
+export const DEFAULT_KEEP_PROBS_BYTES = 256 * 1024 * 1024;
+
+/** Labels value HF ignores in the loss. */
+export const IGNORE_INDEX = -100;
+
+/**
+ * The formula with nothing fused: full logits, log-softmax, the target's column. The column is picked
+ * with a one-hot mask rather than tf.gather, whose gradient tfjs-wasm lacks.
+ */
+export function referenceLinearCrossEntropy(hidden: tf.Tensor2D, lmHead: tf.Tensor2D, targets: Int32Array): tf.Scalar {
+  const { safeTargets, weights, count } = countedTargets(targets, lmHead.shape[0]);
+  return tf.tidy(() => {
+    const logProbs = tf.logSoftmax(tf.matMul(hidden, tf.transpose(lmHead)));
+    const targetLogProbs = tf.sum(tf.mul(logProbs, tf.oneHot(tf.tensor1d(safeTargets, 'int32'), lmHead.shape[0])), 1);
+    return tf.div(tf.neg(tf.sum(tf.mul(targetLogProbs, tf.tensor1d(weights)))), Math.max(count, 1)) as tf.Scalar;
+  });
+}
+
+/** Targets with ignored ones replaced by 0, their 0/1 weights, and how many count. Validates ids. */
+function countedTargets(targets: Int32Array, vocab: number): { safeTargets: Int32Array; weights: Float32Array; count: number } {
+  const safeTargets = new Int32Array(targets.length);
+  const weights = new Float32Array(targets.length);
+  let count = 0;
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i]!;
+    if (t === IGNORE_INDEX) continue;
+    if (t < 0 || t >= vocab) throw new RangeError(`label ${t} is outside the vocabulary (0..${vocab - 1}) and is not -100`);
+    safeTargets[i] = t;
+    weights[i] = 1;
+    count++;
+  }
+  return { safeTargets, weights, count };
+}
+
+/**
+ * Mean softmax cross-entropy of `hidden @ lmHeadᵀ` against `targets` (-100 = ignored), differentiable
+ * w.r.t. hidden [N, H] and lmHead [V, H]. A frozen head (a tf.Variable with trainable = false: stage 1
+ * trains the embeddings only) gets a zero gradient without computing the [V, H] product.
+ */
+export function fusedLinearCrossEntropy(
+  hidden: tf.Tensor2D,
+  lmHead: tf.Tensor2D,
+  targets: Int32Array,
+  chunkTokens = 256,
+  keepProbsBytes = DEFAULT_KEEP_PROBS_BYTES,
+  frozenHeadBlockRows = WASM_HEAD_BLOCK_ROWS,
+): tf.Scalar {
+  const n = hidden.shape[0];
+  const vocab = lmHead.shape[0];
+  if (targets.length !== n) throw new Error(`fusedLinearCrossEntropy: ${targets.length} targets for ${n} rows`);
+  const { safeTargets, weights, count } = countedTargets(targets, vocab);
+  const targetIds = (start: number, size: number) => tf.tensor1d(safeTargets.subarray(start, start + size), 'int32');
+  const chunks: Array<[start: number, size: number]> = [];
+  for (let s = 0; s < n; s += chunkTokens) chunks.push([s, Math.min(chunkTokens, n - s)]);
+  const keepProbs = n * vocab * 4 <= keepProbsBytes;
+  const headTrains = !(lmHead instanceof tf.Variable && !lmHead.trainable);
+  const headBlocks = headBlocksFor(lmHead, headTrains, frozenHeadBlockRows);
+  const transposed = (head: HeadBlocks, w: tf.Tensor) => head.blocksT ?? [tf.transpose(w)];
+
+  const op = customGradient((h: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+    const head = headBlocks(w);
+    // Forward, per chunk: logits per block → logsumexp over the whole vocabulary → lse − target logit.
+    const { loss, lse, probs } = tf.tidy(() => {
+      const wT = transposed(head, w);
+      const lseParts: tf.Tensor[] = [];
+      const probParts: tf.Tensor[] = [];
+      let total: tf.Tensor = tf.scalar(0);
+      for (const [start, size] of chunks) {
+        const hc = tf.slice(h, [start, 0], [size, -1]);
+        const logits = wT.map((b) => tf.matMul(hc, b));
+        const max = logits.length === 1 ? tf.max(logits[0]!, 1, true) : tf.max(tf.concat(logits.map((l) => tf.max(l, 1, true)), 1), 1, true);
+        const e = logits.map((l) => tf.exp(tf.sub(l, max)));
+        const norm = e.length === 1 ? tf.sum(e[0]!, 1, true) : tf.addN(e.map((x) => tf.sum(x, 1, true)));
+        const chunkLse = tf.reshape(tf.add(max, tf.log(norm)), [size]);
+        if (keepProbs) for (const x of e) probParts.push(tf.div(x, norm));
+        // the target's logit: its column of the logits (one block), or its head row · the hidden state
+        let targetLogit: tf.Tensor;
+        if (logits.length === 1) {
+          const flatIndex = Int32Array.from({ length: size }, (_, i) => i * vocab + safeTargets[start + i]!);
+          targetLogit = tf.gather(tf.reshape(logits[0]!, [-1]), tf.tensor1d(flatIndex, 'int32'));
+        } else {
+          targetLogit = tf.sum(tf.mul(hc, tf.gather(w, targetIds(start, size))), 1);
+        }
+        total = tf.add(total, tf.sum(tf.mul(tf.sub(chunkLse, targetLogit), tf.tensor1d(weights.subarray(start, start + size)))));
+        lseParts.push(chunkLse);
+      }
+      return { loss: tf.div(total, Math.max(count, 1)) as tf.Scalar, lse: tf.concat(lseParts), probs: probParts };
+    });
+    save([h, w, lse, ...probs]);
+    // Outside gradient recording nothing is saved: drop the softmax right away.
+    tf.dispose(probs);
+    return {
+      value: loss,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sh, sw, slse, ...savedProbs] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, ...tf.Tensor2D[]];
+        const { blocks, blocksT } = headBlocks(sw);
+        // Per-token factor dy / count (0 for ignored tokens).
+        const scale = tf.mul(tf.tensor1d(weights), tf.div(dy, Math.max(count, 1)));
+        const wT = keepProbs ? undefined : (blocksT ?? [tf.transpose(sw)]);
+        const hiddenGrads: tf.Tensor[] = [];
+        // d lmHead is accumulated transposed, [hidden, vocab], so each chunk only transposes hc.
+        let lmHeadGradT: tf.Tensor | undefined;
+        for (const [index, [start, size]] of chunks.entries()) {
+          // tf.tidy per chunk: the [chunk, vocab] intermediates are freed before the next chunk
+          // (the backward pass as a whole only tidies at its very end).
+          const [dh, acc] = tf.tidy(() => {
+            const hc = tf.slice(sh, [start, 0], [size, -1]);
+            const sc = tf.reshape(tf.slice(scale, [start], [size]), [size, 1]);
+            const lseRows = keepProbs ? undefined : tf.reshape(tf.slice(slse, [start], [size]), [size, 1]);
+            const probs = blocks.map((_, j) => (keepProbs ? savedProbs[index * blocks.length + j]! : tf.exp(tf.sub(tf.matMul(hc, wT![j]!), lseRows!))));
+            // d logits = (softmax − onehot) · scale; the onehot part of dh is a row gather of W.
+            const probsScaled = probs.map((p) => tf.mul(p, sc));
+            const products = probsScaled.map((p, j) => tf.matMul(p, blocks[j]!));
+            const dhc = tf.sub(products.length === 1 ? products[0]! : tf.addN(products), tf.mul(tf.gather(sw, targetIds(start, size)), sc));
+            if (!headTrains) return [dhc];
+            const part = tf.matMul(tf.transpose(hc), probsScaled[0]!);
+            return [dhc, lmHeadGradT ? tf.add(lmHeadGradT, part) : part];
+          });
+          hiddenGrads.push(dh!);
+          if (acc) {
+            lmHeadGradT?.dispose();
+            lmHeadGradT = acc;
+          }
+        }
+        const hiddenGrad = tf.concat(hiddenGrads);
+        if (!headTrains) return [hiddenGrad, tf.zeros(sw.shape)];
+        // …and the onehot part of dW is a row scatter of the scaled hidden states.
+        const oneHotPart = scatterAddRows(safeTargets, tf.mul(sh, tf.reshape(scale, [n, 1])) as tf.Tensor2D, vocab);
+        return [hiddenGrad, tf.sub(tf.transpose(lmHeadGradT!), oneHotPart)];
+      },
+    };
+  });
+  return op(hidden, lmHead);
+}
