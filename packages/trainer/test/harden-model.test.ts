@@ -38,18 +38,18 @@ describe('generate', () => {
 });
 
 describe('score', () => {
-  it('every label -100 is an error, not perplexity 1 over 0 tokens', () => {
+  it('every label -100 is an error, not perplexity 1 over 0 tokens', async () => {
     const ids = [[1, 5, 9, 12]];
-    expect(() => scoreBatches(model, ids, [[-100, -100, -100, -100]])).toThrow(ScoreError);
-    expect(() => scoreBatches(model, ids, [[7, -100, -100, -100]])).toThrow(/no tokens to score/); // position 0 never counts
-    const ok = scoreBatches(model, ids, [[-100, -100, -100, 12]]);
+    await expect(scoreBatches(model, ids, [[-100, -100, -100, -100]])).rejects.toThrow(ScoreError);
+    await expect(scoreBatches(model, ids, [[7, -100, -100, -100]])).rejects.toThrow(/no tokens to score/); // position 0 never counts
+    const ok = await scoreBatches(model, ids, [[-100, -100, -100, 12]]);
     expect(ok.tokens).toBe(1);
     expect(ok.loss).toBeGreaterThan(0);
   });
 
-  it('ids or labels beyond the embedding are an error', () => {
-    expect(() => scoreBatches(model, [[1, 512]], [[1, 2]])).toThrow(/input id 512 is outside the model's vocabulary 0…511/);
-    expect(() => scoreBatches(model, [[1, 2]], [[1, 9999]])).toThrow(/label 9999 is outside/);
+  it('ids or labels beyond the embedding are an error', async () => {
+    await expect(scoreBatches(model, [[1, 512]], [[1, 2]])).rejects.toThrow(/input id 512 is outside the model's vocabulary 0…511/);
+    await expect(scoreBatches(model, [[1, 2]], [[1, 9999]])).rejects.toThrow(/label 9999 is outside/);
   });
 });
 
