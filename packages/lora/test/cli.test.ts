@@ -82,7 +82,13 @@ describe('cllama-lora CLI', () => {
     const again = await cllamaLora('merge', '--base', tinyLlamaDir, '--lora', tinyLoraDir, '--out', out);
     expect(again.code).toBe(1);
     expect(again.stderr.trim().split('\n')).toHaveLength(1);
-    expect(again.stderr).toMatch(/exists and is not empty/);
+    expect(again.stderr).toMatch(/exists and is not empty.*--force/);
+    // --force replaces it (and the old name --overwrite still works)
+    for (const flag of ['--force', '--overwrite']) {
+      const forced = await cllamaLora('merge', '--base', tinyLlamaDir, '--lora', tinyLoraDir, '--out', out, flag, '--quiet');
+      expect(forced.code).toBe(0);
+      expect(forced.stderr).toBe('');
+    }
 
     const half = path.join(work, 'half');
     const f16 = await cllamaLora('merge', '--base', tinyLlamaDir, '--lora', tinyLoraDir, '--out', half, '--save-dtype', 'f16', '--max-shard-size', '300KB', '--quiet');
