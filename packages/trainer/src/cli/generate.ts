@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import type { Tokenizer } from '@cllama/tokenizer-merge';
 import { initBackend, type BackendChoice } from '../backend.js';
 import { alpacaPrompt, generateTokens, type GenerationOptions } from '../generate.js';
+import { checkModelMemory } from '../memory.js';
 import { loadLlama } from '../model/io.js';
 import type { LlamaModel } from '../model/llama.js';
 import { attachLoraFromDir } from '../model/lora-io.js';
@@ -55,7 +56,8 @@ export function generationOptions(flags: SamplingFlags): GenerationOptions {
 }
 
 export async function loadForGeneration(flags: ModelFlags): Promise<{ model: LlamaModel; tokenizer: Tokenizer }> {
-  await initBackend(flags.backend);
+  const backend = await initBackend(flags.backend);
+  await checkModelMemory(flags.model, { kind: 'inference', batchSize: 1, seqLen: 512 }, { backend: backend.name });
   const { loadTokenizer } = await import('@cllama/tokenizer-merge');
   const tokenizer = await loadTokenizer(flags.tokenizer ?? flags.model).catch((err: Error) => {
     throw new UsageError(`cannot load a tokenizer from ${flags.tokenizer ?? flags.model} (${err.message}); pass --tokenizer <tokenizer.model or HF folder>`);

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { initBackend, type BackendChoice } from '../backend.js';
+import { checkModelMemory } from '../memory.js';
 import { loadLlama } from '../model/io.js';
 import { scoreBatches, scoreTokenBlocks, textToBlocks, type ScoreResult } from '../score.js';
 import { attachLoraFromDir } from '../model/lora-io.js';
@@ -56,11 +57,14 @@ export function scoreCommand(): Command {
       if (!flags.textFile === !flags.inputIds) throw new UsageError('give exactly one of --text-file or --input-ids');
       if (flags.labels && !flags.inputIds) throw new UsageError('--labels goes with --input-ids');
       const backend = await initBackend(flags.backend);
+      const idRows = flags.inputIds ? await readIdMatrix(flags.inputIds, '--input-ids') : undefined;
+      const shape = idRows ? { batchSize: idRows.length, seqLen: idRows[0]!.length } : { batchSize: flags.batchSize, seqLen: flags.blockSize ?? 512 };
+      await checkModelMemory(flags.model, { kind: 'inference', ...shape }, { backend: backend.name });
       const model = await loadLlama(flags.model);
       if (flags.lora) await attachLoraFromDir(model, flags.lora);
       let result: ScoreResult;
       if (flags.inputIds) {
-        const ids = await readIdMatrix(flags.inputIds, '--input-ids');
+        const ids = idRows!;
         const labels = flags.labels ? await readIdMatrix(flags.labels, '--labels') : ids;
         if (labels.length !== ids.length || labels[0]!.length !== ids[0]!.length) throw new UsageError('--labels must have the shape of --input-ids');
         result = scoreBatches(model, ids, labels, { withLogitSums: true });
