@@ -3,13 +3,14 @@
  *
  * `auto` prefers the native TensorFlow bindings (`@tensorflow/tfjs-node-gpu`, then
  * `@tensorflow/tfjs-node`) when the user installed them — they are optional peers because their
- * install step downloads a binary — and otherwise falls back to the embedded WebAssembly backend.
+ * install step downloads a binary — then `native` (tfjs-cpu tensors with onnxruntime-node GEMMs,
+ * src/native/; an optional peer too) and otherwise falls back to the embedded WebAssembly backend.
  * The pure-JS `cpu` backend is ~40× slower than wasm and is only used when asked for by name.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export type BackendChoice = 'auto' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'native', 'wasm', 'cpu'];
 
 export class BackendError extends Error {
   constructor(message: string) {
@@ -24,6 +25,8 @@ export interface BackendInfo {
   name: string;
   /** The npm package that registered it, e.g. '@tensorflow/tfjs-node-gpu'. */
   package: string;
+  /** Why a requested backend was not used (set on a fallback, e.g. native → wasm). */
+  fallbackReason?: string;
 }
 
 let active: BackendInfo | undefined;
@@ -45,6 +48,13 @@ async function useTensorflow(): Promise<BackendInfo | undefined> {
     }
   }
   return undefined;
+}
+
+/** `native` (src/native/): tfjs-cpu tensors with onnxruntime-node GEMMs; undefined + why when unavailable. */
+async function useNative(): Promise<BackendInfo | string> {
+  const { activateNative } = await import('./native/activate.js');
+  const r = await activateNative();
+  return r.ok ? { name: 'native', package: 'onnxruntime-node' } : r.reason;
 }
 
 async function useWasm(): Promise<BackendInfo> {
@@ -77,8 +87,17 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
         "backend 'tensorflow' needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node: install one of them (npm install @tensorflow/tfjs-node) or use --backend wasm",
       );
     }
-  } else if (choice === 'auto') {
-    info = (await useTensorflow()) ?? (await useWasm());
+  } else if (choice === 'native' || choice === 'auto') {
+    info = choice === 'auto' ? await useTensorflow() : undefined;
+    if (!info) {
+      const native = await useNative();
+      if (typeof native !== 'string') info = native;
+      else {
+        info = { ...(await useWasm()), fallbackReason: `native backend unavailable: ${native}` };
+        // asked for by name: say so; auto falls back quietly (the reason is in BackendInfo)
+        if (choice === 'native') console.error(`cllama: --backend native: ${native}; falling back to wasm`);
+      }
+    }
   } else if (choice === 'wasm') {
     info = await useWasm();
   } else {

@@ -121,3 +121,8 @@ export function batchMatMulModel(transA: boolean, transB: boolean, rank: number)
   nodes.push(node('MatMul', [a, b], ['Y']));
   return model(nodes, [floatInput('A', rank), floatInput('B', rank)], floatInput('Y', rank));
 }
+
+/** Y = transpose(X, perm) (ONNX Transpose) for a float tensor of rank perm.length. */
+export function transposeModel(perm: readonly number[]): Uint8Array {
+  return model([node('Transpose', ['A'], ['Y'], [intsAttr('perm', [...perm])])], [floatInput('A', perm.length)], floatInput('Y', perm.length));
+}

@@ -16,16 +16,20 @@
  * backend falls back, saying so.
  */
 import { availableParallelism } from 'node:os';
-import { batchMatMulModel, gemmModel } from './onnx-graph.js';
+import { batchMatMulModel, gemmModel, transposeModel } from './onnx-graph.js';
 
 /** C = op(A)·op(B), C [m, n]; A is [m, k] ([k, m] when transA), B [k, n] ([n, k] when transB). */
 export type GemmRunner = (a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean) => Float32Array;
 /** The same for `batch` independent products stored one after another. */
 export type BatchGemmRunner = (a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean) => Float32Array;
 
+/** X of shape `shape` transposed by `perm`. */
+export type TransposeRunner = (x: Float32Array, shape: readonly number[], perm: readonly number[]) => Float32Array;
+
 export interface OrtRuntime {
   gemm: GemmRunner;
   batchGemm: BatchGemmRunner;
+  transpose: TransposeRunner;
   threads: number;
   version: string;
   dispose(): void;
@@ -100,9 +104,11 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
     }
     return s;
   };
-  const run = (s: NativeSession, a: Float32Array, aDims: number[], b: Float32Array, bDims: number[], outDims: number[]): Float32Array => {
+  const run = (s: NativeSession, a: Float32Array, aDims: readonly number[], b: Float32Array | undefined, bDims: readonly number[], outDims: number[]): Float32Array => {
     const out = new Float32Array(outDims.reduce((x, y) => x * y, 1));
-    const result = s.run({ A: new mods.Tensor('float32', a, aDims), B: new mods.Tensor('float32', b, bDims) }, { Y: new mods.Tensor('float32', out, outDims) }, {});
+    const feeds: Record<string, unknown> = { A: new mods.Tensor('float32', a, aDims) };
+    if (b) feeds.B = new mods.Tensor('float32', b, bDims);
+    const result = s.run(feeds, { Y: new mods.Tensor('float32', out, outDims) }, {});
     // ORT wrote into `out` (pre-allocated output); a binding that returns a fresh tensor instead is fine too
     const y = result.Y?.data;
     return y && y !== out ? y : out;
@@ -118,9 +124,12 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
       transB ? [batch, n, k] : [batch, k, n],
       [batch, m, n],
     );
+  const transpose: TransposeRunner = (x, shape, perm) =>
+    run(session(`t${perm.join(',')}`, () => transposeModel(perm)), x, shape, undefined, [], perm.map((p) => shape[p]!));
   const runtime: OrtRuntime = {
     gemm,
     batchGemm,
+    transpose,
     threads,
     version: mods.version,
     dispose() {
