@@ -3,8 +3,10 @@
  *
  * `auto` prefers the native TensorFlow bindings (`@tensorflow/tfjs-node-gpu`, then
  * `@tensorflow/tfjs-node`) when the user installed them — they are optional peers because their
- * install step downloads a binary — then `native` (tfjs-cpu tensors with onnxruntime-node GEMMs,
- * src/native/; an optional peer too) and otherwise falls back to the embedded WebAssembly backend.
+ * install step downloads a binary — and otherwise falls back to the embedded WebAssembly backend.
+ * `native` (tfjs-cpu tensors in JS memory with onnxruntime-node GEMMs, src/native/; an optional peer
+ * too) is asked for by name: it is what trains models past the wasm heap; on small models it is not
+ * yet clearly faster than wasm, so `auto` does not pick it (docs/trainer.md).
  * The pure-JS `cpu` backend is ~40× slower than wasm and is only used when asked for by name.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -87,16 +89,14 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
         "backend 'tensorflow' needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node: install one of them (npm install @tensorflow/tfjs-node) or use --backend wasm",
       );
     }
-  } else if (choice === 'native' || choice === 'auto') {
-    info = choice === 'auto' ? await useTensorflow() : undefined;
-    if (!info) {
-      const native = await useNative();
-      if (typeof native !== 'string') info = native;
-      else {
-        info = { ...(await useWasm()), fallbackReason: `native backend unavailable: ${native}` };
-        // asked for by name: say so; auto falls back quietly (the reason is in BackendInfo)
-        if (choice === 'native') console.error(`cllama: --backend native: ${native}; falling back to wasm`);
-      }
+  } else if (choice === 'auto') {
+    info = (await useTensorflow()) ?? (await useWasm());
+  } else if (choice === 'native') {
+    const native = await useNative();
+    if (typeof native !== 'string') info = native;
+    else {
+      info = { ...(await useWasm()), fallbackReason: `native backend unavailable: ${native}` };
+      console.error(`cllama: --backend native: ${native}; falling back to wasm`);
     }
   } else if (choice === 'wasm') {
     info = await useWasm();

@@ -100,7 +100,7 @@ describe.skipIf(!ort.ok).each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'
 });
 
 describe.skipIf(!ort.ok)('native kernels against the cpu backend', () => {
-  it('matMul with every transpose flag, batched, broadcast B, fused bias, and large transposes agree to 1e-5', async () => {
+  it('matMul (every transpose flag, batched, broadcast B, fused bias), elementwise, softmax, split, segment sum and transposes agree to 1e-5', async () => {
     const cases: Array<[number[], number[], boolean, boolean]> = [
       [[5, 7], [7, 3], false, false],
       [[7, 5], [7, 3], true, false],
@@ -124,6 +124,14 @@ describe.skipIf(!ort.ok)('native kernels against the cpu backend', () => {
       const a = tf.randomNormal([6, 9], 0, 1, 'float32', 99);
       const b = tf.randomNormal([9, 4], 0, 1, 'float32', 100);
       out.push(tf.fused.matMul({ a, b, bias: tf.range(0, 4, 1, 'float32') }).dataSync() as Float32Array);
+      // elementwise overrides, both sides of the 32 Ki-element ORT threshold, broadcasting as the loss head does
+      for (const [as, bs] of [[[256, 300], [256, 1]], [[8, 5], [5]], [[2, 8, 64, 64], [1, 1, 64, 64]], [[3, 4], []]] as Array<[number[], number[]]>) {
+        const x = tf.randomNormal(as, 0, 1, 'float32', seed++);
+        const y = tf.add(tf.abs(tf.randomNormal(bs, 0, 1, 'float32', seed++)), 0.5);
+        for (const t of [tf.add(x, y), tf.sub(x, y), tf.mul(x, y), tf.div(x, y), tf.exp(x), tf.sigmoid(x), tf.log(y), tf.softmax(x)]) out.push(t.dataSync() as Float32Array);
+        for (const part of tf.split(x, [1, as[as.length - 1]! - 1], -1)) out.push(part.dataSync() as Float32Array);
+      }
+      out.push(tf.unsortedSegmentSum(tf.randomNormal([6, 5], 0, 1, 'float32', 7), tf.tensor1d([3, 0, 3, 9, 1, 0], 'int32'), 10).dataSync() as Float32Array);
       const big = tf.randomNormal([64, 48, 32], 0, 1, 'float32', 101);
       out.push(tf.transpose(big, [2, 0, 1]).dataSync() as Float32Array);
       out.push(tf.transpose(tf.reshape(big, [3072, 32])).dataSync() as Float32Array);
@@ -163,8 +171,7 @@ describe('native fallback', () => {
   it('BackendInfo carries the reason, in-process', async () => {
     process.env.CLLAMA_NATIVE_DISABLE = '1';
     try {
-      const info = await initBackend('auto');
-      if (info.name === 'tensorflow') return; // tfjs-node installed: auto never reaches native
+      const info = await initBackend('native');
       expect(info.name).toBe('wasm');
       expect(info.fallbackReason).toBe('native backend unavailable: CLLAMA_NATIVE_DISABLE=1 is set');
     } finally {

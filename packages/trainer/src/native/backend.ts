@@ -11,17 +11,27 @@
  *                   over equal batch dimensions; broadcasting shapes stay on the cpu kernel
  *   _FusedMatMul  → the same product, then the cpu kernels for bias and activation
  *   Transpose     → ONNX Transpose for tensors of 64 Ki elements and more
+ *   Add, Sub, Multiply, RealDiv (broadcasting), Exp, Sigmoid, Log
+ *                 → ONNX Add/Sub/Mul/Div/Exp/Sigmoid/Log from 32 Ki elements, typed-array loops below
+ *                   (src/native/elementwise.ts): tfjs-cpu's broadcast path indexes element by element,
+ *                   which made it most of a training step
+ *   Softmax (last axis), SplitV → typed-array loops
+ *   UnsortedSegmentSum (the embedding gradient) → one pass over the rows in JS; tfjs-cpu's kernel
+ *                   runs a mask-and-sum per segment, O(vocabulary × tokens), minutes on a real vocab
  *
  * through src/native/ort.ts (synchronous native calls on the arrays in place). Elementwise kernels
  * stay the cpu backend's JS loops. Non-float32 inputs go to the cpu kernels.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { broadcastBinary, softmaxRows, splitAxis, type BinaryOp } from './elementwise.js';
 import type { OrtRuntime } from './ort.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
 
 /** Below this many elements the per-call cost of a native transpose (~30 µs) is not worth it. */
 const NATIVE_TRANSPOSE_MIN = 1 << 16;
+/** Elementwise ops this large go to ORT's vectorised kernels; smaller ones stay in JS loops. */
+const NATIVE_ELEMENTWISE_MIN = 1 << 15;
 
 type CpuBackend = tf.KernelBackend & { data: { get(id: object): { values?: unknown } }; makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo };
 type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: CpuBackend; attrs?: Record<string, unknown> };
@@ -93,7 +103,8 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     },
     0,
   );
-  const overridden = new Set(['BatchMatMul', '_FusedMatMul', 'Transpose']);
+  const binary: BinaryOp[] = ['Add', 'Sub', 'Multiply', 'RealDiv'];
+  const overridden = new Set<string>(['BatchMatMul', '_FusedMatMul', 'Transpose', 'UnsortedSegmentSum', 'Softmax', 'SplitV', 'Exp', 'Sigmoid', 'Log', ...binary]);
   for (const k of tf.getKernelsForBackend('cpu')) {
     if (!overridden.has(k.kernelName)) tf.registerKernel({ ...k, backendName: NATIVE_BACKEND_NAME });
   }
@@ -101,6 +112,7 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
   const cpuFused = cpuKernel('_FusedMatMul');
   const cpuTranspose = cpuKernel('Transpose');
   const cpuAdd = cpuKernel('Add');
+  const cpuSegmentSum = cpuKernel('UnsortedSegmentSum');
 
   registerKernel('BatchMatMul', (args) => {
     const { a, b } = args.inputs;
@@ -130,5 +142,74 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
       'float32',
       ort.transpose(xv, x!.shape, perm),
     );
+  });
+
+  registerKernel('UnsortedSegmentSum', (args) => {
+    const { x, segmentIds } = args.inputs;
+    const { numSegments } = args.attrs as { numSegments: number };
+    const xv = f32(args.backend, x!);
+    const ids = args.backend.data.get(segmentIds!.dataId).values;
+    if (!xv || segmentIds!.shape.length !== 1 || !(ids instanceof Int32Array)) return cpuSegmentSum(args);
+    const width = xv.length / ids.length;
+    const out = new Float32Array(numSegments * width);
+    for (let r = 0; r < ids.length; r++) {
+      const seg = ids[r]!;
+      if (seg < 0 || seg >= numSegments) continue; // TF drops out-of-range ids
+      const src = r * width;
+      const dst = seg * width;
+      for (let j = 0; j < width; j++) out[dst + j]! += xv[src + j]!;
+    }
+    return args.backend.makeTensorInfo([numSegments, ...x!.shape.slice(1)], 'float32', out);
+  });
+
+  const onnxBinary: Record<BinaryOp, string> = { Add: 'Add', Sub: 'Sub', Multiply: 'Mul', RealDiv: 'Div' };
+  for (const op of binary) {
+    const cpuOp = cpuKernel(op);
+    registerKernel(op, (args) => {
+      const { a, b } = args.inputs;
+      const av = f32(args.backend, a!);
+      const bv = f32(args.backend, b!);
+      if (!av || !bv) return cpuOp(args);
+      const shape = tf.backend_util.assertAndGetBroadcastShape(a!.shape, b!.shape);
+      if (prod(shape) >= NATIVE_ELEMENTWISE_MIN) {
+        return args.backend.makeTensorInfo(shape, 'float32', ort.elementwise(onnxBinary[op], av, a!.shape, bv, b!.shape, shape));
+      }
+      const r = broadcastBinary(op, av, a!.shape, bv, b!.shape)!;
+      return args.backend.makeTensorInfo(r.shape, 'float32', r.values);
+    });
+  }
+  for (const [op, onnxOp] of [['Exp', 'Exp'], ['Sigmoid', 'Sigmoid'], ['Log', 'Log']] as const) {
+    const cpuOp = cpuKernel(op);
+    registerKernel(op, (args) => {
+      const { x } = args.inputs;
+      const xv = f32(args.backend, x!);
+      if (!xv || xv.length < NATIVE_ELEMENTWISE_MIN) return cpuOp(args);
+      return args.backend.makeTensorInfo([...x!.shape], 'float32', ort.elementwise(onnxOp, xv, x!.shape, undefined, [], [...x!.shape]));
+    });
+  }
+
+  const cpuSoftmax = cpuKernel('Softmax');
+  registerKernel('Softmax', (args) => {
+    const { logits } = args.inputs;
+    const { dim } = args.attrs as { dim: number };
+    const xv = f32(args.backend, logits!);
+    const rank = logits!.shape.length;
+    if (!xv || (dim !== -1 && dim !== rank - 1) || rank === 0) return cpuSoftmax(args);
+    return args.backend.makeTensorInfo([...logits!.shape], 'float32', softmaxRows(xv, logits!.shape[rank - 1]!));
+  });
+
+  const cpuSplit = cpuKernel('SplitV');
+  registerKernel('SplitV', (args) => {
+    const { x } = args.inputs;
+    const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
+    const xv = f32(args.backend, x!);
+    if (!xv) return cpuSplit(args);
+    const ax = tf.util.parseAxisParam(axis, x!.shape)[0]!;
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
+    return splitAxis(xv, x!.shape, ax, sizes).map((values, i) => {
+      const shape = [...x!.shape];
+      shape[ax] = sizes[i]!;
+      return args.backend.makeTensorInfo(shape, 'float32', values);
+    });
   });
 }

@@ -126,3 +126,10 @@ export function batchMatMulModel(transA: boolean, transB: boolean, rank: number)
 export function transposeModel(perm: readonly number[]): Uint8Array {
   return model([node('Transpose', ['A'], ['Y'], [intsAttr('perm', [...perm])])], [floatInput('A', perm.length)], floatInput('Y', perm.length));
 }
+
+/** Y = op(inputs…) for one elementwise ONNX op (Add, Sub, Mul, Div with numpy broadcasting; Exp, Sigmoid, Log). */
+export function elementwiseModel(op: string, ranks: readonly number[]): Uint8Array {
+  const names = ranks.map((_, i) => (i === 0 ? 'A' : 'B'));
+  const outRank = Math.max(...ranks);
+  return model([node(op, names, ['Y'])], ranks.map((r, i) => floatInput(names[i]!, r)), floatInput('Y', outRank));
+}

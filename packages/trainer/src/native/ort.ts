@@ -16,7 +16,7 @@
  * backend falls back, saying so.
  */
 import { availableParallelism } from 'node:os';
-import { batchMatMulModel, gemmModel, transposeModel } from './onnx-graph.js';
+import { batchMatMulModel, elementwiseModel, gemmModel, transposeModel } from './onnx-graph.js';
 
 /** C = op(A)·op(B), C [m, n]; A is [m, k] ([k, m] when transA), B [k, n] ([n, k] when transB). */
 export type GemmRunner = (a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean) => Float32Array;
@@ -26,10 +26,14 @@ export type BatchGemmRunner = (a: Float32Array, b: Float32Array, batch: number, 
 /** X of shape `shape` transposed by `perm`. */
 export type TransposeRunner = (x: Float32Array, shape: readonly number[], perm: readonly number[]) => Float32Array;
 
+/** One elementwise ONNX op on one or two float32 tensors; `outShape` is the (broadcast) result's shape. */
+export type ElementwiseRunner = (op: string, a: Float32Array, aShape: readonly number[], b: Float32Array | undefined, bShape: readonly number[], outShape: number[]) => Float32Array;
+
 export interface OrtRuntime {
   gemm: GemmRunner;
   batchGemm: BatchGemmRunner;
   transpose: TransposeRunner;
+  elementwise: ElementwiseRunner;
   threads: number;
   version: string;
   dispose(): void;
@@ -126,10 +130,15 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
     );
   const transpose: TransposeRunner = (x, shape, perm) =>
     run(session(`t${perm.join(',')}`, () => transposeModel(perm)), x, shape, undefined, [], perm.map((p) => shape[p]!));
+  const elementwise: ElementwiseRunner = (op, a, aShape, b, bShape, outShape) => {
+    const ranks = b ? [aShape.length, bShape.length] : [aShape.length];
+    return run(session(`${op}${ranks.join(',')}`, () => elementwiseModel(op, ranks)), a, aShape, b, bShape, outShape);
+  };
   const runtime: OrtRuntime = {
     gemm,
     batchGemm,
     transpose,
+    elementwise,
     threads,
     version: mods.version,
     dispose() {
