@@ -130,6 +130,9 @@ describe.skipIf(!ort.ok)('native kernels against the cpu backend', () => {
         const y = tf.add(tf.abs(tf.randomNormal(bs, 0, 1, 'float32', seed++)), 0.5);
         for (const t of [tf.add(x, y), tf.sub(x, y), tf.mul(x, y), tf.div(x, y), tf.exp(x), tf.sigmoid(x), tf.log(y), tf.softmax(x)]) out.push(t.dataSync() as Float32Array);
         for (const part of tf.split(x, [1, as[as.length - 1]! - 1], -1)) out.push(part.dataSync() as Float32Array);
+        out.push(tf.neg(x).dataSync() as Float32Array);
+        out.push(tf.slice(x, as.map((d) => (d > 1 ? 1 : 0)), as.map((d) => (d > 2 ? d - 2 : 1))).dataSync() as Float32Array);
+        out.push(tf.slice(x, as.map((_, i) => (i === 0 && as[0]! > 1 ? 1 : 0)), as.map((d, i) => (i === 0 && d > 1 ? d - 1 : -1))).dataSync() as Float32Array);
       }
       out.push(tf.unsortedSegmentSum(tf.randomNormal([6, 5], 0, 1, 'float32', 7), tf.tensor1d([3, 0, 3, 9, 1, 0], 'int32'), 10).dataSync() as Float32Array);
       const big = tf.randomNormal([64, 48, 32], 0, 1, 'float32', 101);

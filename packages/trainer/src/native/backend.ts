@@ -15,7 +15,7 @@
  *                 → ONNX Add/Sub/Mul/Div/Exp/Sigmoid/Log from 32 Ki elements, typed-array loops below
  *                   (src/native/elementwise.ts): tfjs-cpu's broadcast path indexes element by element,
  *                   which made it most of a training step
- *   Softmax (last axis), SplitV → typed-array loops
+ *   Softmax (last axis), SplitV, Slice, Neg → typed-array loops
  *   UnsortedSegmentSum (the embedding gradient) → one pass over the rows in JS; tfjs-cpu's kernel
  *                   runs a mask-and-sum per segment, O(vocabulary × tokens), minutes on a real vocab
  *
@@ -23,7 +23,7 @@
  * stay the cpu backend's JS loops. Non-float32 inputs go to the cpu kernels.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { broadcastBinary, softmaxRows, splitAxis, type BinaryOp } from './elementwise.js';
+import { broadcastBinary, sliceBlocks, softmaxRows, splitAxis, type BinaryOp } from './elementwise.js';
 import type { OrtRuntime } from './ort.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -104,7 +104,7 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     0,
   );
   const binary: BinaryOp[] = ['Add', 'Sub', 'Multiply', 'RealDiv'];
-  const overridden = new Set<string>(['BatchMatMul', '_FusedMatMul', 'Transpose', 'UnsortedSegmentSum', 'Softmax', 'SplitV', 'Exp', 'Sigmoid', 'Log', ...binary]);
+  const overridden = new Set<string>(['BatchMatMul', '_FusedMatMul', 'Transpose', 'UnsortedSegmentSum', 'Softmax', 'SplitV', 'Exp', 'Sigmoid', 'Log', 'Slice', 'Neg', ...binary]);
   for (const k of tf.getKernelsForBackend('cpu')) {
     if (!overridden.has(k.kernelName)) tf.registerKernel({ ...k, backendName: NATIVE_BACKEND_NAME });
   }
@@ -211,5 +211,25 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
       shape[ax] = sizes[i]!;
       return args.backend.makeTensorInfo(shape, 'float32', values);
     });
+  });
+
+  const cpuSlice = cpuKernel('Slice');
+  registerKernel('Slice', (args) => {
+    const { x } = args.inputs;
+    const xv = f32(args.backend, x!);
+    if (!xv) return cpuSlice(args);
+    const { begin, size } = args.attrs as { begin: number | number[]; size: number | number[] };
+    const [b, sz] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
+    return args.backend.makeTensorInfo(sz, 'float32', sliceBlocks(xv, x!.shape, b, sz));
+  });
+
+  const cpuNeg = cpuKernel('Neg');
+  registerKernel('Neg', (args) => {
+    const { x } = args.inputs;
+    const xv = f32(args.backend, x!);
+    if (!xv) return cpuNeg(args);
+    const out = new Float32Array(xv.length);
+    for (let i = 0; i < xv.length; i++) out[i] = -xv[i]!;
+    return args.backend.makeTensorInfo([...x!.shape], 'float32', out);
   });
 }

@@ -119,3 +119,31 @@ export function splitAxis(x: Float32Array, shape: readonly number[], axis: numbe
     return out;
   });
 }
+
+/** x[begin : begin + size] of a row-major tensor: the innermost contiguous runs copied as blocks. */
+export function sliceBlocks(x: Float32Array, shape: readonly number[], begin: readonly number[], size: readonly number[]): Float32Array {
+  const rank = shape.length;
+  const out = new Float32Array(size.reduce((a, b) => a * b, 1));
+  if (out.length === 0 || rank === 0) return out.length ? out.fill(x[0]!) : out;
+  const strides = new Array<number>(rank);
+  strides[rank - 1] = 1;
+  for (let i = rank - 2; i >= 0; i--) strides[i] = strides[i + 1]! * shape[i + 1]!;
+  // axis k and everything inside it form one contiguous run when the axes inside k are taken whole
+  let k = rank - 1;
+  while (k > 0 && size[k] === shape[k] && begin[k] === 0) k--;
+  const runLen = size[k]! * strides[k]!;
+  const counter = new Array<number>(k).fill(0);
+  let src = begin.reduce((acc, b, i) => acc + b * strides[i]!, 0);
+  for (let o = 0; o < out.length; o += runLen) {
+    out.set(x.subarray(src, src + runLen), o);
+    for (let i = k - 1; i >= 0; i--) {
+      if (++counter[i]! < size[i]!) {
+        src += strides[i]!;
+        break;
+      }
+      counter[i] = 0;
+      src -= strides[i]! * (size[i]! - 1);
+    }
+  }
+  return out;
+}

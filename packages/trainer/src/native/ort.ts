@@ -96,6 +96,9 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
     // no arena: ORT's arena keeps its high-water mark for the life of the session, on top of tfjs's tensors
     enableCpuMemArena: false,
     enableMemPattern: false,
+    // ORT's pool threads spin between runs by default; here JS kernels run between the GEMMs, and a
+    // spinning pool would take their core
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
   const sessions = new Map<string, NativeSession>();
   const session = (key: string, build: () => Uint8Array): NativeSession => {
