@@ -4,11 +4,12 @@
  * stage 1 (embed_tokens only), stage 2 (LoRA r=8 on q/k/v/o + embed_tokens/lm_head) and full
  * fine-tuning, next to PyTorch on the same machine, plus a per-kernel time breakdown of one step.
  *
- *   node --import tsx packages/trainer/bench/train.ts [--steps 3] [--backend wasm|webgpu|…] [--threads 1,2] [--json out.json]
+ *   node --import tsx packages/trainer/bench/train.ts [--steps 3] [--backend wasm|webgpu|native|…] [--threads 1,2] [--no-profile] [--json out.json]
  *   (on a GPU machine without Node: the GPU kit, bench/gpu-kit, runs the same steps with --backend webgpu)
  *
  * `--threads` lists the data-parallel thread counts to measure (src/train/data-parallel.ts); each
- * thread holds a model copy and computes the gradients of batch / threads sequences.
+ * thread holds a model copy and computes the gradients of batch / threads sequences. With
+ * `--backend native` use `--threads 1`: onnxruntime's own pool sets the cores (CLLAMA_NATIVE_THREADS).
  *
  * PyTorch figures: packages/trainer/bench/train_torch.py (same config, same trainable sets, fp32,
  * torch 1.13 + OpenBLAS); the defaults below are the numbers the issue quotes for this machine.
@@ -129,6 +130,10 @@ for (const mode of MODES) {
     const ratio = m.tokensPerSecond / TORCH[mode]!;
     console.log(`${mode.padEnd(7)} threads ${threads}  ${m.tokensPerSecond.toFixed(0).padStart(6)} tok/s   PyTorch ${TORCH[mode]} tok/s   ratio ${ratio.toFixed(2)}×   (step seconds: ${m.stepSeconds.map((s) => s.toFixed(2)).join(', ')})`);
     runs[`threads${threads}`] = { tokensPerSecond: m.tokensPerSecond, ratio, stepSeconds: m.stepSeconds };
+  }
+  if (process.argv.includes('--no-profile')) {
+    results[mode] = { torchTokensPerSecond: TORCH[mode], ...runs };
+    continue;
   }
   const kernels = await profile(mode);
   const total = kernels.reduce((a, k) => a + k.ms, 0);

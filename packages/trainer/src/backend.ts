@@ -22,8 +22,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerGradients } from './model/register-gradients.js';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'native' | 'wasm' | 'cpu';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'];
 
 export class BackendError extends Error {
   constructor(message: string) {
@@ -47,7 +47,7 @@ export interface GpuAdapterSummary {
 
 /** Which package provided the backend that is now active, and why it was chosen. */
 export interface BackendInfo {
-  /** tfjs backend name: 'tensorflow' | 'webgpu' | 'wasm' | 'cpu'. */
+  /** tfjs backend name: 'tensorflow' | 'webgpu' | 'native' | 'wasm' | 'cpu'. */
   name: string;
   /** The npm package that registered it, e.g. '@tensorflow/tfjs-node-gpu'. */
   package: string;
@@ -55,6 +55,8 @@ export interface BackendInfo {
   reason: string;
   /** The WebGPU adapter, for the webgpu backend. */
   adapter?: GpuAdapterSummary;
+  /** Why a requested backend was not used (set on a fallback, e.g. native → wasm). */
+  fallbackReason?: string;
 }
 
 /** One line for a CLI's stderr: `backend webgpu (NVIDIA …): reason`. */
@@ -81,6 +83,13 @@ async function tryImport(pkg: string): Promise<boolean> {
 
 async function useTensorflow(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): Promise<boolean> {
   return (await tryImport(pkg)) && (await tf.setBackend('tensorflow'));
+}
+
+/** `native` (src/native/): tfjs-cpu tensors with onnxruntime-node GEMMs; true, or why it is unavailable. */
+async function useNative(): Promise<true | string> {
+  const { activateNative } = await import('./native/activate.js');
+  const r = await activateNative();
+  return r.ok ? true : r.reason;
 }
 
 async function useWasm(): Promise<void> {
@@ -253,6 +262,14 @@ async function choose(choice: BackendChoice): Promise<BackendInfo> {
     if ('missing' in p) throw new BackendError(`backend 'webgpu': ${p.missing}`);
     await useWebgpu(p);
     return { name: 'webgpu', package: '@tensorflow/tfjs-backend-webgpu', adapter: p.summary, reason: p.summary.software ? 'asked for by name (a software adapter: correct, not fast)' : 'asked for by name' };
+  }
+  if (choice === 'native') {
+    const native = await useNative();
+    if (native === true) return { name: 'native', package: 'onnxruntime-node', reason: 'asked for by name' };
+    const fallbackReason = `native backend unavailable: ${native}`;
+    console.error(`cllama: --backend native: ${native}; falling back to wasm`);
+    await useWasm();
+    return { name: 'wasm', package: '@tensorflow/tfjs-backend-wasm', reason: `${fallbackReason}; fell back to wasm`, fallbackReason };
   }
   if (choice === 'wasm') {
     await useWasm();

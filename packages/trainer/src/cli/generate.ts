@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import type { Tokenizer } from '@cllama/tokenizer-merge';
 import { initBackend, type BackendChoice } from '../backend.js';
 import { alpacaPrompt, generateTokens, type GenerationOptions } from '../generate.js';
+import { checkModelMemory } from '../memory.js';
 import { loadLlama } from '../model/io.js';
 import type { LlamaModel } from '../model/llama.js';
 import { attachLoraFromDir } from '../model/adapter.js';
@@ -60,6 +61,7 @@ export async function loadForGeneration(flags: ModelFlags): Promise<{ model: Lla
     throw new UsageError(`cannot load a tokenizer from ${flags.tokenizer ?? flags.model} (${err.message}); pass --tokenizer <tokenizer.model or HF folder>`);
   });
   const backend = await initBackend(flags.backend); // after the inputs are checked: no tfjs banner before a usage error
+  await checkModelMemory(flags.model, { kind: 'inference', batchSize: 1, seqLen: 512 }, { backend: backend.name });
   const model = await loadLlama(flags.model);
   try {
     // after the adapter: its saved embed_tokens / lm_head may grow the vocabulary

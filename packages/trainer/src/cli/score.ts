@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { initBackend, type BackendChoice } from '../backend.js';
+import { checkModelMemory } from '../memory.js';
 import { loadLlama } from '../model/io.js';
 import { scoreBatches, scoreTokenBlocks, textToBlocks, type ScoreResult } from '../score.js';
 import { attachLoraFromDir } from '../model/adapter.js';
@@ -70,6 +71,8 @@ export function scoreCommand(): Command {
         text = await readFile(flags.textFile!, 'utf8');
       }
       const backend = await initBackend(flags.backend);
+      const shape = ids ? { batchSize: ids.length, seqLen: ids[0]!.length } : { batchSize: flags.batchSize, seqLen: flags.blockSize ?? 512 };
+      await checkModelMemory(flags.model, { kind: 'inference', ...shape }, { backend: backend.name });
       const model = await loadLlama(flags.model);
       if (flags.lora) await attachLoraFromDir(model, flags.lora);
       reportBackend(backend);

@@ -194,9 +194,9 @@ export class LlamaModel {
     const weights: WeightTensor[] = [];
     let s = seed;
     for (const [name, shape] of llamaWeightShapes(config)) {
-      const data = tf.tidy(() =>
-        shape.length === 1 ? tf.ones(shape) : tf.randomNormal(shape, 0, initializerRange, 'float32', s++),
-      ).dataSync() as Float32Array;
+      const t = tf.tidy(() => (shape.length === 1 ? tf.ones(shape) : tf.randomNormal(shape, 0, initializerRange, 'float32', s++)));
+      const data = t.dataSync() as Float32Array;
+      t.dispose(); // the variables get their own copy: keeping this one doubled the model's memory
       weights.push({ name, shape, data });
     }
     return new LlamaModel(config, weights);

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { SafetensorsFile, readPeftAdapter, writePeftAdapter, writeSafetensors, type LoraConfig } from '@cllama/lora';
 import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
 import { activeBackend, initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
+import { checkModelMemory, trainingMemoryJob } from '../memory.js';
 import { loadLlama, saveLlama } from '../model/io.js';
 import { applySavedWeights, readAdapterTensors, assignChecked, loraTensorsOf, restoreAdapterTensors } from '../model/adapter.js';
 import type { LlamaModel } from '../model/llama.js';
@@ -51,6 +52,8 @@ export interface TrainedModel {
 export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoice } = {}): Promise<TrainedModel> {
   await initBackend(opts.backend ?? 'auto');
   const tokenizer = await loadTokenizer(args.tokenizerNameOrPath);
+  // refuse a model that cannot fit before reading a single weight (never a wasm abort mid-step)
+  await checkModelMemory(args.modelNameOrPath, trainingMemoryJob(args), { backend: activeBackend()!.name, replicas: args.threads, vocabSize: tokenizer.vocabSize });
   const model = await loadLlama(args.modelNameOrPath);
   // HF: model.resize_token_embeddings(len(tokenizer)) before anything else
   if (model.config.vocabSize !== tokenizer.vocabSize) model.resizeTokenEmbeddings(tokenizer.vocabSize, args.seed);

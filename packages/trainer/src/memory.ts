@@ -1,0 +1,189 @@
+/**
+ * Memory estimate, checked up front: will this model fit, for this job, on this backend?
+ *
+ * A model that does not fit must be a one-line error before any weight is read, never a wasm
+ * "memory access out of bounds" / Aborted() halfway through the first step. The estimate comes from
+ * config.json alone (no weights loaded):
+ *
+ *   weights     = parameters × 4 bytes (every tensor is float32 in memory, whatever the file's dtype),
+ *                 + one transposed copy of the projections and loss head (x @ Wᵀ as transpose + matMul)
+ *   training    = trainable parameters × 4 bytes × 3 (gradient + AdamW's two moments)
+ *                   full fine-tune: every parameter; LoRA: A/B + modules_to_save; stage 1: embed_tokens
+ *   activations = what the backward pass keeps, per layer and token (float32):
+ *                   ~14·hidden (norms, q/k/v and their rotations, GQA-repeated k/v, attention output,
+ *                   residuals) + 5·intermediate (gate, up, silu, product) + 2·heads·seq (scores, softmax)
+ *                 × layers × batch × seq, plus the loss head's chunked logits / probabilities
+ *                 (2 · batch · seq · vocab). Scoring / generation keep one layer's worth at a time.
+ *
+ * The total is compared with the memory the OS can still hand out (os.freemem() — MemAvailable on
+ * Linux — or the cgroup limit, whichever is less) and, on the wasm backend, with the wasm heap: every
+ * tfjs-wasm tensor lives in one 32-bit heap, and tfjs 4.22's build aborts past 2 GiB (measured: a
+ * 2.3 GB working set aborts, 1.8 GB runs, although the heap's declared maximum is 4 GiB). On wasm the
+ * estimate adds XNNPACK's packed weight copies and is held to 75 % of the heap (growth steps and
+ * fragmentation), calibrated on real runs (WASM_USABLE_BYTES).
+ *
+ * On the JS-memory backends (`native`, `cpu`) the activations count 5× (JS_BACKEND_ACTIVATION_FACTOR,
+ * measured). The figures are estimates (±30 % against PyTorch's measured peak RSS for the same shapes
+ * without that factor, which tfjs's tape does not reach), so the
+ * check only refuses a run that is clearly over; CLLAMA_MEMORY_CHECK=off skips it.
+ */
+import * as os from 'node:os';
+import { countTrainableParameters, readLlamaConfig, type LlamaConfig } from '@cllama/lora';
+import { trainablePlan, type TrainArgs } from './train/options.js';
+
+/** What the model is loaded for. */
+export type MemoryJob =
+  | { kind: 'inference'; batchSize: number; seqLen: number }
+  | { kind: 'full'; batchSize: number; seqLen: number }
+  | { kind: 'embeddings'; batchSize: number; seqLen: number }
+  | { kind: 'lora'; batchSize: number; seqLen: number; r: number; targetModules: readonly string[]; modulesToSave: readonly string[] };
+
+export interface MemoryEstimate {
+  parameters: number;
+  trainableParameters: number;
+  weightsBytes: number;
+  /** One float32 copy of the projection and loss-head weights (what the transposes, or XNNPACK's packing, add). */
+  projectionCopyBytes: number;
+  trainingStateBytes: number;
+  activationBytes: number;
+  totalBytes: number;
+}
+
+/** tfjs-wasm 4.22 aborts once its heap passes 2 GiB (see the header). */
+export const WASM_HEAP_LIMIT_BYTES = 2 * 1024 ** 3;
+/**
+ * What a training step can count on of that heap: the heap grows in +20 % steps and freed blocks
+ * fragment it. Calibrated on two runs at seq 256, batch 1: a 58 M-parameter full fine-tune (estimate
+ * 1.5 GB with the packed copies) trains, a 134 M-parameter LoRA step (1.8 GB) aborts.
+ */
+export const WASM_USABLE_BYTES = 0.75 * WASM_HEAP_LIMIT_BYTES;
+
+const F32 = 4;
+
+/**
+ * Activations as held by tfjs backends whose tensors are JS typed arrays (`native`, `cpu`): the tape
+ * keeps every intermediate of every op (rotary halves, GQA tiles, dropout masks, scaled scores…) and
+ * dead arrays wait for V8's collector. Measured: a SmolLM-135M-shape LoRA step at seq 512 on `native`
+ * peaked at 10.1 GB RSS against 1.2 GB of weights + 1.7 GB of the activations estimated above.
+ */
+export const JS_BACKEND_ACTIVATION_FACTOR = 5;
+
+export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: string): MemoryEstimate {
+  const { hiddenSize: h, intermediateSize: inter, numHiddenLayers: layers, numAttentionHeads: heads, vocabSize: vocab } = config;
+  const tokens = job.batchSize * job.seqLen;
+  const plan =
+    job.kind === 'embeddings'
+      ? { trainInPlace: ['embed_tokens'] }
+      : job.kind === 'lora'
+        ? { lora: { r: job.r, targetModules: job.targetModules }, modulesToSave: job.modulesToSave }
+        : {};
+  const count = countTrainableParameters(config, plan);
+  const parameters = count.total;
+  const trainable = job.kind === 'inference' ? 0 : job.kind === 'full' ? parameters : count.trainable;
+  // x @ Wᵀ transposes each projection (and the loss head) once per step; the copies live as long as the
+  // step (kept for the backward pass, or cached for generation): about one more copy of the weights
+  const embedding = vocab * h;
+  const transposedCopies = parameters - embedding;
+  const perLayerToken = 14 * h + 5 * inter + 2 * heads * job.seqLen;
+  const head = 2 * tokens * vocab;
+  const factor = backend === 'native' || backend === 'cpu' ? JS_BACKEND_ACTIVATION_FACTOR : 1;
+  const activations = ((job.kind === 'inference' ? 1 : layers) * tokens * perLayerToken + head) * factor;
+  const weightsBytes = (parameters + transposedCopies) * F32;
+  const trainingStateBytes = trainable * F32 * 3;
+  const activationBytes = activations * F32;
+  return {
+    parameters,
+    trainableParameters: trainable,
+    weightsBytes,
+    projectionCopyBytes: transposedCopies * F32,
+    trainingStateBytes,
+    activationBytes,
+    totalBytes: weightsBytes + trainingStateBytes + activationBytes,
+  };
+}
+
+export class MemoryCheckError extends Error {
+  override name = 'MemoryCheckError';
+}
+
+/** Memory the OS can still give this process: MemAvailable, capped by a cgroup limit if any. */
+export function availableMemoryBytes(): number {
+  const free = os.freemem();
+  const constrained = typeof process.constrainedMemory === 'function' ? process.constrainedMemory() : 0;
+  // constrainedMemory() is the cgroup limit (0 / 2^64-ish when none); minus what this process holds already
+  if (constrained && constrained > 0 && constrained < os.totalmem()) return Math.min(free, Math.max(0, constrained - process.memoryUsage().rss));
+  return free;
+}
+
+function gb(bytes: number): string {
+  return `${(bytes / 1e9).toFixed(1)} GB`;
+}
+
+function describe(e: MemoryEstimate, job: MemoryJob): string {
+  const what = job.kind === 'inference' ? 'weights + activations' : job.kind === 'lora' ? 'weights + LoRA/Adam state + activations' : 'weights + gradients + 2 Adam moments + activations';
+  return `${(e.parameters / 1e6).toFixed(0)} M parameters need ~${gb(e.totalBytes)} for ${job.kind === 'inference' ? 'inference' : `${job.kind} training`} (${what}, batch ${job.batchSize} × seq ${job.seqLen})`;
+}
+
+export interface MemoryCheckOptions {
+  /** tfjs backend name that will hold the tensors ('wasm' adds the heap limit). */
+  backend: string;
+  /** Bytes the OS can still give (default: availableMemoryBytes()). */
+  availableBytes?: number;
+  /** Model replicas held at once (data-parallel workers each keep one; default 1). */
+  replicas?: number;
+  /** Environment to read CLLAMA_MEMORY_CHECK from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Throws a one-line MemoryCheckError when the estimate is over the wasm heap (wasm backend) or over
+ * the memory available; returns the estimate otherwise.
+ */
+export function checkMemory(config: LlamaConfig, job: MemoryJob, opts: MemoryCheckOptions): MemoryEstimate {
+  const e = estimateMemory(config, job, opts.backend);
+  const env = opts.env ?? process.env;
+  if (env.CLLAMA_MEMORY_CHECK === 'off') return e;
+  const replicas = opts.replicas ?? 1;
+  const smaller = job.kind === 'full' ? 'a smaller model or LoRA (stage 2 / sft without --stage full)' : 'a smaller model, a smaller batch or sequence length';
+  // on wasm, XNNPACK packs every weight it multiplies into one more copy inside the same heap
+  const wasmBytes = e.totalBytes + e.projectionCopyBytes;
+  if (opts.backend === 'wasm' && wasmBytes > WASM_USABLE_BYTES) {
+    throw new MemoryCheckError(
+      `${describe({ ...e, totalBytes: wasmBytes }, job)}, over the ~${gb(WASM_USABLE_BYTES)} a step can use of the wasm backend's ${gb(WASM_HEAP_LIMIT_BYTES)} heap: use --backend native (npm install onnxruntime-node) or --backend tensorflow, or ${smaller} (CLLAMA_MEMORY_CHECK=off skips this check)`,
+    );
+  }
+  const available = opts.availableBytes ?? availableMemoryBytes();
+  // each data-parallel replica holds its own weights; the batch (activations) is split among them
+  const needed = e.totalBytes + (replicas - 1) * e.weightsBytes;
+  if (needed > available) {
+    const times = replicas > 1 ? ` (~${gb(needed)} with ${replicas} threads' model copies)` : '';
+    throw new MemoryCheckError(
+      `${describe(e, job)}${times}, more than the ${gb(available)} of memory available: use ${smaller}${replicas > 1 ? ', fewer --threads' : ''}, or free memory (CLLAMA_MEMORY_CHECK=off skips this check)`,
+    );
+  }
+  return e;
+}
+
+/** The memory job of a training run: its plan (stage 1 / LoRA / full), batch and sequence length. */
+export function trainingMemoryJob(args: TrainArgs): MemoryJob {
+  const plan = trainablePlan(args);
+  const batchSize = args.perDeviceTrainBatchSize;
+  const seqLen = args.mode === 'pretrain' ? args.blockSize : args.maxSeqLength;
+  if (plan.kind === 'lora') return { kind: 'lora', batchSize, seqLen, r: args.loraRank, targetModules: plan.loraTargets, modulesToSave: plan.modulesToSave };
+  return { kind: plan.kind, batchSize, seqLen };
+}
+
+/**
+ * checkMemory for a model folder: reads its config.json (a larger tokenizer vocabulary, which the model
+ * will be resized to, counts). A folder whose config cannot be read is left to the loader's own error.
+ */
+export async function checkModelMemory(dir: string, job: MemoryJob, opts: MemoryCheckOptions & { vocabSize?: number }): Promise<MemoryEstimate | undefined> {
+  let config: LlamaConfig;
+  try {
+    config = await readLlamaConfig(dir);
+  } catch {
+    return undefined;
+  }
+  if (opts.vocabSize !== undefined && opts.vocabSize > config.vocabSize) config = { ...config, vocabSize: opts.vocabSize };
+  return checkMemory(config, job, opts);
+}

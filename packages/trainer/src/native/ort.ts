@@ -1,0 +1,153 @@
+/**
+ * onnxruntime-node as a synchronous GEMM library.
+ *
+ * tfjs kernels are synchronous; onnxruntime-node's public `InferenceSession.run()` is async, but it
+ * only wraps its native binding's `run()` — itself synchronous, executing on the calling thread with
+ * ORT's own intra-op thread pool — in a setImmediate. This module calls that binding directly, so a
+ * GEMM is one native call on Float32Arrays in ordinary JS memory: no worker, no SharedArrayBuffer,
+ * no copy of the inputs (ORT reads the arrays in place) and none of the output (ORT writes into a
+ * Float32Array allocated here, bound as a pre-allocated output).
+ *
+ * One session per op signature (Gemm transA/transB; MatMul rank/transposes), every dimension
+ * symbolic, built on first use from the bytes of src/native/onnx-graph.ts.
+ *
+ * onnxruntime-node is optional: `loadOrt` reports why it is unusable instead of throwing (not
+ * installed, its binding missing or of an unexpected shape, or CLLAMA_NATIVE_DISABLE=1), and the
+ * backend falls back, saying so.
+ */
+import { availableParallelism } from 'node:os';
+import { batchMatMulModel, elementwiseModel, gemmModel, transposeModel } from './onnx-graph.js';
+
+/** C = op(A)·op(B), C [m, n]; A is [m, k] ([k, m] when transA), B [k, n] ([n, k] when transB). */
+export type GemmRunner = (a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean) => Float32Array;
+/** The same for `batch` independent products stored one after another. */
+export type BatchGemmRunner = (a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean) => Float32Array;
+
+/** X of shape `shape` transposed by `perm`. */
+export type TransposeRunner = (x: Float32Array, shape: readonly number[], perm: readonly number[]) => Float32Array;
+
+/** One elementwise ONNX op on one or two float32 tensors; `outShape` is the (broadcast) result's shape. */
+export type ElementwiseRunner = (op: string, a: Float32Array, aShape: readonly number[], b: Float32Array | undefined, bShape: readonly number[], outShape: number[]) => Float32Array;
+
+export interface OrtRuntime {
+  gemm: GemmRunner;
+  batchGemm: BatchGemmRunner;
+  transpose: TransposeRunner;
+  elementwise: ElementwiseRunner;
+  threads: number;
+  version: string;
+  dispose(): void;
+}
+
+export type OrtLoad = { ok: true; runtime: OrtRuntime } | { ok: false; reason: string };
+
+/** The parts of onnxruntime-node's native binding used here (dist/binding.js, not its public API). */
+interface NativeSession {
+  loadModel(buffer: ArrayBufferLike, byteOffset: number, byteLength: number, options: object): void;
+  run(feeds: Record<string, unknown>, fetches: Record<string, unknown>, options: object): Record<string, { data: Float32Array }>;
+  dispose(): void;
+}
+interface OrtModules {
+  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => { data: Float32Array };
+  binding: { InferenceSession: new () => NativeSession };
+  initOrt: () => void;
+  version: string;
+}
+
+async function importOrt(): Promise<OrtModules> {
+  // computed specifiers keep bundlers from resolving the optional package at build time
+  const pkg = 'onnxruntime-node';
+  const main = (await import(/* @vite-ignore */ pkg)) as Record<string, unknown> & { default?: Record<string, unknown> };
+  const api = (main.default ?? main) as Record<string, unknown>;
+  const bindingModule = (await import(/* @vite-ignore */ `${pkg}/dist/binding.js`)) as Record<string, unknown> & { default?: Record<string, unknown> };
+  const b = (bindingModule.default ?? bindingModule) as Record<string, unknown>;
+  const binding = b.binding as OrtModules['binding'] | undefined;
+  if (typeof api.Tensor !== 'function' || typeof b.initOrt !== 'function' || typeof binding?.InferenceSession !== 'function') {
+    throw new Error('its native binding does not have the expected shape (onnxruntime-node 1.2x–1.3x is known to work)');
+  }
+  const env = api.env as { versions?: { node?: string; common?: string } } | undefined;
+  return { Tensor: api.Tensor as OrtModules['Tensor'], binding, initOrt: b.initOrt as () => void, version: env?.versions?.node ?? env?.versions?.common ?? 'unknown' };
+}
+
+export interface LoadOrtOptions {
+  /** ORT intra-op threads (default CLLAMA_NATIVE_THREADS, else every core). */
+  threads?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
+  const env = opts.env ?? process.env;
+  if (env.CLLAMA_NATIVE_DISABLE === '1') return { ok: false, reason: 'CLLAMA_NATIVE_DISABLE=1 is set' };
+  let mods: OrtModules;
+  try {
+    mods = await importOrt();
+    mods.initOrt();
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0]!;
+    const missing = /Cannot find (module|package)|ERR_MODULE_NOT_FOUND/.test(msg);
+    return { ok: false, reason: missing ? 'onnxruntime-node is not installed (npm install onnxruntime-node)' : `onnxruntime-node cannot be loaded: ${msg}` };
+  }
+  const threads = opts.threads ?? (Number(env.CLLAMA_NATIVE_THREADS) || availableParallelism());
+  const sessionOptions = {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    // no arena: ORT's arena keeps its high-water mark for the life of the session, on top of tfjs's tensors
+    enableCpuMemArena: false,
+    enableMemPattern: false,
+    // ORT's pool threads spin between runs by default; here JS kernels run between the GEMMs, and a
+    // spinning pool would take their core
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  };
+  const sessions = new Map<string, NativeSession>();
+  const session = (key: string, build: () => Uint8Array): NativeSession => {
+    let s = sessions.get(key);
+    if (!s) {
+      const bytes = build();
+      s = new mods.binding.InferenceSession();
+      s.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, sessionOptions);
+      sessions.set(key, s);
+    }
+    return s;
+  };
+  const run = (s: NativeSession, a: Float32Array, aDims: readonly number[], b: Float32Array | undefined, bDims: readonly number[], outDims: number[]): Float32Array => {
+    const out = new Float32Array(outDims.reduce((x, y) => x * y, 1));
+    const feeds: Record<string, unknown> = { A: new mods.Tensor('float32', a, aDims) };
+    if (b) feeds.B = new mods.Tensor('float32', b, bDims);
+    const result = s.run(feeds, { Y: new mods.Tensor('float32', out, outDims) }, {});
+    // ORT wrote into `out` (pre-allocated output); a binding that returns a fresh tensor instead is fine too
+    const y = result.Y?.data;
+    return y && y !== out ? y : out;
+  };
+  const gemm: GemmRunner = (a, b, m, n, k, transA, transB) =>
+    run(session(`gemm${+transA}${+transB}`, () => gemmModel(transA, transB)), a, transA ? [k, m] : [m, k], b, transB ? [n, k] : [k, n], [m, n]);
+  const batchGemm: BatchGemmRunner = (a, b, batch, m, n, k, transA, transB) =>
+    run(
+      session(`bmm${+transA}${+transB}`, () => batchMatMulModel(transA, transB, 3)),
+      a,
+      transA ? [batch, k, m] : [batch, m, k],
+      b,
+      transB ? [batch, n, k] : [batch, k, n],
+      [batch, m, n],
+    );
+  const transpose: TransposeRunner = (x, shape, perm) =>
+    run(session(`t${perm.join(',')}`, () => transposeModel(perm)), x, shape, undefined, [], perm.map((p) => shape[p]!));
+  const elementwise: ElementwiseRunner = (op, a, aShape, b, bShape, outShape) => {
+    const ranks = b ? [aShape.length, bShape.length] : [aShape.length];
+    return run(session(`${op}${ranks.join(',')}`, () => elementwiseModel(op, ranks)), a, aShape, b, bShape, outShape);
+  };
+  const runtime: OrtRuntime = {
+    gemm,
+    batchGemm,
+    transpose,
+    elementwise,
+    threads,
+    version: mods.version,
+    dispose() {
+      for (const s of sessions.values()) s.dispose();
+      sessions.clear();
+    },
+  };
+  return { ok: true, runtime };
+}

@@ -1,0 +1,184 @@
+/**
+ * The `native` backend (tfjs-cpu tensors, onnxruntime-node GEMMs: src/native/) against the same
+ * PyTorch goldens and tolerances as model-parity.test.ts: logits, HF causal-LM loss, every weight's
+ * gradient norm; and the fallback to wasm, said on stderr and in BackendInfo, when onnxruntime-node
+ * cannot be used. The suite is skipped (and says so) where onnxruntime-node is not installed.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend.js';
+import { loadLlama } from '../src/model/io.js';
+import type { LlamaModel } from '../src/model/llama.js';
+import { loadOrt } from '../src/native/ort.js';
+import { FIXTURES, l2, relErr, row, sums, TINY_LLAMA } from './helpers.js';
+
+interface Golden {
+  input_ids: number[][];
+  labels: number[][];
+  logits_sum: number;
+  logits_abs_sum: number;
+  logits_first_row: number[];
+  logits_last_row: number[];
+  loss: number;
+  grad_norms: Record<string, number>;
+}
+
+const ort = await loadOrt({ env: {} });
+if (!ort.ok) console.warn(`model-parity-native: skipped, ${ort.reason}`);
+else ort.runtime.dispose();
+
+describe.skipIf(!ort.ok).each(['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'])('%s parity with PyTorch (native)', (fixture) => {
+  const dir = path.join(FIXTURES, fixture);
+  const golden = JSON.parse(readFileSync(path.join(dir, 'golden.json'), 'utf8')) as Golden;
+  let model: LlamaModel;
+  let ids: tf.Tensor2D;
+  let labels: tf.Tensor2D;
+
+  beforeAll(async () => {
+    const info = await initBackend('native');
+    expect(info).toEqual({ name: 'native', package: 'onnxruntime-node' });
+    model = await loadLlama(dir);
+    ids = tf.tensor2d(golden.input_ids, undefined, 'int32');
+    labels = tf.tensor2d(golden.labels, undefined, 'int32');
+  });
+  afterAll(() => {
+    model.dispose();
+    tf.dispose([ids, labels]);
+  });
+
+  it('logits: sums and two rows within 1e-4 relative', () => {
+    const logits = model.logits(ids);
+    const vocab = model.config.vocabSize;
+    const [batch, seq] = ids.shape;
+    expect(logits.shape).toEqual([batch, seq, vocab]);
+    const { sum, absSum } = sums(logits);
+    expect(relErr(sum, golden.logits_sum)).toBeLessThan(1e-4);
+    expect(relErr(absSum, golden.logits_abs_sum)).toBeLessThan(1e-4);
+    const data = logits.dataSync();
+    const first = row(data, 0, vocab, golden.logits_first_row.length);
+    const last = row(data, batch * seq - 1, vocab, golden.logits_last_row.length);
+    for (const [actual, expected] of [
+      [first, golden.logits_first_row],
+      [last, golden.logits_last_row],
+    ] as const) {
+      actual.forEach((a, j) => expect(Math.abs(a - expected[j]!)).toBeLessThanOrEqual(1e-4 * Math.abs(expected[j]!) + 1e-6));
+    }
+    logits.dispose();
+  });
+
+  it.each([
+    ['softmax kept for the backward pass', undefined],
+    ['logits recomputed in the backward pass', 0],
+  ])('HF causal-LM loss within 1e-5 and every weight gradient norm within 1e-3 relative (%s)', (_label, keepProbsBytes) => {
+    const { value, grads } = tf.variableGrads(() => model.loss(ids, labels, { keepProbsBytes, chunkTokens: 20 }));
+    expect(Math.abs(value.dataSync()[0]! - golden.loss)).toBeLessThan(1e-5);
+    const named = model.namedVariables();
+    expect([...named.keys()].sort()).toEqual(Object.keys(golden.grad_norms).sort());
+    for (const [name, variable] of named) {
+      const norm = l2(grads[variable.name]!);
+      expect(relErr(norm, golden.grad_norms[name]!), name).toBeLessThan(1e-3);
+    }
+    value.dispose();
+    tf.dispose(grads);
+  });
+
+  it('does not leak tensors across repeated forward/backward', () => {
+    const step = () => {
+      const { value, grads } = tf.variableGrads(() => model.loss(ids, labels));
+      tf.dispose([value, ...Object.values(grads)]);
+      model.logits(ids).dispose();
+    };
+    step();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) step();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe.skipIf(!ort.ok)('native kernels against the cpu backend', () => {
+  it('matMul (every transpose flag, batched, broadcast B, fused bias), elementwise, softmax, split, segment sum and transposes agree to 1e-5', async () => {
+    const cases: Array<[number[], number[], boolean, boolean]> = [
+      [[5, 7], [7, 3], false, false],
+      [[7, 5], [7, 3], true, false],
+      [[5, 7], [3, 7], false, true],
+      [[7, 5], [3, 7], true, true],
+      [[2, 3, 5, 7], [2, 3, 7, 4], false, false],
+      [[2, 3, 5, 7], [2, 3, 4, 7], false, true],
+      [[2, 3, 7, 5], [2, 3, 7, 4], true, false],
+      [[4, 5, 7], [7, 3], false, false], // one B for every batch of A
+      [[5, 7], [4, 7, 3], false, false], // broadcast A: stays on the cpu kernel
+    ];
+    const run = async (backend: 'cpu' | 'native') => {
+      await initBackend(backend);
+      const out: Float32Array[] = [];
+      let seed = 1;
+      for (const [as, bs, ta, tb] of cases) {
+        const a = tf.randomNormal(as, 0, 1, 'float32', seed++);
+        const b = tf.randomNormal(bs, 0, 1, 'float32', seed++);
+        out.push(tf.matMul(a, b, ta, tb).dataSync() as Float32Array);
+      }
+      const a = tf.randomNormal([6, 9], 0, 1, 'float32', 99);
+      const b = tf.randomNormal([9, 4], 0, 1, 'float32', 100);
+      out.push(tf.fused.matMul({ a, b, bias: tf.range(0, 4, 1, 'float32') }).dataSync() as Float32Array);
+      // elementwise overrides, both sides of the 32 Ki-element ORT threshold, broadcasting as the loss head does
+      for (const [as, bs] of [[[256, 300], [256, 1]], [[8, 5], [5]], [[2, 8, 64, 64], [1, 1, 64, 64]], [[3, 4], []]] as Array<[number[], number[]]>) {
+        const x = tf.randomNormal(as, 0, 1, 'float32', seed++);
+        const y = tf.add(tf.abs(tf.randomNormal(bs, 0, 1, 'float32', seed++)), 0.5);
+        for (const t of [tf.add(x, y), tf.sub(x, y), tf.mul(x, y), tf.div(x, y), tf.exp(x), tf.sigmoid(x), tf.log(y), tf.softmax(x)]) out.push(t.dataSync() as Float32Array);
+        for (const part of tf.split(x, [1, as[as.length - 1]! - 1], -1)) out.push(part.dataSync() as Float32Array);
+        out.push(tf.neg(x).dataSync() as Float32Array);
+        out.push(tf.slice(x, as.map((d) => (d > 1 ? 1 : 0)), as.map((d) => (d > 2 ? d - 2 : 1))).dataSync() as Float32Array);
+        out.push(tf.slice(x, as.map((_, i) => (i === 0 && as[0]! > 1 ? 1 : 0)), as.map((d, i) => (i === 0 && d > 1 ? d - 1 : -1))).dataSync() as Float32Array);
+      }
+      out.push(tf.unsortedSegmentSum(tf.randomNormal([6, 5], 0, 1, 'float32', 7), tf.tensor1d([3, 0, 3, 9, 1, 0], 'int32'), 10).dataSync() as Float32Array);
+      const big = tf.randomNormal([64, 48, 32], 0, 1, 'float32', 101);
+      out.push(tf.transpose(big, [2, 0, 1]).dataSync() as Float32Array);
+      out.push(tf.transpose(tf.reshape(big, [3072, 32])).dataSync() as Float32Array);
+      return out;
+    };
+    const cpu = await run('cpu');
+    const native = await run('native');
+    expect(native.length).toBe(cpu.length);
+    native.forEach((n, i) => {
+      expect(n.length, `case ${i}`).toBe(cpu[i]!.length);
+      let maxErr = 0;
+      for (let j = 0; j < n.length; j++) maxErr = Math.max(maxErr, Math.abs(n[j]! - cpu[i]![j]!));
+      expect(maxErr, `case ${i}`).toBeLessThan(1e-5);
+    });
+  });
+});
+
+describe('native fallback', () => {
+  it('CLLAMA_NATIVE_DISABLE=1: --backend native falls back to wasm, says so on stderr, and still scores', async () => {
+    const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dist/cli.js');
+    const ids = path.join(TINY_LLAMA, 'golden.json');
+    const golden = JSON.parse(readFileSync(ids, 'utf8')) as Golden;
+    const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
+    const tmp = mkdtempSync(path.join((await import('node:os')).tmpdir(), 'cllama-native-'));
+    try {
+      writeFileSync(path.join(tmp, 'ids.json'), JSON.stringify(golden.input_ids));
+      const r = await promisify(execFile)('node', [cli, 'score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--json', '--backend', 'native'], {
+        env: { ...process.env, CLLAMA_NATIVE_DISABLE: '1' },
+      });
+      expect(r.stderr.trim()).toBe('cllama: --backend native: CLLAMA_NATIVE_DISABLE=1 is set; falling back to wasm');
+      expect(JSON.parse(r.stdout).backend).toBe('wasm');
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('BackendInfo carries the reason, in-process', async () => {
+    process.env.CLLAMA_NATIVE_DISABLE = '1';
+    try {
+      const info = await initBackend('native');
+      expect(info.name).toBe('wasm');
+      expect(info.fallbackReason).toBe('native backend unavailable: CLLAMA_NATIVE_DISABLE=1 is set');
+    } finally {
+      delete process.env.CLLAMA_NATIVE_DISABLE;
+    }
+  });
+});
