@@ -267,7 +267,6 @@ async function choose(choice: BackendChoice): Promise<BackendInfo> {
     const native = await useNative();
     if (native === true) return { name: 'native', package: 'onnxruntime-node', reason: 'asked for by name' };
     const fallbackReason = `native backend unavailable: ${native}`;
-    console.error(`cllama: --backend native: ${native}; falling back to wasm`);
     await useWasm();
     return { name: 'wasm', package: '@tensorflow/tfjs-backend-wasm', reason: `${fallbackReason}; fell back to wasm`, fallbackReason };
   }

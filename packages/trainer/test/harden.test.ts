@@ -11,7 +11,7 @@ import { HFCheckpoint, SafetensorsFile, readPeftAdapter, saveHFCheckpoint, write
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { NonFiniteError } from '../src/train/loop.js';
-import { resolveArgs, TrainConfigError } from '../src/train/options.js';
+import { resolveArgs } from '../src/train/options.js';
 import { runTrainingSession } from '../src/train/session.js';
 
 const PKG = path.resolve(__dirname, '..');

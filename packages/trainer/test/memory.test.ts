@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { createLlamaConfig, llamaConfigToJson } from '@cllama/lora';
+import { createLlamaConfig, writeLlamaConfig } from '@cllama/lora';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkMemory, checkModelMemory, estimateMemory, MemoryCheckError, WASM_HEAP_LIMIT_BYTES, WASM_USABLE_BYTES, type MemoryJob } from '../src/memory.js';
 import { FIXTURES } from './helpers.js';
@@ -116,10 +116,10 @@ describe('checkMemory', () => {
 
 describe('checkModelMemory on a model folder', () => {
   let tmp: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     tmp = mkdtempSync(path.join(tmpdir(), 'cllama-mem-'));
     // a TinyLlama-shaped config.json with no weights: the check must refuse before any weight is read
-    writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(llamaConfigToJson(tinyLlama)));
+    await writeLlamaConfig(tmp, tinyLlama);
   });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
