@@ -26,7 +26,7 @@ import { runCli, runCliJson } from './tools.js';
 const examplesDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const repoRoot = path.resolve(examplesDir, '..');
 const DATA = path.join(examplesDir, 'data');
-const LLAMA_TOKENIZER = path.join(repoRoot, 'test-fixtures/tokenizers/llama_tokenizer.model');
+const LLAMA_TOKENIZER = path.join(DATA, 'llama_tokenizer.model');
 
 export interface RecipeOptions {
   name: string;

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
-import { runMain } from '@cllama/core';
+import { parseWholeNumber, runMain } from '@cllama/core';
 import { convertFile } from './convert-file.js';
 import { CONVERTERS, type TranslationDirection } from './converters.js';
 import { type RecordError, UsageError } from './errors.js';
@@ -36,8 +36,8 @@ function warner(quiet: boolean) {
 /** A whole number written as digits (not 1e3, 0x10, '' or 1e99), at least `min`. */
 function int(name: string, min = Number.MIN_SAFE_INTEGER) {
   return (v: string): number => {
-    const n = Number(v);
-    if (!/^\s*[+-]?\d+\s*$/.test(v) || !Number.isSafeInteger(n)) throw new UsageError(`${name} must be an integer, got '${v}'`);
+    const n = parseWholeNumber(v);
+    if (Number.isNaN(n)) throw new UsageError(`${name} must be an integer, got '${v}'`);
     if (n < min) throw new UsageError(`${name} must be at least ${min}, got ${n}`);
     return n;
   };
@@ -138,7 +138,7 @@ function makeProgram(): Command {
     .option('--strict', 'stop at the first bad record')
     .option('--quiet', 'no warnings or progress')
     .action(async (o) => {
-      await checkOutput(o.out, [...(o.input as string[]), o.tokenizer], { force: !!o.force });
+      await checkOutput(o.out, [...(o.input as string[]), o.tokenizer], { force: !!o.force, folder: true });
       const tokenizer = await loadTokenizer(o.tokenizer);
       const w = warner(o.quiet);
       const t0 = performance.now();

@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { UsageError } from './errors.js';
+import { AlpacaDataError } from './errors.js';
 
 /** The real path of `p`, or of its folder + its name when `p` does not exist yet. */
 export async function realTarget(p: string): Promise<string> {
@@ -19,18 +19,18 @@ export async function realTarget(p: string): Promise<string> {
 }
 
 /** Refuses an output that is also an input (always), or that exists (unless `force`). */
-export async function checkOutput(out: string, inputs: readonly string[], opts: { force?: boolean; flag?: string } = {}): Promise<void> {
+/** `folder`: the output is a folder (tokenize), so an existing folder there is a dataset to replace, not a mistake. */
+export async function checkOutput(out: string, inputs: readonly string[], opts: { force?: boolean; flag?: string; folder?: boolean } = {}): Promise<void> {
   const flag = opts.flag ?? '--out';
   const target = await realTarget(out);
   for (const input of inputs) {
     if ((await realTarget(input)) === target) {
-      throw new UsageError(`${flag} ${out} is also an input (${input}); write to another file`);
+      throw new AlpacaDataError(`${flag} ${out} is also an input (${input}); write to another file`);
     }
   }
+  const stat = await fsp.stat(out).catch(() => undefined);
+  if (stat?.isDirectory() && !opts.folder) throw new AlpacaDataError(`${flag} ${out} is a folder; give a file path`);
   if (opts.force) return;
-  const exists = await fsp.lstat(out).then(
-    () => true,
-    () => false,
-  );
-  if (exists) throw new UsageError(`${flag} ${out} exists; pass --force to replace it, or choose another path`);
+  const exists = stat !== undefined || (await fsp.lstat(out).then(() => true, () => false));
+  if (exists) throw new AlpacaDataError(`${flag} ${out} exists; pass --force to replace it, or choose another path`);
 }

@@ -17,4 +17,5 @@ export {
 export type { FileContent } from './atomic.js';
 export { CllamaError, UsageError, errorLine, EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED } from './errors.js';
 export { runCli, runMain } from './cli.js';
+export { parseFiniteNumber, parseWholeNumber } from './numbers.js';
 export type { CliProgram, RunCliOptions } from './cli.js';

@@ -1,6 +1,6 @@
 /** cllama-crawl: the command-line front end of crawl(). */
 import { readFileSync } from 'node:fs';
-import { runMain } from '@cllama/core';
+import { parseFiniteNumber, parseWholeNumber, runMain } from '@cllama/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { crawl, type CrawlStatus } from './crawler.js';
@@ -16,15 +16,15 @@ const warn = (line: string) => process.stderr.write(redactor.redact(line) + '\n'
 /** A whole number written in digits ('1e99', '1e3', '0x10', '' are not) and exactly representable. */
 function int(name: string, min: number) {
   return (v: string) => {
-    const n = /^\s*[+-]?\d+\s*$/.test(v) ? Number(v) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    const n = parseWholeNumber(v);
+    if (Number.isNaN(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
     return n;
   };
 }
 function num(name: string, min: number, max = Number.POSITIVE_INFINITY) {
   return (v: string) => {
-    const n = v.trim() === '' ? Number.NaN : Number(v);
-    if (!Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}]`);
+    const n = parseFiniteNumber(v);
+    if (Number.isNaN(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a number in [${min}, ${max}]`);
     return n;
   };
 }

