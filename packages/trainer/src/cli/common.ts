@@ -10,7 +10,7 @@ export class UsageError extends Error {
 }
 
 export function backendOption(): Option {
-  return new Option('--backend <name>', 'tfjs backend: auto = tfjs-node-gpu, else tfjs-node, else wasm').choices([...BACKEND_CHOICES]).default('auto');
+  return new Option('--backend <name>', 'tfjs backend: auto = tfjs-node-gpu, else tfjs-node, else wasm; native = onnxruntime-node GEMMs, no wasm heap limit (docs/trainer.md)').choices([...BACKEND_CHOICES]).default('auto');
 }
 
 export function parsePositiveInt(name: string): (value: string) => number {
