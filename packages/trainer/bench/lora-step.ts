@@ -36,7 +36,13 @@ const TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj',
 const config = createLlamaConfig({ ...SHAPES[shapeName], maxPositionEmbeddings: 2048 });
 
 const backend = await initBackend(arg('backend', 'native') as BackendChoice);
-const estimate = checkMemory(config, { kind: 'lora', batchSize: 1, seqLen: SEQ, r: 8, targetModules: TARGETS, modulesToSave: [] }, { backend: backend.name });
+let estimate: ReturnType<typeof checkMemory>;
+try {
+  estimate = checkMemory(config, { kind: 'lora', batchSize: 1, seqLen: SEQ, r: 8, targetModules: TARGETS, modulesToSave: [] }, { backend: backend.name });
+} catch (err) {
+  console.error(`lora-step: ${(err as Error).message}`);
+  process.exit(1);
+}
 console.log(`backend ${backend.name}${backend.fallbackReason ? ` (${backend.fallbackReason})` : ''}; ${shapeName} ${(estimate.parameters / 1e6).toFixed(0)} M parameters, seq ${SEQ}; memory estimate ${(estimate.totalBytes / 1e9).toFixed(1)} GB`);
 
 function* weights(): Generator<WeightTensor> {
