@@ -21,7 +21,7 @@ const PACKAGES: Record<string, { dir: string; bin: string | undefined; values: s
   '@cllama/core': {
     dir: 'packages/core',
     bin: undefined,
-    values: ['AtomicFileWriter', 'CllamaError', 'EXIT_FAILURE', 'EXIT_INCOMPLETE', 'EXIT_INTERRUPTED', 'EXIT_OK', 'EXIT_USAGE', 'FolderExistsError', 'Mulberry32', 'UsageError', 'Xoshiro128', 'copyFileAtomic', 'errorLine', 'fsyncDir', 'hashString', 'mulberry32', 'runCli', 'runMain', 'tempSibling', 'writeFileAtomic', 'writeFileAtomicSync', 'writeFolderAtomic'],
+    values: ['AtomicFileWriter', 'CllamaError', 'EXIT_FAILURE', 'EXIT_INCOMPLETE', 'EXIT_INTERRUPTED', 'EXIT_OK', 'EXIT_USAGE', 'FolderExistsError', 'Mulberry32', 'UsageError', 'Xoshiro128', 'copyFileAtomic', 'errorLine', 'fsyncDir', 'hashString', 'mulberry32', 'parseFiniteNumber', 'parseWholeNumber', 'runCli', 'runMain', 'tempSibling', 'writeFileAtomic', 'writeFileAtomicSync', 'writeFolderAtomic'],
     types: ['RngState', 'FileContent', 'CliProgram', 'RunCliOptions'],
   },
   '@cllama/tokenizer-merge': {
@@ -33,7 +33,7 @@ const PACKAGES: Record<string, { dir: string; bin: string | undefined; values: s
   '@cllama/lora': {
     dir: 'packages/lora',
     bin: 'cllama-lora',
-    values: ['ADAPTER_CONFIG_NAME', 'ADAPTER_WEIGHTS_NAME', 'CheckpointError', 'HFCheckpoint', 'INDEX_FILE_NAME', 'LlamaConfigError', 'MergeError', 'PACKAGE_NAME', 'PEFT_KEY_PREFIX', 'PeftAdapter', 'PeftError', 'SINGLE_FILE_NAME', 'SafetensorsError', 'SafetensorsFile', 'SafetensorsStreamWriter', 'countTrainableParameters', 'createLlamaConfig', 'headDim', 'initLoraPair', 'loraScaling', 'loraTargets', 'matchesModulesToSave', 'matchesTargetModule', 'mergeAdaptersIntoCheckpoint', 'mergeLora', 'parseLlamaConfig', 'parseLoraConfig', 'parsePeftKey', 'peftFullKey', 'peftLoraKeys', 'readLlamaConfig', 'readPeftAdapter', 'readSafetensorsHeader', 'saveHFCheckpoint', 'unmergeLora', 'writeLlamaConfig', 'writePeftAdapter', 'writeSafetensors'],
+    values: ['ADAPTER_CONFIG_NAME', 'ADAPTER_WEIGHTS_NAME', 'CheckpointError', 'HFCheckpoint', 'INDEX_FILE_NAME', 'LlamaConfigError', 'MergeError', 'PACKAGE_NAME', 'PEFT_KEY_PREFIX', 'PeftAdapter', 'PeftError', 'SINGLE_FILE_NAME', 'SafetensorsError', 'SafetensorsFile', 'SafetensorsStreamWriter', 'TOKENIZER_FILES', 'countTrainableParameters', 'createLlamaConfig', 'headDim', 'initLoraPair', 'loraScaling', 'loraTargets', 'matchesModulesToSave', 'matchesTargetModule', 'mergeAdaptersIntoCheckpoint', 'mergeLora', 'parseLlamaConfig', 'parseLoraConfig', 'parsePeftKey', 'peftFullKey', 'peftLoraKeys', 'readLlamaConfig', 'readPeftAdapter', 'readSafetensorsHeader', 'saveHFCheckpoint', 'unmergeLora', 'writeLlamaConfig', 'writePeftAdapter', 'writeSafetensors'],
     types: ['LlamaConfig', 'LoraConfig', 'SafetensorsTensorInfo', 'MergeOptions', 'SaveHFCheckpointOptions'],
   },
   '@cllama/trainer': {

@@ -264,19 +264,20 @@ describe('--emit-launch: SFT from an adapter', () => {
 });
 
 describe('--emit-launch: refusals write nothing', () => {
-  const cases: Array<[string, (dir: string) => string[], RegExp]> = [
-    ['--dry-run with --emit-launch', (d) => [...pretrainFlags(d), '--dry-run'], /give one of them/],
-    ['an unsupported --modules-to-save', (d) => [...pretrainFlags(d), '--modules-to-save', 'norm'], /--modules-to-save 'norm' is not supported/],
-    ['--fp16 and --bf16', (d) => [...pretrainFlags(d), '--bf16'], /--fp16 and --bf16 are both set/],
-    ['a model folder without config.json', (d) => [...pretrainFlags(d), '--model-name-or-path', path.join(root, 'zh')], /--model-name-or-path/],
-    ['--emit-launch equal to --output-dir', (d) => [...pretrainFlags(d), '--output-dir', d], /same folder/],
-    ['a bad --lr-scheduler-type', (d) => [...pretrainFlags(d), '--lr-scheduler-type', 'cyclic'], /lr-scheduler-type/],
+  // exit 2: a flag value the trainer's flag table refuses (usage); exit 1: what the launch emitter refuses
+  const cases: Array<[string, (dir: string) => string[], RegExp, number]> = [
+    ['--dry-run with --emit-launch', (d) => [...pretrainFlags(d), '--dry-run'], /give one of them/, 1],
+    ['an unsupported --modules-to-save', (d) => [...pretrainFlags(d), '--modules-to-save', 'norm'], /--modules-to-save 'norm' is not supported/, 2],
+    ['--fp16 and --bf16', (d) => [...pretrainFlags(d), '--bf16'], /--fp16 and --bf16 are both set/, 1],
+    ['a model folder without config.json', (d) => [...pretrainFlags(d), '--model-name-or-path', path.join(root, 'zh')], /--model-name-or-path/, 1],
+    ['--emit-launch equal to --output-dir', (d) => [...pretrainFlags(d), '--output-dir', d], /same folder/, 1],
+    ['a bad --lr-scheduler-type', (d) => [...pretrainFlags(d), '--lr-scheduler-type', 'cyclic'], /lr-scheduler-type/, 2],
   ];
-  for (const [name, flags, message] of cases) {
+  for (const [name, flags, message, code] of cases) {
     it(name, async () => {
       const dir = path.join(root, `refused-${name.replace(/\W+/g, '-')}`);
       const r = await cli(flags(dir));
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(code);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(/^cllama-train: /);
       expect(r.stderr).toMatch(message);

@@ -173,7 +173,7 @@ describe('an output folder written by train.py (HF Trainer + peft layout)', () =
     expect(await node(TRAIN_CLI, ['plot', hf, '--title', 'train.py'])).toContain('training_plot.svg');
     expect(await fs.readFile(path.join(hf, 'training_plot.svg'), 'utf8')).toBe(svg);
     const bad = await run('node', [TRAIN_CLI, 'plot', path.join(root, 'nowhere')]).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2); // a wrong folder argument: a usage error
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/^cllama-train: cannot read .*metrics\.jsonl/);
   });

@@ -133,9 +133,11 @@ export class NonFiniteError extends TrainLoopError {
  * The first trainable weight holding a NaN or ±Inf, checked on the backend (one number per weight comes
  * back): Σ 0·w is 0 exactly when every w is finite (0·±Inf and 0·NaN are NaN), with kernels every backend has.
  */
-export function firstNonFiniteParam(params: ReadonlyArray<{ name: string; variable: tf.Variable }>): string | undefined {
+export async function firstNonFiniteParam(params: ReadonlyArray<{ name: string; variable: tf.Variable }>): Promise<string | undefined> {
   for (const p of params) {
-    const probe = tf.tidy(() => tf.sum(tf.mul(p.variable, tf.scalar(0))).dataSync()[0]!);
+    const sum = tf.tidy(() => tf.sum(tf.mul(p.variable, tf.scalar(0))));
+    const probe = (await sum.data())[0]; // an async read: webgpu has no synchronous one
+    sum.dispose();
     if (probe !== 0) return p.name;
   }
   return undefined;
@@ -198,7 +200,7 @@ export async function runTrainingLoop(
     optimizer.loadState(await readOptimizerState(o.resumeFrom));
     state = { ...saved, maxSteps, scheduler: state.scheduler };
   }
-  const bad = firstNonFiniteParam(params);
+  const bad = await firstNonFiniteParam(params);
   if (bad) {
     throw new NonFiniteError(`the starting weight '${bad}' holds NaN or Inf (${o.resumeFrom ? `checkpoint ${o.resumeFrom}` : 'the model or --peft-path adapter'} is broken); nothing was trained or saved`);
   }
@@ -219,14 +221,14 @@ export async function runTrainingLoop(
 
   let savedStep = o.resumeFrom ? state.globalStep : 0;
   const lastGood = () => (savedStep > 0 ? `the last good checkpoint, ${path.join(o.outputDir, `checkpoint-${savedStep}`)}, is kept` : 'no checkpoint was saved');
-  const assertFiniteWeights = (what: string) => {
-    const name = firstNonFiniteParam(params);
+  const assertFiniteWeights = async (what: string) => {
+    const name = await firstNonFiniteParam(params);
     if (name) {
       throw new NonFiniteError(`after step ${state.globalStep} the weight '${name}' holds NaN or Inf (lower --learning-rate, now ${o.learningRate}); refusing to save ${what}; ${lastGood()}`);
     }
   };
   const saveAll = async () => {
-    assertFiniteWeights(`checkpoint-${state.globalStep}`);
+    await assertFiniteWeights(`checkpoint-${state.globalStep}`);
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
     state.rng = rng.state();
     await writeCheckpoint(o.outputDir, { state, optimizer: await optimizer.exportState(), writeWeights: hooks.writeWeights }, o.saveTotalLimit);
@@ -308,7 +310,7 @@ export async function runTrainingLoop(
     if (o.doEval && evalData && (evalLoss === undefined || state.globalStep % evalEvery !== 0)) evalLoss = await evaluateAndRecord(evalData);
     // the last step is always checkpointed (HF saves at the end too), then the final result
     await saveAll();
-    assertFiniteWeights('the final result');
+    await assertFiniteWeights('the final result');
     await hooks.writeFinal(o.outputDir);
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
     await writeFileAtomic(path.join(o.outputDir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
