@@ -44,8 +44,15 @@ async function info(): Promise<void> {
   const device = (tf.backend() as unknown as { device?: { limits: Record<string, number> } }).device;
   console.log(`backend ${backend.name} via ${backend.package}: ${backend.reason}`);
   console.log(`adapter ${JSON.stringify(adapter)}`);
-  if (device) console.log(`device limits: maxBufferSize ${device.limits.maxBufferSize}, maxStorageBufferBindingSize ${device.limits.maxStorageBufferBindingSize}`);
-  result({ command: 'info', backend: backend.name, adapter, maxBufferSize: device?.limits.maxBufferSize, maxStorageBufferBindingSize: device?.limits.maxStorageBufferBindingSize });
+  if (device)
+    console.log(`device limits: maxBufferSize ${device.limits.maxBufferSize}, maxStorageBufferBindingSize ${device.limits.maxStorageBufferBindingSize}`);
+  result({
+    command: 'info',
+    backend: backend.name,
+    adapter,
+    maxBufferSize: device?.limits.maxBufferSize,
+    maxStorageBufferBindingSize: device?.limits.maxStorageBufferBindingSize,
+  });
 }
 
 // ------------------------------------------------------------------------------------------ parity
@@ -87,7 +94,9 @@ async function parity(): Promise<void> {
     // the test suite's tolerances (model-parity.test.ts)
     const pass = r.logitsSumRel < 1e-4 && r.logitsAbsSumRel < 1e-4 && r.lossAbs < 1e-5 && r.worstGradNormRel < 1e-3;
     ok &&= pass;
-    console.log(`${pass ? 'PASS' : 'FAIL'} ${fixture}: logits sum ${r.logitsSumRel.toExponential(2)} rel, |logits| ${r.logitsAbsSumRel.toExponential(2)} rel, loss ${r.lossAbs.toExponential(2)} abs, worst grad norm ${r.worstGradNormRel.toExponential(2)} rel`);
+    console.log(
+      `${pass ? 'PASS' : 'FAIL'} ${fixture}: logits sum ${r.logitsSumRel.toExponential(2)} rel, |logits| ${r.logitsAbsSumRel.toExponential(2)} rel, loss ${r.lossAbs.toExponential(2)} abs, worst grad norm ${r.worstGradNormRel.toExponential(2)} rel`,
+    );
     result({ command: 'parity', pass, ...r });
   }
   if (!ok) process.exitCode = 1;
@@ -151,18 +160,52 @@ function trainable(model: LlamaModel, mode: string): Array<{ name: string; varia
 }
 
 /** Runs `steps` + 1 optimizer steps through the trainer's loop; seconds of each step. */
-async function trainSteps(model: LlamaModel, params: Array<{ name: string; variable: tf.Variable }>, data: BatchSource, batch: number, steps: number): Promise<number[]> {
+async function trainSteps(
+  model: LlamaModel,
+  params: Array<{ name: string; variable: tf.Variable }>,
+  data: BatchSource,
+  batch: number,
+  steps: number,
+): Promise<number[]> {
   const stamps: number[] = [];
   const t0 = performance.now();
   const { mkdtemp, rm } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
   const out = await mkdtemp(path.join(tmpdir(), 'cllama-kit-'));
-  await runTrainingLoop(loopModel(model), params, data, undefined, { writeWeights: async () => undefined, restoreWeights: async () => undefined, writeFinal: async () => undefined }, {
-    outputDir: out, seed: 0, perDeviceTrainBatchSize: batch, perDeviceEvalBatchSize: batch, gradientAccumulationSteps: 1, numTrainEpochs: 1, maxSteps: steps + 1,
-    learningRate: 1e-4, lrSchedulerType: 'constant', warmupRatio: 0, warmupSteps: 0, weightDecay: 0.01, adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, maxGradNorm: 1,
-    loggingSteps: 1_000_000, loggingFirstStep: false, evalSteps: undefined, doEval: false, saveSteps: 1_000_000, saveTotalLimit: 1, resumeFrom: undefined, progress: false,
-    onStep: () => void stamps.push(performance.now()),
-  });
+  await runTrainingLoop(
+    loopModel(model),
+    params,
+    data,
+    undefined,
+    { writeWeights: async () => undefined, restoreWeights: async () => undefined, writeFinal: async () => undefined },
+    {
+      outputDir: out,
+      seed: 0,
+      perDeviceTrainBatchSize: batch,
+      perDeviceEvalBatchSize: batch,
+      gradientAccumulationSteps: 1,
+      numTrainEpochs: 1,
+      maxSteps: steps + 1,
+      learningRate: 1e-4,
+      lrSchedulerType: 'constant',
+      warmupRatio: 0,
+      warmupSteps: 0,
+      weightDecay: 0.01,
+      adamBeta1: 0.9,
+      adamBeta2: 0.999,
+      adamEpsilon: 1e-8,
+      maxGradNorm: 1,
+      loggingSteps: 1_000_000,
+      loggingFirstStep: false,
+      evalSteps: undefined,
+      doEval: false,
+      saveSteps: 1_000_000,
+      saveTotalLimit: 1,
+      resumeFrom: undefined,
+      progress: false,
+      onStep: () => void stamps.push(performance.now()),
+    },
+  );
   await rm(out, { recursive: true, force: true });
   return [stamps[0]! - t0, ...stamps.slice(1).map((t, i) => t - stamps[i]!)].map((ms) => ms / 1000);
 }
@@ -183,8 +226,17 @@ async function bench(): Promise<void> {
   const c = CONFIGS[name];
   if (!c) throw new Error(`--config must be one of ${Object.keys(CONFIGS).join(', ')}`);
   const steps = Number(arg('steps', '3'));
-  const config = createLlamaConfig({ hiddenSize: c.hidden, intermediateSize: c.inter, numHiddenLayers: c.layers, numAttentionHeads: c.heads, vocabSize: c.vocab, maxPositionEmbeddings: Math.max(512, c.seq) });
-  console.log(`bench ${name}: hidden ${c.hidden}, ${c.layers} layers, ${c.heads} heads, inter ${c.inter}, vocab ${c.vocab}, batch ${c.batch} × seq ${c.seq}; ${steps} measured steps after 1 warm-up`);
+  const config = createLlamaConfig({
+    hiddenSize: c.hidden,
+    intermediateSize: c.inter,
+    numHiddenLayers: c.layers,
+    numAttentionHeads: c.heads,
+    vocabSize: c.vocab,
+    maxPositionEmbeddings: Math.max(512, c.seq),
+  });
+  console.log(
+    `bench ${name}: hidden ${c.hidden}, ${c.layers} layers, ${c.heads} heads, inter ${c.inter}, vocab ${c.vocab}, batch ${c.batch} × seq ${c.seq}; ${steps} measured steps after 1 warm-up`,
+  );
   for (const mode of arg('modes', 'stage2,full').split(',')) {
     const model = new LlamaModel(config, patternWeights(config));
     const params = trainable(model, mode);
@@ -201,17 +253,27 @@ async function bench(): Promise<void> {
 
 async function lora7b(): Promise<void> {
   const shape = arg('shape', '7b');
-  const dims = shape === 'smoke' ? { hidden: 64, inter: 172, heads: 4, vocab: 512, seq: 32 } : { hidden: 4096, inter: 11008, heads: 32, vocab: 49954, seq: 512 };
+  const dims =
+    shape === 'smoke' ? { hidden: 64, inter: 172, heads: 4, vocab: 512, seq: 32 } : { hidden: 4096, inter: 11008, heads: 32, vocab: 49954, seq: 512 };
   const budget = Number(arg('budget-s', '150'));
   const started = performance.now();
   const rows: Array<{ layers: number; stepSeconds: number; peakBytes: number }> = [];
-  console.log(`LoRA step (r 8 on q/k/v/o) of a ${shape}-shaped LLaMA: hidden ${dims.hidden}, ${dims.heads} heads, inter ${dims.inter}, vocab ${dims.vocab}, batch 1 × seq ${dims.seq}; time budget ${budget} s`);
+  console.log(
+    `LoRA step (r 8 on q/k/v/o) of a ${shape}-shaped LLaMA: hidden ${dims.hidden}, ${dims.heads} heads, inter ${dims.inter}, vocab ${dims.vocab}, batch 1 × seq ${dims.seq}; time budget ${budget} s`,
+  );
   for (const layers of arg('layers', '1,2,4,8,16,32').split(',').map(Number)) {
     const elapsed = (performance.now() - started) / 1000;
     // the next run costs about twice the last one: stop before the budget runs out
     const last = rows.at(-1);
     if (last && elapsed + 2.5 * (elapsed / rows.length) * (layers / last.layers) > budget) break;
-    const config = createLlamaConfig({ hiddenSize: dims.hidden, intermediateSize: dims.inter, numHiddenLayers: layers, numAttentionHeads: dims.heads, vocabSize: dims.vocab, maxPositionEmbeddings: dims.seq });
+    const config = createLlamaConfig({
+      hiddenSize: dims.hidden,
+      intermediateSize: dims.inter,
+      numHiddenLayers: layers,
+      numAttentionHeads: dims.heads,
+      vocabSize: dims.vocab,
+      maxPositionEmbeddings: dims.seq,
+    });
     const model = new LlamaModel(config, patternWeights(config));
     const params = trainable(model, 'lora');
     const data = randomBatches(4, 1, dims.seq, dims.vocab);
@@ -221,14 +283,19 @@ async function lora7b(): Promise<void> {
     const b0 = data.batch([3]);
     const ids = tf.tensor2d(b0.inputIds, [1, dims.seq], 'int32');
     const profile = await tf.profile(() => {
-      const { value, grads } = tf.variableGrads(() => model.loss(ids, ids), params.map((p) => p.variable));
+      const { value, grads } = tf.variableGrads(
+        () => model.loss(ids, ids),
+        params.map((p) => p.variable),
+      );
       return [value, ...Object.values(grads)];
     });
     tf.dispose([ids, ...(profile.result as tf.Tensor[])]);
     const peak = profile.peakBytes;
     const stepSeconds = seconds.slice(1).reduce((x, y) => x + y, 0) / (seconds.length - 1);
     rows.push({ layers, stepSeconds, peakBytes: peak });
-    console.log(`${String(layers).padStart(3)} layers: step ${stepSeconds.toFixed(3)} s (first, with shader compilation: ${seconds[0]!.toFixed(3)} s); peak tensor memory (forward + backward) ${(peak / 2 ** 30).toFixed(2)} GiB`);
+    console.log(
+      `${String(layers).padStart(3)} layers: step ${stepSeconds.toFixed(3)} s (first, with shader compilation: ${seconds[0]!.toFixed(3)} s); peak tensor memory (forward + backward) ${(peak / 2 ** 30).toFixed(2)} GiB`,
+    );
     result({ command: 'lora7b', shape, layers, stepSeconds, firstStepSeconds: seconds[0], peakTensorBytes: peak });
     model.dispose();
   }
@@ -237,8 +304,16 @@ async function lora7b(): Promise<void> {
     const b = rows.at(-1)!;
     const perLayer = (b.stepSeconds - a.stepSeconds) / (b.layers - a.layers);
     const bytesPerLayer = (b.peakBytes - a.peakBytes) / (b.layers - a.layers);
-    console.log(`per layer: ${perLayer.toFixed(3)} s, ${(bytesPerLayer / 2 ** 30).toFixed(2)} GiB; a 32-layer step ≈ ${(a.stepSeconds + perLayer * (32 - a.layers)).toFixed(2)} s, ≈ ${((a.peakBytes + bytesPerLayer * (32 - a.layers)) / 2 ** 30).toFixed(1)} GiB`);
-    result({ command: 'lora7b-summary', shape, perLayerSeconds: perLayer, perLayerBytes: bytesPerLayer, estimated32LayerStepSeconds: a.stepSeconds + perLayer * (32 - a.layers) });
+    console.log(
+      `per layer: ${perLayer.toFixed(3)} s, ${(bytesPerLayer / 2 ** 30).toFixed(2)} GiB; a 32-layer step ≈ ${(a.stepSeconds + perLayer * (32 - a.layers)).toFixed(2)} s, ≈ ${((a.peakBytes + bytesPerLayer * (32 - a.layers)) / 2 ** 30).toFixed(1)} GiB`,
+    );
+    result({
+      command: 'lora7b-summary',
+      shape,
+      perLayerSeconds: perLayer,
+      perLayerBytes: bytesPerLayer,
+      estimated32LayerStepSeconds: a.stepSeconds + perLayer * (32 - a.layers),
+    });
   }
 }
 

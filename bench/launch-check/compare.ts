@@ -21,12 +21,30 @@ const results = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8'))
 const upload = path.join(HERE, 'upload');
 let failed = 0;
 for (const [run, { pytorch_loss: torchLoss }] of Object.entries(results.score)) {
-  const stdout = execFileSync('node', [CLI, 'score', '--model', path.join(upload, 'stage1'), '--lora', path.join(out, run), '--input-ids', path.join(upload, 'score_ids.json'), '--backend', 'wasm', '--json'], { encoding: 'utf8' });
+  const stdout = execFileSync(
+    'node',
+    [
+      CLI,
+      'score',
+      '--model',
+      path.join(upload, 'stage1'),
+      '--lora',
+      path.join(out, run),
+      '--input-ids',
+      path.join(upload, 'score_ids.json'),
+      '--backend',
+      'wasm',
+      '--json',
+    ],
+    { encoding: 'utf8' },
+  );
   const ours = JSON.parse(stdout.slice(stdout.indexOf('{'))) as { loss: number };
   const rel = Math.abs(ours.loss - torchLoss) / Math.abs(torchLoss);
   const ok = rel <= 1e-4;
   if (!ok) failed += 1;
-  console.log(`${ok ? 'PASS' : 'FAIL'}  ${run}: cllama-train score (wasm) ${ours.loss.toFixed(6)} vs PyTorch ${torchLoss.toFixed(6)}, relative error ${rel.toExponential(2)}`);
+  console.log(
+    `${ok ? 'PASS' : 'FAIL'}  ${run}: cllama-train score (wasm) ${ours.loss.toFixed(6)} vs PyTorch ${torchLoss.toFixed(6)}, relative error ${rel.toExponential(2)}`,
+  );
 }
 console.log(`GPU-side checks failed: ${results.failed.length === 0 ? 'none' : results.failed.join(', ')}`);
 console.log(`${Object.keys(results.score).length - failed} passed, ${failed} failed`);

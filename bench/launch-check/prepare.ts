@@ -40,11 +40,36 @@ function flag(name: string): string | undefined {
 /** The recipe's trainFlags (examples/src/recipe.ts) without the tfjs-only --backend / --threads / --no-progress. */
 function trainFlags(t: TrainPhase, maxEvalSamples: number): string[] {
   return [
-    '--max-steps', String(t.maxSteps), '--per-device-train-batch-size', String(t.batchSize), '--per-device-eval-batch-size', String(t.batchSize),
-    '--gradient-accumulation-steps', String(t.gradientAccumulationSteps), '--learning-rate', String(t.learningRate), '--lr-scheduler-type', 'cosine',
-    '--warmup-ratio', String(t.warmupRatio), '--weight-decay', String(t.weightDecay), '--logging-steps', String(Math.max(1, Math.floor(t.evalSteps / 2))),
-    '--logging-first-step', '--eval-steps', String(t.evalSteps), '--save-steps', String(t.saveSteps), '--save-total-limit', '2', '--do-eval',
-    '--max-eval-samples', String(maxEvalSamples), '--seed', '42',
+    '--max-steps',
+    String(t.maxSteps),
+    '--per-device-train-batch-size',
+    String(t.batchSize),
+    '--per-device-eval-batch-size',
+    String(t.batchSize),
+    '--gradient-accumulation-steps',
+    String(t.gradientAccumulationSteps),
+    '--learning-rate',
+    String(t.learningRate),
+    '--lr-scheduler-type',
+    'cosine',
+    '--warmup-ratio',
+    String(t.warmupRatio),
+    '--weight-decay',
+    String(t.weightDecay),
+    '--logging-steps',
+    String(Math.max(1, Math.floor(t.evalSteps / 2))),
+    '--logging-first-step',
+    '--eval-steps',
+    String(t.evalSteps),
+    '--save-steps',
+    String(t.saveSteps),
+    '--save-total-limit',
+    '2',
+    '--do-eval',
+    '--max-eval-samples',
+    String(maxEvalSamples),
+    '--seed',
+    '42',
   ];
 }
 
@@ -58,7 +83,8 @@ async function copyDir(from: string, to: string, only?: (name: string) => boolea
 
 async function duBytes(dir: string): Promise<number> {
   let n = 0;
-  for (const e of await fs.readdir(dir, { withFileTypes: true })) n += e.isDirectory() ? await duBytes(path.join(dir, e.name)) : (await fs.stat(path.join(dir, e.name))).size;
+  for (const e of await fs.readdir(dir, { withFileTypes: true }))
+    n += e.isDirectory() ? await duBytes(path.join(dir, e.name)) : (await fs.stat(path.join(dir, e.name))).size;
   return n;
 }
 
@@ -69,7 +95,8 @@ async function main(): Promise<void> {
   const preset = PRESETS.fast;
   const state = JSON.parse(await fs.readFile(path.join(run, 'state.json'), 'utf8').catch(() => '{}'));
   for (const phase of ['stage1', 'stage2', 'sft', 'merge']) {
-    if (!state.phases?.[phase]) throw new Error(`${run} has not finished phase '${phase}'; run: npm run recipe -- --preset fast --name launch-check --backend wasm`);
+    if (!state.phases?.[phase])
+      throw new Error(`${run} has not finished phase '${phase}'; run: npm run recipe -- --preset fast --name launch-check --backend wasm`);
   }
   if (state.preset !== 'fast') throw new Error(`${run} is a '${state.preset}' run; the check uses the fast preset`);
   if (existsSync(out)) {
@@ -88,18 +115,77 @@ async function main(): Promise<void> {
 
   // the two emitted folders, with the recipe's own flags (the output dir is replaced by OUTPUT_DIR on the GPU side)
   const s2 = preset.stage2;
-  execFileSync('node', [CLI, 'pretrain', '--stage', '2', '--model-name-or-path', r('02-stage1'), '--tokenizer-name-or-path', tokenizerDir,
-    '--dataset-dir', r('data/zh'), '--output-dir', '/launch-check/out/stage2', '--block-size', String(preset.blockSize), '--validation-split-percentage', '5',
-    '--lora-rank', String(s2.loraRank), '--lora-alpha', String(s2.loraAlpha), '--lora-dropout', String(s2.loraDropout),
-    '--trainable', s2.targets.join(','), '--modules-to-save', 'embed_tokens,lm_head', ...trainFlags(s2, preset.maxEvalSamples),
-    '--emit-launch', path.join(out, 'stage2-launch')], { stdio: 'inherit' });
+  execFileSync(
+    'node',
+    [
+      CLI,
+      'pretrain',
+      '--stage',
+      '2',
+      '--model-name-or-path',
+      r('02-stage1'),
+      '--tokenizer-name-or-path',
+      tokenizerDir,
+      '--dataset-dir',
+      r('data/zh'),
+      '--output-dir',
+      '/launch-check/out/stage2',
+      '--block-size',
+      String(preset.blockSize),
+      '--validation-split-percentage',
+      '5',
+      '--lora-rank',
+      String(s2.loraRank),
+      '--lora-alpha',
+      String(s2.loraAlpha),
+      '--lora-dropout',
+      String(s2.loraDropout),
+      '--trainable',
+      s2.targets.join(','),
+      '--modules-to-save',
+      'embed_tokens,lm_head',
+      ...trainFlags(s2, preset.maxEvalSamples),
+      '--emit-launch',
+      path.join(out, 'stage2-launch'),
+    ],
+    { stdio: 'inherit' },
+  );
   const sft = preset.sft;
-  execFileSync('node', [CLI, 'sft', '--model-name-or-path', r('02-stage1'), '--tokenizer-name-or-path', tokenizerDir,
-    '--peft-path', r('03-stage2'), '--dataset-dir', r('data/sft'), '--validation-file', r('data/sft_eval.json'),
-    '--output-dir', '/launch-check/out/sft', '--max-seq-length', String(preset.maxSeqLength),
-    '--lora-rank', String(sft.loraRank), '--lora-alpha', String(sft.loraAlpha), '--lora-dropout', String(sft.loraDropout),
-    '--trainable', sft.targets.join(','), '--modules-to-save', 'embed_tokens,lm_head', ...trainFlags(sft, preset.maxEvalSamples),
-    '--emit-launch', path.join(out, 'sft-launch')], { stdio: 'inherit' });
+  execFileSync(
+    'node',
+    [
+      CLI,
+      'sft',
+      '--model-name-or-path',
+      r('02-stage1'),
+      '--tokenizer-name-or-path',
+      tokenizerDir,
+      '--peft-path',
+      r('03-stage2'),
+      '--dataset-dir',
+      r('data/sft'),
+      '--validation-file',
+      r('data/sft_eval.json'),
+      '--output-dir',
+      '/launch-check/out/sft',
+      '--max-seq-length',
+      String(preset.maxSeqLength),
+      '--lora-rank',
+      String(sft.loraRank),
+      '--lora-alpha',
+      String(sft.loraAlpha),
+      '--lora-dropout',
+      String(sft.loraDropout),
+      '--trainable',
+      sft.targets.join(','),
+      '--modules-to-save',
+      'embed_tokens,lm_head',
+      ...trainFlags(sft, preset.maxEvalSamples),
+      '--emit-launch',
+      path.join(out, 'sft-launch'),
+    ],
+    { stdio: 'inherit' },
+  );
 
   // ids PyTorch and cllama-train score the GPU-trained adapters on: the first 4 held-out stage-2 blocks
   const evalIds = new Int32Array((await fs.readFile(path.join(out, 'stage2-launch/data/eval_input_ids.bin'))).buffer.slice(0));
@@ -110,11 +196,17 @@ async function main(): Promise<void> {
   // reverse check: our token ids and our logits
   await initBackend('wasm');
   const tok = await loadTokenizer(tokenizerDir);
-  const heldout = (await fs.readFile(r('data/zh_heldout.txt'), 'utf8')).split('\n').filter((l) => l.trim() !== '').slice(0, 40);
+  const heldout = (await fs.readFile(r('data/zh_heldout.txt'), 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(0, 40);
   const lines = [...heldout, 'Hello world, this is LLaMA.', '中文和English混合 123', '  leading spaces and\ttabs', '北京是中国的首都。'];
   const ids = lines.map((l) => tok.encode(l, { addBos: true }));
   const width = 12;
-  const logitIds = ids.filter((x) => x.length >= width).slice(0, 2).map((x) => x.slice(0, width));
+  const logitIds = ids
+    .filter((x) => x.length >= width)
+    .slice(0, 2)
+    .map((x) => x.slice(0, width));
   const logitsOf = async (modelDir: string, lora: string | undefined, file: string) => {
     const model = await loadLlama(modelDir);
     if (lora) await attachLoraFromDir(model, lora);

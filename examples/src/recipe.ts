@@ -53,24 +53,40 @@ const p = (ctx: Ctx, ...parts: string[]) => path.join(ctx.runDir, ...parts);
 
 function trainFlags(ctx: Ctx, t: TrainPhase): string[] {
   return [
-    '--backend', ctx.opts.backend,
-    '--threads', String(ctx.threads),
-    '--max-steps', String(t.maxSteps),
-    '--per-device-train-batch-size', String(t.batchSize),
-    '--per-device-eval-batch-size', String(t.batchSize),
-    '--gradient-accumulation-steps', String(t.gradientAccumulationSteps),
-    '--learning-rate', String(t.learningRate),
-    '--lr-scheduler-type', 'cosine',
-    '--warmup-ratio', String(t.warmupRatio),
-    '--weight-decay', String(t.weightDecay),
-    '--logging-steps', String(Math.max(1, Math.floor(t.evalSteps / 2))),
+    '--backend',
+    ctx.opts.backend,
+    '--threads',
+    String(ctx.threads),
+    '--max-steps',
+    String(t.maxSteps),
+    '--per-device-train-batch-size',
+    String(t.batchSize),
+    '--per-device-eval-batch-size',
+    String(t.batchSize),
+    '--gradient-accumulation-steps',
+    String(t.gradientAccumulationSteps),
+    '--learning-rate',
+    String(t.learningRate),
+    '--lr-scheduler-type',
+    'cosine',
+    '--warmup-ratio',
+    String(t.warmupRatio),
+    '--weight-decay',
+    String(t.weightDecay),
+    '--logging-steps',
+    String(Math.max(1, Math.floor(t.evalSteps / 2))),
     '--logging-first-step',
-    '--eval-steps', String(t.evalSteps),
-    '--save-steps', String(t.saveSteps),
-    '--save-total-limit', '2',
+    '--eval-steps',
+    String(t.evalSteps),
+    '--save-steps',
+    String(t.saveSteps),
+    '--save-total-limit',
+    '2',
     '--do-eval',
-    '--max-eval-samples', String(ctx.preset.maxEvalSamples),
-    '--seed', '42',
+    '--max-eval-samples',
+    String(ctx.preset.maxEvalSamples),
+    '--seed',
+    '42',
     ...(ctx.opts.quiet || !process.stdout.isTTY ? ['--no-progress'] : []),
   ];
 }
@@ -92,13 +108,24 @@ async function phase(ctx: Ctx, name: string, fn: () => Promise<Record<string, un
 
 /** Held-out Chinese perplexity of a model (+ adapter) with the merged tokenizer. */
 async function scoreHeldout(ctx: Ctx, model: string, lora?: string): Promise<{ loss: number; perplexity: number; tokens: number }> {
-  return runCliJson('cllama-train', [
-    'score', '--model', model, ...(lora ? ['--lora', lora] : []),
-    '--tokenizer', p(ctx, '01-vocab/merged'),
-    '--text-file', p(ctx, 'data/zh_heldout.txt'),
-    '--block-size', String(ctx.preset.blockSize),
-    '--backend', ctx.opts.backend,
-  ], { logFile: ctx.log, quiet: ctx.opts.quiet });
+  return runCliJson(
+    'cllama-train',
+    [
+      'score',
+      '--model',
+      model,
+      ...(lora ? ['--lora', lora] : []),
+      '--tokenizer',
+      p(ctx, '01-vocab/merged'),
+      '--text-file',
+      p(ctx, 'data/zh_heldout.txt'),
+      '--block-size',
+      String(ctx.preset.blockSize),
+      '--backend',
+      ctx.opts.backend,
+    ],
+    { logFile: ctx.log, quiet: ctx.opts.quiet },
+  );
 }
 
 /** Eval losses the trainer logged (metrics.jsonl), in step order. */
@@ -114,20 +141,43 @@ function evalLosses(outputDir: string): Array<{ step: number; loss: number }> {
 }
 
 function firstLines(src: string, dst: string, n: number): void {
-  const lines = readFileSync(src, 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const lines = readFileSync(src, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   writeFileSync(dst, `${lines.slice(0, n).join('\n')}\n`);
 }
 
 async function generate(ctx: Ctx, model: string, lora: string | undefined, instruction: string): Promise<string> {
-  const out = await runCli('cllama-train', [
-    'generate', '--model', model, ...(lora ? ['--lora', lora] : []),
-    '--tokenizer', p(ctx, '01-vocab/merged'),
-    '--prompt', instruction, '--alpaca',
-    // Seeded sampling: a model this small falls into one repeated token under greedy decoding.
-    '--temperature', '0.7', '--top-k', '40', '--top-p', '0.9', '--repetition-penalty', '1.3', '--seed', '1',
-    '--max-new-tokens', String(ctx.preset.generation.maxNewTokens),
-    '--backend', ctx.opts.backend,
-  ], { capture: true, logFile: ctx.log, quiet: ctx.opts.quiet });
+  const out = await runCli(
+    'cllama-train',
+    [
+      'generate',
+      '--model',
+      model,
+      ...(lora ? ['--lora', lora] : []),
+      '--tokenizer',
+      p(ctx, '01-vocab/merged'),
+      '--prompt',
+      instruction,
+      '--alpaca',
+      // Seeded sampling: a model this small falls into one repeated token under greedy decoding.
+      '--temperature',
+      '0.7',
+      '--top-k',
+      '40',
+      '--top-p',
+      '0.9',
+      '--repetition-penalty',
+      '1.3',
+      '--seed',
+      '1',
+      '--max-new-tokens',
+      String(ctx.preset.generation.maxNewTokens),
+      '--backend',
+      ctx.opts.backend,
+    ],
+    { capture: true, logFile: ctx.log, quiet: ctx.opts.quiet },
+  );
   return out.trim();
 }
 
@@ -178,17 +228,40 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
     model.dispose();
     const files = buildHfTokenizerFiles(llamaProto, { padToken: null });
     for (const [file, content] of Object.entries(files)) writeFileSync(path.join(init, file), content);
-    await runCli('cllama-train', [
-      'pretrain', '--stage', 'full', '--model-name-or-path', init, '--tokenizer-name-or-path', init,
-      '--dataset-dir', data('en'), '--output-dir', baseDir, '--block-size', String(preset.blockSize),
-      '--validation-split-percentage', '5', ...trainFlags(ctx, b.train),
-    ], { logFile: ctx.log, quiet: opts.quiet });
+    await runCli(
+      'cllama-train',
+      [
+        'pretrain',
+        '--stage',
+        'full',
+        '--model-name-or-path',
+        init,
+        '--tokenizer-name-or-path',
+        init,
+        '--dataset-dir',
+        data('en'),
+        '--output-dir',
+        baseDir,
+        '--block-size',
+        String(preset.blockSize),
+        '--validation-split-percentage',
+        '5',
+        ...trainFlags(ctx, b.train),
+      ],
+      { logFile: ctx.log, quiet: opts.quiet },
+    );
     const ev = evalLosses(baseDir);
     return {
-      source: 'pre-trained from scratch on the bundled English text (en_wiki.txt, en_c4.txt) with LLaMA\'s tokenizer',
-      hiddenSize: b.hiddenSize, layers: b.numHiddenLayers, heads: b.numAttentionHeads, intermediateSize: b.intermediateSize,
-      vocabSize: config.vocabSize, parameters, steps: b.train.maxSteps,
-      evalLossFirst: ev[0]?.loss, evalLossLast: ev.at(-1)?.loss,
+      source: "pre-trained from scratch on the bundled English text (en_wiki.txt, en_c4.txt) with LLaMA's tokenizer",
+      hiddenSize: b.hiddenSize,
+      layers: b.numHiddenLayers,
+      heads: b.numAttentionHeads,
+      intermediateSize: b.intermediateSize,
+      vocabSize: config.vocabSize,
+      parameters,
+      steps: b.train.maxSteps,
+      evalLossFirst: ev[0]?.loss,
+      evalLossLast: ev.at(-1)?.loss,
     };
   });
 
@@ -196,25 +269,58 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
   const vocab = await phase(ctx, 'vocab', async () => {
     const v = preset.vocab;
     mkdirSync(p(ctx, '01-vocab'), { recursive: true });
-    await runCli('cllama-tokenizer', [
-      'train', '--input', data('zh/zh_train.txt'), '--vocab-size', String(v.vocabSize),
-      '--model-type', v.modelType, '--character-coverage', String(v.characterCoverage),
-      '--out', p(ctx, '01-vocab/zh_sp'), '--force', // a phase re-run after an interruption replaces its own output
-    ], { logFile: ctx.log, quiet: opts.quiet });
+    await runCli(
+      'cllama-tokenizer',
+      [
+        'train',
+        '--input',
+        data('zh/zh_train.txt'),
+        '--vocab-size',
+        String(v.vocabSize),
+        '--model-type',
+        v.modelType,
+        '--character-coverage',
+        String(v.characterCoverage),
+        '--out',
+        p(ctx, '01-vocab/zh_sp'),
+        '--force', // a phase re-run after an interruption replaces its own output
+      ],
+      { logFile: ctx.log, quiet: opts.quiet },
+    );
     // Distinct scores for the added pieces: tokenizer.json (HF / transformers.js) then agrees with
     // SentencePiece id for id (the reference's score-0 pieces do not; see docs/tokenizer-merge.md).
-    const merge = await runCliJson<Record<string, unknown>>('cllama-tokenizer', [
-      'merge', '--base', baseDir, '--add', p(ctx, '01-vocab/zh_sp.model'), '--out', p(ctx, '01-vocab/merged'),
-      '--pad-token', '[PAD]', '--distinct-scores', '--force',
-    ], { logFile: ctx.log, quiet: opts.quiet });
-    const compare = await runCliJson<{ models: Array<{ tokensPerChar: number; vocabSize: number }> }>('cllama-tokenizer', [
-      'compare', '--model', baseDir, '--model', p(ctx, '01-vocab/merged'), '--file', data('zh_heldout.txt'),
-    ], { logFile: ctx.log, quiet: opts.quiet });
+    const merge = await runCliJson<Record<string, unknown>>(
+      'cllama-tokenizer',
+      [
+        'merge',
+        '--base',
+        baseDir,
+        '--add',
+        p(ctx, '01-vocab/zh_sp.model'),
+        '--out',
+        p(ctx, '01-vocab/merged'),
+        '--pad-token',
+        '[PAD]',
+        '--distinct-scores',
+        '--force',
+      ],
+      { logFile: ctx.log, quiet: opts.quiet },
+    );
+    const compare = await runCliJson<{ models: Array<{ tokensPerChar: number; vocabSize: number }> }>(
+      'cllama-tokenizer',
+      ['compare', '--model', baseDir, '--model', p(ctx, '01-vocab/merged'), '--file', data('zh_heldout.txt')],
+      { logFile: ctx.log, quiet: opts.quiet },
+    );
     const [before, after] = compare.models;
     return {
-      chineseVocabSize: v.vocabSize, modelType: v.modelType, trainLines: v.trainLines, merge,
-      baseVocab: before.vocabSize, mergedVocab: after.vocabSize,
-      tokensPerCharBefore: before.tokensPerChar, tokensPerCharAfter: after.tokensPerChar,
+      chineseVocabSize: v.vocabSize,
+      modelType: v.modelType,
+      trainLines: v.trainLines,
+      merge,
+      baseVocab: before.vocabSize,
+      mergedVocab: after.vocabSize,
+      tokensPerCharBefore: before.tokensPerChar,
+      tokensPerCharAfter: after.tokensPerChar,
       reduction: before.tokensPerChar / after.tokensPerChar,
     };
   });
@@ -229,11 +335,28 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
     await saveLlama(resized, model, { force: true });
     model.dispose();
     const before = await scoreHeldout(ctx, resized);
-    await runCli('cllama-train', [
-      'pretrain', '--stage', '1', '--model-name-or-path', resized, '--tokenizer-name-or-path', tokenizer,
-      '--dataset-dir', data('zh'), '--output-dir', p(ctx, '02-stage1'), '--block-size', String(preset.blockSize),
-      '--validation-split-percentage', '5', ...trainFlags(ctx, preset.stage1),
-    ], { logFile: ctx.log, quiet: opts.quiet });
+    await runCli(
+      'cllama-train',
+      [
+        'pretrain',
+        '--stage',
+        '1',
+        '--model-name-or-path',
+        resized,
+        '--tokenizer-name-or-path',
+        tokenizer,
+        '--dataset-dir',
+        data('zh'),
+        '--output-dir',
+        p(ctx, '02-stage1'),
+        '--block-size',
+        String(preset.blockSize),
+        '--validation-split-percentage',
+        '5',
+        ...trainFlags(ctx, preset.stage1),
+      ],
+      { logFile: ctx.log, quiet: opts.quiet },
+    );
     const after = await scoreHeldout(ctx, p(ctx, '02-stage1'));
     return { heldoutBefore: before, heldoutAfter: after, evalLosses: evalLosses(p(ctx, '02-stage1')) };
   });
@@ -241,14 +364,38 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
   // 3. stage 2: LoRA + embed_tokens / lm_head
   const stage2 = await phase(ctx, 'stage2', async () => {
     const s = preset.stage2;
-    await runCli('cllama-train', [
-      'pretrain', '--stage', '2', '--model-name-or-path', p(ctx, '02-stage1'), '--tokenizer-name-or-path', tokenizer,
-      '--dataset-dir', data('zh'), '--output-dir', p(ctx, '03-stage2'), '--block-size', String(preset.blockSize),
-      '--validation-split-percentage', '5',
-      '--lora-rank', String(s.loraRank), '--lora-alpha', String(s.loraAlpha), '--lora-dropout', String(s.loraDropout),
-      '--trainable', s.targets.join(','), '--modules-to-save', 'embed_tokens,lm_head',
-      ...trainFlags(ctx, s),
-    ], { logFile: ctx.log, quiet: opts.quiet });
+    await runCli(
+      'cllama-train',
+      [
+        'pretrain',
+        '--stage',
+        '2',
+        '--model-name-or-path',
+        p(ctx, '02-stage1'),
+        '--tokenizer-name-or-path',
+        tokenizer,
+        '--dataset-dir',
+        data('zh'),
+        '--output-dir',
+        p(ctx, '03-stage2'),
+        '--block-size',
+        String(preset.blockSize),
+        '--validation-split-percentage',
+        '5',
+        '--lora-rank',
+        String(s.loraRank),
+        '--lora-alpha',
+        String(s.loraAlpha),
+        '--lora-dropout',
+        String(s.loraDropout),
+        '--trainable',
+        s.targets.join(','),
+        '--modules-to-save',
+        'embed_tokens,lm_head',
+        ...trainFlags(ctx, s),
+      ],
+      { logFile: ctx.log, quiet: opts.quiet },
+    );
     const after = await scoreHeldout(ctx, p(ctx, '02-stage1'), p(ctx, '03-stage2'));
     return { heldoutAfter: after, evalLosses: evalLosses(p(ctx, '03-stage2')) };
   });
@@ -258,33 +405,85 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
     const s = preset.sft;
     const d = p(ctx, '04-data');
     mkdirSync(d, { recursive: true });
-    await runCli('cllama-data', ['convert', '--from', 'alpaca', path.join(DATA, 'alpaca_zh_demo.json'), '--out', path.join(d, 'alpaca_zh.jsonl'), '--force'], { logFile: ctx.log, quiet: opts.quiet });
-    await runCli('cllama-data', ['convert', '--from', 'pclue', path.join(DATA, 'pCLUE_train_9.json'), '--out', path.join(d, 'pclue.jsonl'), '--force'], { logFile: ctx.log, quiet: opts.quiet });
-    await runCli('cllama-data', [
-      'mix', '--source', `alpaca_zh=${path.join(d, 'alpaca_zh.jsonl')}:${s.alpacaZh}`, '--source', `pclue=${path.join(d, 'pclue.jsonl')}:${s.pclue}`,
-      '--seed', '42', '--out', path.join(d, 'mixed.jsonl'), '--report', path.join(d, 'mix_report.md'), '--tokenizer', tokenizer, '--quiet', '--force',
-    ], { logFile: ctx.log, quiet: opts.quiet });
-    const records = readFileSync(path.join(d, 'mixed.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown);
+    await runCli('cllama-data', ['convert', '--from', 'alpaca', path.join(DATA, 'alpaca_zh_demo.json'), '--out', path.join(d, 'alpaca_zh.jsonl'), '--force'], {
+      logFile: ctx.log,
+      quiet: opts.quiet,
+    });
+    await runCli('cllama-data', ['convert', '--from', 'pclue', path.join(DATA, 'pCLUE_train_9.json'), '--out', path.join(d, 'pclue.jsonl'), '--force'], {
+      logFile: ctx.log,
+      quiet: opts.quiet,
+    });
+    await runCli(
+      'cllama-data',
+      [
+        'mix',
+        '--source',
+        `alpaca_zh=${path.join(d, 'alpaca_zh.jsonl')}:${s.alpacaZh}`,
+        '--source',
+        `pclue=${path.join(d, 'pclue.jsonl')}:${s.pclue}`,
+        '--seed',
+        '42',
+        '--out',
+        path.join(d, 'mixed.jsonl'),
+        '--report',
+        path.join(d, 'mix_report.md'),
+        '--tokenizer',
+        tokenizer,
+        '--quiet',
+        '--force',
+      ],
+      { logFile: ctx.log, quiet: opts.quiet },
+    );
+    const records = readFileSync(path.join(d, 'mixed.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as unknown);
     const evalRecords = records.slice(0, s.evalExamples);
     const trainRecords = records.slice(s.evalExamples);
     writeFileSync(data('sft/train.json'), `${JSON.stringify(trainRecords, null, 1)}\n`);
     writeFileSync(data('sft_eval.json'), `${JSON.stringify(evalRecords, null, 1)}\n`);
-    await runCli('cllama-train', [
-      'sft', '--model-name-or-path', p(ctx, '02-stage1'), '--tokenizer-name-or-path', tokenizer,
-      '--peft-path', p(ctx, '03-stage2'), '--dataset-dir', data('sft'), '--validation-file', data('sft_eval.json'),
-      '--output-dir', p(ctx, '04-sft'), '--max-seq-length', String(preset.maxSeqLength),
-      '--lora-rank', String(s.loraRank), '--lora-alpha', String(s.loraAlpha), '--lora-dropout', String(s.loraDropout),
-      '--trainable', s.targets.join(','), '--modules-to-save', 'embed_tokens,lm_head',
-      ...trainFlags(ctx, s),
-    ], { logFile: ctx.log, quiet: opts.quiet });
+    await runCli(
+      'cllama-train',
+      [
+        'sft',
+        '--model-name-or-path',
+        p(ctx, '02-stage1'),
+        '--tokenizer-name-or-path',
+        tokenizer,
+        '--peft-path',
+        p(ctx, '03-stage2'),
+        '--dataset-dir',
+        data('sft'),
+        '--validation-file',
+        data('sft_eval.json'),
+        '--output-dir',
+        p(ctx, '04-sft'),
+        '--max-seq-length',
+        String(preset.maxSeqLength),
+        '--lora-rank',
+        String(s.loraRank),
+        '--lora-alpha',
+        String(s.loraAlpha),
+        '--lora-dropout',
+        String(s.loraDropout),
+        '--trainable',
+        s.targets.join(','),
+        '--modules-to-save',
+        'embed_tokens,lm_head',
+        ...trainFlags(ctx, s),
+      ],
+      { logFile: ctx.log, quiet: opts.quiet },
+    );
     return { trainExamples: trainRecords.length, evalExamples: evalRecords.length, evalLosses: evalLosses(p(ctx, '04-sft')) };
   });
 
   // 5. merge into one HF folder, then compare generations before and after SFT
   const merged = await phase(ctx, 'merge', async () => {
-    await runCli('cllama-lora', [
-      'merge', '--base', p(ctx, '02-stage1'), '--lora', p(ctx, '04-sft'), '--tokenizer', tokenizer, '--out', p(ctx, '05-merged'), '--force', '--quiet',
-    ], { logFile: ctx.log, quiet: opts.quiet });
+    await runCli(
+      'cllama-lora',
+      ['merge', '--base', p(ctx, '02-stage1'), '--lora', p(ctx, '04-sft'), '--tokenizer', tokenizer, '--out', p(ctx, '05-merged'), '--force', '--quiet'],
+      { logFile: ctx.log, quiet: opts.quiet },
+    );
     const heldout = await scoreHeldout(ctx, p(ctx, '05-merged'));
     const generations: Array<{ instruction: string; beforeSft: string; afterSft: string }> = [];
     for (const instruction of SAMPLE_INSTRUCTIONS) {
@@ -300,7 +499,12 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
     preset,
     backend: ctx.store.state.backend ?? backend.name,
     phases: ctx.store.state.phases,
-    base, vocab, stage1, stage2, sft, merged,
+    base,
+    vocab,
+    stage1,
+    stage2,
+    sft,
+    merged,
   };
   writeReport(path.join(runDir, 'report.md'), report);
   console.log(`\nreport: ${path.join(runDir, 'report.md')}`);
@@ -318,8 +522,16 @@ function main(): void {
   const program = new Command('recipe')
     .description('the three-phase Chinese-LLaMA-Alpaca recipe end to end (vocabulary → pre-training → SFT → merge)')
     .option('--name <name>', 'run name: outputs go to <runs-dir>/<name>', 'demo')
-    .addOption(new Option('--preset <preset>', 'sizes: fast (CI), cpu (default, ≤ 20 min on 2 cores), gpu (real sizes, tfjs-node-gpu)').choices(['fast', 'cpu', 'gpu']).default('cpu'))
-    .addOption(new Option('--backend <name>', 'tfjs backend (auto = tfjs-node-gpu, else WebGPU on a real GPU, else tfjs-node, else wasm)').choices([...BACKEND_CHOICES]).default('auto'))
+    .addOption(
+      new Option('--preset <preset>', 'sizes: fast (CI), cpu (default, ≤ 20 min on 2 cores), gpu (real sizes, tfjs-node-gpu)')
+        .choices(['fast', 'cpu', 'gpu'])
+        .default('cpu'),
+    )
+    .addOption(
+      new Option('--backend <name>', 'tfjs backend (auto = tfjs-node-gpu, else WebGPU on a real GPU, else tfjs-node, else wasm)')
+        .choices([...BACKEND_CHOICES])
+        .default('auto'),
+    )
     .option('--threads <n>', "training threads on the wasm/cpu backends (data parallel): a number, or 'auto' = every core", parseThreads, 'auto' as const)
     .option('--base <dir>', 'HF LLaMA folder to start from (with tokenizer.model); default: pre-train a tiny one')
     .option('--runs-dir <dir>', 'where runs are written', path.join(repoRoot, 'runs'))

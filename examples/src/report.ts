@@ -5,7 +5,11 @@ import { writeFileAtomicSync } from '@cllama/core';
 import type { PhaseRecord } from './run-state.js';
 
 type Results = Record<string, unknown>;
-interface Score { loss: number; perplexity: number; tokens: number }
+interface Score {
+  loss: number;
+  perplexity: number;
+  tokens: number;
+}
 
 export interface ReportInput {
   name: string;
@@ -40,12 +44,20 @@ export function renderReport(r: ReportInput): string {
 
   lines.push('## 0. Base model', '');
   const b = r.base;
-  lines.push(`${String(b.source)}: hidden ${String(b.hiddenSize)}, ${String(b.layers)} layers, vocab ${String(b.vocabSize)}` +
-    (b.parameters ? `, ${(Number(b.parameters) / 1e6).toFixed(2)} M parameters, ${String(b.steps)} steps (eval loss ${f(b.evalLossFirst)} → ${f(b.evalLossLast)}).` : '.'), '');
+  lines.push(
+    `${String(b.source)}: hidden ${String(b.hiddenSize)}, ${String(b.layers)} layers, vocab ${String(b.vocabSize)}` +
+      (b.parameters
+        ? `, ${(Number(b.parameters) / 1e6).toFixed(2)} M parameters, ${String(b.steps)} steps (eval loss ${f(b.evalLossFirst)} → ${f(b.evalLossLast)}).`
+        : '.'),
+    '',
+  );
   if (b.parameters) lines.push('![base pre-training](00-base/training_plot.svg)', '');
 
   lines.push('## 1. Vocabulary expansion', '');
-  lines.push(`Chinese ${String(v.modelType)} SentencePiece model, ${String(v.chineseVocabSize)} pieces, trained on ${String(v.trainLines)} lines; merged into the base tokenizer (added pieces get distinct scores so tokenizer.json agrees with SentencePiece), + [PAD].`, '');
+  lines.push(
+    `Chinese ${String(v.modelType)} SentencePiece model, ${String(v.chineseVocabSize)} pieces, trained on ${String(v.trainLines)} lines; merged into the base tokenizer (added pieces get distinct scores so tokenizer.json agrees with SentencePiece), + [PAD].`,
+    '',
+  );
   lines.push('| tokenizer | vocabulary | tokens per Chinese character (held out) |', '|---|---:|---:|');
   lines.push(`| base | ${String(v.baseVocab)} | ${f(v.tokensPerCharBefore)} |`);
   lines.push(`| merged | ${String(v.mergedVocab)} | ${f(v.tokensPerCharAfter)} |`);
@@ -64,16 +76,23 @@ export function renderReport(r: ReportInput): string {
   lines.push('## 4. Instruction fine-tuning', '');
   const first = sft.evalLosses[0];
   const last = sft.evalLosses.at(-1);
-  lines.push(`${sft.trainExamples} training / ${sft.evalExamples} eval examples mixed from Alpaca-zh and pCLUE (04-data/mix_report.md). ` +
-    `Eval loss ${f(first?.loss)} (step ${first?.step ?? '—'}) → ${f(last?.loss)} (step ${last?.step ?? '—'}).`, '');
+  lines.push(
+    `${sft.trainExamples} training / ${sft.evalExamples} eval examples mixed from Alpaca-zh and pCLUE (04-data/mix_report.md). ` +
+      `Eval loss ${f(first?.loss)} (step ${first?.step ?? '—'}) → ${f(last?.loss)} (step ${last?.step ?? '—'}).`,
+    '',
+  );
   lines.push('![SFT](04-sft/training_plot.svg)', '');
 
   lines.push('## 5. Generations (Alpaca template; temperature 0.7, top-k 40, top-p 0.9, repetition penalty 1.3, seed 1)', '');
   lines.push('| instruction | before SFT (stage 2) | after SFT (merged) |', '|---|---|---|');
   for (const g of m.generations) lines.push(`| ${quote(g.instruction)} | ${quote(g.beforeSft)} | ${quote(g.afterSft)} |`);
   lines.push('');
-  lines.push('Outputs: ' + ['00-base', '01-vocab/merged', '02-stage1', '03-stage2', '04-sft', '05-merged'].map((d) => `\`${d}\``).join(', ') +
-    '; metrics as JSON lines in each training folder (metrics.jsonl).', '');
+  lines.push(
+    'Outputs: ' +
+      ['00-base', '01-vocab/merged', '02-stage1', '03-stage2', '04-sft', '05-merged'].map((d) => `\`${d}\``).join(', ') +
+      '; metrics as JSON lines in each training folder (metrics.jsonl).',
+    '',
+  );
   return lines.join('\n');
 }
 

@@ -21,7 +21,10 @@ interface Workspace {
 function workspacesWithBins(): Workspace[] {
   const root = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { workspaces: string[] };
   return root.workspaces
-    .map((dir) => ({ dir, pkg: JSON.parse(readFileSync(path.join(repoRoot, dir, 'package.json'), 'utf8')) as { bin?: Record<string, string>; files?: string[] } }))
+    .map((dir) => ({
+      dir,
+      pkg: JSON.parse(readFileSync(path.join(repoRoot, dir, 'package.json'), 'utf8')) as { bin?: Record<string, string>; files?: string[] },
+    }))
     .filter(({ pkg }) => pkg.bin)
     .map(({ dir, pkg }) => ({ dir, bins: pkg.bin! }));
 }
@@ -50,7 +53,10 @@ describe('bins work straight after npm ci, and npx never reaches the registry', 
       for (const [name, target] of Object.entries(bins)) {
         const rel = path.posix.join(dir, target.replace(/^\.\//, ''));
         expect(rel, `${name} must not point into dist/ (not there when npm links)`).not.toMatch(/\/dist\//);
-        expect(tracked.split('\n').find((l) => l.endsWith(`\t${rel}`)), `${rel} is not committed`).toMatch(/^100755 /);
+        expect(
+          tracked.split('\n').find((l) => l.endsWith(`\t${rel}`)),
+          `${rel} is not committed`,
+        ).toMatch(/^100755 /);
         expect(readFileSync(path.join(repoRoot, rel), 'utf8')).toMatch(/^#!\/usr\/bin\/env node\n/);
       }
     }
@@ -83,7 +89,11 @@ describe('bins work straight after npm ci, and npx never reaches the registry', 
   it('a bin run before the build says to build first, in one line', () => {
     // simulate a fresh clone: point the shim at a dist/ that does not exist
     const shim = readFileSync(path.join(repoRoot, 'packages/lora/bin/cllama-lora.js'), 'utf8').replace('../dist/cli.js', '../dist-missing/cli.js');
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', shim.replace(/^#!.*\n/, '').replace('import.meta.url', JSON.stringify(`file://${repoRoot}/packages/lora/bin/x.js`))], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', shim.replace(/^#!.*\n/, '').replace('import.meta.url', JSON.stringify(`file://${repoRoot}/packages/lora/bin/x.js`))],
+      { encoding: 'utf8' },
+    );
     expect(r.status).toBe(1);
     expect(r.stderr).toBe('cllama-lora: not built yet; run `npm run build` in the repository first\n');
   });

@@ -49,7 +49,9 @@ describe('npm run recipe --preset fast', () => {
     const state = JSON.parse(readFileSync(path.join(runDir, 'state.json'), 'utf8'));
     expect(Object.keys(state.phases)).toEqual(['base', 'vocab', 'stage1', 'stage2', 'sft', 'merge']);
     // the trainer ran data parallel on every core the machine has (wasm is one thread per instance)
-    expect(state.backend).toBe(`wasm (@tensorflow/tfjs-backend-wasm), ${Math.min(availableParallelism(), 8)} training thread${availableParallelism() === 1 ? '' : 's'}`);
+    expect(state.backend).toBe(
+      `wasm (@tensorflow/tfjs-backend-wasm), ${Math.min(availableParallelism(), 8)} training thread${availableParallelism() === 1 ? '' : 's'}`,
+    );
     const vocab = state.phases.vocab.results;
     expect(vocab.mergedVocab).toBeGreaterThan(vocab.baseVocab);
     expect(vocab.tokensPerCharAfter).toBeLessThan(vocab.tokensPerCharBefore);
@@ -62,7 +64,20 @@ describe('npm run recipe --preset fast', () => {
   });
 
   it('the merged HF folder scores through cllama-train score, as the recipe recorded', () => {
-    const out = JSON.parse(cli('cllama-train', ['score', '--model', path.join(runDir, '05-merged'), '--text-file', path.join(runDir, 'data/zh_heldout.txt'), '--block-size', '64', '--backend', 'wasm', '--json']));
+    const out = JSON.parse(
+      cli('cllama-train', [
+        'score',
+        '--model',
+        path.join(runDir, '05-merged'),
+        '--text-file',
+        path.join(runDir, 'data/zh_heldout.txt'),
+        '--block-size',
+        '64',
+        '--backend',
+        'wasm',
+        '--json',
+      ]),
+    );
     const recorded = JSON.parse(readFileSync(path.join(runDir, 'state.json'), 'utf8')).phases.merge.results.heldoutAfter;
     expect(out.tokens).toBe(recorded.tokens);
     expect(out.loss).toBeCloseTo(recorded.loss, 4);

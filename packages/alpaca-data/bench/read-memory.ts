@@ -34,7 +34,10 @@ async function write(file: string, array: boolean): Promise<number> {
   return n;
 }
 
-for (const [name, array] of [['JSON array', true], ['JSON lines', false]] as const) {
+for (const [name, array] of [
+  ['JSON array', true],
+  ['JSON lines', false],
+] as const) {
   const file = path.join(tmp, array ? 'big.json' : 'big.jsonl');
   const n = await write(file, array);
   const size = statSync(file).size;

@@ -53,7 +53,8 @@ export const REFUSAL_PHRASES = [
  * Signs that text went through a wrong decoding: U+FFFD, C0 controls other than tab/newline/CR, and
  * the classic UTF-8-read-as-Latin-1 / cp1252 sequences ("Ã©", "â€™", "å¤").
  */
-const BROKEN_ENCODING = /[\uFFFD\u0000-\u0008\u000B\u000C\u000E-\u001F]|Ã[\u0080-\u00BF]|â€[\u0080-\u00BF\u2018-\u201E\u2122\u0153\u02DC]|[åæçè][\u0080-\u00BF]{2}/;
+const BROKEN_ENCODING =
+  /[\uFFFD\u0000-\u0008\u000B\u000C\u000E-\u001F]|Ã[\u0080-\u00BF]|â€[\u0080-\u00BF\u2018-\u201E\u2122\u0153\u02DC]|[åæçè][\u0080-\u00BF]{2}/;
 
 export function hasBrokenEncoding(text: string): boolean {
   return BROKEN_ENCODING.test(text);

@@ -48,8 +48,9 @@ function collectRepeat(v: string, prev: string[] = []): string[] {
 }
 
 function makeProgram(): Command {
-  const program = new Command('cllama-data')
-    .description('Alpaca-format instruction data and pre-training data: converters, mixer, tokenized cache (docs/alpaca-data.md)');
+  const program = new Command('cllama-data').description(
+    'Alpaca-format instruction data and pre-training data: converters, mixer, tokenized cache (docs/alpaca-data.md)',
+  );
 
   program
     .command('convert')
@@ -103,7 +104,11 @@ function makeProgram(): Command {
     .action(async (o) => {
       const sources = (o.source as string[]).map(parseSourceSpec);
       // before the tokenizer is loaded: refused outputs cost nothing
-      await checkOutput(o.out, sources.map((s) => s.file), { force: !!o.force });
+      await checkOutput(
+        o.out,
+        sources.map((s) => s.file),
+        { force: !!o.force },
+      );
       if (o.report) await checkOutput(o.report, [...sources.map((s) => s.file), o.out], { force: !!o.force, flag: '--report' });
       const tokenizer = o.tokenizer ? await loadTokenizer(o.tokenizer) : undefined;
       const w = warner(o.quiet);
@@ -154,7 +159,9 @@ function makeProgram(): Command {
         template: o.template,
         strict: o.strict,
         onError: w.warn,
-        onProgress: tty ? (chars, n) => process.stderr.write(`\r${n} ${o.kind === 'sft' ? 'records' : 'lines'}, ${(chars / 1e6).toFixed(1)} M chars`) : undefined,
+        onProgress: tty
+          ? (chars, n) => process.stderr.write(`\r${n} ${o.kind === 'sft' ? 'records' : 'lines'}, ${(chars / 1e6).toFixed(1)} M chars`)
+          : undefined,
       });
       if (tty) process.stderr.write('\n');
       w.summary(o.kind === 'sft' ? 'records' : 'lines');
@@ -182,7 +189,10 @@ function makeProgram(): Command {
         if (!o.jsonl) {
           const tokPath = o.tokenizer ?? (typeof ds.meta.info.tokenizer === 'string' ? path.resolve(ds.meta.info.tokenizer) : undefined);
           if (tokPath) {
-            const exists = await fsp.stat(tokPath).then(() => true, () => false);
+            const exists = await fsp.stat(tokPath).then(
+              () => true,
+              () => false,
+            );
             if (exists) tok = (await loadTokenizer(tokPath)) as DecodingTokenizer;
             else if (o.tokenizer) throw new UsageError(`--tokenizer ${tokPath} not found`);
           }
@@ -217,7 +227,9 @@ function makeProgram(): Command {
           const s = tokenizedStats(ds);
           if (o.json) console.log(JSON.stringify(s, null, 2));
           else {
-            console.log(`${p}: ${s.kind} dataset, ${s.count} records, ${s.numTokens} tokens (${s.trainedTokens} trained), length min ${s.minLength} / mean ${s.meanLength} / max ${s.maxLength}`);
+            console.log(
+              `${p}: ${s.kind} dataset, ${s.count} records, ${s.numTokens} tokens (${s.trainedTokens} trained), length min ${s.minLength} / mean ${s.meanLength} / max ${s.maxLength}`,
+            );
             for (const h of s.histogram) console.log(`  ${h.bucket.padStart(10)} tokens: ${h.count}`);
           }
         } finally {
@@ -231,7 +243,9 @@ function makeProgram(): Command {
         console.log(JSON.stringify(s, null, 2));
         return;
       }
-      console.log(`${p}: ${s.records} records (${s.withInput} with input), ${s.invalid} invalid, ${s.duplicatesExact} exact + ${s.duplicatesNear} near duplicates`);
+      console.log(
+        `${p}: ${s.records} records (${s.withInput} with input), ${s.invalid} invalid, ${s.duplicatesExact} exact + ${s.duplicatesNear} near duplicates`,
+      );
       for (const k of ['instruction', 'input', 'output'] as const) {
         const c = s.chars[k];
         console.log(`  ${k.padEnd(11)} chars: mean ${c.mean}, p50 ${c.p50}, p90 ${c.p90}, max ${c.max}`);

@@ -88,7 +88,25 @@ export function convertTranslation(value: unknown, rng: Xoshiro128, direction: T
 }
 
 /** What crawled replies put in `input` when there is none (after lower-casing and trimming). */
-const NO_INPUT = new Set(['', '<noinput>', '<no input>', 'noinput', 'no input', 'none', 'n/a', 'na', 'null', '无', '无输入', '<无输入>', '空', '（无）', '(无)', '无需输入', '不需要输入']);
+const NO_INPUT = new Set([
+  '',
+  '<noinput>',
+  '<no input>',
+  'noinput',
+  'no input',
+  'none',
+  'n/a',
+  'na',
+  'null',
+  '无',
+  '无输入',
+  '<无输入>',
+  '空',
+  '（无）',
+  '(无)',
+  '无需输入',
+  '不需要输入',
+]);
 
 /**
  * The crawler's JSON-lines output ({instruction, input, output}, also the Chinese key names 指令/输入/输出
@@ -97,7 +115,11 @@ const NO_INPUT = new Set(['', '<noinput>', '<no input>', 'noinput', 'no input', 
 export function convertCrawler(value: unknown): ConvertResult {
   if (!isObject(value)) return `expected a crawled item {instruction, input, output}, got ${typeOf(value)}`;
   const v: Record<string, unknown> = { ...value };
-  for (const [zh, en] of [['指令', 'instruction'], ['输入', 'input'], ['输出', 'output']] as const) {
+  for (const [zh, en] of [
+    ['指令', 'instruction'],
+    ['输入', 'input'],
+    ['输出', 'output'],
+  ] as const) {
     if (v[en] === undefined && v[zh] !== undefined) v[en] = v[zh];
   }
   const problem = needStrings(v, ['instruction', 'output']);

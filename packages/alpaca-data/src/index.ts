@@ -28,7 +28,15 @@ export {
 export { readJsonRecords, readTextLines } from './readers.js';
 export { checkAlpacaRecord, readAlpacaRecords, type ReadOptions } from './records.js';
 // converting, cleaning, mixing, tokenizing files (the cllama-data commands as functions)
-export { CONVERTERS, makeConverter, type ConvertOptions, type ConvertResult, type ConvertedRecord, type ConverterName, type TranslationDirection } from './converters.js';
+export {
+  CONVERTERS,
+  makeConverter,
+  type ConvertOptions,
+  type ConvertResult,
+  type ConvertedRecord,
+  type ConverterName,
+  type TranslationDirection,
+} from './converters.js';
 export { convertFile, type ConvertFileOptions, type ConvertSummary } from './convert-file.js';
 export { REFUSAL_PHRASES, cleaningReason, type CleanOptions, type DropReason } from './clean.js';
 export { DROP_REASONS, formatMixReport, mixSources, parseSourceSpec, type MixOptions, type MixReport, type MixSource, type SourceStats } from './mixer.js';

@@ -119,7 +119,10 @@ export async function mixSources(sources: MixSource[], output: string, opts: Mix
     if (!Number.isInteger(s.count) || s.count < 0) throw new UsageError(`mix: source '${s.name}' count must be a non-negative integer`);
   }
   if (!Number.isSafeInteger(opts.seed)) throw new UsageError(`mix: --seed must be an integer, got ${opts.seed}`);
-  for (const [flag, v] of [['--max-output-chars', opts.clean?.maxOutputChars], ['--max-prompt-chars', opts.clean?.maxPromptChars]] as const) {
+  for (const [flag, v] of [
+    ['--max-output-chars', opts.clean?.maxOutputChars],
+    ['--max-prompt-chars', opts.clean?.maxPromptChars],
+  ] as const) {
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1)) throw new UsageError(`mix: ${flag} must be a positive integer, got ${v}`);
   }
   const inputs = sources.map((s) => s.file);
@@ -308,7 +311,10 @@ export function histogramLabels(): string[] {
 export function formatMixReport(r: MixReport): string {
   const L: string[] = [];
   L.push('# Mix report', '');
-  L.push(`seed ${r.seed}; sampling ${r.replacement ? 'with' : 'without'} replacement; duplicates ${r.dedupe ? 'removed (exact and near)' : 'kept'}; output ${r.shuffle ? 'shuffled' : 'in source order'}`, '');
+  L.push(
+    `seed ${r.seed}; sampling ${r.replacement ? 'with' : 'without'} replacement; duplicates ${r.dedupe ? 'removed (exact and near)' : 'kept'}; output ${r.shuffle ? 'shuffled' : 'in source order'}`,
+    '',
+  );
   L.push('read = invalid + dropped + pool; written = sampled', '');
   L.push('| source | file | read | invalid | dropped | pool | requested | sampled | distinct | shortfall |');
   L.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|');
@@ -324,7 +330,11 @@ export function formatMixReport(r: MixReport): string {
   for (const s of r.sources) L.push(`| ${s.name} | ${DROP_REASONS.map((d) => s.dropped[d]).join(' | ')} |`);
   L.push('', `## Length of the sampled records (${r.unit})`, '');
   L.push(`| source | mean | max | ${histogramLabels().join(' | ')} |`);
-  L.push(`|---|--:|--:|${histogramLabels().map(() => '--:').join('|')}|`);
+  L.push(
+    `|---|--:|--:|${histogramLabels()
+      .map(() => '--:')
+      .join('|')}|`,
+  );
   for (const s of r.sources) L.push(`| ${s.name} | ${s.meanLength} | ${s.maxLength} | ${s.histogram.join(' | ')} |`);
   if (r.errors.length > 0) {
     L.push('', `## First invalid records (${t.invalid} in all)`, '');

@@ -31,6 +31,11 @@ export async function checkOutput(out: string, inputs: readonly string[], opts: 
   const stat = await fsp.stat(out).catch(() => undefined);
   if (stat?.isDirectory() && !opts.folder) throw new AlpacaDataError(`${flag} ${out} is a folder; give a file path`);
   if (opts.force) return;
-  const exists = stat !== undefined || (await fsp.lstat(out).then(() => true, () => false));
+  const exists =
+    stat !== undefined ||
+    (await fsp.lstat(out).then(
+      () => true,
+      () => false,
+    ));
   if (exists) throw new AlpacaDataError(`${flag} ${out} exists; pass --force to replace it, or choose another path`);
 }

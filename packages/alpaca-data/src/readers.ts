@@ -56,7 +56,17 @@ function parseItem(file: string, bytes: Buffer, index: number, line: number, whe
     text = utf8.decode(bytes);
   } catch {
     const bad = firstInvalidUtf8(bytes);
-    return { ok: false, index, line, where, error: new RecordError(file, where, `not valid UTF-8 (bad byte 0x${bytes[bad].toString(16).padStart(2, '0')} at byte ${bad} of the record); re-encode the file as UTF-8`) };
+    return {
+      ok: false,
+      index,
+      line,
+      where,
+      error: new RecordError(
+        file,
+        where,
+        `not valid UTF-8 (bad byte 0x${bytes[bad].toString(16).padStart(2, '0')} at byte ${bad} of the record); re-encode the file as UTF-8`,
+      ),
+    };
   }
   try {
     return { ok: true, value: JSON.parse(text), index, line, where };
@@ -260,7 +270,13 @@ export async function* readJsonArray(file: string): AsyncGenerator<RawItem> {
         if (!isSpace(b) && !trailingReported) {
           trailingReported = true;
           const l = lineOf(pos);
-          items.push({ ok: false, index, line: l, where: `line ${l}`, error: new RecordError(file, `line ${l}`, 'unexpected data after the closing ] of the array; the rest of the file was ignored') });
+          items.push({
+            ok: false,
+            index,
+            line: l,
+            where: `line ${l}`,
+            error: new RecordError(file, `line ${l}`, 'unexpected data after the closing ] of the array; the rest of the file was ignored'),
+          });
         }
         pos++;
         continue;
@@ -274,14 +290,20 @@ export async function* readJsonArray(file: string): AsyncGenerator<RawItem> {
         pos++;
         continue;
       }
-      if (depth === 1 && (b === 0x2c /* , */ || b === 0x5d /* ] */)) {
+      if (depth === 1 && (b === 0x2c /* , */ || b === 0x5d) /* ] */) {
         if (elemStart >= 0) {
           items.push(parseItem(file, buf.subarray(elemStart, pos), index, elemLine, where(index, elemLine)));
           index++;
           elemStart = -1;
         } else if (b === 0x2c) {
           const l = lineOf(pos);
-          items.push({ ok: false, index, line: l, where: where(index, l), error: new RecordError(file, where(index, l), 'empty element (two commas in a row, or a comma after [)') });
+          items.push({
+            ok: false,
+            index,
+            line: l,
+            where: where(index, l),
+            error: new RecordError(file, where(index, l), 'empty element (two commas in a row, or a comma after [)'),
+          });
           index++;
         }
         if (b === 0x5d) {

@@ -49,9 +49,7 @@ export function resolveTemplate(nameOrText: string | PromptTemplate | undefined)
   const named = TEMPLATES[nameOrText];
   if (named) return named;
   if (!nameOrText.includes('{instruction}')) {
-    throw new UsageError(
-      `unknown template '${nameOrText}': use one of ${Object.keys(TEMPLATES).join(', ')} or a custom text containing {instruction}`,
-    );
+    throw new UsageError(`unknown template '${nameOrText}': use one of ${Object.keys(TEMPLATES).join(', ')} or a custom text containing {instruction}`);
   }
   if (nameOrText.includes('{input}')) {
     // One custom text with both placeholders: used as is, an empty input fills in as "".
@@ -79,10 +77,7 @@ function fill(text: string, values: Record<string, string>): string {
 }
 
 /** The source text (prompt) for a record. "Non-empty input" means input !== undefined/null and !== "", as in the reference. */
-export function formatPrompt(
-  rec: { instruction: string; input?: string | null },
-  template: PromptTemplate = REFERENCE_TEMPLATE,
-): string {
+export function formatPrompt(rec: { instruction: string; input?: string | null }, template: PromptTemplate = REFERENCE_TEMPLATE): string {
   const hasInput = rec.input !== undefined && rec.input !== null && rec.input !== '';
   if (template.withInput !== undefined) {
     return fill(hasInput ? template.withInput : template.withoutInput, { instruction: rec.instruction, input: rec.input ?? '' });

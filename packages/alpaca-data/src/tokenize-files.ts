@@ -108,7 +108,9 @@ export async function tokenizeFiles(opts: TokenizeFilesOptions): Promise<Tokeniz
         }
         if (blocks === 0) {
           if (read === 0) throw noRecords(opts, skipped);
-          throw new AlpacaDataError(`tokenize: the ${read} lines of text make no full block of ${blockSize} tokens; give more text or a smaller --block-size; nothing was written`);
+          throw new AlpacaDataError(
+            `tokenize: the ${read} lines of text make no full block of ${blockSize} tokens; give more text or a smaller --block-size; nothing was written`,
+          );
         }
       })(),
       { ...info, blockSize },

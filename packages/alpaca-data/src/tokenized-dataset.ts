@@ -88,9 +88,13 @@ export async function writeTokenizedDataset(
   await refuseToClobber(target);
   let meta: TokenizedDatasetMeta | undefined;
   // A previous dataset in `target` (the only non-empty folder refuseToClobber lets through) is replaced.
-  await writeFolderAtomic(target, async (tmpDir) => {
-    meta = await writeFiles(tmpDir, records, info);
-  }, { force: true });
+  await writeFolderAtomic(
+    target,
+    async (tmpDir) => {
+      meta = await writeFiles(tmpDir, records, info);
+    },
+    { force: true },
+  );
   return meta!;
 }
 
@@ -123,9 +127,7 @@ async function writeFiles(
           await writers.labels.write(header('labels'));
         }
       } else if (hasLabels !== recHasLabels) {
-        throw new TokenizedDatasetError(
-          `record ${count}: ${recHasLabels ? 'has' : 'lacks'} labels unlike record 0; give labels for all records or for none`,
-        );
+        throw new TokenizedDatasetError(`record ${count}: ${recHasLabels ? 'has' : 'lacks'} labels unlike record 0; give labels for all records or for none`);
       }
       const ids = new Int32Array(n);
       for (let i = 0; i < n; i++) {
@@ -145,9 +147,7 @@ async function writeFiles(
           const l = rec.labels[i];
           if (l === ids[i]) mask[i] = 1;
           else if (l !== IGNORE_INDEX) {
-            throw new TokenizedDatasetError(
-              `record ${count}: label ${i} is ${l}; labels must be -100 or equal to the input id at the same position`,
-            );
+            throw new TokenizedDatasetError(`record ${count}: label ${i} is ${l}; labels must be -100 or equal to the input id at the same position`);
           }
         }
         await writers.labels!.write(mask, true);

@@ -38,7 +38,10 @@ describe('cllama-data CLI', () => {
     expect(t.out).toMatch(/^1999 examples \(\d+ tokens\) from 1999 records/);
     const d = run('dump', out, '--jsonl');
     expect(d.code).toBe(0);
-    const dumped = d.out.trim().split('\n').map((l) => JSON.parse(l));
+    const dumped = d.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const records = files.flatMap((f) => JSON.parse(readFileSync(f, 'utf8')));
     expect(dumped.length).toBe(records.length);
     records.forEach((rec, i) => expect(dumped[i]).toEqual(reference(sp, rec)));
@@ -62,7 +65,10 @@ describe('cllama-data CLI', () => {
     const stream = lines.flatMap((l) => [LLAMA_BOS, ...sp.encodeIds(l)]);
     const n = Math.floor(stream.length / 128);
     expect(n).toBeGreaterThan(10);
-    const blocks = run('dump', out, '--jsonl').out.trim().split('\n').map((l) => JSON.parse(l));
+    const blocks = run('dump', out, '--jsonl')
+      .out.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(blocks.length).toBe(n);
     expect(blocks.flatMap((b) => b.input_ids)).toEqual(stream.slice(0, n * 128));
     expect(blocks.every((b) => JSON.stringify(b.labels) === JSON.stringify(b.input_ids))).toBe(true);
@@ -75,7 +81,20 @@ describe('cllama-data CLI', () => {
     expect(c.out).toContain('read 705, wrote 705 records');
     expect(readFileSync(p, 'utf8').trim().split('\n').length).toBe(705);
     const mix = (o: string, r: string) =>
-      run('mix', '--source', `pclue=${p}:300`, '--source', `zh=${path.join(DATA, 'alpaca_zh_demo.json')}:2K`, '--seed', '3', '--out', o, '--report', r, '--replacement');
+      run(
+        'mix',
+        '--source',
+        `pclue=${p}:300`,
+        '--source',
+        `zh=${path.join(DATA, 'alpaca_zh_demo.json')}:2K`,
+        '--seed',
+        '3',
+        '--out',
+        o,
+        '--report',
+        r,
+        '--replacement',
+      );
     expect(mix(path.join(tmp, 'm1.jsonl'), path.join(tmp, 'r1.md')).code).toBe(0);
     expect(mix(path.join(tmp, 'm2.jsonl'), path.join(tmp, 'r2.md')).code).toBe(0);
     expect(readFileSync(path.join(tmp, 'm1.jsonl')).equals(readFileSync(path.join(tmp, 'm2.jsonl')))).toBe(true);
@@ -115,7 +134,14 @@ describe('cllama-data CLI', () => {
     expect(ok.err).toMatch(/warning: .*bad.jsonl line 2: missing field "output"/);
     expect(ok.out).toMatch(/^2 examples .* 1 skipped/);
     const enc = path.join(tmp, 'enc.json');
-    writeFileSync(enc, Buffer.concat([Buffer.from('[{"input": "ok", "target": "a", "type": "x"},\n{"input": "bad '), Buffer.from([0xff]), Buffer.from('", "target": "b"},\n{"input": 7, "target": "c"},\n{"input": "fine", "target": "d"}]')]));
+    writeFileSync(
+      enc,
+      Buffer.concat([
+        Buffer.from('[{"input": "ok", "target": "a", "type": "x"},\n{"input": "bad '),
+        Buffer.from([0xff]),
+        Buffer.from('", "target": "b"},\n{"input": 7, "target": "c"},\n{"input": "fine", "target": "d"}]'),
+      ]),
+    );
     const conv = run('convert', '--from', 'pclue', enc, '--out', path.join(tmp, 'enc.jsonl'));
     expect(conv.code).toBe(0);
     expect(conv.out).toContain('read 4, wrote 2 records');

@@ -12,7 +12,11 @@ import { buildSftExample, type AlpacaRecord } from '../src/sft.js';
 import { DATA, MERGED_MODEL } from './helpers.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'cllama-mix-'));
-const readJsonl = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const readJsonl = (f: string) =>
+  readFileSync(f, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 describe('converters', () => {
   it('pCLUE keeps all 705 records, with type, input → instruction, target → output', async () => {
@@ -21,7 +25,10 @@ describe('converters', () => {
     const s = await convertFile('pclue', src, out);
     expect(s).toMatchObject({ read: 705, written: 705, skipped: 0 });
     const recs = readJsonl(out);
-    const orig = readFileSync(src, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const orig = readFileSync(src, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(recs.length).toBe(705);
     recs.forEach((r, i) => {
       expect(r.instruction).toBe(orig[i].input);
@@ -64,7 +71,9 @@ describe('converters', () => {
     expect(text).not.toMatch(/\{\{/);
     expect(text).toContain('小羊驼');
     expect(convertIdentity({ instruction: 'hi', output: 'I am {{name}}' }, {})).toMatch(/\{\{name\}\} has no value/);
-    await expect(convertFile('identity', path.join(DATA, 'identity.json'), path.join(tmp, 'id2.jsonl'), { strict: true })).rejects.toThrow(/record 1 .*\{\{name\}\}/);
+    await expect(convertFile('identity', path.join(DATA, 'identity.json'), path.join(tmp, 'id2.jsonl'), { strict: true })).rejects.toThrow(
+      /record 1 .*\{\{name\}\}/,
+    );
   });
 });
 
@@ -153,6 +162,15 @@ describe('mixer', () => {
   it('rejects bad specs', async () => {
     expect(() => parseSourceSpec('nocount.json')).toThrow(/name=file:count/);
     expect(parseSourceSpec('t=x.jsonl:500K')).toEqual({ name: 't', file: 'x.jsonl', count: 500000 });
-    await expect(mixSources([{ name: 'x', file: a, count: 1 }, { name: 'x', file: b, count: 1 }], path.join(tmp, 'z'), { seed: 1 })).rejects.toThrow(/used twice/);
+    await expect(
+      mixSources(
+        [
+          { name: 'x', file: a, count: 1 },
+          { name: 'x', file: b, count: 1 },
+        ],
+        path.join(tmp, 'z'),
+        { seed: 1 },
+      ),
+    ).rejects.toThrow(/used twice/);
   });
 });

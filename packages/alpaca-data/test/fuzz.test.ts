@@ -45,7 +45,7 @@ describe('fuzz: tokenized dataset', () => {
   const good = path.join(root, 'good');
   beforeAll(async () => {
     const next = mulberry32(7);
-    const records = Array.from({ length: 30 }, (_, r) => {
+    const records = Array.from({ length: 30 }, () => {
       const n = 3 + Math.floor(next() * 20);
       const inputIds = Array.from({ length: n }, () => Math.floor(next() * 1000));
       return { inputIds, labels: inputIds.map((id, k) => (k < n / 2 ? -100 : id)) };

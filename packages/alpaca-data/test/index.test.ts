@@ -4,8 +4,18 @@ import * as api from '../src/index.js';
 describe('public API', () => {
   it('exports the agreed names and the pipeline pieces', () => {
     for (const name of [
-      'buildSftExample', 'buildPretrainBlocks', 'writeTokenizedDataset', 'openTokenizedDataset', 'collate',
-      'readJsonRecords', 'readAlpacaRecords', 'readTextLines', 'convertFile', 'mixSources', 'formatMixReport', 'tokenizeFiles',
+      'buildSftExample',
+      'buildPretrainBlocks',
+      'writeTokenizedDataset',
+      'openTokenizedDataset',
+      'collate',
+      'readJsonRecords',
+      'readAlpacaRecords',
+      'readTextLines',
+      'convertFile',
+      'mixSources',
+      'formatMixReport',
+      'tokenizeFiles',
     ]) {
       expect(typeof (api as Record<string, unknown>)[name]).toBe('function');
     }

@@ -26,12 +26,21 @@ describe('buildPretrainBlocks', () => {
   });
   it('equals Python sentencepiece 0.1.97 blocks (committed fixture) on 1,000 lines', async () => {
     const ref = JSON.parse(readFileSync(path.join(DATA, 'sft_reference.json'), 'utf8')).pretrain as {
-      blockSize: number; blocks: number; first: number[]; last: number[]; sha256: string;
+      blockSize: number;
+      blocks: number;
+      first: number[];
+      last: number[];
+      sha256: string;
     };
     const zh = JSON.parse(readFileSync(path.join(DATA, 'alpaca_zh_demo.json'), 'utf8')) as { output: string }[];
     const tok = await loadTokenizer(MERGED_MODEL);
     const blocks: number[][] = [];
-    for await (const b of buildPretrainBlocks(zh.map((r) => r.output.replace(/\n/g, ' ')), tok, ref.blockSize)) blocks.push(b);
+    for await (const b of buildPretrainBlocks(
+      zh.map((r) => r.output.replace(/\n/g, ' ')),
+      tok,
+      ref.blockSize,
+    ))
+      blocks.push(b);
     expect(blocks.length).toBe(ref.blocks);
     expect(blocks[0]).toEqual(ref.first);
     expect(blocks.at(-1)).toEqual(ref.last);
@@ -47,11 +56,7 @@ describe('buildPretrainBlocks', () => {
 describe('collate', () => {
   it('pads ids with the pad id, labels with -100, mask = ids != pad', () => {
     const b = collate(
-      [
-        { inputIds: [1, 5, 6], labels: [-100, 5, 6] },
-        { inputIds: [1, 7, 8, 9, 2], labels: [-100, -100, 8, 9, 2] },
-        { inputIds: [1, 4] },
-      ],
+      [{ inputIds: [1, 5, 6], labels: [-100, 5, 6] }, { inputIds: [1, 7, 8, 9, 2], labels: [-100, -100, 8, 9, 2] }, { inputIds: [1, 4] }],
       ALPACA_PAD,
     );
     expect(b.batch).toBe(3);

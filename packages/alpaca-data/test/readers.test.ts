@@ -69,11 +69,7 @@ describe('streamed JSON readers', () => {
   it('read JSON lines with line numbers, CRLF, blank lines and a BOM', async () => {
     const f = file('x.jsonl', '\ufeff{"a":1}\r\n\r\n{"a":\n{"a":3}');
     const items = await collect(readJsonRecords(f));
-    expect(items.map((i) => (i.ok ? i.value : i.error.message))).toEqual([
-      { a: 1 },
-      expect.stringMatching(/x.jsonl line 3: not valid JSON/),
-      { a: 3 },
-    ]);
+    expect(items.map((i) => (i.ok ? i.value : i.error.message))).toEqual([{ a: 1 }, expect.stringMatching(/x.jsonl line 3: not valid JSON/), { a: 3 }]);
   });
 
   it('read text lines, reporting non-UTF-8 lines', async () => {

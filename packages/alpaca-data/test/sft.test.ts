@@ -92,7 +92,10 @@ describe('buildSftExample against the reference algorithm on real SentencePiece'
           expect(ex.inputIds).toEqual(expected.first[i].input_ids);
           expect(ex.labels).toEqual(expected.first[i].labels);
         }
-        const hash = createHash('sha256').update(JSON.stringify([ex.inputIds, ex.labels])).digest('hex').slice(0, 32);
+        const hash = createHash('sha256')
+          .update(JSON.stringify([ex.inputIds, ex.labels]))
+          .digest('hex')
+          .slice(0, 32);
         expect(hash, `${file} record ${i + 1}`).toBe(expected.sha256[i]);
       });
     }

@@ -6,7 +6,7 @@ import { openTokenizedDataset, writeTokenizedDataset } from '../src/tokenized-da
 
 function randomRecords(n: number, seed: number) {
   let s = seed;
-  const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rnd = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
   return Array.from({ length: n }, () => {
     const len = Math.floor(rnd() * 40);
     const inputIds = Array.from({ length: len }, () => Math.floor(rnd() * 49954));
@@ -86,7 +86,14 @@ describe('tokenized dataset on disk', () => {
   it('validates on open: truncation, version, offsets, vocabulary range', async () => {
     const mk = async (name: string) => {
       const dir = path.join(tmp, name);
-      await writeTokenizedDataset(dir, [{ inputIds: [1, 2, 3], labels: [-100, 2, 3] }, { inputIds: [9, 9] , labels: [9, 9]}], { vocabSize: 10 });
+      await writeTokenizedDataset(
+        dir,
+        [
+          { inputIds: [1, 2, 3], labels: [-100, 2, 3] },
+          { inputIds: [9, 9], labels: [9, 9] },
+        ],
+        { vocabSize: 10 },
+      );
       return dir;
     };
     const truncated = await mk('trunc');

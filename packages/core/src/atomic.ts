@@ -182,7 +182,10 @@ export class AtomicFileWriter {
 
 /** The output folder exists (and is not empty, or is a file) and `force` was not given. */
 export class FolderExistsError extends CllamaError {
-  constructor(readonly dir: string, problem: 'not-empty' | 'file' = 'not-empty') {
+  constructor(
+    readonly dir: string,
+    problem: 'not-empty' | 'file' = 'not-empty',
+  ) {
     super(
       problem === 'file'
         ? `${dir} exists and is a file; choose another output folder`

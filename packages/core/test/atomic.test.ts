@@ -90,9 +90,13 @@ describe('writeFolderAtomic', () => {
     await fs.writeFile(file, 'f');
     await expect(writeFolderAtomic(file, fill('x'), { force: true })).rejects.toThrow(/is a file/);
     await expect(
-      writeFolderAtomic(dir, async () => {
-        throw new Error('boom');
-      }, { force: true }),
+      writeFolderAtomic(
+        dir,
+        async () => {
+          throw new Error('boom');
+        },
+        { force: true },
+      ),
     ).rejects.toThrow('boom');
     expect(readFileSync(path.join(dir, 'x.txt'), 'utf8')).toBe('e');
     expect(readdirSync(work).filter((n) => n.startsWith('.'))).toEqual([]);

@@ -25,15 +25,34 @@ const fill = (n: number, scale: number) => {
   return a;
 };
 
-const config = createLlamaConfig({ hiddenSize: hidden, intermediateSize: Math.round((hidden * 8) / 3 / 64) * 64, numHiddenLayers: layers, numAttentionHeads: hidden / 64, vocabSize: vocab });
+const config = createLlamaConfig({
+  hiddenSize: hidden,
+  intermediateSize: Math.round((hidden * 8) / 3 / 64) * 64,
+  numHiddenLayers: layers,
+  numAttentionHeads: hidden / 64,
+  vocabSize: vocab,
+});
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'lora-bench-'));
 try {
   const specs = llamaWeightSpecs(config);
   const params = specs.reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1), 0);
   const t = Date.now();
-  await saveHFCheckpoint(path.join(root, 'base'), config, (function* () {
-    for (const w of specs) yield { name: w.name, shape: w.shape, data: fill(w.shape.reduce((a, b) => a * b, 1), 0.02) };
-  })(), { maxShardBytes: 200e6 });
+  await saveHFCheckpoint(
+    path.join(root, 'base'),
+    config,
+    (function* () {
+      for (const w of specs)
+        yield {
+          name: w.name,
+          shape: w.shape,
+          data: fill(
+            w.shape.reduce((a, b) => a * b, 1),
+            0.02,
+          ),
+        };
+    })(),
+    { maxShardBytes: 200e6 },
+  );
   console.log(`base: ${(params / 1e6).toFixed(1)} M params, ${((params * 4) / 1e6).toFixed(0)} MB F32, written in ${((Date.now() - t) / 1000).toFixed(1)} s`);
 
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -46,10 +65,19 @@ try {
   }
   tensors.set(peftFullKey('model.embed_tokens.weight'), { shape: [newVocab, hidden], data: fill(newVocab * hidden, 0.02) });
   tensors.set(peftFullKey('lm_head.weight'), { shape: [newVocab, hidden], data: fill(newVocab * hidden, 0.02) });
-  await writePeftAdapter(path.join(root, 'adapter'), {
-    r: 8, loraAlpha: 32, loraDropout: 0.05, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj', 'up_proj'],
-    modulesToSave: ['embed_tokens', 'lm_head'], bias: 'none', fanInFanOut: false,
-  }, tensors);
+  await writePeftAdapter(
+    path.join(root, 'adapter'),
+    {
+      r: 8,
+      loraAlpha: 32,
+      loraDropout: 0.05,
+      targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj', 'up_proj'],
+      modulesToSave: ['embed_tokens', 'lm_head'],
+      bias: 'none',
+      fanInFanOut: false,
+    },
+    tensors,
+  );
   tensors.clear();
 
   // The merge runs in a fresh process (the built library) so its peak RSS is its own.
@@ -63,7 +91,9 @@ try {
   const files = (await fs.readdir(path.join(root, 'merged'))).length;
   const mergedParams = params + 2 * (newVocab - vocab) * hidden;
   console.log(`merge (F32 out, ${files} files): ${result.seconds.toFixed(1)} s, ${((mergedParams * 4) / 1e6 / result.seconds).toFixed(0)} MB/s of output`);
-  console.log(`merge process peak RSS ${(result.maxRssKb / 1e3).toFixed(0)} MB; merged model ${((mergedParams * 4) / 1e6).toFixed(0)} MB; largest single tensor ${((newVocab * hidden * 4) / 1e6).toFixed(0)} MB`);
+  console.log(
+    `merge process peak RSS ${(result.maxRssKb / 1e3).toFixed(0)} MB; merged model ${((mergedParams * 4) / 1e6).toFixed(0)} MB; largest single tensor ${((newVocab * hidden * 4) / 1e6).toFixed(0)} MB`,
+  );
 } finally {
   await fs.rm(root, { recursive: true, force: true });
 }

@@ -30,9 +30,7 @@ function parseSize(value: string): number {
 }
 
 const program = new Command();
-program
-  .name('cllama-lora')
-  .description('Merge PEFT LoRA adapters into Hugging Face LLaMA folders (safetensors), and inspect adapters.');
+program.name('cllama-lora').description('Merge PEFT LoRA adapters into Hugging Face LLaMA folders (safetensors), and inspect adapters.');
 
 program
   .command('merge')
@@ -46,25 +44,40 @@ program
   .option('--force', 'replace a non-empty --out folder')
   .addOption(new Option('--overwrite', 'old name of --force').hideHelp())
   .option('--quiet', 'no progress lines')
-  .action(async (opts: { base: string; lora: string; out: string; tokenizer?: string; saveDtype: SaveDtype; maxShardSize?: number; force?: boolean; overwrite?: boolean; quiet?: boolean }) => {
-    const adapterDirs = opts.lora.split(',').map((s) => s.trim()).filter(Boolean);
-    const started = Date.now();
-    const report = await mergeAdaptersIntoCheckpoint({
-      baseDir: opts.base,
-      adapterDirs,
-      outDir: opts.out,
-      tokenizerDir: opts.tokenizer,
-      dtype: opts.saveDtype,
-      maxShardBytes: opts.maxShardSize,
-      force: opts.force || opts.overwrite,
-      onProgress: opts.quiet ? undefined : (m) => process.stderr.write(`${m}\n`),
-    });
-    console.log(
-      `merged ${adapterDirs.length} adapter(s) into ${path.resolve(opts.out)}: ${report.tensors} tensors, ` +
-        `${report.loraMerged} LoRA merges, ${report.replaced} saved modules, vocab ${report.vocabSize}, ` +
-        `${opts.saveDtype}, tokenizer ${report.tokenizerFrom ? `from ${report.tokenizerFrom}` : 'not copied'} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
-    );
-  });
+  .action(
+    async (opts: {
+      base: string;
+      lora: string;
+      out: string;
+      tokenizer?: string;
+      saveDtype: SaveDtype;
+      maxShardSize?: number;
+      force?: boolean;
+      overwrite?: boolean;
+      quiet?: boolean;
+    }) => {
+      const adapterDirs = opts.lora
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      const started = Date.now();
+      const report = await mergeAdaptersIntoCheckpoint({
+        baseDir: opts.base,
+        adapterDirs,
+        outDir: opts.out,
+        tokenizerDir: opts.tokenizer,
+        dtype: opts.saveDtype,
+        maxShardBytes: opts.maxShardSize,
+        force: opts.force || opts.overwrite,
+        onProgress: opts.quiet ? undefined : (m) => process.stderr.write(`${m}\n`),
+      });
+      console.log(
+        `merged ${adapterDirs.length} adapter(s) into ${path.resolve(opts.out)}: ${report.tensors} tensors, ` +
+          `${report.loraMerged} LoRA merges, ${report.replaced} saved modules, vocab ${report.vocabSize}, ` +
+          `${opts.saveDtype}, tokenizer ${report.tokenizerFrom ? `from ${report.tokenizerFrom}` : 'not copied'} (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+      );
+    },
+  );
 
 program
   .command('info')
@@ -122,7 +135,11 @@ program
         `dropout          ${c.loraDropout}`,
         `target_modules   ${JSON.stringify(loraTargets(c))}`,
         `adapted          ${modules.join(', ') || '(none)'} — ${adapter.loraPairs.size} LoRA pairs`,
-        `modules_to_save  ${Object.entries(saved).map(([n, s]) => `${n} [${s.join(', ')}]`).join(', ') || '(none)'}`,
+        `modules_to_save  ${
+          Object.entries(saved)
+            .map(([n, s]) => `${n} [${s.join(', ')}]`)
+            .join(', ') || '(none)'
+        }`,
         `parameters       ${fmt(loraParameters)} LoRA + ${fmt(savedParameters)} saved = ${fmt(loraParameters + savedParameters)}`,
       ];
       if (info.trainable) {

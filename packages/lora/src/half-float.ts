@@ -46,12 +46,12 @@ export function floatToHalfBits(value: number): number {
     let halfMantissa = mantissa >>> shift;
     const remainder = mantissa & ((1 << shift) - 1);
     const halfway = 1 << (shift - 1);
-    if (remainder > halfway || (remainder === halfway && (halfMantissa & 1))) halfMantissa += 1;
+    if (remainder > halfway || (remainder === halfway && halfMantissa & 1)) halfMantissa += 1;
     return sign | halfMantissa; // a carry into bit 10 correctly yields the smallest normal
   }
   let bits = (halfExponent << 10) | (mantissa >>> 13);
   const remainder = mantissa & 0x1fff;
-  if (remainder > 0x1000 || (remainder === 0x1000 && (bits & 1))) bits += 1; // carry may bump exponent (→ Inf ok)
+  if (remainder > 0x1000 || (remainder === 0x1000 && bits & 1)) bits += 1; // carry may bump exponent (→ Inf ok)
   return sign | bits;
 }
 

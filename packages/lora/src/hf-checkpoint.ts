@@ -21,7 +21,10 @@ import {
 } from './safetensors.js';
 
 export class CheckpointError extends CllamaError {
-  constructor(message: string, readonly dir?: string) {
+  constructor(
+    message: string,
+    readonly dir?: string,
+  ) {
     super(dir ? `${dir}: ${message}` : message);
     this.name = 'CheckpointError';
   }
@@ -289,7 +292,11 @@ export async function saveHFCheckpoint(
         if (path.basename(shard.provisional) !== finalName) await fs.rename(shard.provisional, path.join(tmp, finalName));
         for (const name of shard.names) weightMap[name] = finalName;
       }
-      const sortedMap = Object.fromEntries(Object.keys(weightMap).sort().map((k) => [k, weightMap[k]]));
+      const sortedMap = Object.fromEntries(
+        Object.keys(weightMap)
+          .sort()
+          .map((k) => [k, weightMap[k]]),
+      );
       const index = { metadata: { total_size: totalSize }, weight_map: sortedMap };
       await writeFileAtomic(path.join(tmp, INDEX_FILE_NAME), JSON.stringify(index, null, 2) + '\n');
     },

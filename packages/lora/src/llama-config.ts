@@ -9,7 +9,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 export class LlamaConfigError extends CllamaError {
-  constructor(message: string, readonly file?: string) {
+  constructor(
+    message: string,
+    readonly file?: string,
+  ) {
     super(file ? `${file}: ${message}` : message);
     this.name = 'LlamaConfigError';
   }
@@ -182,7 +185,11 @@ export function llamaConfigToJson(config: LlamaConfig): Record<string, unknown> 
   };
   if (config.padTokenId !== undefined) out.pad_token_id = config.padTokenId;
   else delete out.pad_token_id;
-  return Object.fromEntries(Object.keys(out).sort().map((k) => [k, out[k]]));
+  return Object.fromEntries(
+    Object.keys(out)
+      .sort()
+      .map((k) => [k, out[k]]),
+  );
 }
 
 /** Serialize like transformers (indent 2, sorted keys, trailing newline). */
@@ -196,7 +203,9 @@ export async function writeLlamaConfig(dir: string, config: LlamaConfig): Promis
 }
 
 /** Build a LlamaConfig from camelCase fields (for tests and freshly initialised models). */
-export function createLlamaConfig(fields: Omit<Partial<LlamaConfig>, 'raw'> & Pick<LlamaConfig, 'hiddenSize' | 'intermediateSize' | 'numHiddenLayers' | 'numAttentionHeads' | 'vocabSize'>): LlamaConfig {
+export function createLlamaConfig(
+  fields: Omit<Partial<LlamaConfig>, 'raw'> & Pick<LlamaConfig, 'hiddenSize' | 'intermediateSize' | 'numHiddenLayers' | 'numAttentionHeads' | 'vocabSize'>,
+): LlamaConfig {
   const base: LlamaConfig = {
     numKeyValueHeads: fields.numAttentionHeads,
     rmsNormEps: DEFAULTS.rms_norm_eps,

@@ -15,12 +15,7 @@
  * where fan_in is A's second dimension (the layer's input features). B = 0 makes the adapted model
  * start exactly at the base model.
  */
-export function initLoraPair(
-  inFeatures: number,
-  outFeatures: number,
-  r: number,
-  random: () => number,
-): { a: Float32Array; b: Float32Array } {
+export function initLoraPair(inFeatures: number, outFeatures: number, r: number, random: () => number): { a: Float32Array; b: Float32Array } {
   const bound = 1 / Math.sqrt(inFeatures);
   const a = new Float32Array(r * inFeatures);
   for (let i = 0; i < a.length; i++) a[i] = (random() * 2 - 1) * bound;

@@ -34,15 +34,7 @@ export function matchesModulesToSave(weightName: string, modulesToSave: readonly
 }
 
 /** The linear layers of a LLaMA decoder (the only modules LoRA is applied to here). */
-const LINEAR_SUFFIXES = [
-  'self_attn.q_proj',
-  'self_attn.k_proj',
-  'self_attn.v_proj',
-  'self_attn.o_proj',
-  'mlp.gate_proj',
-  'mlp.up_proj',
-  'mlp.down_proj',
-];
+const LINEAR_SUFFIXES = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
 
 export function isLinearModule(moduleName: string): boolean {
   return moduleName === 'lm_head' || LINEAR_SUFFIXES.some((s) => moduleName.endsWith(`.${s}`));

@@ -43,7 +43,9 @@ export function assertFinite(data: Float32Array, what: string): void {
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (v - v !== 0) {
-      throw new MergeError(`${what} holds a non-finite value (${v} at element ${i}); refusing to merge it — the model or adapter is broken (re-export it, or train it again)`);
+      throw new MergeError(
+        `${what} holds a non-finite value (${v} at element ${i}); refusing to merge it — the model or adapter is broken (re-export it, or train it again)`,
+      );
     }
   }
 }
@@ -67,7 +69,9 @@ export function checkConfigAgainstWeights(base: HFCheckpoint, dir: string): void
   if (base.has(gate) && base.info(gate).shape[0] !== c.intermediateSize) throw bad('intermediate_size', c.intermediateSize, base.info(gate).shape[0]);
   const q = 'model.layers.0.self_attn.q_proj.weight';
   if (base.has(q) && base.info(q).shape.join() !== [c.hiddenSize, c.hiddenSize].join()) {
-    throw new MergeError(`${dir}: ${q} is [${base.info(q).shape}] but config.json's hidden_size is ${c.hiddenSize}; fix config.json or use the matching weights`);
+    throw new MergeError(
+      `${dir}: ${q} is [${base.info(q).shape}] but config.json's hidden_size is ${c.hiddenSize}; fix config.json or use the matching weights`,
+    );
   }
 }
 
@@ -91,11 +95,7 @@ export async function applyAdaptersToWeight(
     }
   }
   const replacing = adapters[first]?.fullTensors.has(name) ?? false;
-  let { shape, data } = replacing
-    ? await adapters[first].readFull(name)
-    : typeof source === 'function'
-      ? await source()
-      : source;
+  let { shape, data } = replacing ? await adapters[first].readFull(name) : typeof source === 'function' ? await source() : source;
   assertFinite(data, replacing ? `${adapters[first].dir}: saved '${name}'` : `base weight '${name}'`);
   if (replacing && typeof source !== 'function' && source.shape.slice(1).join() !== shape.slice(1).join()) {
     throw new MergeError(`${adapters[first].dir}: saved '${name}' has shape [${shape}] but the model's is [${source.shape}]`);
@@ -229,7 +229,8 @@ export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<M
     const extraFiles: Record<string, Uint8Array> = {};
     for (const f of tokenizerFiles) extraFiles[f] = await fs.readFile(path.join(tokenizerFrom!, f));
     const baseEntries = await fs.readdir(opts.baseDir);
-    if (baseEntries.includes('generation_config.json')) extraFiles['generation_config.json'] = await fs.readFile(path.join(opts.baseDir, 'generation_config.json'));
+    if (baseEntries.includes('generation_config.json'))
+      extraFiles['generation_config.json'] = await fs.readFile(path.join(opts.baseDir, 'generation_config.json'));
     say(tokenizerFrom ? `tokenizer: ${tokenizerFiles.join(', ')} from ${tokenizerFrom}` : 'tokenizer: none found (pass --tokenizer)');
 
     let loraMerged = 0;

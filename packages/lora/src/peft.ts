@@ -16,7 +16,10 @@ import { pickleOnlyError } from './hf-checkpoint.js';
 import { type NamedTensor, SafetensorsFile, writeSafetensors } from './safetensors.js';
 
 export class PeftError extends CllamaError {
-  constructor(message: string, readonly where?: string) {
+  constructor(
+    message: string,
+    readonly where?: string,
+  ) {
     super(where ? `${where}: ${message}` : message);
     this.name = 'PeftError';
   }
@@ -100,16 +103,17 @@ export function parseLoraConfig(json: unknown, where?: string): LoraConfig {
     } catch (err) {
       fail(`target_modules ${JSON.stringify(tm)} is not a valid regular expression (${(err as Error).message})`);
     }
-  }
-  else if (Array.isArray(tm) && tm.every((t) => typeof t === 'string')) targetModules = [...(tm as string[])];
+  } else if (Array.isArray(tm) && tm.every((t) => typeof t === 'string')) targetModules = [...(tm as string[])];
   else if (tm !== null && tm !== undefined) fail(`target_modules must be a list of module names or a regex string, got ${JSON.stringify(tm)}`);
   else fail('target_modules is missing; the adapter does not say which modules it adapts');
 
   const mts = raw.modules_to_save ?? [];
-  if (!Array.isArray(mts) || !mts.every((m) => typeof m === 'string')) fail(`modules_to_save must be a list of module names or null, got ${JSON.stringify(mts)}`);
+  if (!Array.isArray(mts) || !mts.every((m) => typeof m === 'string'))
+    fail(`modules_to_save must be a list of module names or null, got ${JSON.stringify(mts)}`);
   const bias = raw.bias ?? 'none';
   if (bias !== 'none') fail(`bias is ${JSON.stringify(bias)}; only "none" is supported (LLaMA linears have no bias)`);
-  if (raw.fan_in_fan_out === true) fail('fan_in_fan_out is true; that is for GPT-2 style Conv1D weights, not LLaMA — the adapter was made for another architecture');
+  if (raw.fan_in_fan_out === true)
+    fail('fan_in_fan_out is true; that is for GPT-2 style Conv1D weights, not LLaMA — the adapter was made for another architecture');
   if (raw.use_dora === true) fail('use_dora is true; DoRA adapters are not supported, only plain LoRA');
   for (const key of ['rank_pattern', 'alpha_pattern'] as const) {
     const v = raw[key];
@@ -157,13 +161,15 @@ export function loraConfigToJson(config: LoraConfig): Record<string, unknown> {
     inference_mode: config.inferenceMode ?? true,
   };
   if (config.useRslora !== undefined) out.use_rslora = config.useRslora;
-  return Object.fromEntries(Object.keys(out).sort().map((k) => [k, out[k]]));
+  return Object.fromEntries(
+    Object.keys(out)
+      .sort()
+      .map((k) => [k, out[k]]),
+  );
 }
 
 /** What a PEFT key refers to in the model. */
-export type PeftKeyRole =
-  | { kind: 'lora_A' | 'lora_B'; weightName: string }
-  | { kind: 'full'; weightName: string };
+export type PeftKeyRole = { kind: 'lora_A' | 'lora_B'; weightName: string } | { kind: 'full'; weightName: string };
 
 /**
  * Map a PEFT adapter key to the model weight it belongs to:
@@ -275,7 +281,8 @@ export class PeftAdapter {
       }
       const loraPairs = new Map<string, LoraPairInfo>();
       for (const [weightName, { a, b }] of halves) {
-        if (!a || !b) throw new PeftError(`'${weightName}' has ${a ? 'lora_A' : 'lora_B'} but no ${a ? 'lora_B' : 'lora_A'}; the adapter file is incomplete`, dir);
+        if (!a || !b)
+          throw new PeftError(`'${weightName}' has ${a ? 'lora_A' : 'lora_B'} but no ${a ? 'lora_B' : 'lora_A'}; the adapter file is incomplete`, dir);
         const aShape = file.info(a).shape;
         const bShape = file.info(b).shape;
         if (aShape.length !== 2 || bShape.length !== 2 || aShape[0] !== bShape[1]) {

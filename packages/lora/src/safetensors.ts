@@ -83,11 +83,7 @@ export const MAX_HEADER_BYTES = 100_000_000;
  * integer data_offsets; shape × dtype size equals the offset span; offsets lie in the data section,
  * start at 0 and tile it without gaps or overlaps (as the reference library demands); metadata is str → str.
  */
-export function parseSafetensorsHeader(
-  headerBytes: Uint8Array,
-  fileSize: number,
-  file?: string,
-): SafetensorsHeader {
+export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number, file?: string): SafetensorsHeader {
   const fail = (msg: string): never => {
     throw new SafetensorsError(msg, file);
   };
@@ -130,17 +126,14 @@ export function parseSafetensorsHeader(
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       fail(`tensor '${name}': shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     }
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
-      offsets[0] > offsets[1]
-    ) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
       fail(`tensor '${name}': data_offsets ${JSON.stringify(offsets)} is not a pair [begin, end] with 0 ≤ begin ≤ end`);
     }
     const [begin, end] = offsets as [number, number];
     if (end > dataSize) {
-      fail(`tensor '${name}': data_offsets [${begin}, ${end}] run past the data section (${dataSize} bytes); the file is truncated — re-download or re-export it`);
+      fail(
+        `tensor '${name}': data_offsets [${begin}, ${end}] run past the data section (${dataSize} bytes); the file is truncated — re-download or re-export it`,
+      );
     }
     // Shape product can exceed 2^53 for hostile shapes; compare in BigInt.
     const elementSize = SAFETENSORS_DTYPE_SIZES[dtype as SafetensorsDtype];
@@ -166,13 +159,17 @@ export function parseSafetensorsHeader(
 
 async function readHeaderFromHandle(handle: fs.FileHandle, file: string): Promise<SafetensorsHeader> {
   const { size: fileSize } = await handle.stat();
-  if (fileSize < 8) throw new SafetensorsError(`file is ${fileSize} bytes, too short to hold the 8-byte header length; it is truncated or not a safetensors file`, file);
+  if (fileSize < 8)
+    throw new SafetensorsError(`file is ${fileSize} bytes, too short to hold the 8-byte header length; it is truncated or not a safetensors file`, file);
   const lengthBytes = new Uint8Array(8);
   if (!(await readFully(handle, lengthBytes, 0))) throw new SafetensorsError('file shrank while reading', file);
   const headerLength = new DataView(lengthBytes.buffer).getBigUint64(0, true);
   // Check the claimed length against the file size and a sane cap BEFORE allocating anything for it.
   if (headerLength > BigInt(fileSize - 8)) {
-    throw new SafetensorsError(`header length ${headerLength} exceeds the file size (${fileSize} bytes); the file is truncated or not a safetensors file`, file);
+    throw new SafetensorsError(
+      `header length ${headerLength} exceeds the file size (${fileSize} bytes); the file is truncated or not a safetensors file`,
+      file,
+    );
   }
   if (headerLength > BigInt(MAX_HEADER_BYTES)) {
     throw new SafetensorsError(`header length ${headerLength} is above the ${MAX_HEADER_BYTES}-byte limit; the file is not a sane safetensors file`, file);
@@ -329,7 +326,8 @@ function validateTensorsToWrite(tensors: readonly NamedTensor[], file: string): 
     if (t.name === '__metadata__') throw new SafetensorsError(`'__metadata__' is reserved and cannot be a tensor name`, file);
     if (seen.has(t.name)) throw new SafetensorsError(`tensor '${t.name}' appears twice`, file);
     seen.add(t.name);
-    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(`tensor '${t.name}': shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`, file);
+    if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new SafetensorsError(`tensor '${t.name}': shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`, file);
     if (!(t.data instanceof Float32Array)) throw new SafetensorsError(`tensor '${t.name}': data must be a Float32Array`, file);
     if (shapeSize(t.shape) !== t.data.length) {
       throw new SafetensorsError(`tensor '${t.name}': shape [${t.shape.join(', ')}] has ${shapeSize(t.shape)} elements but data has ${t.data.length}`, file);
@@ -388,7 +386,10 @@ export async function writeSafetensors(
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') throw new SafetensorsError(`metadata value for '${k}' must be a string`, file);
   }
-  const header = encodeSafetensorsHeader(tensors.map((t) => ({ name: t.name, shape: t.shape, dtype })), metadata);
+  const header = encodeSafetensorsHeader(
+    tensors.map((t) => ({ name: t.name, shape: t.shape, dtype })),
+    metadata,
+  );
   await writeFileAtomic(file, async (handle) => {
     await writeFully(handle, header);
     for (const t of tensors) await writeFully(handle, encodeTensorData(t.data, dtype));
@@ -436,7 +437,13 @@ export class SafetensorsStreamWriter {
           if (names.has(e.name)) throw new SafetensorsError(`tensor '${e.name}' appears twice in the layout`, file);
           names.add(e.name);
         }
-        await writeFully(tmp, encodeSafetensorsHeader(opts.layout.map((e) => ({ ...e, dtype })), metadata));
+        await writeFully(
+          tmp,
+          encodeSafetensorsHeader(
+            opts.layout.map((e) => ({ ...e, dtype })),
+            metadata,
+          ),
+        );
       } catch (err) {
         await writer.abort();
         throw err;

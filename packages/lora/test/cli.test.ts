@@ -91,7 +91,20 @@ describe('cllama-lora CLI', () => {
     }
 
     const half = path.join(work, 'half');
-    const f16 = await cllamaLora('merge', '--base', tinyLlamaDir, '--lora', tinyLoraDir, '--out', half, '--save-dtype', 'f16', '--max-shard-size', '300KB', '--quiet');
+    const f16 = await cllamaLora(
+      'merge',
+      '--base',
+      tinyLlamaDir,
+      '--lora',
+      tinyLoraDir,
+      '--out',
+      half,
+      '--save-dtype',
+      'f16',
+      '--max-shard-size',
+      '300KB',
+      '--quiet',
+    );
     expect(f16.code).toBe(0);
     const h = await HFCheckpoint.open(half);
     expect(h.info('lm_head.weight').dtype).toBe('F16');

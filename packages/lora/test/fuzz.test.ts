@@ -18,7 +18,7 @@ import { rng, tempDir, tinyLlamaDir, tinyLoraDir } from './helpers.js';
 const OWN = [SafetensorsError, CheckpointError, LlamaConfigError, PeftError];
 function expectOwn(err: unknown, i: number): void {
   if (!OWN.some((C) => err instanceof C)) throw new Error(`case ${i}: ${(err as Error)?.name}: ${(err as Error)?.message}`);
-  expect((err as Error).message.split("\n"), (err as Error).message).toHaveLength(1);
+  expect((err as Error).message.split('\n'), (err as Error).message).toHaveLength(1);
 }
 
 function mutate(src: Uint8Array, next: () => number): Uint8Array {
@@ -118,7 +118,26 @@ describe('fuzz: shard index', () => {
 });
 
 describe('fuzz: PEFT adapter_config.json', () => {
-  const HOSTILE: unknown[] = [null, -1, 0, 1.5, 1e308, Number.MAX_SAFE_INTEGER + 2, '', 'x', '(', '[a-', '*', [], [1], ['q_proj', 3], {}, { a: 1 }, true, false];
+  const HOSTILE: unknown[] = [
+    null,
+    -1,
+    0,
+    1.5,
+    1e308,
+    Number.MAX_SAFE_INTEGER + 2,
+    '',
+    'x',
+    '(',
+    '[a-',
+    '*',
+    [],
+    [1],
+    ['q_proj', 3],
+    {},
+    { a: 1 },
+    true,
+    false,
+  ];
 
   it('300 configs with hostile values or mutated text: a config (whose targets match without throwing) or a PeftError', async () => {
     const text = await fs.readFile(path.join(tinyLoraDir, 'adapter_config.json'), 'utf8');

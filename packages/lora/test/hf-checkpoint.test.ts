@@ -140,7 +140,10 @@ describe('HFCheckpoint', () => {
   it('with a layout given up front, the files are byte-identical to the two-pass path; mismatches are refused', async () => {
     const src = await HFCheckpoint.open(tinyLlamaDir);
     const layout = src.names().map((name) => ({ name, shape: src.info(name).shape }));
-    for (const [tag, maxShardBytes] of [['one', undefined], ['sharded', 100_000]] as const) {
+    for (const [tag, maxShardBytes] of [
+      ['one', undefined],
+      ['sharded', 100_000],
+    ] as const) {
       const twoPass = path.join(work, `two-pass-${tag}`);
       const onePass = path.join(work, `one-pass-${tag}`);
       await saveHFCheckpoint(twoPass, src.config, streamAll(src), { maxShardBytes, dtype: 'F16' });
@@ -152,8 +155,12 @@ describe('HFCheckpoint', () => {
       for (const f of files) expect((await fs.readFile(path.join(onePass, f))).equals(await fs.readFile(path.join(twoPass, f)))).toBe(true);
     }
     const wrongShape = layout.map((e, i) => (i === 3 ? { ...e, shape: [1, 2] } : e));
-    await expect(saveHFCheckpoint(path.join(work, 'bad-layout'), src.config, streamAll(src), { layout: wrongShape })).rejects.toThrow(/where the layout expects/);
-    await expect(saveHFCheckpoint(path.join(work, 'short-layout'), src.config, streamAll(src), { layout: layout.slice(0, 5) })).rejects.toThrow(/where the layout expects no more|not in the layout/);
+    await expect(saveHFCheckpoint(path.join(work, 'bad-layout'), src.config, streamAll(src), { layout: wrongShape })).rejects.toThrow(
+      /where the layout expects/,
+    );
+    await expect(saveHFCheckpoint(path.join(work, 'short-layout'), src.config, streamAll(src), { layout: layout.slice(0, 5) })).rejects.toThrow(
+      /where the layout expects no more|not in the layout/,
+    );
     await expect(fs.stat(path.join(work, 'bad-layout'))).rejects.toThrow();
     expect((await fs.readdir(work)).filter((f) => f.startsWith('.'))).toEqual([]);
     await src.close();

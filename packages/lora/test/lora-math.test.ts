@@ -100,7 +100,11 @@ describe('multi-adapter merge of folders', () => {
       tensors.set(peftFullKey('model.embed_tokens.weight'), { shape: [vocab, 64], data: randomFloats(vocab * 64, next) });
       tensors.set(peftFullKey('lm_head.weight'), { shape: [vocab, 64], data: randomFloats(vocab * 64, next) });
     }
-    await writePeftAdapter(dir, { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['q_proj', 'v_proj'], modulesToSave, bias: 'none', fanInFanOut: false }, tensors);
+    await writePeftAdapter(
+      dir,
+      { r: 2, loraAlpha: 4, loraDropout: 0, targetModules: ['q_proj', 'v_proj'], modulesToSave, bias: 'none', fanInFanOut: false },
+      tensors,
+    );
     return tensors;
   }
 
@@ -210,7 +214,15 @@ describe('trainable parameters (PEFT print_trainable_parameters, from config alo
   });
 
   it('weight shapes follow GQA and tying', () => {
-    const gqa = createLlamaConfig({ hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 1, numAttentionHeads: 8, numKeyValueHeads: 2, vocabSize: 10, tieWordEmbeddings: true });
+    const gqa = createLlamaConfig({
+      hiddenSize: 64,
+      intermediateSize: 128,
+      numHiddenLayers: 1,
+      numAttentionHeads: 8,
+      numKeyValueHeads: 2,
+      vocabSize: 10,
+      tieWordEmbeddings: true,
+    });
     const specs = new Map(llamaWeightSpecs(gqa).map((w) => [w.name, w.shape]));
     expect(specs.get('model.layers.0.self_attn.k_proj.weight')).toEqual([16, 64]);
     expect(specs.get('model.layers.0.self_attn.q_proj.weight')).toEqual([64, 64]);

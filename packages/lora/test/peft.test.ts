@@ -100,9 +100,18 @@ describe('PEFT adapter format', () => {
     expect(peftFullKey('model.embed_tokens.weight')).toBe('base_model.model.model.embed_tokens.weight');
     expect(peftFullKey('lm_head.weight')).toBe('base_model.model.lm_head.weight');
     expect(parsePeftKey('base_model.model.lm_head.weight')).toEqual({ kind: 'full', weightName: 'lm_head.weight' });
-    expect(parsePeftKey('base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight')).toEqual({ kind: 'lora_B', weightName: 'model.layers.0.self_attn.q_proj.weight' });
-    expect(parsePeftKey('base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight')).toEqual({ kind: 'lora_A', weightName: 'model.layers.0.self_attn.q_proj.weight' });
-    expect(parsePeftKey('base_model.model.model.embed_tokens.modules_to_save.default.weight')).toEqual({ kind: 'full', weightName: 'model.embed_tokens.weight' });
+    expect(parsePeftKey('base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight')).toEqual({
+      kind: 'lora_B',
+      weightName: 'model.layers.0.self_attn.q_proj.weight',
+    });
+    expect(parsePeftKey('base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight')).toEqual({
+      kind: 'lora_A',
+      weightName: 'model.layers.0.self_attn.q_proj.weight',
+    });
+    expect(parsePeftKey('base_model.model.model.embed_tokens.modules_to_save.default.weight')).toEqual({
+      kind: 'full',
+      weightName: 'model.embed_tokens.weight',
+    });
     expect(() => parsePeftKey('model.layers.0.self_attn.q_proj.weight')).toThrow(PeftError);
   });
 

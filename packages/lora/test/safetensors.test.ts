@@ -2,13 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeBF16, floatToHalfBits, halfBitsToFloat } from '../src/half-float.js';
-import {
-  SafetensorsError,
-  SafetensorsFile,
-  parseSafetensorsHeader,
-  readSafetensorsHeader,
-  writeSafetensors,
-} from '../src/safetensors.js';
+import { SafetensorsError, SafetensorsFile, parseSafetensorsHeader, readSafetensorsHeader, writeSafetensors } from '../src/safetensors.js';
 import { randomFloats, rng, tempDir, tinyLlamaDir, tinyLoraDir } from './helpers.js';
 
 let work: string;

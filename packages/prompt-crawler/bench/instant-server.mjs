@@ -11,7 +11,7 @@ let acc = 0;
 for (let k = 0; k < V; k++) cdf[k] = acc += 1 / (k + 1);
 for (let k = 0; k < V; k++) cdf[k] /= acc;
 let seed = 12345;
-const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
 function char() {
   const u = rand();
   let lo = 0;
@@ -45,7 +45,10 @@ const server = createServer((req, res) => {
     for (let i = 0; i < 20; i++) items.push(item());
     const content = '```json\n' + JSON.stringify(items, null, 2) + '\n```';
     const body = JSON.stringify({
-      id: 'x', object: 'chat.completion', created: 0, model: 'instant',
+      id: 'x',
+      object: 'chat.completion',
+      created: 0,
+      model: 'instant',
       choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
       usage: { prompt_tokens: 400, completion_tokens: 1200, total_tokens: 1600 },
     });

@@ -17,16 +17,34 @@ const dir = mkdtempSync(join(tmpdir(), 'crawl-bench-'));
 try {
   // warm-up (connections, JIT)
   await crawl({
-    out: join(dir, 'warm.jsonl'), count: 20 * 200, concurrency: 32, model: 'm', baseURL: url, apiKey: 'sk-bench',
-    seed: 1, structured: false, prompt: defaultPromptSpec('zh'), filters: defaultFilterOptions('zh'),
-    timeoutMs: 10_000, retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 100 },
+    out: join(dir, 'warm.jsonl'),
+    count: 20 * 200,
+    concurrency: 32,
+    model: 'm',
+    baseURL: url,
+    apiKey: 'sk-bench',
+    seed: 1,
+    structured: false,
+    prompt: defaultPromptSpec('zh'),
+    filters: defaultFilterOptions('zh'),
+    timeoutMs: 10_000,
+    retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 100 },
   });
   const t0 = performance.now();
   const s = await crawl({
-    out: join(dir, 'out.jsonl'), count: 20 * requests, concurrency: 32, model: 'm', baseURL: url, apiKey: 'sk-bench',
-    seed: 2, structured: false, prompt: defaultPromptSpec('zh'), filters: defaultFilterOptions('zh'),
+    out: join(dir, 'out.jsonl'),
+    count: 20 * requests,
+    concurrency: 32,
+    model: 'm',
+    baseURL: url,
+    apiKey: 'sk-bench',
+    seed: 2,
+    structured: false,
+    prompt: defaultPromptSpec('zh'),
+    filters: defaultFilterOptions('zh'),
     rougeThreshold: rouge ? 0.7 : undefined,
-    timeoutMs: 10_000, retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 100 },
+    timeoutMs: 10_000,
+    retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 100 },
   });
   const sec = (performance.now() - t0) / 1000;
   console.log(

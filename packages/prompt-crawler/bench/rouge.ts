@@ -35,7 +35,23 @@ const char = () => {
   }
   return String.fromCharCode(0x4e00 + ((lo * 7919) % 20000));
 };
-const openings = ['请解释', '写一篇关于', '翻译下面的句子', '总结以下内容', '请列举', '如何', '为什么', '给出一个', '分析一下', '请推荐', '判断下列说法', '用一句话描述', '比较', '请写一封', '改写这段话'];
+const openings = [
+  '请解释',
+  '写一篇关于',
+  '翻译下面的句子',
+  '总结以下内容',
+  '请列举',
+  '如何',
+  '为什么',
+  '给出一个',
+  '分析一下',
+  '请推荐',
+  '判断下列说法',
+  '用一句话描述',
+  '比较',
+  '请写一封',
+  '改写这段话',
+];
 const generated: string[] = [];
 function next(): string {
   if (generated.length > 100 && rng() < 0.1) {
@@ -57,7 +73,6 @@ function next(): string {
   generated.push(s);
   return s;
 }
-
 
 const texts: string[] = [];
 for (let i = 0; i < N; i++) texts.push(next());

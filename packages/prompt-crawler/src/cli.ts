@@ -110,7 +110,11 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
   const useBar = !o.quiet && process.stderr.isTTY;
   const bar = useBar
     ? new cliProgress.SingleBar(
-        { format: 'crawl [{bar}] {value}/{total} items | {rate}/s | req ok {ok} fail {failed} | retries {retries} | tokens {tokens}{cost}', stream: process.stderr, hideCursor: true },
+        {
+          format: 'crawl [{bar}] {value}/{total} items | {rate}/s | req ok {ok} fail {failed} | retries {retries} | tokens {tokens}{cost}',
+          stream: process.stderr,
+          hideCursor: true,
+        },
         cliProgress.Presets.shades_classic,
       )
     : undefined;
@@ -168,8 +172,11 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
     });
     bar?.stop();
     say(statusLine(summary));
-    if (summary.tornLinesRepaired) say(`repaired ${summary.tornLinesRepaired} torn last line(s) left by an interrupted run (text kept in ${summary.files.rejects})`);
-    const rejected = Object.entries(summary.items.rejected).map(([k, v]) => `${k}=${v}`).join(' ');
+    if (summary.tornLinesRepaired)
+      say(`repaired ${summary.tornLinesRepaired} torn last line(s) left by an interrupted run (text kept in ${summary.files.rejects})`);
+    const rejected = Object.entries(summary.items.rejected)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
     if (rejected) say(`rejected: ${rejected}`);
     if (summary.requests.failed) say(`${summary.requests.failed} request(s) failed after all retries; see ${summary.files.failures}`);
     if (summary.complete) {
@@ -191,8 +198,9 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
 }
 
 export function buildProgram(): Command {
-  const program = new Command('cllama-crawl')
-    .description('Self-instruct data crawler for any OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp, Ollama). The API key is read from OPENAI_API_KEY only.');
+  const program = new Command('cllama-crawl').description(
+    'Self-instruct data crawler for any OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp, Ollama). The API key is read from OPENAI_API_KEY only.',
+  );
 
   const crawlCmd = program
     .command('crawl', { isDefault: true })

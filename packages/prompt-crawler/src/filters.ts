@@ -9,8 +9,24 @@ import type { Item } from './parse.js';
 
 /** Stanford Alpaca's blacklist, verbatim in meaning (word-boundary, case-insensitive). */
 export const STANFORD_BLACKLIST: readonly string[] = [
-  'image', 'images', 'graph', 'graphs', 'picture', 'pictures', 'file', 'files', 'map', 'maps', 'draw', 'plot',
-  'go to', 'video', 'audio', 'music', 'flowchart', 'diagram',
+  'image',
+  'images',
+  'graph',
+  'graphs',
+  'picture',
+  'pictures',
+  'file',
+  'files',
+  'map',
+  'maps',
+  'draw',
+  'plot',
+  'go to',
+  'video',
+  'audio',
+  'music',
+  'flowchart',
+  'diagram',
 ];
 
 /**
@@ -18,7 +34,22 @@ export const STANFORD_BLACKLIST: readonly string[] = [
  * left out on purpose: music is one of the prompt's topics and "写一首关于音乐的诗" is fine for a text model.
  */
 export const CHINESE_BLACKLIST: readonly string[] = [
-  '图片', '图像', '照片', '画一', '画出', '绘制', '画图', '图表', '示意图', '流程图', '地图', '视频', '音频', '录音', '附件', '文件',
+  '图片',
+  '图像',
+  '照片',
+  '画一',
+  '画出',
+  '绘制',
+  '画图',
+  '图表',
+  '示意图',
+  '流程图',
+  '地图',
+  '视频',
+  '音频',
+  '录音',
+  '附件',
+  '文件',
 ];
 
 export interface FilterOptions {
@@ -106,5 +137,8 @@ export class ItemFilter {
  * removed — so "翻译这句话。" and "翻译这句话" or "Translate  this!" and "translate this" collide.
  */
 export function normalizeInstruction(s: string): string {
-  return s.normalize('NFKC').toLowerCase().replace(/[\s\p{P}\p{S}]+/gu, '');
+  return s
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/[\s\p{P}\p{S}]+/gu, '');
 }

@@ -16,13 +16,7 @@ export interface Item {
   output: string;
 }
 
-export type ParseRejectReason =
-  | 'malformed-json'
-  | 'truncated'
-  | 'not-an-item'
-  | 'missing-instruction'
-  | 'missing-output'
-  | 'no-items-found';
+export type ParseRejectReason = 'malformed-json' | 'truncated' | 'not-an-item' | 'missing-instruction' | 'missing-output' | 'no-items-found';
 
 export interface ParseReject {
   reason: ParseRejectReason;
@@ -125,11 +119,31 @@ export function parseObjectText(s: string): unknown {
 type Field = 'instruction' | 'input' | 'output';
 
 const KEY_MAP: Record<string, Field> = {
-  instruction: 'instruction', instructions: 'instruction', 指令: 'instruction', 指示: 'instruction',
-  任务: 'instruction', 任务指令: 'instruction', prompt: 'instruction', question: 'instruction', 问题: 'instruction',
-  input: 'input', inputs: 'input', 输入: 'input', 输入内容: 'input', context: 'input', 上下文: 'input',
-  output: 'output', outputs: 'output', 输出: 'output', 输出内容: 'output', response: 'output', answer: 'output',
-  回答: 'output', 答案: 'output', 回复: 'output', 响应: 'output',
+  instruction: 'instruction',
+  instructions: 'instruction',
+  指令: 'instruction',
+  指示: 'instruction',
+  任务: 'instruction',
+  任务指令: 'instruction',
+  prompt: 'instruction',
+  question: 'instruction',
+  问题: 'instruction',
+  input: 'input',
+  inputs: 'input',
+  输入: 'input',
+  输入内容: 'input',
+  context: 'input',
+  上下文: 'input',
+  output: 'output',
+  outputs: 'output',
+  输出: 'output',
+  输出内容: 'output',
+  response: 'output',
+  answer: 'output',
+  回答: 'output',
+  答案: 'output',
+  回复: 'output',
+  响应: 'output',
 };
 
 export function normalizeKey(key: string): Field | undefined {
@@ -139,12 +153,38 @@ export function normalizeKey(key: string): Field | undefined {
 
 /** Values that mean "no input" (the template's own placeholder, "无", "N/A", …). */
 const EMPTY_INPUTS = new Set([
-  '', 'noinput', 'none', 'na', 'n/a', 'null', 'nil', 'empty', 'input', '无', '无输入', '空', '没有', '暂无', '输入',
-  '不需要输入', '无需输入', '此处无输入', '无input', 'nan', '-', '—', '/', '。', '.',
+  '',
+  'noinput',
+  'none',
+  'na',
+  'n/a',
+  'null',
+  'nil',
+  'empty',
+  'input',
+  '无',
+  '无输入',
+  '空',
+  '没有',
+  '暂无',
+  '输入',
+  '不需要输入',
+  '无需输入',
+  '此处无输入',
+  '无input',
+  'nan',
+  '-',
+  '—',
+  '/',
+  '。',
+  '.',
 ]);
 
 export function isPlaceholderInput(value: string): boolean {
-  const k = value.trim().toLowerCase().replace(/[<>\s"'《》「」【】[\]()（）]/g, '');
+  const k = value
+    .trim()
+    .toLowerCase()
+    .replace(/[<>\s"'《》「」【】[\]()（）]/g, '');
   return EMPTY_INPUTS.has(k);
 }
 

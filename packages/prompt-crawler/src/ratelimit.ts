@@ -47,7 +47,10 @@ export class RateLimiter {
   private pausedUntil = 0;
   private queue: Promise<void> = Promise.resolve();
 
-  constructor(limits: RateLimits, private readonly now: () => number = Date.now) {
+  constructor(
+    limits: RateLimits,
+    private readonly now: () => number = Date.now,
+  ) {
     const t = now();
     // burst capacity: a tenth of a minute's allowance, so a cold start does not fire a minute's worth at once
     if (limits.rpm) this.requests = new Bucket(limits.rpm / 60_000, Math.max(1, limits.rpm / 10), t);
@@ -64,11 +67,7 @@ export class RateLimiter {
     const turn = this.queue.then(async () => {
       for (;;) {
         const now = this.now();
-        const wait = Math.max(
-          this.pausedUntil - now,
-          this.requests?.waitFor(1, now) ?? 0,
-          this.tokens?.waitFor(estimatedTokens, now) ?? 0,
-        );
+        const wait = Math.max(this.pausedUntil - now, this.requests?.waitFor(1, now) ?? 0, this.tokens?.waitFor(estimatedTokens, now) ?? 0);
         if (wait <= 0) break;
         await sleep(Math.min(wait, 1000));
       }

@@ -298,15 +298,7 @@ export class RougeLIndex {
    * Hyyrö's bit-vector LCS: V starts all ones; for each candidate token y with query mask M_y,
    * V ← (V + (V & M_y)) | (V & ~M_y) as an m-bit integer; LCS = number of zero bits of V.
    */
-  private bitParallelLcs(
-    masks: Uint32Array,
-    words: number,
-    lastBits: number,
-    v: Uint32Array,
-    m: number,
-    start: number,
-    n: number,
-  ): number {
+  private bitParallelLcs(masks: Uint32Array, words: number, lastBits: number, v: Uint32Array, m: number, start: number, n: number): number {
     v.fill(0xffffffff);
     const pool = this.pool.data;
     for (let k = 0; k < n; k++) {

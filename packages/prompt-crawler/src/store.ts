@@ -217,29 +217,50 @@ export class OutputStore {
   static async open(out: string, onItem: (item: Item) => void = () => {}): Promise<OpenedStore> {
     const paths = sideFiles(out);
     const dir = dirname(resolve(out));
-    if (!(await fsp.stat(dir).then((st) => st.isDirectory(), () => false))) {
+    if (
+      !(await fsp.stat(dir).then(
+        (st) => st.isDirectory(),
+        () => false,
+      ))
+    ) {
       throw new ConfigError(`the folder of --out (${dir}) does not exist; create it first`);
     }
     await acquireLock(paths.lock);
     try {
       const torn: TornTail[] = [];
-      const outRead = await readJsonLines(paths.out, true, (r, line) => {
-        if (!isItem(r)) throw new OutputFileError(`${out}: line ${line} is not an {instruction, input, output} item; is --out the right file? (it was left untouched)`);
-        onItem({ instruction: r.instruction, input: r.input, output: r.output });
-      }, ITEM_LINE_START);
+      const outRead = await readJsonLines(
+        paths.out,
+        true,
+        (r, line) => {
+          if (!isItem(r))
+            throw new OutputFileError(`${out}: line ${line} is not an {instruction, input, output} item; is --out the right file? (it was left untouched)`);
+          onItem({ instruction: r.instruction, input: r.input, output: r.output });
+        },
+        ITEM_LINE_START,
+      );
       if (outRead.torn) torn.push(outRead.torn);
       const previous = { promptTokens: 0, completionTokens: 0, maxRequestIndex: -1, requests: 0, failures: 0 };
-      const journalRead = await readJsonLines(paths.journal, true, (r) => {
-        const j = r as Partial<JournalRecord>;
-        previous.promptTokens += Number(j.promptTokens) || 0;
-        previous.completionTokens += Number(j.completionTokens) || 0;
-        if (typeof j.request === 'number') previous.maxRequestIndex = Math.max(previous.maxRequestIndex, j.request);
-      }, SIDE_LINE_START);
+      const journalRead = await readJsonLines(
+        paths.journal,
+        true,
+        (r) => {
+          const j = r as Partial<JournalRecord>;
+          previous.promptTokens += Number(j.promptTokens) || 0;
+          previous.completionTokens += Number(j.completionTokens) || 0;
+          if (typeof j.request === 'number') previous.maxRequestIndex = Math.max(previous.maxRequestIndex, j.request);
+        },
+        SIDE_LINE_START,
+      );
       previous.requests = journalRead.count;
-      const failuresRead = await readJsonLines(paths.failures, true, (r) => {
-        const f = r as Partial<FailureRecord>;
-        if (typeof f.request === 'number') previous.maxRequestIndex = Math.max(previous.maxRequestIndex, f.request);
-      }, SIDE_LINE_START);
+      const failuresRead = await readJsonLines(
+        paths.failures,
+        true,
+        (r) => {
+          const f = r as Partial<FailureRecord>;
+          if (typeof f.request === 'number') previous.maxRequestIndex = Math.max(previous.maxRequestIndex, f.request);
+        },
+        SIDE_LINE_START,
+      );
       previous.failures = failuresRead.count;
       const rejectsRead = await readJsonLines(paths.rejects, true, () => {}, SIDE_LINE_START);
       for (const r of [journalRead, failuresRead, rejectsRead]) if (r.torn) torn.push(r.torn);

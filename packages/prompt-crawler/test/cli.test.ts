@@ -41,7 +41,21 @@ describe('cllama-crawl', () => {
   it('prints help', async () => {
     const r = await run(['crawl', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--out', '--count', '--concurrency', '--model', '--base-url', '--rpm', '--tpm', '--seed', '--structured', '--lang', '--price-in', '--rouge', '--quiet']) {
+    for (const flag of [
+      '--out',
+      '--count',
+      '--concurrency',
+      '--model',
+      '--base-url',
+      '--rpm',
+      '--tpm',
+      '--seed',
+      '--structured',
+      '--lang',
+      '--price-in',
+      '--rouge',
+      '--quiet',
+    ]) {
       expect(r.stdout).toContain(flag);
     }
   });
@@ -68,7 +82,22 @@ describe('cllama-crawl', () => {
     server = await startFaultServer({ forceStatus: 500, echoAuthInErrors: true });
     const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
     const out = join(dir, 'o.jsonl');
-    const r = await run(['--out', out, '--count', '5', '--base-url', server.url, '--max-attempts', '2', '--retry-base-ms', '1', '--max-consecutive-failures', '3', '--concurrency', '1']);
+    const r = await run([
+      '--out',
+      out,
+      '--count',
+      '5',
+      '--base-url',
+      server.url,
+      '--max-attempts',
+      '2',
+      '--retry-base-ms',
+      '1',
+      '--max-consecutive-failures',
+      '3',
+      '--concurrency',
+      '1',
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/3 requests in a row failed/);
     expect(r.stdout + r.stderr).not.toContain(KEY);
@@ -83,8 +112,22 @@ describe('cllama-crawl', () => {
     const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
     const out = join(dir, 'o.jsonl');
     const r = await run([
-      '--out', out, '--count', '30', '--base-url', server.url, '--concurrency', '2', '--quiet', '--status-every', '0.2',
-      '--rouge', '--price-in', '1', '--price-out', '2',
+      '--out',
+      out,
+      '--count',
+      '30',
+      '--base-url',
+      server.url,
+      '--concurrency',
+      '2',
+      '--quiet',
+      '--status-every',
+      '0.2',
+      '--rouge',
+      '--price-in',
+      '1',
+      '--price-out',
+      '2',
     ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`done: 30 items in ${out}`);

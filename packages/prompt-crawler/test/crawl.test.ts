@@ -97,7 +97,7 @@ describe('crawl against a fault-injecting chat-completions server', () => {
 
     // every HTTP request is an attempt; every injected fault is a failed attempt
     const injected = L.faults.s429 + L.faults.s500 + L.faults.reset + L.faults.slow + L.faults.badBody + L.faults.doomed;
-    for (const k of ["s429", "s500", "reset", "slow", "badBody", "doomed"] as const) expect(L.faults[k]).toBeGreaterThan(0);
+    for (const k of ['s429', 's500', 'reset', 'slow', 'badBody', 'doomed'] as const) expect(L.faults[k]).toBeGreaterThan(0);
     expect(s.attempts.total).toBe(L.requests);
     expect(s.attempts.failed).toBe(injected);
     expect(s.requests.succeeded).toBe(L.ok);
@@ -157,7 +157,9 @@ describe('crawl against a fault-injecting chat-completions server', () => {
     server = await startFaultServer({ seed: 5, itemsPerReply: 5, initialFaults: ['429'], retryAfter: '1' });
     const dir = mkdtempSync(join(tmpdir(), 'crawl-'));
     // a server wait within --retry-max-ms is honoured whatever the backoff would be (longer ones: faults.test.ts)
-    const s = await crawl(options(join(dir, 'out.jsonl'), server.url, { count: 5, concurrency: 1, retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2000 } }));
+    const s = await crawl(
+      options(join(dir, 'out.jsonl'), server.url, { count: 5, concurrency: 1, retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 2000 } }),
+    );
     expect(s.accepted).toBe(5);
     const t = server.ledger.requestTimes;
     expect(t.length).toBe(2);
@@ -251,10 +253,11 @@ describe('crawl against a fault-injecting chat-completions server', () => {
     expect(s.items.rejected['rouge-similar']).toBeGreaterThan(0);
     // brute force: no kept pair is above the threshold
     const vocab = new Map<string, number>();
-    const ids = (t: string) => Int32Array.from(rougeTokens(t), (w) => {
-      if (!vocab.has(w)) vocab.set(w, vocab.size);
-      return vocab.get(w)!;
-    });
+    const ids = (t: string) =>
+      Int32Array.from(rougeTokens(t), (w) => {
+        if (!vocab.has(w)) vocab.set(w, vocab.size);
+        return vocab.get(w)!;
+      });
     for (let i = 0; i < items.length; i++) {
       const a = ids(items[i].instruction);
       for (let j = 0; j < i; j++) {

@@ -63,7 +63,9 @@ describe('waits are bounded by the user', () => {
   it('a server wait within --retry-max-ms is honoured in full', async () => {
     server = await startFaultServer({ seed: 5, itemsPerReply: 5, initialFaults: ['429'], retryAfterMs: '400' });
     const notices: string[] = [];
-    await crawl(options(join(tmp(), 'out.jsonl'), server.url, { retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1000 }, onNotice: (l) => notices.push(l) }));
+    await crawl(
+      options(join(tmp(), 'out.jsonl'), server.url, { retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1000 }, onNotice: (l) => notices.push(l) }),
+    );
     const t = server.ledger.requestTimes;
     expect(t[1] - t[0]).toBeGreaterThanOrEqual(380);
     expect(notices).toEqual([]);
@@ -172,7 +174,10 @@ describe('an existing --out that is not the crawler JSON-lines', () => {
     writeFileSync(out, JSON.stringify(item));
     const s = await crawl(options(out, server.url, { count: 3 }));
     expect(s.resumedFrom).toBe(1);
-    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines[0]).toEqual(item);
     expect(lines).toHaveLength(3);
   });

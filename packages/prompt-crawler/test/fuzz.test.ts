@@ -70,7 +70,16 @@ describe('fuzz: parseReply', () => {
     const t0 = Date.now();
     const deepObject = '{"a":'.repeat(5000) + '1' + '}'.repeat(5000);
     const deepWrapper = '{"items":'.repeat(3000) + '[' + '{"x":'.repeat(3000);
-    for (const text of [deepObject, deepWrapper, '['.repeat(50_000), '{'.repeat(50_000), `{"instruction": "${'x'.repeat(200_000)}`, '{"a":1}'.repeat(20_000), '"'.repeat(100_000), '```json\n'.repeat(10_000)]) {
+    for (const text of [
+      deepObject,
+      deepWrapper,
+      '['.repeat(50_000),
+      '{'.repeat(50_000),
+      `{"instruction": "${'x'.repeat(200_000)}`,
+      '{"a":1}'.repeat(20_000),
+      '"'.repeat(100_000),
+      '```json\n'.repeat(10_000),
+    ]) {
       const r = parseReply(text, { finishReason: 'length' });
       expect(Array.isArray(r.items)).toBe(true);
       expect(r.items.length + r.rejects.length).toBeGreaterThan(0);

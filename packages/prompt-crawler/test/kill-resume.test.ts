@@ -104,9 +104,29 @@ describe('SIGKILL at random points, then restart', () => {
     const dir = mkdtempSync(join(tmpdir(), 'crawl-kill-'));
     const out = join(dir, 'out.jsonl');
     const args = [
-      '--out', out, '--count', String(N), '--base-url', server.url, '--model', 'm', '--concurrency', '8',
-      '--timeout', '0.3', '--max-attempts', '3', '--retry-base-ms', '5', '--retry-max-ms', '30',
-      '--seed', '5', '--quiet', '--status-every', '0',
+      '--out',
+      out,
+      '--count',
+      String(N),
+      '--base-url',
+      server.url,
+      '--model',
+      'm',
+      '--concurrency',
+      '8',
+      '--timeout',
+      '0.3',
+      '--max-attempts',
+      '3',
+      '--retry-base-ms',
+      '5',
+      '--retry-max-ms',
+      '30',
+      '--seed',
+      '5',
+      '--quiet',
+      '--status-every',
+      '0',
     ];
     const rng = mulberry32(99);
     const runs: Run[] = [];

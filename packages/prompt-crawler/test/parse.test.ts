@@ -47,9 +47,13 @@ describe('parser pieces', () => {
     for (const r of ['无锡', 'none of the above', '3']) expect(isPlaceholderInput(r)).toBe(false);
   });
   it('keeps a complete final object that lacks only the closing bracket when not cut off', () => {
-    const r = parseReply('[{"instruction": "a b c d", "input": "", "output": "x"}, {"instruction": "e f g h", "input": "", "output": "y"', { finishReason: 'stop' });
+    const r = parseReply('[{"instruction": "a b c d", "input": "", "output": "x"}, {"instruction": "e f g h", "input": "", "output": "y"', {
+      finishReason: 'stop',
+    });
     expect(r.items.map((i) => i.output)).toEqual(['x', 'y']);
-    const cut = parseReply('[{"instruction": "a b c d", "input": "", "output": "x"}, {"instruction": "e f g h", "input": "", "output": "y"', { finishReason: 'length' });
+    const cut = parseReply('[{"instruction": "a b c d", "input": "", "output": "x"}, {"instruction": "e f g h", "input": "", "output": "y"', {
+      finishReason: 'length',
+    });
     expect(cut.items.map((i) => i.output)).toEqual(['x']);
     expect(cut.rejects.map((x) => x.reason)).toEqual(['truncated']);
   });

@@ -105,7 +105,11 @@ describe('readJsonLines', () => {
     const { readJsonLines } = await import('../src/store.js');
     const dir = mkdtempSync(join(tmpdir(), 'jsonl-'));
     const path = join(dir, 'big.jsonl');
-    const items = Array.from({ length: 12_000 }, (_, i) => ({ instruction: `第${i}条：解释“内卷”${'长'.repeat(i % 97)}`, input: '', output: '好'.repeat(40 + (i % 13)) }));
+    const items = Array.from({ length: 12_000 }, (_, i) => ({
+      instruction: `第${i}条：解释“内卷”${'长'.repeat(i % 97)}`,
+      input: '',
+      output: '好'.repeat(40 + (i % 13)),
+    }));
     const body = items.map((i) => JSON.stringify(i) + '\n').join('');
     writeFileSync(path, body + '{"instruction": "被截断的一');
     expect(statSync(path).size).toBeGreaterThan(3 << 20);

@@ -33,10 +33,7 @@ for (const distinctScores of [false, true]) {
   const t1 = performance.now();
   const enResult = await mergeTokenizers(base, [zh], { distinctScores, sampleLines: enSample });
   const config = JSON.parse(zhResult.files['tokenizer_config.json']) as Record<string, unknown>;
-  const sp = await createSentencePieceTokenizer(
-    zhResult.model,
-    readHfAddedTokensFromFiles(config, undefined, undefined, zhResult.model.pieces.length),
-  );
+  const sp = await createSentencePieceTokenizer(zhResult.model, readHfAddedTokensFromFiles(config, undefined, undefined, zhResult.model.pieces.length));
   let tokens = 0;
   for (const line of heldOut) tokens += sp.encode(line).length;
   const zhA = zhResult.agreement!;

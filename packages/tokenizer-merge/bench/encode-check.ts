@@ -11,7 +11,11 @@ const [modelPath, file, maxArg] = process.argv.slice(2);
 const max = maxArg ? Number(maxArg) : Infinity;
 const raw = readFileSync(file, 'utf8');
 let lines: string[];
-if (file.endsWith('.jsonl')) lines = raw.split('\n').filter(Boolean).map((l) => JSON.parse(l).text as string);
+if (file.endsWith('.jsonl'))
+  lines = raw
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l).text as string);
 else if (file.endsWith('.json')) lines = (JSON.parse(raw) as Array<Record<string, string>>).flatMap((r) => [r.instruction, r.input, r.output].filter(Boolean));
 else lines = raw.split('\n');
 lines = lines.slice(0, max);

@@ -39,7 +39,9 @@ function chineseCorpus(): Corpus {
     const all = readFileSync(corpus, 'utf8').split('\n');
     return { name: 'zh_corpus.txt held out (lines 74,701+)', lines: all.slice(74_700).filter((l) => l.length > 0), warmup: all.slice(0, 30_000) };
   }
-  const lines = readFileSync(path.join(fixtures, 'data/zh_heldout_3000.txt'), 'utf8').split('\n').filter((l) => l.length > 0);
+  const lines = readFileSync(path.join(fixtures, 'data/zh_heldout_3000.txt'), 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
   return { name: 'test-fixtures zh_heldout_3000.txt', lines, warmup: alpaca('alpaca_zh_demo.json') };
 }
 
@@ -50,10 +52,18 @@ function alpaca(file: string): string[] {
 
 function englishCorpus(): Corpus {
   const c4 = shared && existsSync(path.join(shared, 'c4_demo.jsonl')) ? path.join(shared, 'c4_demo.jsonl') : path.join(fixtures, 'data/c4_demo.jsonl');
-  const lines = readFileSync(c4, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).text as string);
+  const lines = readFileSync(c4, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l).text as string);
   const wiki = path.join(shared, 'wiki_demo.txt');
   const hasWiki = shared !== '' && existsSync(wiki);
-  if (hasWiki) lines.push(...readFileSync(wiki, 'utf8').split('\n').filter((l) => l.length > 0));
+  if (hasWiki)
+    lines.push(
+      ...readFileSync(wiki, 'utf8')
+        .split('\n')
+        .filter((l) => l.length > 0),
+    );
   return { name: hasWiki ? 'c4_demo.jsonl + wiki_demo.txt' : 'c4_demo.jsonl', lines, warmup: alpaca('alpaca_en_demo.json') };
 }
 
@@ -110,7 +120,9 @@ const spp = new SentencePieceProcessor();
 await spp.load(modelPath);
 const fmt = (x: number | undefined) => (x === undefined ? 'n/a' : `${(x / 1e6).toFixed(2)} M`);
 console.log(`model ${path.relative(repoRoot, modelPath)} (${proto.pieces.length} pieces), best of ${repeat} runs, chars = Unicode code points, chars/s`);
-console.log('| text | lines | chars | ours, memo empty | ours, memo warmed on other text | Python sentencepiece | sentencepiece-js | ours / Python | same, by CPU time | ids identical to sentencepiece-js |');
+console.log(
+  '| text | lines | chars | ours, memo empty | ours, memo warmed on other text | Python sentencepiece | sentencepiece-js | ours / Python | same, by CPU time | ids identical to sentencepiece-js |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 const encoder = new SentencePieceEncoder(proto);
 for (const { name, lines, warmup } of [chineseCorpus(), englishCorpus()]) {

@@ -30,7 +30,9 @@ const arg = (name: string, dflt: string): string => {
   return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
 };
 const vocab = Number(arg('--vocab', '8000'));
-const types = arg('--types', 'bpe,unigram').split(',').filter((t) => t === 'bpe' || t === 'unigram');
+const types = arg('--types', 'bpe,unigram')
+  .split(',')
+  .filter((t) => t === 'bpe' || t === 'unigram');
 const threads = arg('--threads', '2');
 const skip20k = args.includes('--skip-20k');
 
@@ -45,7 +47,12 @@ const heldFile = path.join(tmp, 'held.txt');
 writeFileSync(trainFile, lines.slice(0, 74_700).join('\n') + '\n');
 writeFileSync(heldFile, lines.slice(74_700).join('\n') + '\n');
 console.log(`corpus ${corpus}: ${lines.length} lines → train 74,700 / held out ${lines.length - 74_700}; work dir ${tmp}`);
-console.log(`machine: ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(
+  `machine: ${os.cpus().length} cores, load average ${os
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+);
 
 interface Run {
   wallS: number;
@@ -83,7 +90,23 @@ function trainOurs(type: string, size: number): Run & { model: string } {
   const prefix = path.join(tmp, `ours_${type}_${size}`);
   const run = timed(
     process.execPath,
-    [cli, 'train', '--input', trainFile, '--vocab-size', String(size), '--model-type', type, '--character-coverage', '0.9995', '--threads', threads, '--out', prefix, '--no-progress'],
+    [
+      cli,
+      'train',
+      '--input',
+      trainFile,
+      '--vocab-size',
+      String(size),
+      '--model-type',
+      type,
+      '--character-coverage',
+      '0.9995',
+      '--threads',
+      threads,
+      '--out',
+      prefix,
+      '--no-progress',
+    ],
     `${prefix}.log`,
   );
   return { ...run, model: `${prefix}.model` };

@@ -86,9 +86,7 @@ export function buildTokenizerJson(proto: ModelProto, options: HfExportOptions =
   validateModelProto(proto);
   const type = proto.trainerSpec?.modelType ?? 1;
   if (type !== 2) {
-    throw new TokenizerMergeError(
-      `tokenizer.json export needs a BPE model (like LLaMA's); this model's type is ${type === 1 ? 'UNIGRAM' : type}`,
-    );
+    throw new TokenizerMergeError(`tokenizer.json export needs a BPE model (like LLaMA's); this model's type is ${type === 1 ? 'UNIGRAM' : type}`);
   }
   const padToken = options.padToken === undefined ? '[PAD]' : options.padToken;
   const addedTokens = hfAddedTokens(proto, padToken);
@@ -165,8 +163,7 @@ export function buildHfTokenizerFiles(proto: ModelProto, options: HfExportOption
   const tokenizerJson = buildTokenizerJson(proto, { padToken });
   const added = hfAddedTokens(proto, padToken);
   const spec = proto.trainerSpec ?? {};
-  const piece = (id: number | undefined, fallback: string) =>
-    id !== undefined && id >= 0 ? (proto.pieces[id]?.piece ?? fallback) : fallback;
+  const piece = (id: number | undefined, fallback: string) => (id !== undefined && id >= 0 ? (proto.pieces[id]?.piece ?? fallback) : fallback);
   const unk = proto.pieces.find((p) => p.type === PieceType.UNKNOWN)?.piece ?? '<unk>';
   const bos = piece(spec.bosId ?? 1, '<s>');
   const eos = piece(spec.eosId ?? 2, '</s>');
@@ -196,8 +193,7 @@ export function buildHfTokenizerFiles(proto: ModelProto, options: HfExportOption
   return {
     'tokenizer.model': serializeModelProto(proto),
     'tokenizer.json': JSON.stringify(tokenizerJson, null, 2) + '\n',
-    'tokenizer_config.json':
-      JSON.stringify(config, null, 2).replace('"__VERY_LARGE_INTEGER__"', VERY_LARGE_INTEGER) + '\n',
+    'tokenizer_config.json': JSON.stringify(config, null, 2).replace('"__VERY_LARGE_INTEGER__"', VERY_LARGE_INTEGER) + '\n',
     'special_tokens_map.json': JSON.stringify(specialMap, null, 2) + '\n',
   };
 }

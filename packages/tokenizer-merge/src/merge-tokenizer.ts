@@ -28,11 +28,7 @@ export interface MergeTokenizerResult {
   agreement?: AgreementReport;
 }
 
-export async function mergeTokenizers(
-  base: ModelProto,
-  added: ModelProto[],
-  options: MergeTokenizerOptions = {},
-): Promise<MergeTokenizerResult> {
+export async function mergeTokenizers(base: ModelProto, added: ModelProto[], options: MergeTokenizerOptions = {}): Promise<MergeTokenizerResult> {
   validateModelProto(base, 'base model');
   const { model, stats } = mergeVocabWithStats(base, ...added, { distinctScores: options.distinctScores });
   validateModelProto(model, 'merged model');
@@ -49,12 +45,7 @@ export async function mergeTokenizers(
   };
   if (options.sampleLines && options.sampleLines.length > 0) {
     const sentencePiece = await createSentencePieceTokenizer(model, tokenizerOptions);
-    result.agreement = measureAgreement(
-      sentencePiece,
-      JSON.parse(files['tokenizer.json']) as Record<string, unknown>,
-      tokenizerConfig,
-      options.sampleLines,
-    );
+    result.agreement = measureAgreement(sentencePiece, JSON.parse(files['tokenizer.json']) as Record<string, unknown>, tokenizerConfig, options.sampleLines);
   }
   return result;
 }

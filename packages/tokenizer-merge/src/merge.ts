@@ -6,13 +6,7 @@
  * script writes them — `piece` and `score` present, no `type` — so the serialized model is
  * byte-identical to the reference.
  */
-import {
-  TokenizerMergeError,
-  createPiece,
-  parseModelProto,
-  serializeModelProto,
-  type ModelProto,
-} from './proto.js';
+import { TokenizerMergeError, createPiece, parseModelProto, serializeModelProto, type ModelProto } from './proto.js';
 
 export interface MergeOptions {
   /**
@@ -46,10 +40,7 @@ export function mergeVocab(base: ModelProto, ...rest: Array<ModelProto | MergeOp
 }
 
 /** mergeVocab, also returning the piece counts before and after. */
-export function mergeVocabWithStats(
-  base: ModelProto,
-  ...rest: Array<ModelProto | MergeOptions>
-): { model: ModelProto; stats: MergeStats } {
+export function mergeVocabWithStats(base: ModelProto, ...rest: Array<ModelProto | MergeOptions>): { model: ModelProto; stats: MergeStats } {
   const last = rest[rest.length - 1];
   const options: MergeOptions = last !== undefined && !isModelProto(last) ? (rest.pop() as MergeOptions) : {};
   const added = rest as ModelProto[];

@@ -136,12 +136,8 @@ const ModelProtoType = root.lookupType('sentencepiece.ModelProto');
 const SentencePieceType = root.lookupType('sentencepiece.ModelProto.SentencePiece');
 
 /** The proto2 default of every TrainerSpec / NormalizerSpec field, for readers of absent fields. */
-export const TRAINER_SPEC_DEFAULTS = defaultsOf('sentencepiece.TrainerSpec') as Required<
-  Omit<TrainerSpec, '$unknowns'>
->;
-export const NORMALIZER_SPEC_DEFAULTS = defaultsOf('sentencepiece.NormalizerSpec') as Required<
-  Omit<NormalizerSpec, '$unknowns'>
->;
+export const TRAINER_SPEC_DEFAULTS = defaultsOf('sentencepiece.TrainerSpec') as Required<Omit<TrainerSpec, '$unknowns'>>;
+export const NORMALIZER_SPEC_DEFAULTS = defaultsOf('sentencepiece.NormalizerSpec') as Required<Omit<NormalizerSpec, '$unknowns'>>;
 
 function defaultsOf(typeName: string): Record<string, unknown> {
   const type = root.lookupType(typeName);
@@ -168,9 +164,7 @@ export function parseModelProto(bytes: Uint8Array, source = 'input'): ModelProto
     message = ModelProtoType.decode(reader);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new ModelFormatError(
-      `${source} is not a SentencePiece model (protobuf decode failed: ${why}); the file may be truncated or of another format`,
-    );
+    throw new ModelFormatError(`${source} is not a SentencePiece model (protobuf decode failed: ${why}); the file may be truncated or of another format`);
   }
   const proto = message as unknown as ModelProto;
   checkStructure(proto, source);

@@ -8,15 +8,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { SentencePieceEncoder } from './encoder/index.js';
-import {
-  ModelFormatError,
-  PieceType,
-  TokenizerMergeError,
-  parseModelProto,
-  resolveModelPath,
-  validateModelProto,
-  type ModelProto,
-} from './proto.js';
+import { ModelFormatError, PieceType, TokenizerMergeError, parseModelProto, resolveModelPath, validateModelProto, type ModelProto } from './proto.js';
 
 export interface Tokenizer {
   /** SentencePiece pieces + added tokens (49,954 for the merged model + [PAD]). */
@@ -76,10 +68,7 @@ export async function loadTokenizer(pathOrDir: string): Promise<Tokenizer> {
 }
 
 /** Build a Tokenizer from an in-memory ModelProto (validated first). */
-export async function createSentencePieceTokenizer(
-  proto: ModelProto,
-  options: TokenizerOptions = {},
-): Promise<SentencePieceTokenizer> {
+export async function createSentencePieceTokenizer(proto: ModelProto, options: TokenizerOptions = {}): Promise<SentencePieceTokenizer> {
   validateModelProto(proto);
   const backend = options.backend ?? new SentencePieceEncoder(proto);
   return new SentencePieceTokenizer(proto, backend, options);

@@ -136,7 +136,10 @@ describe('cllama-tokenizer CLI', () => {
     const file = path.join(tmp, 'two-lines.txt');
     writeFileSync(file, 'hello world\n你好\n');
     const json = cli('encode', '--model', LLAMA, '--file', file, '--json', '--pieces');
-    const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const rows = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(rows.map((r) => r.text)).toEqual(['hello world', '你好']);
     expect(rows[0].pieces).toEqual(['▁hello', '▁world']);
     expect(rows[0].ids.length).toBe(2);

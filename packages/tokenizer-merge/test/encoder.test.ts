@@ -15,7 +15,10 @@ const FIXTURES = path.resolve(__dirname, '../../../test-fixtures');
 const MODELS = ['llama_tokenizer', 'merged_reference', 'chinese_sp'] as const;
 type ModelName = (typeof MODELS)[number];
 
-const readLines = (file: string) => readFileSync(path.join(FIXTURES, 'data', file), 'utf8').split('\n').filter((l) => l.length > 0);
+const readLines = (file: string) =>
+  readFileSync(path.join(FIXTURES, 'data', file), 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
 const zhLines = readLines('zh_heldout_3000.txt');
 const c4Docs = readLines('c4_demo.jsonl').map((l) => JSON.parse(l).text as string);
 const alpacaEn = (JSON.parse(readFileSync(path.join(FIXTURES, 'data/alpaca_en_demo.json'), 'utf8')) as Array<Record<string, string>>)
@@ -108,7 +111,13 @@ describe.each(MODELS)('%s: ids identical to SentencePiece', (name) => {
     golden.texts.forEach((text, i) => {
       expect({ text, ids: encoder.encode(text) }).toEqual({ text, ids: golden.ids[name][i] });
     });
-    expect(compare(encoder, spp, golden.texts.filter((t) => !hasLoneSurrogate(t))).firstMismatch).toBeUndefined();
+    expect(
+      compare(
+        encoder,
+        spp,
+        golden.texts.filter((t) => !hasLoneSurrogate(t)),
+      ).firstMismatch,
+    ).toBeUndefined();
   });
 
   it('gives the pieces EncodeAsPieces gives (unknown runs as their text)', () => {
@@ -202,9 +211,7 @@ describe('model variants (user-defined symbols, UNUSED pieces, no byte fallback,
 
   it('BPE with UNUSED pieces (resegmented into the pair they were merged from)', async () => {
     const proto = readProto('llama_tokenizer');
-    const pieces = proto.pieces.map((p, i) =>
-      i % 7 === 0 && (p.type ?? 1) === 1 && [...(p.piece ?? '')].length > 1 ? { ...p, type: 5 as const } : p,
-    );
+    const pieces = proto.pieces.map((p, i) => (i % 7 === 0 && (p.type ?? 1) === 1 && [...(p.piece ?? '')].length > 1 ? { ...p, type: 5 as const } : p));
     await expectSame({ ...proto, pieces });
   });
 

@@ -30,7 +30,12 @@ function mutate(src: Uint8Array, rnd: () => number): Uint8Array {
   const flips = 1 + Math.floor(rnd() * 8);
   for (let i = 0; i < flips; i++) {
     const where = rnd();
-    const pos = where < 0.25 ? Math.floor(rnd() * Math.min(4096, out.length)) : where < 0.5 ? out.length - 1 - Math.floor(rnd() * Math.min(4096, out.length)) : Math.floor(rnd() * out.length);
+    const pos =
+      where < 0.25
+        ? Math.floor(rnd() * Math.min(4096, out.length))
+        : where < 0.5
+          ? out.length - 1 - Math.floor(rnd() * Math.min(4096, out.length))
+          : Math.floor(rnd() * out.length);
     out[pos] = Math.floor(rnd() * 256);
   }
   return kind > 0.85 ? out.subarray(0, Math.floor(rnd() * out.length)) : out;

@@ -83,7 +83,10 @@ describe('cllama-tokenizer encode: invalid UTF-8', () => {
     writeFileSync(file, Buffer.concat([good, Buffer.from([0x61, 0x62, 0xff, 0x63, 0x0a]), Buffer.from('白日依山尽\n'), Buffer.from([0xe4, 0xb8, 0x0a])]));
     const r = cli('encode', '--model', LLAMA, '--file', file, '--json');
     expect(r.code).toBe(0);
-    const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(rows.map((x) => x.text)).toEqual(['黄河入海流', '白日依山尽']);
     expect(r.stderr.trim().split('\n')).toEqual([
       `warning: ${file} line 2: not valid UTF-8 (bad byte 0xff at byte 2 of the line); the line was skipped`,

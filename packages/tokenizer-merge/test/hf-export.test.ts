@@ -15,7 +15,9 @@ const read = (name: string) => parseModelProto(new Uint8Array(readFileSync(path.
 
 /** 3,000 held-out Chinese lines + 300 English C4 documents (test-fixtures/data, see README there). */
 function mixedLines(): string[] {
-  const zh = readFileSync(path.join(ROOT, 'data/zh_heldout_3000.txt'), 'utf8').split('\n').filter((l) => l.length > 0);
+  const zh = readFileSync(path.join(ROOT, 'data/zh_heldout_3000.txt'), 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
   const en = readFileSync(path.join(ROOT, 'data/c4_demo.jsonl'), 'utf8')
     .split('\n')
     .filter((l) => l.length > 0)

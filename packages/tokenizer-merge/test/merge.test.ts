@@ -7,8 +7,7 @@ import { createSentencePieceTokenizer } from '../src/tokenizer.js';
 
 const FIXTURES = path.resolve(__dirname, '../../../test-fixtures/tokenizers');
 const read = (name: string) => parseModelProto(new Uint8Array(readFileSync(path.join(FIXTURES, name))), name);
-const SEED_TEXT =
-  '白日依山尽，黄河入海流。欲穷千里目，更上一层楼。\nThe primary use of LLaMA is research on large language models, including';
+const SEED_TEXT = '白日依山尽，黄河入海流。欲穷千里目，更上一层楼。\nThe primary use of LLaMA is research on large language models, including';
 
 describe('mergeVocab', () => {
   it('reproduces the reference merge byte for byte (49,953 pieces)', () => {

@@ -2,14 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import protobuf from 'protobufjs';
-import {
-  ModelFormatError,
-  PieceType,
-  parseModelProto,
-  readModelProto,
-  serializeModelProto,
-  validateModelProto,
-} from '../src/proto.js';
+import { ModelFormatError, PieceType, parseModelProto, readModelProto, serializeModelProto, validateModelProto } from '../src/proto.js';
 
 const FIXTURES = path.resolve(__dirname, '../../../test-fixtures/tokenizers');
 const fixture = (name: string) => new Uint8Array(readFileSync(path.join(FIXTURES, name)));
@@ -54,7 +47,10 @@ describe('ModelProto round trip', () => {
     const bytes = fixture('chinese_sp.model');
     // Append a top-level unknown field 201 (string) and an extension inside a piece, built with a
     // plain protobuf writer so the test does not rely on our own encoder.
-    const extra = protobuf.Writer.create().uint32((201 << 3) | 2).string('hello from the future').finish();
+    const extra = protobuf.Writer.create()
+      .uint32((201 << 3) | 2)
+      .string('hello from the future')
+      .finish();
     const withTop = new Uint8Array(bytes.length + extra.length);
     withTop.set(bytes);
     withTop.set(extra, bytes.length);
@@ -64,12 +60,13 @@ describe('ModelProto round trip', () => {
 
     // An unknown varint field 250 inside the first piece.
     const piece = proto.pieces[0];
-    const pieceExtra = protobuf.Writer.create().uint32((250 << 3) | 0).uint32(7).finish();
+    const pieceExtra = protobuf.Writer.create()
+      .uint32((250 << 3) | 0)
+      .uint32(7)
+      .finish();
     piece.$unknowns = [pieceExtra];
     const again = parseModelProto(serializeModelProto(proto));
-    expect(again.pieces[0].$unknowns?.map((u) => Buffer.from(u).toString('hex'))).toEqual([
-      Buffer.from(pieceExtra).toString('hex'),
-    ]);
+    expect(again.pieces[0].$unknowns?.map((u) => Buffer.from(u).toString('hex'))).toEqual([Buffer.from(pieceExtra).toString('hex')]);
     expect(again.pieces[0].piece).toBe(piece.piece);
     expect(again.$unknowns?.length).toBe(1);
   });

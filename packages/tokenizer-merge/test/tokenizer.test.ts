@@ -7,8 +7,7 @@ import { readModelProto } from '../src/proto.js';
 
 const FIXTURES = path.resolve(__dirname, '../../../test-fixtures/tokenizers');
 // The seed's test text (SEED.md): Chinese poem line, newline, an English sentence.
-const SEED_TEXT =
-  '白日依山尽，黄河入海流。欲穷千里目，更上一层楼。\nThe primary use of LLaMA is research on large language models, including';
+const SEED_TEXT = '白日依山尽，黄河入海流。欲穷千里目，更上一层楼。\nThe primary use of LLaMA is research on large language models, including';
 
 describe('loadTokenizer (sentencepiece-js backend)', () => {
   it('encodes the seed text in 53 pieces with LLaMA and 37 with the reference merge', async () => {
@@ -39,10 +38,7 @@ describe('loadTokenizer (sentencepiece-js backend)', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tok-hf-'));
     copyFileSync(path.join(FIXTURES, 'merged_reference.model'), path.join(dir, 'tokenizer.model'));
     const special = { content: '[PAD]', lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
-    writeFileSync(
-      path.join(dir, 'tokenizer_config.json'),
-      JSON.stringify({ added_tokens_decoder: { '49953': special }, pad_token: '[PAD]' }),
-    );
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ added_tokens_decoder: { '49953': special }, pad_token: '[PAD]' }));
     const tok = await loadTokenizer(dir);
     expect(tok.vocabSize).toBe(49954);
     expect(tok.padId).toBe(49953);

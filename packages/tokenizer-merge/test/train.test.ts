@@ -16,9 +16,7 @@ import { formatScore } from '../src/train/vocab-file.js';
 const fixtures = path.resolve(__dirname, '../../../test-fixtures');
 const corpus = path.join(fixtures, 'data/zh_train_2000.txt');
 const heldoutFile = path.join(fixtures, 'data/zh_heldout_3000.txt');
-const reference = JSON.parse(
-  await fs.readFile(path.join(fixtures, 'data/zh_train_2000.spm_train.json'), 'utf8'),
-) as {
+const reference = JSON.parse(await fs.readFile(path.join(fixtures, 'data/zh_train_2000.spm_train.json'), 'utf8')) as {
   alphabetSize: number;
   sentences: number;
   words: number;
@@ -229,7 +227,19 @@ describe('errors', () => {
     const code = await runCli(createProgram(), ['train', '--input', corpus, '--vocab-size', '3000', '--model-type', 'bpe', '--out', out, '--no-progress']);
     expect(code).toBe(0);
     expect(parseModelProto(new Uint8Array(await fs.readFile(`${out}.model`))).pieces).toHaveLength(3000);
-    const bad = await runCli(createProgram(), ['train', '--input', corpus, '--vocab-size', '3000', '--character-coverage', '0.5', '--out', out, '--no-progress', '--force']);
+    const bad = await runCli(createProgram(), [
+      'train',
+      '--input',
+      corpus,
+      '--vocab-size',
+      '3000',
+      '--character-coverage',
+      '0.5',
+      '--out',
+      out,
+      '--no-progress',
+      '--force',
+    ]);
     expect(bad).toBe(1);
   });
 });

@@ -43,14 +43,16 @@ try {
   console.error(`lora-step: ${(err as Error).message}`);
   process.exit(1);
 }
-console.log(`backend ${backend.name}${backend.fallbackReason ? ` (${backend.fallbackReason})` : ''}; ${shapeName} ${(estimate.parameters / 1e6).toFixed(0)} M parameters, seq ${SEQ}; memory estimate ${(estimate.totalBytes / 1e9).toFixed(1)} GB`);
+console.log(
+  `backend ${backend.name}${backend.fallbackReason ? ` (${backend.fallbackReason})` : ''}; ${shapeName} ${(estimate.parameters / 1e6).toFixed(0)} M parameters, seq ${SEQ}; memory estimate ${(estimate.totalBytes / 1e9).toFixed(1)} GB`,
+);
 
 function* weights(): Generator<WeightTensor> {
   let s = 12345;
   for (const [name, shape] of llamaWeightShapes(config)) {
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     if (shape.length === 1) data.fill(1);
-    else for (let i = 0; i < data.length; i++) data[i] = (((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5) * 0.07; // std ≈ 0.02
+    else for (let i = 0; i < data.length; i++) data[i] = ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.07; // std ≈ 0.02
     yield { name, shape, data };
   }
 }
@@ -65,20 +67,52 @@ const params = names.map((name) => ({ name, variable: all.get(name)! }));
 console.log(`model built in ${((performance.now() - t) / 1000).toFixed(1)} s; RSS ${(process.memoryUsage().rss / 1e9).toFixed(2)} GB`);
 
 let seed = 777;
-const rows = Array.from({ length: STEPS }, () => Int32Array.from({ length: SEQ }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % config.vocabSize));
+const rows = Array.from({ length: STEPS }, () =>
+  Int32Array.from({ length: SEQ }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % config.vocabSize),
+);
 const data: BatchSource = { length: STEPS, batch: (idx) => ({ inputIds: rows[idx[0]!]!, labels: rows[idx[0]!]!, batch: 1, seqLen: SEQ }) };
 const out = await mkdtemp(path.join(tmpdir(), 'cllama-lora-step-'));
 const stamps: number[] = [];
 t = performance.now();
-await runTrainingLoop(loopModel(model), params, data, undefined, { writeWeights: async () => undefined, restoreWeights: async () => undefined, writeFinal: async () => undefined }, {
-  outputDir: out, seed: 0, perDeviceTrainBatchSize: 1, perDeviceEvalBatchSize: 1, gradientAccumulationSteps: 1, numTrainEpochs: 1, maxSteps: STEPS,
-  learningRate: 1e-4, lrSchedulerType: 'constant', warmupRatio: 0, warmupSteps: 0, weightDecay: 0.01, adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, maxGradNorm: 1,
-  loggingSteps: 1000, loggingFirstStep: false, evalSteps: undefined, doEval: false, saveSteps: 1_000_000, saveTotalLimit: 1, resumeFrom: undefined, progress: false,
-  onStep: () => void stamps.push(performance.now()),
-});
+await runTrainingLoop(
+  loopModel(model),
+  params,
+  data,
+  undefined,
+  { writeWeights: async () => undefined, restoreWeights: async () => undefined, writeFinal: async () => undefined },
+  {
+    outputDir: out,
+    seed: 0,
+    perDeviceTrainBatchSize: 1,
+    perDeviceEvalBatchSize: 1,
+    gradientAccumulationSteps: 1,
+    numTrainEpochs: 1,
+    maxSteps: STEPS,
+    learningRate: 1e-4,
+    lrSchedulerType: 'constant',
+    warmupRatio: 0,
+    warmupSteps: 0,
+    weightDecay: 0.01,
+    adamBeta1: 0.9,
+    adamBeta2: 0.999,
+    adamEpsilon: 1e-8,
+    maxGradNorm: 1,
+    loggingSteps: 1000,
+    loggingFirstStep: false,
+    evalSteps: undefined,
+    doEval: false,
+    saveSteps: 1_000_000,
+    saveTotalLimit: 1,
+    resumeFrom: undefined,
+    progress: false,
+    onStep: () => void stamps.push(performance.now()),
+  },
+);
 await rm(out, { recursive: true, force: true });
 const steps = [stamps[0]! - t, ...stamps.slice(1).map((x, i) => x - stamps[i]!)].map((ms) => ms / 1000);
 const best = Math.min(...(steps.length > 1 ? steps.slice(1) : steps));
 const peak = process.resourceUsage().maxRSS * 1024;
-console.log(`${shapeName} seq ${SEQ}: step seconds ${steps.map((x) => x.toFixed(2)).join(', ')}; ${(SEQ / best).toFixed(0)} tok/s; peak RSS ${(peak / 1e9).toFixed(2)} GB (estimate ${(estimate.totalBytes / 1e9).toFixed(1)} GB)`);
+console.log(
+  `${shapeName} seq ${SEQ}: step seconds ${steps.map((x) => x.toFixed(2)).join(', ')}; ${(SEQ / best).toFixed(0)} tok/s; peak RSS ${(peak / 1e9).toFixed(2)} GB (estimate ${(estimate.totalBytes / 1e9).toFixed(1)} GB)`,
+);
 model.dispose();

@@ -100,7 +100,9 @@ if (profile) {
     // Custom-gradient ops show up as 'unnamed scope' around kernels that are also listed: not summed.
     if (name !== 'unnamed scope') total += ms;
   }
-  console.log(`profile of one embeddings-only step: ${total.toFixed(0)} ms in kernels ('unnamed scope' = the custom-gradient ops, whose inner kernels are listed too; not in the total)`);
+  console.log(
+    `profile of one embeddings-only step: ${total.toFixed(0)} ms in kernels ('unnamed scope' = the custom-gradient ops, whose inner kernels are listed too; not in the total)`,
+  );
   for (const [name, e] of [...perKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 14)) {
     console.log(`  ${name.padEnd(22)} ${e.ms.toFixed(0).padStart(7)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  (${e.calls} calls)`);
   }

@@ -31,7 +31,7 @@ const SHAPES: Array<[number, number, number]> = [
 function random(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   let s = seed >>> 0;
-  for (let i = 0; i < n; i++) out[i] = ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) - 0.5;
+  for (let i = 0; i < n; i++) out[i] = (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5;
   return out;
 }
 
@@ -74,7 +74,12 @@ async function main(): Promise<void> {
       for (let i = 0; i < 100; i++) gemm(one, one, 1, 1, 1, false, false);
     });
     const wasm = JSON.parse(
-      execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--wasm-child', String(threads), '--reps', String(REPS)], { encoding: 'utf8' }).trim().split('\n').pop()!,
+      execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--wasm-child', String(threads), '--reps', String(REPS)], {
+        encoding: 'utf8',
+      })
+        .trim()
+        .split('\n')
+        .pop()!,
     );
     console.log(`threads ${threads} (wasm reports ${wasm.threads}); bridge overhead ${((overhead / 100) * 1e6).toFixed(1)} µs/call`);
     for (const [m, n, k] of SHAPES) {

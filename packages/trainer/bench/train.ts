@@ -31,14 +31,27 @@ const arg = (name: string, fallback: string) => {
 };
 const STEPS = Number(arg('steps', '3'));
 const BACKEND = arg('backend', 'wasm') as BackendChoice;
-const TORCH: Record<string, number> = { stage1: Number(arg('torch-stage1', '538')), stage2: Number(arg('torch-stage2', '485')), full: Number(arg('torch-full', '464')) };
+const TORCH: Record<string, number> = {
+  stage1: Number(arg('torch-stage1', '538')),
+  stage2: Number(arg('torch-stage2', '485')),
+  full: Number(arg('torch-full', '464')),
+};
 // data parallelism is a CPU feature: on webgpu one process drives the device
-const THREADS = arg('threads', BACKEND === 'webgpu' ? '1' : '1,2').split(',').map(Number);
+const THREADS = arg('threads', BACKEND === 'webgpu' ? '1' : '1,2')
+  .split(',')
+  .map(Number);
 const MODES = arg('modes', 'stage1,stage2,full').split(',');
 const BATCH = 4;
 const SEQ = 256;
 
-const config = createLlamaConfig({ hiddenSize: 256, intermediateSize: 688, numHiddenLayers: 4, numAttentionHeads: 8, vocabSize: 49954, maxPositionEmbeddings: 512 });
+const config = createLlamaConfig({
+  hiddenSize: 256,
+  intermediateSize: 688,
+  numHiddenLayers: 4,
+  numAttentionHeads: 8,
+  vocabSize: 49954,
+  maxPositionEmbeddings: 512,
+});
 
 function randomBatches(n: number): BatchSource {
   let s = 12345;
@@ -76,13 +89,41 @@ async function measure(mode: string, threads: number): Promise<{ tokensPerSecond
   const out = await mkdtemp(path.join(tmpdir(), `cllama-bench-${mode}-`));
   const stamps: number[] = [];
   const t0 = performance.now();
-  await runTrainingLoop(loopModel(model), params, randomBatches(BATCH * (STEPS + 1)), undefined, { writeWeights: async () => undefined, restoreWeights: async () => undefined, writeFinal: async () => undefined }, {
-    outputDir: out, seed: 0, perDeviceTrainBatchSize: BATCH, perDeviceEvalBatchSize: BATCH, gradientAccumulationSteps: 1, numTrainEpochs: 1, maxSteps: STEPS + 1,
-    learningRate: 1e-4, lrSchedulerType: 'constant', warmupRatio: 0, warmupSteps: 0, weightDecay: 0.01, adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, maxGradNorm: 1,
-    loggingSteps: 1000, loggingFirstStep: false, evalSteps: undefined, doEval: false, saveSteps: 1_000_000, saveTotalLimit: 1, resumeFrom: undefined, progress: false,
-    onStep: () => void stamps.push(performance.now()),
-    dataParallel,
-  });
+  await runTrainingLoop(
+    loopModel(model),
+    params,
+    randomBatches(BATCH * (STEPS + 1)),
+    undefined,
+    { writeWeights: async () => undefined, restoreWeights: async () => undefined, writeFinal: async () => undefined },
+    {
+      outputDir: out,
+      seed: 0,
+      perDeviceTrainBatchSize: BATCH,
+      perDeviceEvalBatchSize: BATCH,
+      gradientAccumulationSteps: 1,
+      numTrainEpochs: 1,
+      maxSteps: STEPS + 1,
+      learningRate: 1e-4,
+      lrSchedulerType: 'constant',
+      warmupRatio: 0,
+      warmupSteps: 0,
+      weightDecay: 0.01,
+      adamBeta1: 0.9,
+      adamBeta2: 0.999,
+      adamEpsilon: 1e-8,
+      maxGradNorm: 1,
+      loggingSteps: 1000,
+      loggingFirstStep: false,
+      evalSteps: undefined,
+      doEval: false,
+      saveSteps: 1_000_000,
+      saveTotalLimit: 1,
+      resumeFrom: undefined,
+      progress: false,
+      onStep: () => void stamps.push(performance.now()),
+      dataParallel,
+    },
+  );
   await dataParallel?.close();
   await rm(out, { recursive: true, force: true });
   // step 1 includes kernel compilation / first allocations: measure steps 2..N+1
@@ -102,7 +143,10 @@ async function profile(mode: string): Promise<Array<{ kernel: string; ms: number
   const run = () =>
     tf.tidy(() => {
       const ids = tf.tensor2d(b.inputIds, [BATCH, SEQ], 'int32');
-      const { value, grads } = tf.variableGrads(() => lm.loss(ids, ids), params.map((p) => p.variable));
+      const { value, grads } = tf.variableGrads(
+        () => lm.loss(ids, ids),
+        params.map((p) => p.variable),
+      );
       return [value, ...Object.values(grads)];
     });
   tf.dispose(run()); // warm-up
@@ -121,14 +165,18 @@ async function profile(mode: string): Promise<Array<{ kernel: string; ms: number
 }
 
 const backend = await initBackend(BACKEND);
-console.log(`backend ${backend.name} (${backend.package}); batch ${BATCH} × seq ${SEQ} = ${BATCH * SEQ} tokens per step; ${STEPS} measured steps after 1 warm-up`);
+console.log(
+  `backend ${backend.name} (${backend.package}); batch ${BATCH} × seq ${SEQ} = ${BATCH * SEQ} tokens per step; ${STEPS} measured steps after 1 warm-up`,
+);
 const results: Record<string, unknown> = {};
 for (const mode of MODES) {
   const runs: Record<string, unknown> = {};
   for (const threads of THREADS) {
     const m = await measure(mode, threads);
     const ratio = m.tokensPerSecond / TORCH[mode]!;
-    console.log(`${mode.padEnd(7)} threads ${threads}  ${m.tokensPerSecond.toFixed(0).padStart(6)} tok/s   PyTorch ${TORCH[mode]} tok/s   ratio ${ratio.toFixed(2)}×   (step seconds: ${m.stepSeconds.map((s) => s.toFixed(2)).join(', ')})`);
+    console.log(
+      `${mode.padEnd(7)} threads ${threads}  ${m.tokensPerSecond.toFixed(0).padStart(6)} tok/s   PyTorch ${TORCH[mode]} tok/s   ratio ${ratio.toFixed(2)}×   (step seconds: ${m.stepSeconds.map((s) => s.toFixed(2)).join(', ')})`,
+    );
     runs[`threads${threads}`] = { tokensPerSecond: m.tokensPerSecond, ratio, stepSeconds: m.stepSeconds };
   }
   if (process.argv.includes('--no-profile')) {
@@ -138,7 +186,8 @@ for (const mode of MODES) {
   const kernels = await profile(mode);
   const total = kernels.reduce((a, k) => a + k.ms, 0);
   console.log(`  forward+backward kernels (1 thread): ${total.toFixed(0)} ms total; top:`);
-  for (const k of kernels.slice(0, 10)) console.log(`    ${k.kernel.padEnd(22)} ${k.ms.toFixed(1).padStart(8)} ms  ${((100 * k.ms) / total).toFixed(1).padStart(5)}%  (${k.calls} calls)`);
+  for (const k of kernels.slice(0, 10))
+    console.log(`    ${k.kernel.padEnd(22)} ${k.ms.toFixed(1).padStart(8)} ms  ${((100 * k.ms) / total).toFixed(1).padStart(5)}%  (${k.calls} calls)`);
   results[mode] = { torchTokensPerSecond: TORCH[mode], ...runs, kernels: kernels.slice(0, 15), kernelTotalMs: total };
 }
 const jsonOut = arg('json', '');

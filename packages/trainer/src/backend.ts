@@ -205,7 +205,9 @@ async function registerWebgpu(adapter: GpuAdapterLike): Promise<void> {
     override readSync(dataId: object): tf.backend_util.BackendValues {
       const stored = (this as unknown as { tensorMap: tf.DataStorage<{ values?: tf.backend_util.BackendValues | null }> }).tensorMap.get(dataId);
       if (stored?.values == null) {
-        throw new BackendError('a synchronous read (dataSync/arraySync) of a tensor on the webgpu backend: Node has no OffscreenCanvas, read it with await tensor.data()');
+        throw new BackendError(
+          'a synchronous read (dataSync/arraySync) of a tensor on the webgpu backend: Node has no OffscreenCanvas, read it with await tensor.data()',
+        );
       }
       return super.readSync(dataId);
     }
@@ -216,7 +218,15 @@ async function registerWebgpu(adapter: GpuAdapterLike): Promise<void> {
     async () => {
       const limits = adapter.limits;
       const requiredLimits: Record<string, number> = {};
-      for (const name of ['maxBufferSize', 'maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize', 'maxComputeWorkgroupsPerDimension', 'maxComputeWorkgroupSizeX', 'maxComputeInvocationsPerWorkgroup']) {
+      for (const name of [
+        'maxBufferSize',
+        'maxStorageBufferBindingSize',
+        'maxStorageBuffersPerShaderStage',
+        'maxComputeWorkgroupStorageSize',
+        'maxComputeWorkgroupsPerDimension',
+        'maxComputeWorkgroupSizeX',
+        'maxComputeInvocationsPerWorkgroup',
+      ]) {
         if (typeof limits[name] === 'number') requiredLimits[name] = limits[name]!;
       }
       const requiredFeatures = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
@@ -234,7 +244,8 @@ async function registerWebgpu(adapter: GpuAdapterLike): Promise<void> {
 
 async function useWebgpu(probed: Extract<AdapterProbe, { adapter: unknown }>): Promise<void> {
   if (!tf.findBackend('webgpu')) await registerWebgpu(probed.adapter);
-  if (!(await tf.setBackend('webgpu'))) throw new BackendError(`the webgpu backend failed to initialise on ${adapterLabel(probed.summary)}; try --backend wasm`);
+  if (!(await tf.setBackend('webgpu')))
+    throw new BackendError(`the webgpu backend failed to initialise on ${adapterLabel(probed.summary)}; try --backend wasm`);
 }
 
 /**
@@ -261,7 +272,12 @@ async function choose(choice: BackendChoice): Promise<BackendInfo> {
     const p = await probeAdapter();
     if ('missing' in p) throw new BackendError(`backend 'webgpu': ${p.missing}`);
     await useWebgpu(p);
-    return { name: 'webgpu', package: '@tensorflow/tfjs-backend-webgpu', adapter: p.summary, reason: p.summary.software ? 'asked for by name (a software adapter: correct, not fast)' : 'asked for by name' };
+    return {
+      name: 'webgpu',
+      package: '@tensorflow/tfjs-backend-webgpu',
+      adapter: p.summary,
+      reason: p.summary.software ? 'asked for by name (a software adapter: correct, not fast)' : 'asked for by name',
+    };
   }
   if (choice === 'native') {
     const native = await useNative();
@@ -280,11 +296,18 @@ async function choose(choice: BackendChoice): Promise<BackendInfo> {
   }
   // auto
   const skipped: string[] = [];
-  if (await useTensorflow('@tensorflow/tfjs-node-gpu')) return { name: 'tensorflow', package: '@tensorflow/tfjs-node-gpu', reason: 'auto: tfjs-node-gpu is installed' };
+  if (await useTensorflow('@tensorflow/tfjs-node-gpu'))
+    return { name: 'tensorflow', package: '@tensorflow/tfjs-node-gpu', reason: 'auto: tfjs-node-gpu is installed' };
   skipped.push('tfjs-node-gpu not installed');
   const p: AdapterProbe = process.platform === 'linux' && !linuxHasGpuDevice() ? { missing: 'no GPU device' } : await probeAdapter();
   if ('missing' in p) {
-    skipped.push(p.missing === 'no GPU device' ? 'no GPU device (/dev/nvidia*, /dev/dri/renderD*)' : p.missing.startsWith('the webgpu backend is not installed') ? 'webgpu not installed' : 'no WebGPU adapter');
+    skipped.push(
+      p.missing === 'no GPU device'
+        ? 'no GPU device (/dev/nvidia*, /dev/dri/renderD*)'
+        : p.missing.startsWith('the webgpu backend is not installed')
+          ? 'webgpu not installed'
+          : 'no WebGPU adapter',
+    );
   } else if (p.summary.software) {
     skipped.push(`WebGPU adapter ${adapterLabel(p.summary)} is not a GPU`);
   } else {

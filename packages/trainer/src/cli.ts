@@ -12,8 +12,7 @@ import { pretrainCommand } from './cli/pretrain.js';
 import { sftCommand } from './cli/sft.js';
 import { plotCommand } from './cli/plot.js';
 
-const program = new Command('cllama-train')
-  .description(`${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`);
+const program = new Command('cllama-train').description(`${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`);
 
 program.addCommand(scoreCommand());
 program.addCommand(generateCommand());

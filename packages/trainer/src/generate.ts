@@ -197,12 +197,16 @@ export async function* generateTokens(model: LlamaModel, promptIds: readonly num
   const opts = resolve(options, model.config.eosTokenId);
   const limit = model.config.maxPositionEmbeddings;
   if (promptIds.length >= limit) {
-    throw new GenerationError(`the prompt is ${promptIds.length} tokens but the model reads at most ${limit} (max_position_embeddings), leaving no room to generate; shorten the prompt`);
+    throw new GenerationError(
+      `the prompt is ${promptIds.length} tokens but the model reads at most ${limit} (max_position_embeddings), leaving no room to generate; shorten the prompt`,
+    );
   }
   const vocab = model.config.vocabSize;
   const outOfRange = promptIds.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
   if (outOfRange >= 0) {
-    throw new GenerationError(`prompt token ${outOfRange} is id ${promptIds[outOfRange]}, outside the model's vocabulary 0…${vocab - 1}; was it encoded with another tokenizer?`);
+    throw new GenerationError(
+      `prompt token ${outOfRange} is id ${promptIds[outOfRange]}, outside the model's vocabulary 0…${vocab - 1}; was it encoded with another tokenizer?`,
+    );
   }
   const rng = Mulberry32.scrambled(opts.seed);
   const history = [...promptIds];
@@ -214,7 +218,9 @@ export async function* generateTokens(model: LlamaModel, promptIds: readonly num
       if (history.length >= limit) break;
       const ids = tf.tensor2d([input], [1, input.length], 'int32');
       const logitsT = model.nextTokenLogits(ids, cache);
-      const next = canReadSync() ? pickNextToken(logitsT.dataSync() as Float32Array, history, opts, rng) : await pickNextTokenOnDevice(logitsT, history, opts, rng);
+      const next = canReadSync()
+        ? pickNextToken(logitsT.dataSync() as Float32Array, history, opts, rng)
+        : await pickNextTokenOnDevice(logitsT, history, opts, rng);
       tf.dispose([ids, logitsT]);
       history.push(next);
       yield next;

@@ -120,7 +120,12 @@ function gb(bytes: number): string {
 }
 
 function describe(e: MemoryEstimate, job: MemoryJob): string {
-  const what = job.kind === 'inference' ? 'weights + activations' : job.kind === 'lora' ? 'weights + LoRA/Adam state + activations' : 'weights + gradients + 2 Adam moments + activations';
+  const what =
+    job.kind === 'inference'
+      ? 'weights + activations'
+      : job.kind === 'lora'
+        ? 'weights + LoRA/Adam state + activations'
+        : 'weights + gradients + 2 Adam moments + activations';
   return `${(e.parameters / 1e6).toFixed(0)} M parameters need ~${gb(e.totalBytes)} for ${job.kind === 'inference' ? 'inference' : `${job.kind} training`} (${what}, batch ${job.batchSize} × seq ${job.seqLen})`;
 }
 

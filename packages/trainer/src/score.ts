@@ -31,9 +31,13 @@ export class ScoreError extends Error {
 export async function scoreBatches(model: LlamaModel, ids: number[][], labels: number[][], opts: { withLogitSums?: boolean } = {}): Promise<ScoreResult> {
   const tokens = labels.reduce((n, r) => n + countedTokens(r), 0);
   // a mean over no tokens is 0/0, not a perplexity of 1
-  if (tokens === 0) throw new ScoreError('no tokens to score: every label after the first position is -100 (ignored); give labels with at least one counted token');
+  if (tokens === 0)
+    throw new ScoreError('no tokens to score: every label after the first position is -100 (ignored); give labels with at least one counted token');
   const vocab = model.config.vocabSize;
-  for (const [what, rows] of [['input id', ids], ['label', labels]] as const) {
+  for (const [what, rows] of [
+    ['input id', ids],
+    ['label', labels],
+  ] as const) {
     for (const row of rows) {
       for (const id of row) {
         if ((id < 0 && !(what === 'label' && id === IGNORE_INDEX)) || id >= vocab) {

@@ -15,11 +15,13 @@ describe('initBackend', () => {
     expect(tf.getGradient('BatchMatMul')).toBe(grad); // registered once
   });
 
-  it("auto says what it skipped; on this CPU machine it takes wasm, never the software WebGPU adapter", async () => {
+  it('auto says what it skipped; on this CPU machine it takes wasm, never the software WebGPU adapter', async () => {
     const { initBackend, describeBackend } = await import('../src/index.js');
     const info = await initBackend('auto');
     expect(info.name).toBe('wasm');
-    expect(info.reason).toMatch(/^auto: tfjs-node-gpu not installed; (no GPU device \(\/dev\/nvidia\*, \/dev\/dri\/renderD\*\)|WebGPU adapter .* is not a GPU|no WebGPU adapter); tfjs-node not installed$/);
+    expect(info.reason).toMatch(
+      /^auto: tfjs-node-gpu not installed; (no GPU device \(\/dev\/nvidia\*, \/dev\/dri\/renderD\*\)|WebGPU adapter .* is not a GPU|no WebGPU adapter); tfjs-node not installed$/,
+    );
     expect(describeBackend(info)).toBe(`backend wasm (@tensorflow/tfjs-backend-wasm): ${info.reason}`);
   });
 

@@ -18,15 +18,16 @@ import { FIXTURES, TINY_LLAMA } from './helpers.js';
 const run = promisify(execFile);
 
 /** A python3 that has numpy: $PYTHON, the one on PATH, or Debian's (where .ci/run installs python3-numpy). */
-const PYTHON = [process.env.PYTHON, 'python3', '/usr/bin/python3'].find((py) => {
-  if (!py) return false;
-  try {
-    execFileSync(py, ['-c', 'import numpy'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}) ?? 'python3';
+const PYTHON =
+  [process.env.PYTHON, 'python3', '/usr/bin/python3'].find((py) => {
+    if (!py) return false;
+    try {
+      execFileSync(py, ['-c', 'import numpy'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  }) ?? 'python3';
 const CLI = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dist/cli.js');
 const ZH_TOKENIZER = path.join(FIXTURES, 'tokenizers/chinese_sp.model');
 
@@ -41,7 +42,14 @@ async function cli(args: string[]): Promise<{ stdout: string; stderr: string; co
 }
 
 /** Python: every record of data/ via raw np.memmap and via train.py's TokenDataset (must agree), plus pad_batch of the first `padN`. */
-function readWithNumpy(launchDir: string, padN = 0): { train: { ids: number[][]; labels: number[][] | null }; eval: { ids: number[][]; labels: number[][] | null } | null; padded: Record<string, number[][]> | null } {
+function readWithNumpy(
+  launchDir: string,
+  padN = 0,
+): {
+  train: { ids: number[][]; labels: number[][] | null };
+  eval: { ids: number[][]; labels: number[][] | null } | null;
+  padded: Record<string, number[][]> | null;
+} {
   const script = `
 import json, os, sys
 import numpy as np
@@ -115,11 +123,51 @@ afterAll(async () => {
 });
 
 const pretrainFlags = (emit: string) => [
-  'pretrain', '--stage', '2', '--model-name-or-path', TINY_LLAMA, '--tokenizer-name-or-path', ZH_TOKENIZER,
-  '--dataset-dir', zhDir, '--output-dir', path.join(root, 'pt-out'), '--block-size', '64', '--validation-split-percentage', '5',
-  '--lora-rank', '4', '--lora-alpha', '16', '--trainable', 'q_proj,k_proj,v_proj,o_proj', '--modules-to-save', 'embed_tokens,lm_head',
-  '--max-steps', '8', '--per-device-train-batch-size', '4', '--learning-rate', '2e-3', '--lr-scheduler-type', 'cosine', '--warmup-ratio', '0.05',
-  '--do-eval', '--eval-steps', '4', '--logging-steps', '2', '--seed', '42', '--threads', '2', '--fp16', '--emit-launch', emit,
+  'pretrain',
+  '--stage',
+  '2',
+  '--model-name-or-path',
+  TINY_LLAMA,
+  '--tokenizer-name-or-path',
+  ZH_TOKENIZER,
+  '--dataset-dir',
+  zhDir,
+  '--output-dir',
+  path.join(root, 'pt-out'),
+  '--block-size',
+  '64',
+  '--validation-split-percentage',
+  '5',
+  '--lora-rank',
+  '4',
+  '--lora-alpha',
+  '16',
+  '--trainable',
+  'q_proj,k_proj,v_proj,o_proj',
+  '--modules-to-save',
+  'embed_tokens,lm_head',
+  '--max-steps',
+  '8',
+  '--per-device-train-batch-size',
+  '4',
+  '--learning-rate',
+  '2e-3',
+  '--lr-scheduler-type',
+  'cosine',
+  '--warmup-ratio',
+  '0.05',
+  '--do-eval',
+  '--eval-steps',
+  '4',
+  '--logging-steps',
+  '2',
+  '--seed',
+  '42',
+  '--threads',
+  '2',
+  '--fp16',
+  '--emit-launch',
+  emit,
 ];
 
 describe('--emit-launch: pre-training stage 2', () => {
@@ -137,7 +185,13 @@ describe('--emit-launch: pre-training stage 2', () => {
   it('writes a complete folder and nothing beside it', async () => {
     const files = (await fs.readdir(dir)).sort();
     expect(files).toEqual(['README.md', 'data', 'ds_zero2.json', 'launch.json', 'launch.sh', 'requirements.txt', 'tokenizer', 'train.py']);
-    expect((await fs.readdir(path.join(dir, 'data'))).sort()).toEqual(['eval_input_ids.bin', 'eval_offsets.bin', 'meta.json', 'train_input_ids.bin', 'train_offsets.bin']);
+    expect((await fs.readdir(path.join(dir, 'data'))).sort()).toEqual([
+      'eval_input_ids.bin',
+      'eval_offsets.bin',
+      'meta.json',
+      'train_input_ids.bin',
+      'train_offsets.bin',
+    ]);
     expect(await fs.readdir(path.join(dir, 'tokenizer'))).toEqual(['tokenizer.model']);
     expect(statSync(path.join(dir, 'launch.sh')).mode & 0o111).not.toBe(0);
     expect((await fs.readdir(root)).filter((n) => n.startsWith('.'))).toEqual([]); // no temp sibling left
@@ -146,10 +200,23 @@ describe('--emit-launch: pre-training stage 2', () => {
     const sh = await fs.readFile(path.join(dir, 'launch.sh'), 'utf8');
     for (const p of ['--nnodes', '--nproc_per_node', '--node_rank', '--master_addr', '--master_port']) expect(sh).toContain(p);
     const ds = JSON.parse(await fs.readFile(path.join(dir, 'ds_zero2.json'), 'utf8'));
-    expect(ds.zero_optimization).toMatchObject({ stage: 2, allgather_bucket_size: 1e8, reduce_bucket_size: 1e8, overlap_comm: true, contiguous_gradients: true });
-    expect([ds.fp16.enabled, ds.bf16.enabled, ds.gradient_accumulation_steps, ds.gradient_clipping, ds.train_micro_batch_size_per_gpu]).toEqual(['auto', 'auto', 'auto', 'auto', 'auto']);
+    expect(ds.zero_optimization).toMatchObject({
+      stage: 2,
+      allgather_bucket_size: 1e8,
+      reduce_bucket_size: 1e8,
+      overlap_comm: true,
+      contiguous_gradients: true,
+    });
+    expect([ds.fp16.enabled, ds.bf16.enabled, ds.gradient_accumulation_steps, ds.gradient_clipping, ds.train_micro_batch_size_per_gpu]).toEqual([
+      'auto',
+      'auto',
+      'auto',
+      'auto',
+      'auto',
+    ]);
     const req = await fs.readFile(path.join(dir, 'requirements.txt'), 'utf8');
-    for (const p of ['torch', 'transformers', 'peft', 'accelerate', 'safetensors', 'sentencepiece', 'numpy']) expect(req).toMatch(new RegExp(`^${p}==\\d+\\.\\d+`, 'm'));
+    for (const p of ['torch', 'transformers', 'peft', 'accelerate', 'safetensors', 'sentencepiece', 'numpy'])
+      expect(req).toMatch(new RegExp(`^${p}==\\d+\\.\\d+`, 'm'));
     expect(req).toMatch(/^# deepspeed==/m);
   });
 
@@ -164,27 +231,54 @@ describe('--emit-launch: pre-training stage 2', () => {
     expect(j.format).toBe('cllama-launch/1');
     expect(j.train_kind).toBe('lora');
     const byFlag = new Map<string, { value: unknown; where: string; train_py?: string; hf?: string }>(j.flags.map((f: { flag: string }) => [f.flag, f]));
-    expect(byFlag.get('--learning-rate')).toMatchObject({ value: 0.002, where: 'train.py', train_py: '--learning_rate', hf: 'TrainingArguments.learning_rate' });
+    expect(byFlag.get('--learning-rate')).toMatchObject({
+      value: 0.002,
+      where: 'train.py',
+      train_py: '--learning_rate',
+      hf: 'TrainingArguments.learning_rate',
+    });
     expect(byFlag.get('--lora-rank')).toMatchObject({ value: 4, train_py: '--lora_rank', hf: 'LoraConfig.r' });
     expect(byFlag.get('--block-size')).toMatchObject({ value: 64, where: 'data' });
     expect(byFlag.get('--threads')).toMatchObject({ value: 2, where: 'n/a' });
     expect(byFlag.get('--stage')).toMatchObject({ value: 2, train_py: '--train_kind' });
     expect(j.train_py_args).toMatchObject({
-      train_kind: 'lora', lora_rank: 4, lora_alpha: 16, trainable: 'q_proj,k_proj,v_proj,o_proj', modules_to_save: 'embed_tokens,lm_head',
-      max_steps: 8, per_device_train_batch_size: 4, learning_rate: 0.002, lr_scheduler_type: 'cosine', warmup_ratio: 0.05, do_eval: true, eval_steps: 4,
-      logging_steps: 2, seed: 42, precision: 'fp16', model_name_or_path: TINY_LLAMA, output_dir: path.join(root, 'pt-out'), peft_path: null,
+      train_kind: 'lora',
+      lora_rank: 4,
+      lora_alpha: 16,
+      trainable: 'q_proj,k_proj,v_proj,o_proj',
+      modules_to_save: 'embed_tokens,lm_head',
+      max_steps: 8,
+      per_device_train_batch_size: 4,
+      learning_rate: 0.002,
+      lr_scheduler_type: 'cosine',
+      warmup_ratio: 0.05,
+      do_eval: true,
+      eval_steps: 4,
+      logging_steps: 2,
+      seed: 42,
+      precision: 'fp16',
+      model_name_or_path: TINY_LLAMA,
+      output_dir: path.join(root, 'pt-out'),
+      peft_path: null,
     });
     expect(j.python_flags).toEqual([expect.objectContaining({ flag: '--fp16', train_py: '--precision' })]);
     expect(j.not_applicable.map((f: { flag: string }) => f.flag)).toContain('--threads');
     expect(stderr).toMatch(/^cllama-train: --threads has no counterpart on torchrun/m);
     // every flag train.py receives is one it accepts: parse them with train.py's own parser (numpy-only import)
-    const parsed = JSON.parse(execFileSync(PYTHON, ['-B', '-c', 'import sys,json; sys.path.insert(0, sys.argv[1]); import train; print(json.dumps(vars(train.parse_args([]))))', dir], { encoding: 'utf8' }));
+    const parsed = JSON.parse(
+      execFileSync(PYTHON, ['-B', '-c', 'import sys,json; sys.path.insert(0, sys.argv[1]); import train; print(json.dumps(vars(train.parse_args([]))))', dir], {
+        encoding: 'utf8',
+      }),
+    );
     for (const [k, v] of Object.entries(j.train_py_args)) expect(parsed[k], k).toEqual(v);
   });
 
-  it('the token files read back with numpy equal cllama-train\'s own blocks and split', async () => {
+  it("the token files read back with numpy equal cllama-train's own blocks and split", async () => {
     const tok = await loadTokenizer(ZH_TOKENIZER);
-    const ours = await preparePretrainData({ datasetDir: zhDir, cacheRoot: path.join(root, 'pt-cache'), blockSize: 64, validationSplitPercentage: 5, seed: 42 }, tok);
+    const ours = await preparePretrainData(
+      { datasetDir: zhDir, cacheRoot: path.join(root, 'pt-cache'), blockSize: 64, validationSplitPercentage: 5, seed: 42 },
+      tok,
+    );
     try {
       const py = readWithNumpy(dir);
       const train = recordsOf(ours.train);
@@ -196,7 +290,13 @@ describe('--emit-launch: pre-training stage 2', () => {
       expect(train.labels).toEqual(train.ids);
       expect(py.eval!.ids).toEqual(ev.ids);
       const meta = JSON.parse(await fs.readFile(path.join(dir, 'data/meta.json'), 'utf8'));
-      expect(meta).toMatchObject({ format: 'cllama-launch-data/1', mode: 'pretrain', block_size: 64, pad_id: tok.padId ?? 0, split: { seed: 42, validation_split_percentage: 5 } });
+      expect(meta).toMatchObject({
+        format: 'cllama-launch-data/1',
+        mode: 'pretrain',
+        block_size: 64,
+        pad_id: tok.padId ?? 0,
+        split: { seed: 42, validation_split_percentage: 5 },
+      });
       expect(meta.tokenizer.vocab_size).toBe(tok.vocabSize);
       expect(meta.sources).toEqual([expect.objectContaining({ file: path.join(zhDir, 'zh_text.txt'), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) })]);
       expect(meta.splits.train).toMatchObject({ count: train.ids.length, num_tokens: 64 * train.ids.length, min_length: 64, max_length: 64 });
@@ -212,10 +312,32 @@ describe('--emit-launch: SFT from an adapter', () => {
   beforeAll(async () => {
     dir = path.join(root, 'sft-launch');
     const r = await cli([
-      'sft', '--model-name-or-path', TINY_LLAMA, '--tokenizer-name-or-path', ZH_TOKENIZER, '--dataset-dir', sftDir,
-      '--validation-file', path.join(root, 'valid.json'), '--output-dir', path.join(root, 'sft-out'), '--peft-path', path.join(TINY_LLAMA, 'lora'),
-      '--max-seq-length', '256', '--per-device-train-batch-size', '4', '--max-steps', '10', '--do-eval', '--bf16', '--gradient-checkpointing', 'false',
-      '--emit-launch', dir, '--json',
+      'sft',
+      '--model-name-or-path',
+      TINY_LLAMA,
+      '--tokenizer-name-or-path',
+      ZH_TOKENIZER,
+      '--dataset-dir',
+      sftDir,
+      '--validation-file',
+      path.join(root, 'valid.json'),
+      '--output-dir',
+      path.join(root, 'sft-out'),
+      '--peft-path',
+      path.join(TINY_LLAMA, 'lora'),
+      '--max-seq-length',
+      '256',
+      '--per-device-train-batch-size',
+      '4',
+      '--max-steps',
+      '10',
+      '--do-eval',
+      '--bf16',
+      '--gradient-checkpointing',
+      'false',
+      '--emit-launch',
+      dir,
+      '--json',
     ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -224,7 +346,17 @@ describe('--emit-launch: SFT from an adapter', () => {
 
   it('exports input_ids + labels exactly as the collator sees them, and pads like cllama', async () => {
     const tok = await loadTokenizer(ZH_TOKENIZER);
-    const ours = await prepareSftData({ datasetDir: sftDir, cacheRoot: path.join(root, 'sft-cache'), validationFile: path.join(root, 'valid.json'), maxSeqLength: 256, validationSplitPercentage: 5, seed: 42 }, tok);
+    const ours = await prepareSftData(
+      {
+        datasetDir: sftDir,
+        cacheRoot: path.join(root, 'sft-cache'),
+        validationFile: path.join(root, 'valid.json'),
+        maxSeqLength: 256,
+        validationSplitPercentage: 5,
+        seed: 42,
+      },
+      tok,
+    );
     try {
       const py = readWithNumpy(dir, 4);
       const train = recordsOf(ours.train);
@@ -242,7 +374,12 @@ describe('--emit-launch: SFT from an adapter', () => {
       expect(py.padded!.labels).toEqual(rows(b.labels));
       const lengths = train.ids.slice(0, 4).map((r) => r.length);
       expect(py.padded!.attention_mask).toEqual(lengths.map((n) => Array.from({ length: b.seqLen }, (_, i) => (i < n ? 1 : 0))));
-      expect(collate(train.ids.slice(0, 4).map((ids, i) => ({ inputIds: ids, labels: train.labels[i] })), tok.padId ?? 0).inputIds).toEqual(b.inputIds);
+      expect(
+        collate(
+          train.ids.slice(0, 4).map((ids, i) => ({ inputIds: ids, labels: train.labels[i] })),
+          tok.padId ?? 0,
+        ).inputIds,
+      ).toEqual(b.inputIds);
     } finally {
       ours.close();
     }
@@ -250,7 +387,13 @@ describe('--emit-launch: SFT from an adapter', () => {
 
   it('continues the adapter trainably and records the Python-script flags', async () => {
     const j = JSON.parse(await fs.readFile(path.join(dir, 'launch.json'), 'utf8'));
-    expect(j.train_py_args).toMatchObject({ train_kind: 'lora', peft_path: path.join(TINY_LLAMA, 'lora'), precision: 'bf16', gradient_checkpointing: false, max_steps: 10 });
+    expect(j.train_py_args).toMatchObject({
+      train_kind: 'lora',
+      peft_path: path.join(TINY_LLAMA, 'lora'),
+      precision: 'bf16',
+      gradient_checkpointing: false,
+      max_steps: 10,
+    });
     expect(j.flags.find((f: { flag: string }) => f.flag === '--peft-path').hf).toContain('is_trainable=True');
     expect(j.flags.find((f: { flag: string }) => f.flag === '--stage')).toBeUndefined();
     expect(await fs.readFile(path.join(dir, 'train.py'), 'utf8')).toContain('PeftModel.from_pretrained(model, args.peft_path, is_trainable=True)');
@@ -319,7 +462,14 @@ describe('the launch plan (pure)', () => {
     const full = buildLaunchPlan(await resolveArgs('pretrain', { ...base, stage: 'full' }));
     expect(full.trainPyArgs).toMatchObject({ train_kind: 'full', modules_to_save: '', trainable: '' });
     const sft = buildLaunchPlan(await resolveArgs('sft', base));
-    expect(sft.trainPyArgs).toMatchObject({ train_kind: 'lora', trainable: 'q_proj,v_proj,k_proj,o_proj,gate_proj,down_proj,up_proj', modules_to_save: 'embed_tokens,lm_head', lora_rank: 8, lora_alpha: 32, lora_dropout: 0.05 });
+    expect(sft.trainPyArgs).toMatchObject({
+      train_kind: 'lora',
+      trainable: 'q_proj,v_proj,k_proj,o_proj,gate_proj,down_proj,up_proj',
+      modules_to_save: 'embed_tokens,lm_head',
+      lora_rank: 8,
+      lora_alpha: 32,
+      lora_dropout: 0.05,
+    });
   });
 
   it('the Python-script flags become train.py arguments; bad values are refused', async () => {
@@ -327,7 +477,13 @@ describe('the launch plan (pure)', () => {
     const { resolveArgs } = await import('../src/train/options.js');
     const raw = { torchDtype: 'bfloat16', gradientCheckpointing: 'false', deepspeed: 'my_ds.json', ddpTimeout: '30000', preprocessingNumWorkers: '8' };
     const plan = buildLaunchPlan(await resolveArgs('sft', { ...base, ...raw }), raw);
-    expect(plan.trainPyArgs).toMatchObject({ torch_dtype: 'bfloat16', gradient_checkpointing: false, deepspeed: 'my_ds.json', ddp_timeout: 30000, precision: 'auto' });
+    expect(plan.trainPyArgs).toMatchObject({
+      torch_dtype: 'bfloat16',
+      gradient_checkpointing: false,
+      deepspeed: 'my_ds.json',
+      ddp_timeout: 30000,
+      precision: 'auto',
+    });
     expect(plan.notApplicableGiven.map((f) => f.flag)).toEqual(['--preprocessing-num-workers']);
     const bad = { torchDtype: 'int8' };
     await expect((async () => buildLaunchPlan(await resolveArgs('sft', { ...base, ...bad }), bad))()).rejects.toThrow(/--torch-dtype int8/);
@@ -369,9 +525,27 @@ for name, cls in (('v4', V4), ('v5', V5)):
         out[name + '_full_warmup_without_max_steps'] = str(e)
 print(json.dumps(out))
 `;
-    const out = JSON.parse(execFileSync(PYTHON, ['-B', '-c', script, path.resolve(path.dirname(CLI), '../launch-template')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').at(-1)!);
-    expect(out.v4.map((a: { warmup_ratio: number; warmup_steps: number; eval_strategy: string }) => [a.eval_strategy, a.warmup_ratio, a.warmup_steps])).toEqual([['steps', 0.05, 0], ['steps', 1, 0], ['steps', 0, 0]]);
-    expect(out.v5.map((a: { warmup_steps: number; eval_strategy: string }) => [a.eval_strategy, a.warmup_steps])).toEqual([['steps', 0.05], ['steps', 8], ['steps', 0]]);
+    const out = JSON.parse(
+      execFileSync(PYTHON, ['-B', '-c', script, path.resolve(path.dirname(CLI), '../launch-template')], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+        .trim()
+        .split('\n')
+        .at(-1)!,
+    );
+    expect(out.v4.map((a: { warmup_ratio: number; warmup_steps: number; eval_strategy: string }) => [a.eval_strategy, a.warmup_ratio, a.warmup_steps])).toEqual(
+      [
+        ['steps', 0.05, 0],
+        ['steps', 1, 0],
+        ['steps', 0, 0],
+      ],
+    );
+    expect(out.v5.map((a: { warmup_steps: number; eval_strategy: string }) => [a.eval_strategy, a.warmup_steps])).toEqual([
+      ['steps', 0.05],
+      ['steps', 8],
+      ['steps', 0],
+    ]);
     expect(out.v4_full_warmup_without_max_steps).toBe('accepted');
     expect(out.v5_full_warmup_without_max_steps).toMatch(/needs --max_steps/);
   });
@@ -396,7 +570,15 @@ except train.LaunchError as e:
 out['overwrite'] = train.check_output_dir(ns(sys.argv[2], True))
 print(json.dumps(out))
 `;
-    const out = JSON.parse(execFileSync(PYTHON, ['-B', '-c', script, path.resolve(path.dirname(CLI), '../launch-template'), dir, other, path.join(root, 'py-absent')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').at(-1)!);
+    const out = JSON.parse(
+      execFileSync(PYTHON, ['-B', '-c', script, path.resolve(path.dirname(CLI), '../launch-template'), dir, other, path.join(root, 'py-absent')], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+        .trim()
+        .split('\n')
+        .at(-1)!,
+    );
     expect(out.fresh).toBeNull();
     expect(out.resume).toBe(path.join(dir, 'checkpoint-12'));
     expect(out.other).toMatch(/is not empty and holds no checkpoint-N to resume/);

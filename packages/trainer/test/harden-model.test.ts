@@ -27,7 +27,9 @@ describe('generate', () => {
   it('refuses a prompt of max_position_embeddings tokens or more instead of returning nothing', async () => {
     const long = Array.from({ length: 256 }, (_, i) => 1 + (i % 500));
     await expect(generate(model, long, { maxNewTokens: 4 })).rejects.toThrow(GenerationError);
-    await expect(generate(model, long, { maxNewTokens: 4 })).rejects.toThrow(/the prompt is 256 tokens but the model reads at most 256 \(max_position_embeddings\)/);
+    await expect(generate(model, long, { maxNewTokens: 4 })).rejects.toThrow(
+      /the prompt is 256 tokens but the model reads at most 256 \(max_position_embeddings\)/,
+    );
     expect(await generate(model, long.slice(0, 255), { maxNewTokens: 4 })).toHaveLength(1); // one position left
   });
 
@@ -58,7 +60,8 @@ describe('number flags of the model commands', () => {
     const seed = parseNonNegativeInt('--seed');
     expect(seed('0')).toBe(0);
     expect(seed('42')).toBe(42);
-    for (const bad of ['abc', '1e99', '1e3', '1.5', '', ' ', '-1', '0x10', '9007199254740993']) expect(() => seed(bad)).toThrow(/--seed must be a non-negative integer/);
+    for (const bad of ['abc', '1e99', '1e3', '1.5', '', ' ', '-1', '0x10', '9007199254740993'])
+      expect(() => seed(bad)).toThrow(/--seed must be a non-negative integer/);
     const n = parsePositiveInt('--max-new-tokens');
     for (const bad of ['0', '1e99', 'x']) expect(() => n(bad)).toThrow(/--max-new-tokens must be a positive integer/);
     expect(() => parseNumber('--top-p', 1e-6, 1)('')).toThrow(/--top-p must be a number/);
@@ -67,7 +70,20 @@ describe('number flags of the model commands', () => {
   it('generate --seed abc is refused in one line before the model is loaded', () => {
     const r = spawnSync(
       process.execPath,
-      ['--import', 'tsx', path.join(PKG, 'src/cli.ts'), 'generate', '--model', TINY_LLAMA, '--tokenizer', path.join(FIXTURES, 'tokenizers/llama_tokenizer.model'), '--prompt', 'hi', '--seed', 'abc'],
+      [
+        '--import',
+        'tsx',
+        path.join(PKG, 'src/cli.ts'),
+        'generate',
+        '--model',
+        TINY_LLAMA,
+        '--tokenizer',
+        path.join(FIXTURES, 'tokenizers/llama_tokenizer.model'),
+        '--prompt',
+        'hi',
+        '--seed',
+        'abc',
+      ],
       { cwd: PKG, encoding: 'utf8' },
     );
     expect(r.status).not.toBe(0);

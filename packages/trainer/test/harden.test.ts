@@ -48,7 +48,11 @@ const base = (outputDir: string, extra: Record<string, unknown> = {}) => ({
   noProgress: true,
   ...extra,
 });
-const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 
 describe('flags are validated before anything is created', () => {
   for (const [flag, value, message] of [
@@ -75,7 +79,22 @@ describe('flags are validated before anything is created', () => {
     const out = path.join(root, 'cli-never');
     const r = spawnSync(
       process.execPath,
-      ['--import', 'tsx', path.join(PKG, 'src/cli.ts'), 'pretrain', '--model-name-or-path', TINY, '--tokenizer-name-or-path', ZH_TOKENIZER, '--dataset-dir', textDir, '--output-dir', out, '--warmup-ratio', '2'],
+      [
+        '--import',
+        'tsx',
+        path.join(PKG, 'src/cli.ts'),
+        'pretrain',
+        '--model-name-or-path',
+        TINY,
+        '--tokenizer-name-or-path',
+        ZH_TOKENIZER,
+        '--dataset-dir',
+        textDir,
+        '--output-dir',
+        out,
+        '--warmup-ratio',
+        '2',
+      ],
       { cwd: PKG, encoding: 'utf8' },
     );
     expect(r.status).not.toBe(0);
@@ -92,7 +111,11 @@ describe('input paths are checked before --output-dir is created', () => {
     ['a missing tokenizer', { tokenizerNameOrPath: '/nonexistent/tok.model' }, /--tokenizer-name-or-path \/nonexistent\/tok\.model does not exist/],
     ['a missing dataset dir', { datasetDir: '/nonexistent/data' }, /--dataset-dir \/nonexistent\/data cannot be read/],
     ['a missing adapter', { stage: '2', peftPath: '/nonexistent/adapter' }, /--peft-path \/nonexistent\/adapter: no adapter_config\.json/],
-    ['a missing checkpoint', { resumeFromCheckpoint: '/nonexistent/checkpoint-5' }, /--resume-from-checkpoint \/nonexistent\/checkpoint-5: no trainer_state\.json/],
+    [
+      'a missing checkpoint',
+      { resumeFromCheckpoint: '/nonexistent/checkpoint-5' },
+      /--resume-from-checkpoint \/nonexistent\/checkpoint-5: no trainer_state\.json/,
+    ],
   ];
   for (const [what, extra, message] of cases) {
     it(what, async () => {
@@ -141,11 +164,14 @@ describe('non-finite numbers stop training; the last good checkpoint is kept', (
     it(`--learning-rate 1e99 (threads ${threads}): stops at the first non-finite weight, checkpoint-1 kept, nothing NaN saved`, async () => {
       const out = path.join(root, `lr-${threads}`);
       // warmup: step 1 runs at lr 0 (a good checkpoint), step 2 at 5e98 (every updated weight overflows)
-      const args = await resolveArgs('pretrain', base(out, { stage: '1', maxSteps: '4', learningRate: '1e99', warmupSteps: '2', saveSteps: '1', loggingSteps: '1', threads: String(threads) }));
+      const args = await resolveArgs(
+        'pretrain',
+        base(out, { stage: '1', maxSteps: '4', learningRate: '1e99', warmupSteps: '2', saveSteps: '1', loggingSteps: '1', threads: String(threads) }),
+      );
       const err = await runTrainingSession(args, { backend: 'wasm' }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(NonFiniteError);
       expect((err as Error).message).toMatch(
-        new RegExp(`(after step 2 the weight 'model\\.embed_tokens\\.weight' holds NaN or Inf .*refusing to save checkpoint-2|step 3: the training loss is NaN).*the last good checkpoint, .*checkpoint-1, is kept`),
+        /(after step 2 the weight 'model\.embed_tokens\.weight' holds NaN or Inf .*refusing to save checkpoint-2|step 3: the training loss is NaN).*the last good checkpoint, .*checkpoint-1, is kept/,
       );
       const files = await fs.readdir(out);
       expect(files.filter((f) => f.startsWith('checkpoint-'))).toEqual(['checkpoint-1']);
@@ -167,7 +193,9 @@ describe('non-finite numbers stop training; the last good checkpoint is kept', (
     await ck.close();
     const out = path.join(root, 'nan-base-out');
     const args = await resolveArgs('pretrain', base(out, { modelNameOrPath: nanBase, stage: '1', maxSteps: '2', saveSteps: '1' }));
-    await expect(runTrainingSession(args, { backend: 'wasm' })).rejects.toThrow(/step 1: the training loss is NaN .*stopped before the update; no checkpoint was saved/);
+    await expect(runTrainingSession(args, { backend: 'wasm' })).rejects.toThrow(
+      /step 1: the training loss is NaN .*stopped before the update; no checkpoint was saved/,
+    );
     expect((await fs.readdir(out)).filter((f) => f.startsWith('checkpoint-') || f.endsWith('.safetensors'))).toEqual([]);
   }, 60_000);
 
@@ -179,7 +207,9 @@ describe('non-finite numbers stop training; the last good checkpoint is kept', (
     await writePeftAdapter(adapter, config, tensors);
     const out = path.join(root, 'nan-adapter-out');
     const args = await resolveArgs('pretrain', base(out, { stage: '2', peftPath: adapter, maxSteps: '2', saveSteps: '1' }));
-    await expect(runTrainingSession(args, { backend: 'wasm' })).rejects.toThrow(/the starting weight '.*lora_A.*' holds NaN or Inf \(the model or --peft-path adapter is broken\); nothing was trained or saved/);
+    await expect(runTrainingSession(args, { backend: 'wasm' })).rejects.toThrow(
+      /the starting weight '.*lora_A.*' holds NaN or Inf \(the model or --peft-path adapter is broken\); nothing was trained or saved/,
+    );
     expect((await fs.readdir(out)).filter((f) => f.startsWith('checkpoint-') || f.startsWith('adapter_'))).toEqual([]);
   }, 60_000);
 });

@@ -21,15 +21,16 @@ import { FIXTURES, REPO_ROOT, TINY_LLAMA } from './helpers.js';
 
 const run = promisify(execFile);
 /** A python3 that has numpy (train.py imports it): $PYTHON, the one on PATH, or Debian's. */
-const PYTHON = [process.env.PYTHON, 'python3', '/usr/bin/python3'].find((py) => {
-  if (!py) return false;
-  try {
-    execFileSync(py, ['-c', 'import numpy'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}) ?? 'python3';
+const PYTHON =
+  [process.env.PYTHON, 'python3', '/usr/bin/python3'].find((py) => {
+    if (!py) return false;
+    try {
+      execFileSync(py, ['-c', 'import numpy'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  }) ?? 'python3';
 const TRAIN_CLI = path.join(REPO_ROOT, 'packages/trainer/dist/cli.js');
 const LORA_CLI = path.join(REPO_ROOT, 'packages/lora/dist/cli.js');
 const TRAIN_PY_DIR = path.join(REPO_ROOT, 'packages/trainer/launch-template');
@@ -40,14 +41,44 @@ let ours: string; // cllama-train output
 let hf: string; // the same adapter, laid out as train.py / HF Trainer writes it
 
 /** adapter_config.json as current peft (0.17+) writes it: every field, target_modules as an unordered list. */
-function peftConfigJson(c: { r: number; loraAlpha: number; loraDropout: number; targetModules: string[]; modulesToSave: string[] }, base: string): Record<string, unknown> {
+function peftConfigJson(
+  c: { r: number; loraAlpha: number; loraDropout: number; targetModules: string[]; modulesToSave: string[] },
+  base: string,
+): Record<string, unknown> {
   return {
-    alpha_pattern: {}, auto_mapping: null, base_model_name_or_path: base, bias: 'none', corda_config: null, eva_config: null, exclude_modules: null,
-    fan_in_fan_out: false, inference_mode: true, init_lora_weights: true, layer_replication: null, layers_pattern: null, layers_to_transform: null,
-    loftq_config: {}, lora_alpha: c.loraAlpha, lora_bias: false, lora_dropout: c.loraDropout, megatron_config: null, megatron_core: 'megatron.core',
-    modules_to_save: c.modulesToSave, peft_type: 'LORA', peft_version: '0.21.2', qalora_group_size: 16, r: c.r, rank_pattern: {}, revision: null,
-    target_modules: [...c.targetModules].reverse(), target_parameters: null, task_type: 'CAUSAL_LM', trainable_token_indices: null,
-    use_dora: false, use_qalora: false, use_rslora: false,
+    alpha_pattern: {},
+    auto_mapping: null,
+    base_model_name_or_path: base,
+    bias: 'none',
+    corda_config: null,
+    eva_config: null,
+    exclude_modules: null,
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layer_replication: null,
+    layers_pattern: null,
+    layers_to_transform: null,
+    loftq_config: {},
+    lora_alpha: c.loraAlpha,
+    lora_bias: false,
+    lora_dropout: c.loraDropout,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    modules_to_save: c.modulesToSave,
+    peft_type: 'LORA',
+    peft_version: '0.21.2',
+    qalora_group_size: 16,
+    r: c.r,
+    rank_pattern: {},
+    revision: null,
+    target_modules: [...c.targetModules].reverse(),
+    target_parameters: null,
+    task_type: 'CAUSAL_LM',
+    trainable_token_indices: null,
+    use_dora: false,
+    use_qalora: false,
+    use_rslora: false,
   };
 }
 
@@ -65,11 +96,31 @@ const HF_LOG_HISTORY = [
 
 function hfTrainerState(globalStep: number): Record<string, unknown> {
   return {
-    best_global_step: null, best_metric: null, best_model_checkpoint: null, epoch: 0.127, eval_steps: 2, global_step: globalStep,
-    is_hyper_param_search: false, is_local_process_zero: true, is_world_process_zero: true,
-    log_history: HF_LOG_HISTORY.filter((e) => e.step <= globalStep), logging_steps: 1, max_steps: 4, num_input_tokens_seen: 0,
-    num_train_epochs: 1, save_steps: 2, stateful_callbacks: { TrainerControl: { args: { should_epoch_stop: false, should_evaluate: false, should_log: false, should_save: true, should_training_stop: true }, attributes: {} } },
-    total_flos: 1234.0, train_batch_size: 4, trial_name: null, trial_params: null,
+    best_global_step: null,
+    best_metric: null,
+    best_model_checkpoint: null,
+    epoch: 0.127,
+    eval_steps: 2,
+    global_step: globalStep,
+    is_hyper_param_search: false,
+    is_local_process_zero: true,
+    is_world_process_zero: true,
+    log_history: HF_LOG_HISTORY.filter((e) => e.step <= globalStep),
+    logging_steps: 1,
+    max_steps: 4,
+    num_input_tokens_seen: 0,
+    num_train_epochs: 1,
+    save_steps: 2,
+    stateful_callbacks: {
+      TrainerControl: {
+        args: { should_epoch_stop: false, should_evaluate: false, should_log: false, should_save: true, should_training_stop: true },
+        attributes: {},
+      },
+    },
+    total_flos: 1234.0,
+    train_batch_size: 4,
+    trial_name: null,
+    trial_params: null,
   };
 }
 
@@ -95,9 +146,24 @@ beforeAll(async () => {
   await fs.writeFile(path.join(zh, 'zh.txt'), lines.join('\n'));
   ours = path.join(root, 'ours');
   const args = await resolveArgs('pretrain', {
-    stage: '2', modelNameOrPath: TINY_LLAMA, tokenizerNameOrPath: ZH_TOKENIZER, datasetDir: zh, outputDir: ours, blockSize: '32',
-    loraRank: '4', loraAlpha: '16', trainable: 'q_proj,v_proj,k_proj,o_proj', modulesToSave: 'embed_tokens,lm_head',
-    perDeviceTrainBatchSize: '2', maxSteps: '2', learningRate: '1e-2', loggingSteps: '1', doEval: true, evalSteps: '1', saveSteps: '10', noProgress: true,
+    stage: '2',
+    modelNameOrPath: TINY_LLAMA,
+    tokenizerNameOrPath: ZH_TOKENIZER,
+    datasetDir: zh,
+    outputDir: ours,
+    blockSize: '32',
+    loraRank: '4',
+    loraAlpha: '16',
+    trainable: 'q_proj,v_proj,k_proj,o_proj',
+    modulesToSave: 'embed_tokens,lm_head',
+    perDeviceTrainBatchSize: '2',
+    maxSteps: '2',
+    learningRate: '1e-2',
+    loggingSteps: '1',
+    doEval: true,
+    evalSteps: '1',
+    saveSteps: '10',
+    noProgress: true,
   });
   await runTrainingSession(args, { backend: 'wasm' });
 
@@ -111,7 +177,8 @@ beforeAll(async () => {
   const ckpt = path.join(hf, 'checkpoint-2');
   await writeHfAdapter(ckpt, adapter);
   await fs.writeFile(path.join(ckpt, 'trainer_state.json'), JSON.stringify(hfTrainerState(2), null, 2));
-  for (const pickle of ['optimizer.pt', 'scheduler.pt', 'rng_state.pth', 'training_args.bin']) await fs.writeFile(path.join(ckpt, pickle), Buffer.from([0x80, 0x02, 0x7d, 0x71, 0x00, 0x2e]));
+  for (const pickle of ['optimizer.pt', 'scheduler.pt', 'rng_state.pth', 'training_args.bin'])
+    await fs.writeFile(path.join(ckpt, pickle), Buffer.from([0x80, 0x02, 0x7d, 0x71, 0x00, 0x2e]));
   // metrics.jsonl as train.py's callback writes it (its own cllama_entry, run by python3 + numpy)
   const script = `
 import json, sys
@@ -132,7 +199,8 @@ describe('an output folder written by train.py (HF Trainer + peft layout)', () =
     const a = JSON.parse(await node(LORA_CLI, ['info', hf, '--json']));
     const b = JSON.parse(await node(LORA_CLI, ['info', ours, '--json']));
     expect(a).toMatchObject({ r: 4, loraAlpha: 16, loraPairs: 8, modulesToSave: ['embed_tokens', 'lm_head'] });
-    for (const k of ['r', 'loraAlpha', 'scaling', 'adaptedModules', 'loraPairs', 'savedTensors', 'loraParameters', 'savedParameters', 'storedDtypes']) expect(a[k], k).toEqual(b[k]);
+    for (const k of ['r', 'loraAlpha', 'scaling', 'adaptedModules', 'loraPairs', 'savedTensors', 'loraParameters', 'savedParameters', 'storedDtypes'])
+      expect(a[k], k).toEqual(b[k]);
     expect(a.savedTensors['model.embed_tokens.weight']).toEqual([20000, 64]);
   });
 
@@ -150,7 +218,8 @@ describe('an output folder written by train.py (HF Trainer + peft layout)', () =
     const golden = JSON.parse(await fs.readFile(path.join(TINY_LLAMA, 'golden.json'), 'utf8'));
     const ids = path.join(root, 'ids.json');
     await fs.writeFile(ids, JSON.stringify(golden.input_ids));
-    const score = async (lora: string) => JSON.parse(await node(TRAIN_CLI, ['score', '--model', TINY_LLAMA, '--lora', lora, '--input-ids', ids, '--backend', 'wasm', '--json']));
+    const score = async (lora: string) =>
+      JSON.parse(await node(TRAIN_CLI, ['score', '--model', TINY_LLAMA, '--lora', lora, '--input-ids', ids, '--backend', 'wasm', '--json']));
     const [a, c, b] = [await score(hf), await score(path.join(hf, 'checkpoint-2')), await score(ours)];
     expect(Number.isFinite(a.loss)).toBe(true);
     expect(a.loss).toBe(b.loss);
@@ -164,7 +233,15 @@ describe('an output folder written by train.py (HF Trainer + peft layout)', () =
     const keys = (es: typeof mine, kind: string) => [...new Set(es.filter((e) => kind in e).map((e) => Object.keys(e).sort().join(',')))];
     expect(keys(theirs, 'loss')).toEqual(keys(mine, 'loss'));
     expect(keys(theirs, 'eval_loss')).toEqual(keys(mine, 'eval_loss'));
-    expect(theirs.map((e) => [e.step, e.loss ?? e.eval_loss])).toEqual([[0, 10.02], [1, 10.03], [2, 9.81], [2, 9.7], [3, 9.6], [4, 9.41], [4, 9.35]]);
+    expect(theirs.map((e) => [e.step, e.loss ?? e.eval_loss])).toEqual([
+      [0, 10.02],
+      [1, 10.03],
+      [2, 9.81],
+      [2, 9.7],
+      [3, 9.6],
+      [4, 9.41],
+      [4, 9.35],
+    ]);
     expect(theirs.find((e) => e.step === 4 && e.eval_loss !== undefined)!.eval_perplexity).toBeCloseTo(Math.exp(9.35), 2);
     const svg = renderTrainingPlot(theirs, { title: 'train.py', maxSteps: 4 });
     expect(svg).toContain('<svg');
@@ -172,7 +249,10 @@ describe('an output folder written by train.py (HF Trainer + peft layout)', () =
     // cllama-train plot draws the same chart into the folder (max_steps from HF's trainer_state.json)
     expect(await node(TRAIN_CLI, ['plot', hf, '--title', 'train.py'])).toContain('training_plot.svg');
     expect(await fs.readFile(path.join(hf, 'training_plot.svg'), 'utf8')).toBe(svg);
-    const bad = await run('node', [TRAIN_CLI, 'plot', path.join(root, 'nowhere')]).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    const bad = await run('node', [TRAIN_CLI, 'plot', path.join(root, 'nowhere')]).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(bad.code).toBe(2); // a wrong folder argument: a usage error
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/^cllama-train: cannot read .*metrics\.jsonl/);

@@ -15,7 +15,14 @@ import { FIXTURES } from './helpers.js';
 
 const LORA7 = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const smol = createLlamaConfig({ hiddenSize: 576, intermediateSize: 1536, numHiddenLayers: 30, numAttentionHeads: 9, numKeyValueHeads: 3, vocabSize: 49152 });
-const tinyLlama = createLlamaConfig({ hiddenSize: 2048, intermediateSize: 5632, numHiddenLayers: 22, numAttentionHeads: 32, numKeyValueHeads: 4, vocabSize: 32000 });
+const tinyLlama = createLlamaConfig({
+  hiddenSize: 2048,
+  intermediateSize: 5632,
+  numHiddenLayers: 22,
+  numAttentionHeads: 32,
+  numKeyValueHeads: 4,
+  vocabSize: 32000,
+});
 const lora = (seqLen: number, batchSize = 1): MemoryJob => ({ kind: 'lora', batchSize, seqLen, r: 8, targetModules: LORA7, modulesToSave: [] });
 
 describe('estimateMemory', () => {
@@ -53,8 +60,6 @@ describe('estimateMemory', () => {
 });
 
 describe('checkMemory', () => {
-
-
   it('refuses a LoRA step of the SmolLM shape on wasm with one line naming the estimate, the 2 GiB heap and what to do', () => {
     let err: unknown;
     try {
@@ -66,7 +71,9 @@ describe('checkMemory', () => {
     const msg = (err as Error).message;
     expect(msg).not.toContain('\n');
     expect(msg).toMatch(/^16\d M parameters need ~\d+\.\d GB for lora training/);
-    expect(msg).toContain(`over the ~${(WASM_USABLE_BYTES / 1e9).toFixed(1)} GB a step can use of the wasm backend's ${(WASM_HEAP_LIMIT_BYTES / 1e9).toFixed(1)} GB heap`);
+    expect(msg).toContain(
+      `over the ~${(WASM_USABLE_BYTES / 1e9).toFixed(1)} GB a step can use of the wasm backend's ${(WASM_HEAP_LIMIT_BYTES / 1e9).toFixed(1)} GB heap`,
+    );
     expect(msg).toContain('--backend native');
   });
 
@@ -84,7 +91,7 @@ describe('checkMemory', () => {
     expect(e.totalBytes).toBeGreaterThan(2e9);
   });
 
-  it('counts the JS-memory backends\' activations 5× (measured on native): TinyLlama LoRA at seq 512 does not fit 24 GB there', () => {
+  it("counts the JS-memory backends' activations 5× (measured on native): TinyLlama LoRA at seq 512 does not fit 24 GB there", () => {
     const native = estimateMemory(tinyLlama, lora(512), 'native');
     const plain = estimateMemory(tinyLlama, lora(512));
     expect(native.activationBytes).toBe(5 * plain.activationBytes);
@@ -106,11 +113,15 @@ describe('checkMemory', () => {
     const one = estimateMemory(smol, lora(512, 2));
     const available = one.totalBytes + one.weightsBytes / 2;
     expect(() => checkMemory(smol, lora(512, 2), { backend: 'tensorflow', availableBytes: available, env: {} })).not.toThrow();
-    expect(() => checkMemory(smol, lora(512, 2), { backend: 'tensorflow', availableBytes: available, replicas: 2, env: {} })).toThrow(/with 2 threads' model copies.*fewer --threads/);
+    expect(() => checkMemory(smol, lora(512, 2), { backend: 'tensorflow', availableBytes: available, replicas: 2, env: {} })).toThrow(
+      /with 2 threads' model copies.*fewer --threads/,
+    );
   });
 
   it('CLLAMA_MEMORY_CHECK=off skips the check', () => {
-    expect(() => checkMemory(tinyLlama, { kind: 'full', batchSize: 1, seqLen: 512 }, { backend: 'wasm', availableBytes: 1e9, env: { CLLAMA_MEMORY_CHECK: 'off' } })).not.toThrow();
+    expect(() =>
+      checkMemory(tinyLlama, { kind: 'full', batchSize: 1, seqLen: 512 }, { backend: 'wasm', availableBytes: 1e9, env: { CLLAMA_MEMORY_CHECK: 'off' } }),
+    ).not.toThrow();
   });
 });
 
@@ -124,9 +135,9 @@ describe('checkModelMemory on a model folder', () => {
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('reads config.json and refuses on wasm', async () => {
-    await expect(checkModelMemory(tmp, { kind: 'inference', batchSize: 1, seqLen: 512 }, { backend: 'wasm', availableBytes: plenty(), env: {} })).rejects.toThrow(
-      /of the wasm backend's 2\.1 GB heap/,
-    );
+    await expect(
+      checkModelMemory(tmp, { kind: 'inference', batchSize: 1, seqLen: 512 }, { backend: 'wasm', availableBytes: plenty(), env: {} }),
+    ).rejects.toThrow(/of the wasm backend's 2\.1 GB heap/);
   });
 
   it('passes the test fixture model, and a grown tokenizer vocabulary counts', async () => {
@@ -140,7 +151,9 @@ describe('checkModelMemory on a model folder', () => {
   it('cllama-train score refuses it up front with one line and exit code 1, not a wasm abort', async () => {
     writeFileSync(path.join(tmp, 'ids.json'), JSON.stringify([[1, 2, 3, 4]]));
     const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dist/cli.js');
-    const err = (await promisify(execFile)('node', [cli, 'score', '--model', tmp, '--input-ids', path.join(tmp, 'ids.json'), '--backend', 'wasm']).catch((e) => e)) as {
+    const err = (await promisify(execFile)('node', [cli, 'score', '--model', tmp, '--input-ids', path.join(tmp, 'ids.json'), '--backend', 'wasm']).catch(
+      (e) => e,
+    )) as {
       code: number;
       stderr: string;
     };

@@ -49,7 +49,18 @@ describe('cllama-train CLI', () => {
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('score --input-ids --labels --json gives the PyTorch loss and logits sums', async () => {
-    const r = await cli(['score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--labels', path.join(tmp, 'labels.json'), '--json', '--backend', 'wasm']);
+    const r = await cli([
+      'score',
+      '--model',
+      TINY_LLAMA,
+      '--input-ids',
+      path.join(tmp, 'ids.json'),
+      '--labels',
+      path.join(tmp, 'labels.json'),
+      '--json',
+      '--backend',
+      'wasm',
+    ]);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(Math.abs(out.loss - golden.loss)).toBeLessThan(1e-5);
@@ -69,11 +80,23 @@ describe('cllama-train CLI', () => {
   it('score --text-file tokenizes lines with BOS and reports loss over all predicted tokens', async () => {
     const text = 'The primary use of LLaMA is research.\n\nLarge language models are fun.\n';
     writeFileSync(path.join(tmp, 'text.txt'), text);
-    const r = await cli(['score', '--model', bigVocabModel, '--tokenizer', TOKENIZER, '--text-file', path.join(tmp, 'text.txt'), '--block-size', '8', '--json']);
+    const r = await cli([
+      'score',
+      '--model',
+      bigVocabModel,
+      '--tokenizer',
+      TOKENIZER,
+      '--text-file',
+      path.join(tmp, 'text.txt'),
+      '--block-size',
+      '8',
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     const tok = await loadTokenizer(TOKENIZER);
-    const total = tok.encode('The primary use of LLaMA is research.', { addBos: true }).length + tok.encode('Large language models are fun.', { addBos: true }).length;
+    const total =
+      tok.encode('The primary use of LLaMA is research.', { addBos: true }).length + tok.encode('Large language models are fun.', { addBos: true }).length;
     const blocks = Math.ceil(total / 8);
     expect(out.tokens).toBe(total - blocks); // one target fewer than tokens per block
     expect(out.loss).toBeGreaterThan(0);
@@ -99,7 +122,18 @@ describe('cllama-train CLI', () => {
   });
 
   it('score --backend webgpu --json gives the same PyTorch numbers and says which adapter it used', async () => {
-    const r = await cli(['score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--labels', path.join(tmp, 'labels.json'), '--json', '--backend', 'webgpu']);
+    const r = await cli([
+      'score',
+      '--model',
+      TINY_LLAMA,
+      '--input-ids',
+      path.join(tmp, 'ids.json'),
+      '--labels',
+      path.join(tmp, 'labels.json'),
+      '--json',
+      '--backend',
+      'webgpu',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.backend).toBe('webgpu');
@@ -128,17 +162,40 @@ describe('cllama-train CLI', () => {
     // a module hook that makes 'webgpu' unresolvable, as on an install without the optional peer
     const hooks = `export async function resolve(s, c, next) { if (s === 'webgpu') { const e = new Error("Cannot find package 'webgpu'"); e.code = 'ERR_MODULE_NOT_FOUND'; throw e; } return next(s, c); }`;
     const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));`;
-    const child = run('node', ['--import', `data:text/javascript,${encodeURIComponent(register)}`, CLI, 'score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--backend', 'webgpu']);
-    const err = (await child.then(() => undefined, (e: { code: number; stderr: string }) => e))!;
+    const child = run('node', [
+      '--import',
+      `data:text/javascript,${encodeURIComponent(register)}`,
+      CLI,
+      'score',
+      '--model',
+      TINY_LLAMA,
+      '--input-ids',
+      path.join(tmp, 'ids.json'),
+      '--backend',
+      'webgpu',
+    ]);
+    const err = (await child.then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    ))!;
     expect(err.code).toBe(1);
-    expect(err.stderr.trim().split('\n')).toEqual(["cllama-train: backend 'webgpu': the webgpu backend is not installed: install webgpu and @tensorflow/tfjs-backend-webgpu (npm install webgpu @tensorflow/tfjs-backend-webgpu@4.22.0)"]);
+    expect(err.stderr.trim().split('\n')).toEqual([
+      "cllama-train: backend 'webgpu': the webgpu backend is not installed: install webgpu and @tensorflow/tfjs-backend-webgpu (npm install webgpu @tensorflow/tfjs-backend-webgpu@4.22.0)",
+    ]);
   });
 
   it('--backend webgpu without a Vulkan driver: exit 1 and a line saying what to install', async () => {
-    const child = run('node', [CLI, 'score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--backend', 'webgpu'], { env: { ...process.env, VK_ICD_FILENAMES: path.join(tmp, 'no-such-icd.json') } });
-    const err = (await child.then(() => undefined, (e: { code: number; stderr: string }) => e))!;
+    const child = run('node', [CLI, 'score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--backend', 'webgpu'], {
+      env: { ...process.env, VK_ICD_FILENAMES: path.join(tmp, 'no-such-icd.json') },
+    });
+    const err = (await child.then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    ))!;
     expect(err.code).toBe(1);
     // (the Vulkan loader prints its own 'Warning: …' lines first)
-    expect(err.stderr.trim().split('\n').at(-1)).toMatch(/^cllama-train: backend 'webgpu': Dawn found no WebGPU adapter .*install a Vulkan driver: .*mesa-vulkan-drivers libvulkan1/);
+    expect(err.stderr.trim().split('\n').at(-1)).toMatch(
+      /^cllama-train: backend 'webgpu': Dawn found no WebGPU adapter .*install a Vulkan driver: .*mesa-vulkan-drivers libvulkan1/,
+    );
   });
 });

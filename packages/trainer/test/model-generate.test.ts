@@ -95,7 +95,14 @@ describe.each(MODEL_TEST_BACKENDS)('token choice on the device (%s) equals the J
     const logits = Float32Array.from({ length: vocab }, (_, i) => Math.sin(i * 2.1) * 3 + (i % 7) * 0.2);
     const logitsT = tf.tensor2d(logits, [1, vocab]);
     const history = [3, 9, 9, 40, 17];
-    for (const options of [{}, { repetitionPenalty: 1.8 }, { temperature: 0.8 }, { temperature: 1.2, topK: 10 }, { topP: 0.8 }, { temperature: 0.7, topK: 20, topP: 0.9, repetitionPenalty: 1.3 }]) {
+    for (const options of [
+      {},
+      { repetitionPenalty: 1.8 },
+      { temperature: 0.8 },
+      { temperature: 1.2, topK: 10 },
+      { topP: 0.8 },
+      { temperature: 0.7, topK: 20, topP: 0.9, repetitionPenalty: 1.3 },
+    ]) {
       const opts = resolveGenerationOptions(options, 2);
       const host = Mulberry32.scrambled(5);
       const device = Mulberry32.scrambled(5);

@@ -79,7 +79,6 @@ describe.each(MODEL_TEST_BACKENDS)('LoRA parity on tiny-llama (%s)', (backend) =
     model.dispose();
     model = await loadLlama(TINY_LLAMA);
   });
-
 });
 
 describe('LoRA on tiny-llama (wasm)', () => {

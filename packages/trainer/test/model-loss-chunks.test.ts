@@ -79,7 +79,11 @@ describe('fusedLinearCrossEntropy with a frozen head (cached vocabulary blocks o
     const before = tf.memory().numTensors;
     const check = async () => {
       const ref = await lossAndGrads((hh) => referenceLinearCrossEntropy(hh as tf.Tensor2D, head, targets), [h]);
-      for (const [chunk, rows] of [[10, 5], [3, 8], [4, 23]] as const) {
+      for (const [chunk, rows] of [
+        [10, 5],
+        [3, 8],
+        [4, 23],
+      ] as const) {
         const fused = await lossAndGrads((hh) => fusedLinearCrossEntropy(hh as tf.Tensor2D, head, targets, chunk, 256 * 1024 * 1024, rows), [h]);
         expect(Math.abs(fused.loss - ref.loss)).toBeLessThan(1e-5 * ref.loss);
         expectClose(fused.grads[0]!, ref.grads[0]!);

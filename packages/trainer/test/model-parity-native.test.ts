@@ -125,14 +125,42 @@ describe.skipIf(!ort.ok)('native kernels against the cpu backend', () => {
       const b = tf.randomNormal([9, 4], 0, 1, 'float32', 100);
       out.push(tf.fused.matMul({ a, b, bias: tf.range(0, 4, 1, 'float32') }).dataSync() as Float32Array);
       // elementwise overrides, both sides of the 32 Ki-element ORT threshold, broadcasting as the loss head does
-      for (const [as, bs] of [[[256, 300], [256, 1]], [[8, 5], [5]], [[2, 8, 64, 64], [1, 1, 64, 64]], [[3, 4], []]] as Array<[number[], number[]]>) {
+      for (const [as, bs] of [
+        [
+          [256, 300],
+          [256, 1],
+        ],
+        [[8, 5], [5]],
+        [
+          [2, 8, 64, 64],
+          [1, 1, 64, 64],
+        ],
+        [[3, 4], []],
+      ] as Array<[number[], number[]]>) {
         const x = tf.randomNormal(as, 0, 1, 'float32', seed++);
         const y = tf.add(tf.abs(tf.randomNormal(bs, 0, 1, 'float32', seed++)), 0.5);
-        for (const t of [tf.add(x, y), tf.sub(x, y), tf.mul(x, y), tf.div(x, y), tf.exp(x), tf.sigmoid(x), tf.log(y), tf.softmax(x)]) out.push(t.dataSync() as Float32Array);
+        for (const t of [tf.add(x, y), tf.sub(x, y), tf.mul(x, y), tf.div(x, y), tf.exp(x), tf.sigmoid(x), tf.log(y), tf.softmax(x)])
+          out.push(t.dataSync() as Float32Array);
         for (const part of tf.split(x, [1, as[as.length - 1]! - 1], -1)) out.push(part.dataSync() as Float32Array);
         out.push(tf.neg(x).dataSync() as Float32Array);
-        out.push(tf.slice(x, as.map((d) => (d > 1 ? 1 : 0)), as.map((d) => (d > 2 ? d - 2 : 1))).dataSync() as Float32Array);
-        out.push(tf.slice(x, as.map((_, i) => (i === 0 && as[0]! > 1 ? 1 : 0)), as.map((d, i) => (i === 0 && d > 1 ? d - 1 : -1))).dataSync() as Float32Array);
+        out.push(
+          tf
+            .slice(
+              x,
+              as.map((d) => (d > 1 ? 1 : 0)),
+              as.map((d) => (d > 2 ? d - 2 : 1)),
+            )
+            .dataSync() as Float32Array,
+        );
+        out.push(
+          tf
+            .slice(
+              x,
+              as.map((_, i) => (i === 0 && as[0]! > 1 ? 1 : 0)),
+              as.map((d, i) => (i === 0 && d > 1 ? d - 1 : -1)),
+            )
+            .dataSync() as Float32Array,
+        );
       }
       out.push(tf.unsortedSegmentSum(tf.randomNormal([6, 5], 0, 1, 'float32', 7), tf.tensor1d([3, 0, 3, 9, 1, 0], 'int32'), 10).dataSync() as Float32Array);
       const big = tf.randomNormal([64, 48, 32], 0, 1, 'float32', 101);
@@ -161,9 +189,13 @@ describe('native fallback', () => {
     const tmp = mkdtempSync(path.join((await import('node:os')).tmpdir(), 'cllama-native-'));
     try {
       writeFileSync(path.join(tmp, 'ids.json'), JSON.stringify(golden.input_ids));
-      const r = await promisify(execFile)('node', [cli, 'score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--json', '--backend', 'native'], {
-        env: { ...process.env, CLLAMA_NATIVE_DISABLE: '1' },
-      });
+      const r = await promisify(execFile)(
+        'node',
+        [cli, 'score', '--model', TINY_LLAMA, '--input-ids', path.join(tmp, 'ids.json'), '--json', '--backend', 'native'],
+        {
+          env: { ...process.env, CLLAMA_NATIVE_DISABLE: '1' },
+        },
+      );
       expect(r.stderr.trim()).toBe(
         'cllama-train: backend wasm (@tensorflow/tfjs-backend-wasm): native backend unavailable: CLLAMA_NATIVE_DISABLE=1 is set; fell back to wasm',
       );

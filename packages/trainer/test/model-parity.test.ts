@@ -147,11 +147,27 @@ describe('attention mask (padding) on the wasm per-sequence attention path', () 
       const seqB = [1, 42, 7, 3]; // shorter: left-padded with two 0s and masked
       const alone = model.logits(tf.tensor2d([seqB], undefined, 'int32'));
       const padded = tf.tensor2d([seqA, [0, 0, ...seqB]], undefined, 'int32');
-      const mask = tf.tensor2d([[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]], undefined, 'int32');
+      const mask = tf.tensor2d(
+        [
+          [1, 1, 1, 1, 1, 1],
+          [0, 0, 1, 1, 1, 1],
+        ],
+        undefined,
+        'int32',
+      );
       const both = model.logits(padded, { attentionMask: mask });
       const vocab = model.config.vocabSize;
       // right padding keeps the rotary positions: row B's first four positions equal seqB run alone
-      const right = model.logits(tf.tensor2d([seqA, [...seqB, 0, 0]], undefined, 'int32'), { attentionMask: tf.tensor2d([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], undefined, 'int32') });
+      const right = model.logits(tf.tensor2d([seqA, [...seqB, 0, 0]], undefined, 'int32'), {
+        attentionMask: tf.tensor2d(
+          [
+            [1, 1, 1, 1, 1, 1],
+            [1, 1, 1, 1, 0, 0],
+          ],
+          undefined,
+          'int32',
+        ),
+      });
       const r = right.dataSync();
       const a = alone.dataSync();
       for (let t = 0; t < seqB.length; t++) {

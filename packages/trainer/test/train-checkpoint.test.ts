@@ -151,8 +151,29 @@ describe('options', () => {
     await fs.writeFile(cfg, JSON.stringify({ learning_rate: 2e-4, lr_scheduler_type: 'cosine', 'warmup-ratio': 0.05, trainable: 'q_proj,v_proj', seed: 1 }));
     const cmd = addTrainOptions(new Command('pretrain'), 'pretrain').exitOverride();
     cmd.parse(
-      ['--config', cfg, '--model-name-or-path', 'm', '--tokenizer-name-or-path', 't', '--dataset-dir', 'd', '--output-dir', 'o',
-        '--seed', '7', '--stage', '2', '--gradient-accumulation-steps', '8', '--fp16', '--logging-first-step', 'True', '--deepspeed', 'ds.json'],
+      [
+        '--config',
+        cfg,
+        '--model-name-or-path',
+        'm',
+        '--tokenizer-name-or-path',
+        't',
+        '--dataset-dir',
+        'd',
+        '--output-dir',
+        'o',
+        '--seed',
+        '7',
+        '--stage',
+        '2',
+        '--gradient-accumulation-steps',
+        '8',
+        '--fp16',
+        '--logging-first-step',
+        'True',
+        '--deepspeed',
+        'ds.json',
+      ],
       { from: 'user' },
     );
     const a = await resolveArgs('pretrain', cmd.opts());

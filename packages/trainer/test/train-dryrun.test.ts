@@ -30,8 +30,24 @@ describe('--dry-run on the LLaMA-7B config (the paper table)', () => {
   it('stage 1: 2.97%, stage 2: 6.06%, SFT with all seven targets and 49,954: 6.22%', async () => {
     const common = { modelNameOrPath: LLAMA_7B, dryRun: true, perDeviceTrainBatchSize: '1', gradientAccumulationSteps: '8' };
     const s1 = await dryRunPlan(await resolveArgs('pretrain', { ...common, tokenizerNameOrPath: MERGED, blockSize: '512', stage: '1' }));
-    const s2 = await dryRunPlan(await resolveArgs('pretrain', { ...common, tokenizerNameOrPath: MERGED, blockSize: '512', stage: '2', trainable: 'q_proj,v_proj,k_proj,o_proj', modulesToSave: 'embed_tokens,lm_head' }));
-    const sft = await dryRunPlan(await resolveArgs('sft', { ...common, tokenizerNameOrPath: alpacaTokenizer, maxSeqLength: '512', trainable: 'q_proj,v_proj,k_proj,o_proj,gate_proj,down_proj,up_proj' }));
+    const s2 = await dryRunPlan(
+      await resolveArgs('pretrain', {
+        ...common,
+        tokenizerNameOrPath: MERGED,
+        blockSize: '512',
+        stage: '2',
+        trainable: 'q_proj,v_proj,k_proj,o_proj',
+        modulesToSave: 'embed_tokens,lm_head',
+      }),
+    );
+    const sft = await dryRunPlan(
+      await resolveArgs('sft', {
+        ...common,
+        tokenizerNameOrPath: alpacaTokenizer,
+        maxSeqLength: '512',
+        trainable: 'q_proj,v_proj,k_proj,o_proj,gate_proj,down_proj,up_proj',
+      }),
+    );
     expect(s1.model.vocabSize).toBe(49953);
     expect(sft.model.vocabSize).toBe(49954);
     expect(s1.trainablePercent.toFixed(2)).toBe('2.97');
@@ -49,14 +65,31 @@ describe('--dry-run on the LLaMA-7B config (the paper table)', () => {
 
   it('the CLI prints the plan as JSON without loading weights, with --config keys and --max-steps', async () => {
     const cfg = path.join(root, 'sft.json');
-    await fs.writeFile(cfg, JSON.stringify({ model_name_or_path: LLAMA_7B, tokenizer_name_or_path: alpacaTokenizer, per_device_train_batch_size: 2, gradient_accumulation_steps: 4, max_seq_length: 512, max_steps: 6000 }));
-    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(PKG, 'src/cli.ts'), 'sft', '--config', cfg, '--dry-run', '--json'], { cwd: PKG, encoding: 'utf8' });
+    await fs.writeFile(
+      cfg,
+      JSON.stringify({
+        model_name_or_path: LLAMA_7B,
+        tokenizer_name_or_path: alpacaTokenizer,
+        per_device_train_batch_size: 2,
+        gradient_accumulation_steps: 4,
+        max_seq_length: 512,
+        max_steps: 6000,
+      }),
+    );
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(PKG, 'src/cli.ts'), 'sft', '--config', cfg, '--dry-run', '--json'], {
+      cwd: PKG,
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(0);
     const plan = JSON.parse(r.stdout);
     expect(plan.trainablePercent.toFixed(2)).toBe('6.22');
     expect(plan.tokensPerOptimizerStep).toBe(2 * 4 * 512);
     expect(plan.steps).toBe(6000);
-    const bad = spawnSync(process.execPath, ['--import', 'tsx', path.join(PKG, 'src/cli.ts'), 'pretrain', '--model-name-or-path', path.join(root, 'nope'), '--dry-run'], { cwd: PKG, encoding: 'utf8' });
+    const bad = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', path.join(PKG, 'src/cli.ts'), 'pretrain', '--model-name-or-path', path.join(root, 'nope'), '--dry-run'],
+      { cwd: PKG, encoding: 'utf8' },
+    );
     expect(bad.status).not.toBe(0);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
   });

@@ -50,7 +50,17 @@ describe('pretrain stage 1 (embeddings only)', () => {
   it('changes only embed_tokens, keeps the tensor count flat, writes model + logs; the data cache is reused', async () => {
     const out = path.join(root, 'stage1');
     const counts: number[] = [];
-    const a = await args('pretrain', out, { stage: '1', maxSteps: '6', learningRate: '2e-3', loggingSteps: '1', saveSteps: '3', saveTotalLimit: '1', weightDecay: '0.01', lrSchedulerType: 'cosine', warmupRatio: '0.2' });
+    const a = await args('pretrain', out, {
+      stage: '1',
+      maxSteps: '6',
+      learningRate: '2e-3',
+      loggingSteps: '1',
+      saveSteps: '3',
+      saveTotalLimit: '1',
+      weightDecay: '0.01',
+      lrSchedulerType: 'cosine',
+      warmupRatio: '0.2',
+    });
     const result = await runTrainingSession(a, { backend: 'wasm', onStep: (s) => void counts.push(s.numTensors) });
     expect(result.globalStep).toBe(6);
     expect(result.cacheHit).toBe(false);
@@ -62,7 +72,17 @@ describe('pretrain stage 1 (embeddings only)', () => {
     lrs.forEach((lr, i) => expect(lr).toBeCloseTo(cosine(i + 1), 12));
 
     const files = await fs.readdir(out);
-    for (const f of ['config.json', 'model.safetensors', 'tokenizer.model', 'trainer_state.json', 'metrics.jsonl', 'training_plot.svg', 'all_results.json', 'checkpoint-6']) expect(files).toContain(f);
+    for (const f of [
+      'config.json',
+      'model.safetensors',
+      'tokenizer.model',
+      'trainer_state.json',
+      'metrics.jsonl',
+      'training_plot.svg',
+      'all_results.json',
+      'checkpoint-6',
+    ])
+      expect(files).toContain(f);
     expect(files.filter((f) => f.startsWith('checkpoint-'))).toEqual(['checkpoint-6']); // --save-total-limit 1
     const metrics = await readMetrics(path.join(out, 'metrics.jsonl'));
     expect(metrics.filter((m) => m.loss !== undefined).map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
@@ -89,7 +109,10 @@ describe('pretrain stage 1 (embeddings only)', () => {
     }
 
     // a second run over the same text reuses the tokenized cache
-    const again = await runTrainingSession({ ...a, outputDir: path.join(root, 'stage1b'), dataCacheDir: path.join(out, 'data_cache'), maxSteps: 1 }, { backend: 'wasm' });
+    const again = await runTrainingSession(
+      { ...a, outputDir: path.join(root, 'stage1b'), dataCacheDir: path.join(out, 'data_cache'), maxSteps: 1 },
+      { backend: 'wasm' },
+    );
     expect(again.cacheHit).toBe(true);
   });
 });
@@ -97,14 +120,30 @@ describe('pretrain stage 1 (embeddings only)', () => {
 describe('training lowers eval perplexity on Chinese text', () => {
   it('stage 2 (LoRA + embed_tokens/lm_head) cuts held-out perplexity by more than half', async () => {
     const out = path.join(root, 'ppl');
-    const a = await args('pretrain', out, { stage: '2', maxSteps: '24', learningRate: '6e-3', loggingSteps: '6', evalSteps: '12', doEval: true, saveSteps: '1000', loraRank: '8', loraAlpha: '32', loraDropout: '0.05', trainable: 'q_proj,v_proj,k_proj,o_proj,gate_proj,down_proj,up_proj', lrSchedulerType: 'cosine', warmupRatio: '0.05' });
+    const a = await args('pretrain', out, {
+      stage: '2',
+      maxSteps: '24',
+      learningRate: '6e-3',
+      loggingSteps: '6',
+      evalSteps: '12',
+      doEval: true,
+      saveSteps: '1000',
+      loraRank: '8',
+      loraAlpha: '32',
+      loraDropout: '0.05',
+      trainable: 'q_proj,v_proj,k_proj,o_proj,gate_proj,down_proj,up_proj',
+      lrSchedulerType: 'cosine',
+      warmupRatio: '0.05',
+    });
     const counts: number[] = [];
     const result = await runTrainingSession(a, { backend: 'wasm', onStep: (s) => void counts.push(s.numTensors) });
     expect(new Set(counts).size).toBe(1); // LoRA + dropout + eval steps leak nothing either
     const evals = result.logHistory.filter((e) => e.eval_perplexity !== undefined);
     const first = evals[0]!;
     const last = evals.at(-1)!;
-    console.log(`eval perplexity on held-out Chinese blocks (${result.numEvalExamples} × 64 tokens): step 0 ${first.eval_perplexity} → step ${last.step} ${last.eval_perplexity}; ${result.tokensPerSecond.toFixed(0)} tok/s`);
+    console.log(
+      `eval perplexity on held-out Chinese blocks (${result.numEvalExamples} × 64 tokens): step 0 ${first.eval_perplexity} → step ${last.step} ${last.eval_perplexity}; ${result.tokensPerSecond.toFixed(0)} tok/s`,
+    );
     expect(first.step).toBe(0);
     expect(last.step).toBe(24);
     expect(last.eval_perplexity!).toBeLessThan(first.eval_perplexity! / 2);

@@ -48,7 +48,10 @@ describe('splitBatch', () => {
   it('weights each shard by its counted targets and drops shards with none', () => {
     expect(countedTargets(batch)).toBe(6);
     const two = splitBatch(batch, 2);
-    expect(two.map((s) => [s.batch.batch, s.weight])).toEqual([[2, 4 / 6], [2, 2 / 6]]);
+    expect(two.map((s) => [s.batch.batch, s.weight])).toEqual([
+      [2, 4 / 6],
+      [2, 2 / 6],
+    ]);
     expect(Array.from(two[1]!.batch.inputIds)).toEqual([9, 10, 11, 12, 13, 14, 15, 16]);
     const four = splitBatch(batch, 4);
     expect(four.map((s) => s.weight)).toEqual([3 / 6, 1 / 6, 2 / 6]); // row 2 counts nothing
@@ -154,7 +157,7 @@ describe('--threads (data parallel)', () => {
     for (const [key, t] of a.tensors) expect(maxRelDiff(t.data, b.tensors.get(key)!.data), key).toBeLessThan(1e-4);
   }, 240_000);
 
-  it('a 2-thread run stopped after a checkpoint resumes with the uninterrupted run\'s losses (dropout on)', async () => {
+  it("a 2-thread run stopped after a checkpoint resumes with the uninterrupted run's losses (dropout on)", async () => {
     const straight = await sft(path.join(root, 'dp-straight'), 2, { loraDropout: '0.1' });
     // stop a fresh run right after step 4 (checkpoint-4 written at save-steps 2), then resume
     const stopped = path.join(root, 'dp-stopped');
@@ -186,7 +189,9 @@ describe('--threads (data parallel)', () => {
       const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 7) % vocab);
       const bad = Int32Array.from(ids);
       bad[13] = vocab + 5; // a label in the second half: the worker's shard
-      await expect(pool.lossAndGrads(model, { inputIds: ids, labels: bad, batch: 4, seqLen: 4 }, 1)).rejects.toThrow(/worker thread failed: .*outside the vocabulary/s);
+      await expect(pool.lossAndGrads(model, { inputIds: ids, labels: bad, batch: 4, seqLen: 4 }, 1)).rejects.toThrow(
+        /worker thread failed: .*outside the vocabulary/s,
+      );
       const ok = await pool.lossAndGrads(model, { inputIds: ids, labels: ids, batch: 4, seqLen: 4 }, 1);
       expect(ok.loss).toBeGreaterThan(0);
       for (const g of ok.grads.values()) g.dispose();

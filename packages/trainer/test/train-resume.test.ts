@@ -30,16 +30,58 @@ afterAll(async () => {
 
 function flags(outputDir: string): string[] {
   return [
-    'pretrain', '--stage', '2', '--backend', 'wasm',
-    '--model-name-or-path', path.join(FIX, 'tiny-llama'),
-    '--tokenizer-name-or-path', path.join(FIX, 'tokenizers/chinese_sp.model'),
-    '--dataset-dir', textDir, '--data-cache-dir', path.join(root, 'cache'),
-    '--output-dir', outputDir,
-    '--block-size', '32', '--per-device-train-batch-size', '2', '--gradient-accumulation-steps', '2',
-    '--max-steps', '12', '--save-steps', '2', '--save-total-limit', '2', '--logging-steps', '1',
-    '--learning-rate', '3e-3', '--lr-scheduler-type', 'cosine', '--warmup-steps', '2', '--weight-decay', '0.01',
-    '--lora-rank', '4', '--lora-alpha', '16', '--lora-dropout', '0.1', '--trainable', 'q_proj,v_proj', '--modules-to-save', 'embed_tokens,lm_head',
-    '--validation-split-percentage', '0', '--seed', '5', '--no-progress',
+    'pretrain',
+    '--stage',
+    '2',
+    '--backend',
+    'wasm',
+    '--model-name-or-path',
+    path.join(FIX, 'tiny-llama'),
+    '--tokenizer-name-or-path',
+    path.join(FIX, 'tokenizers/chinese_sp.model'),
+    '--dataset-dir',
+    textDir,
+    '--data-cache-dir',
+    path.join(root, 'cache'),
+    '--output-dir',
+    outputDir,
+    '--block-size',
+    '32',
+    '--per-device-train-batch-size',
+    '2',
+    '--gradient-accumulation-steps',
+    '2',
+    '--max-steps',
+    '12',
+    '--save-steps',
+    '2',
+    '--save-total-limit',
+    '2',
+    '--logging-steps',
+    '1',
+    '--learning-rate',
+    '3e-3',
+    '--lr-scheduler-type',
+    'cosine',
+    '--warmup-steps',
+    '2',
+    '--weight-decay',
+    '0.01',
+    '--lora-rank',
+    '4',
+    '--lora-alpha',
+    '16',
+    '--lora-dropout',
+    '0.1',
+    '--trainable',
+    'q_proj,v_proj',
+    '--modules-to-save',
+    'embed_tokens,lm_head',
+    '--validation-split-percentage',
+    '0',
+    '--seed',
+    '5',
+    '--no-progress',
   ];
 }
 
@@ -90,7 +132,9 @@ describe('SIGKILL mid-run, then resume', () => {
     const caughtMidWrite = !existsSync(path.join(killed, 'checkpoint-6'));
     run.child.kill('SIGKILL');
     await run.done;
-    console.log(`killed ${caughtMidWrite ? 'while checkpoint-6 was being written' : 'after checkpoint-6 was written'}; left: ${readdirSync(killed).join(', ')}`);
+    console.log(
+      `killed ${caughtMidWrite ? 'while checkpoint-6 was being written' : 'after checkpoint-6 was written'}; left: ${readdirSync(killed).join(', ')}`,
+    );
     const survivors = await assertCheckpointsComplete(killed);
     expect(survivors.length).toBeGreaterThan(0);
     expect(Math.max(...survivors)).toBeLessThan(12);

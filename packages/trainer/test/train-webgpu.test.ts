@@ -63,7 +63,9 @@ describe('stage-2 training on webgpu', () => {
     const onGpu = await runTrainingSession(await stage2(path.join(root, 'webgpu')), { backend: 'webgpu', onStep: (s) => void counts.push(s.numTensors) });
     expect(onGpu.stepLosses).toHaveLength(20);
     const worst = Math.max(...onGpu.stepLosses.map((s, i) => Math.abs(s.loss - onWasm.stepLosses[i]!.loss) / onWasm.stepLosses[i]!.loss));
-    console.log(`stage 2, 20 steps: loss ${onWasm.stepLosses[0]!.loss.toFixed(6)} → ${onWasm.stepLosses[19]!.loss.toFixed(6)} (wasm), ${onGpu.stepLosses[0]!.loss.toFixed(6)} → ${onGpu.stepLosses[19]!.loss.toFixed(6)} (webgpu); worst relative step-loss difference ${worst.toExponential(2)}`);
+    console.log(
+      `stage 2, 20 steps: loss ${onWasm.stepLosses[0]!.loss.toFixed(6)} → ${onWasm.stepLosses[19]!.loss.toFixed(6)} (wasm), ${onGpu.stepLosses[0]!.loss.toFixed(6)} → ${onGpu.stepLosses[19]!.loss.toFixed(6)} (webgpu); worst relative step-loss difference ${worst.toExponential(2)}`,
+    );
     expect(worst).toBeLessThan(1e-3);
     expect(onGpu.stepLosses[19]!.loss).toBeLessThan(onGpu.stepLosses[0]!.loss); // it trains
     expect(new Set(counts).size).toBe(1); // the same number of live tensors after every step

@@ -106,7 +106,9 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
     const item = { instruction: `${randomCjk(14)}${counter}`, input: rng() < 0.5 ? '' : randomCjk(10), output: randomCjk(20) };
     return item;
   };
-  const instantBody = JSON.stringify(completionBody(JSON.stringify([{ instruction: '解释一下什么是光合作用', input: '', output: '植物利用光能合成有机物。' }]), 'stop'));
+  const instantBody = JSON.stringify(
+    completionBody(JSON.stringify([{ instruction: '解释一下什么是光合作用', input: '', output: '植物利用光能合成有机物。' }]), 'stop'),
+  );
 
   const server: FaultServer = {
     url: '',

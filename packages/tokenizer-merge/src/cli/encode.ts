@@ -56,7 +56,9 @@ export function utf8Lines(file: string, bytes: Uint8Array, warn: (line: string) 
       bad++;
       const at = firstInvalidUtf8(piece);
       if (bad <= MAX_WARNINGS) {
-        warn(`warning: ${file} line ${lineNo}: not valid UTF-8 (bad byte 0x${piece[at]!.toString(16).padStart(2, '0')} at byte ${at} of the line); the line was skipped`);
+        warn(
+          `warning: ${file} line ${lineNo}: not valid UTF-8 (bad byte 0x${piece[at]!.toString(16).padStart(2, '0')} at byte ${at} of the line); the line was skipped`,
+        );
       }
     }
   }

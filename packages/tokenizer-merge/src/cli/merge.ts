@@ -107,19 +107,32 @@ export function register(program: Command): void {
     .option('--no-check', 'skip the agreement check')
     .option('--force', 'replace a non-empty output folder')
     .option('--json', 'print a JSON report')
-    .action(async (o: { base: string; add: string[]; out: string; padToken: string; pad: boolean; distinctScores?: boolean; sampleFile?: string; check: boolean; force?: boolean; json?: boolean }) => {
-      await runMerge({
-        base: o.base,
-        add: o.add,
-        out: o.out,
-        pad: o.pad === false ? false : o.padToken,
-        distinctScores: o.distinctScores,
-        sampleFile: o.sampleFile,
-        check: o.check,
-        force: o.force,
-        json: o.json,
-      });
-    });
+    .action(
+      async (o: {
+        base: string;
+        add: string[];
+        out: string;
+        padToken: string;
+        pad: boolean;
+        distinctScores?: boolean;
+        sampleFile?: string;
+        check: boolean;
+        force?: boolean;
+        json?: boolean;
+      }) => {
+        await runMerge({
+          base: o.base,
+          add: o.add,
+          out: o.out,
+          pad: o.pad === false ? false : o.padToken,
+          distinctScores: o.distinctScores,
+          sampleFile: o.sampleFile,
+          check: o.check,
+          force: o.force,
+          json: o.json,
+        });
+      },
+    );
 }
 
 /** --out replacing the folder (or file) an input is read from is refused, --force or not. */

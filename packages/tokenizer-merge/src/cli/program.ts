@@ -14,10 +14,9 @@ type RegisterCommand = (program: Command) => void;
 const COMMANDS: RegisterCommand[] = [registerMerge, registerEncode, registerInspect, registerCompare, registerTrain];
 
 export function createProgram(): Command {
-  const program = new Command('cllama-tokenizer')
-    .description(
-      'SentencePiece vocabulary merging, inspection and Hugging Face tokenizer export for LLaMA vocabulary expansion.',
-    );
+  const program = new Command('cllama-tokenizer').description(
+    'SentencePiece vocabulary merging, inspection and Hugging Face tokenizer export for LLaMA vocabulary expansion.',
+  );
   for (const register of COMMANDS) register(program);
   return program;
 }

@@ -54,7 +54,13 @@ async function checkTrainOutputs(prefix: string, inputs: string[], force: boolea
   const inputsReal = await Promise.all(inputs.map(real));
   for (const out of [`${prefix}.model`, `${prefix}.vocab`]) {
     if (inputsReal.includes(await real(out))) throw new TrainError(`--out ${prefix} would overwrite the input ${out}; choose another prefix`);
-    if (!force && (await fs.lstat(out).then(() => true, () => false))) {
+    if (
+      !force &&
+      (await fs.lstat(out).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       throw new TrainError(`${out} exists; pass --force to replace it, or choose another --out prefix`);
     }
   }

@@ -107,9 +107,7 @@ export class Vocabulary {
     }
     if (unkId < 0) throw new EncoderModelError('the model has no unknown (<unk>) piece; SentencePiece requires one');
     if (byteFallback && bytePieces !== 256) {
-      throw new EncoderModelError(
-        `trainer_spec.byte_fallback is true but the model has ${bytePieces} byte pieces, not 256 (<0x00>..<0xFF>)`,
-      );
+      throw new EncoderModelError(`trainer_spec.byte_fallback is true but the model has ${bytePieces} byte pieces, not 256 (<0x00>..<0xFF>)`);
     }
     this.unkId = unkId;
     for (let b = 0; b < 256; b++) this.byteToId[b] = byteIds[b] >= 0 ? byteIds[b] : unkId;

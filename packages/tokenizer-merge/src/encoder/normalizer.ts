@@ -156,12 +156,7 @@ export class Normalizer {
   }
 
   /** `Normalizer::NormalizePrefix`: what the input at `pos` becomes and how many bytes it consumes. */
-  private normalizePrefix(
-    input: Uint8Array,
-    pos: number,
-    end: number,
-    result: { start: number; length: number; consumed: number; fromMap: boolean },
-  ): void {
+  private normalizePrefix(input: Uint8Array, pos: number, end: number, result: { start: number; length: number; consumed: number; fromMap: boolean }): void {
     if (!this.matcher.empty) {
       const m = this.matcher.matchBytes(input, pos, end);
       if (m > 0) {

@@ -45,9 +45,7 @@ export class SentencePieceEncoder {
       this.modelType = 'unigram';
       this.unigram = new UnigramModel(this.vocab);
     } else {
-      throw new EncoderModelError(
-        `model type ${modelType} (WORD or CHAR) is not supported by the TypeScript encoder; use a BPE or UNIGRAM model`,
-      );
+      throw new EncoderModelError(`model type ${modelType} (WORD or CHAR) is not supported by the TypeScript encoder; use a BPE or UNIGRAM model`);
     }
     this.emitter = new Emitter(this.vocab, proto.trainerSpec?.byteFallback ?? false);
     // Only a value present in the file counts: the schema's default (" \xE2\x81\x87 ") is not

@@ -59,11 +59,7 @@ export class SegmentCache {
 
   insert(syms: Int32Array, start: number, end: number, hash: number, ids: readonly number[]): void {
     const len = end - start;
-    if (
-      (this.used + 1) * 2 > this.slotCount ||
-      this.keyUsed + len > this.keyPool.length ||
-      this.valueUsed + ids.length > this.valuePool.length
-    ) {
+    if ((this.used + 1) * 2 > this.slotCount || this.keyUsed + len > this.keyPool.length || this.valueUsed + ids.length > this.valuePool.length) {
       this.clear();
       if (len > this.keyPool.length || ids.length > this.valuePool.length) return;
     }

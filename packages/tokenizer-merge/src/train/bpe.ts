@@ -21,13 +21,7 @@ export interface BpeResult {
 
 const SYMBOL_LIMIT = 1 << 21;
 
-export function trainBpe(
-  words: WordCounts,
-  alphabet: Alphabet,
-  rules: PieceRules,
-  numMerges: number,
-  onProgress?: (merges: number) => void,
-): BpeResult {
+export function trainBpe(words: WordCounts, alphabet: Alphabet, rules: PieceRules, numMerges: number, onProgress?: (merges: number) => void): BpeResult {
   // Symbols: ids < alphabet.chars.length + 2 are characters (0 reserved, 1 = unknown), then merged pieces.
   const symCps: number[][] = [[], []];
   const symStr: string[] = ['', ''];

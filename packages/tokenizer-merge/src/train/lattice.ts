@@ -96,14 +96,7 @@ export function ugTrieSlot(node: number, c: number, mask: number): number {
  * single-character piece gets an unknown edge (piece -1) scored minScore - 10, as SentencePiece's
  * unigram model does (kUnkPenalty). `skipWhole` leaves out that piece's edge over the whole sequence.
  */
-export function ugBuildLattice(
-  lat: LatticeBuffers,
-  model: LatticeModel,
-  seq: Int32Array,
-  start: number,
-  len: number,
-  skipWhole: number,
-): number {
+export function ugBuildLattice(lat: LatticeBuffers, model: LatticeModel, seq: Int32Array, start: number, len: number, skipWhole: number): number {
   ugReserve(lat, len, model.maxPieceLength);
   const trie = model.trie;
   const active = model.active;

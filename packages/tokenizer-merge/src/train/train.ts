@@ -249,9 +249,7 @@ export async function trainSentencePiece(options: TrainSentencePieceOptions): Pr
   loaded.sentences.length = 0; // the id forms are all that is needed from here on
   if (spec.modelType === 'bpe') {
     const numMerges = target - alphabet.chars.length;
-    const r = trainBpe(words, alphabet, rules, numMerges, (pieces) =>
-      progress({ stage: 'merge', pieces: pieces + alphabet.chars.length + meta.size }),
-    );
+    const r = trainBpe(words, alphabet, rules, numMerges, (pieces) => progress({ stage: 'merge', pieces: pieces + alphabet.chars.length + meta.size }));
     trained = r.pieces;
   } else {
     const charOf = [0, 0x2585, ...alphabet.chars];
@@ -271,8 +269,7 @@ export async function trainSentencePiece(options: TrainSentencePieceOptions): Pr
       maxPieceLength: spec.maxSentencepieceLength,
       isValid,
       threads: Math.max(1, spec.threads),
-      onProgress: (stage, pieces) =>
-        progress({ stage: stage === 'prune' ? 'prune' : stage === 'em' ? 'em' : 'seed', pieces: pieces + meta.size }),
+      onProgress: (stage, pieces) => progress({ stage: stage === 'prune' ? 'prune' : stage === 'em' ? 'em' : 'seed', pieces: pieces + meta.size }),
     });
     trained = r.pieces;
     seedPieces = r.seedCount;
@@ -305,12 +302,7 @@ export async function trainSentencePiece(options: TrainSentencePieceOptions): Pr
   return result;
 }
 
-function buildModelProto(
-  spec: ResolvedSpec,
-  meta: Map<number, [string, number]>,
-  trained: Array<[string, number]>,
-  charsmap: Uint8Array,
-): ModelProto {
+function buildModelProto(spec: ResolvedSpec, meta: Map<number, [string, number]>, trained: Array<[string, number]>, charsmap: Uint8Array): ModelProto {
   const pieces: SentencePiece[] = [];
   const seen = new Set<string>();
   let next = 0;

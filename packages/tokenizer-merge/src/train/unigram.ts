@@ -307,91 +307,91 @@ export async function trainUnigram(
   const path: number[] = [];
 
   try {
-  for (;;) {
-    for (let iter = 0; iter < opts.numSubIterations; iter++) {
-      // E-step.
-      scaleWeights();
-      const loglik = await pool.run(0, model, expected, -perChar);
-      // weighted log-likelihood / weighted characters ≈ per-character log-probability
-      perChar = loglik / totalCharsWeighted;
-      // M-step (Bayesian EM: digamma instead of log).
-      let total = 0;
+    for (;;) {
+      for (let iter = 0; iter < opts.numSubIterations; iter++) {
+        // E-step.
+        scaleWeights();
+        const loglik = await pool.run(0, model, expected, -perChar);
+        // weighted log-likelihood / weighted characters ≈ per-character log-probability
+        perChar = loglik / totalCharsWeighted;
+        // M-step (Bayesian EM: digamma instead of log).
+        let total = 0;
+        for (let i = 0; i < numPieces; i++) {
+          if (!active[i]) continue;
+          if (expected[i]! < EXPECTED_FREQUENCY_THRESHOLD) active[i] = 0;
+          else total += expected[i]!;
+        }
+        const logTotal = digamma(total);
+        for (let i = 0; i < numPieces; i++) if (active[i]) score[i] = Math.fround(digamma(expected[i]!) - logTotal);
+        size = refreshMinScore();
+        opts.onProgress?.('em', size);
+      }
+      rounds++;
+      if (size <= opts.desiredSize) break;
+
+      // Prune.
+      // (a) how each piece would be re-segmented without it (its second-best segmentation).
+      const alwaysKeep = new Uint8Array(numPieces);
+      const altStart = new Int32Array(numPieces + 1);
+      const altData: number[] = [];
+      for (let i = 0; i < numPieces; i++) {
+        altStart[i] = altData.length;
+        if (!active[i]) continue;
+        const len = pieceLength(i);
+        if (len === 1) {
+          alwaysKeep[i] = 1; // a single node: no second-best path
+          continue;
+        }
+        ugBuildLattice(lat, model, pieceData, pieceStart[i]!, len, -1);
+        const n = ugViterbi(lat, len, path);
+        if (n >= 2) continue; // its own best segmentation splits it: removable
+        alwaysKeep[i] = 1;
+        ugBuildLattice(lat, model, pieceData, pieceStart[i]!, len, i);
+        ugViterbi(lat, len, path);
+        for (let k = path.length - 1; k >= 0; k--) altData.push(lat.edgePiece[path[k]!]!);
+      }
+      altStart[numPieces] = altData.length;
+      // (b) Viterbi frequencies over the corpus.
+      const freq = new Float64Array(numPieces);
+      const vsum = await pool.run(1, model, freq);
+      let fsum = 0;
+      for (let i = 0; i < numPieces; i++) fsum += freq[i]!;
+      const logFsum = Math.log(fsum);
+      // (c) loss of removing each piece.
+      const kept: number[] = [];
+      const candidates: number[] = [];
+      const loss = new Float64Array(numPieces);
       for (let i = 0; i < numPieces; i++) {
         if (!active[i]) continue;
-        if (expected[i]! < EXPECTED_FREQUENCY_THRESHOLD) active[i] = 0;
-        else total += expected[i]!;
+        if (freq[i] === 0 || !alwaysKeep[i]) continue;
+        const a0 = altStart[i]!;
+        const a1 = altStart[i + 1]!;
+        if (a0 === a1) {
+          kept.push(i);
+          continue;
+        }
+        const F = freq[i]! / vsum;
+        const logprobSp = Math.log(freq[i]!) - logFsum;
+        const logsumAlt = Math.log(fsum + freq[i]! * (a1 - a0 - 1));
+        let logprobAlt = 0;
+        for (let k = a0; k < a1; k++) {
+          const alt = altData[k]!;
+          logprobAlt += Math.log((alt >= 0 ? freq[alt]! : 0) + freq[i]!) - logsumAlt;
+        }
+        loss[i] = F * (logprobSp - logprobAlt);
+        candidates.push(i);
       }
-      const logTotal = digamma(total);
-      for (let i = 0; i < numPieces; i++) if (active[i]) score[i] = Math.fround(digamma(expected[i]!) - logTotal);
-      size = refreshMinScore();
-      opts.onProgress?.('em', size);
-    }
-    rounds++;
-    if (size <= opts.desiredSize) break;
-
-    // Prune.
-    // (a) how each piece would be re-segmented without it (its second-best segmentation).
-    const alwaysKeep = new Uint8Array(numPieces);
-    const altStart = new Int32Array(numPieces + 1);
-    const altData: number[] = [];
-    for (let i = 0; i < numPieces; i++) {
-      altStart[i] = altData.length;
-      if (!active[i]) continue;
-      const len = pieceLength(i);
-      if (len === 1) {
-        alwaysKeep[i] = 1; // a single node: no second-best path
-        continue;
-      }
-      ugBuildLattice(lat, model, pieceData, pieceStart[i]!, len, -1);
-      const n = ugViterbi(lat, len, path);
-      if (n >= 2) continue; // its own best segmentation splits it: removable
-      alwaysKeep[i] = 1;
-      ugBuildLattice(lat, model, pieceData, pieceStart[i]!, len, i);
-      ugViterbi(lat, len, path);
-      for (let k = path.length - 1; k >= 0; k--) altData.push(lat.edgePiece[path[k]!]!);
-    }
-    altStart[numPieces] = altData.length;
-    // (b) Viterbi frequencies over the corpus.
-    const freq = new Float64Array(numPieces);
-    const vsum = await pool.run(1, model, freq);
-    let fsum = 0;
-    for (let i = 0; i < numPieces; i++) fsum += freq[i]!;
-    const logFsum = Math.log(fsum);
-    // (c) loss of removing each piece.
-    const kept: number[] = [];
-    const candidates: number[] = [];
-    const loss = new Float64Array(numPieces);
-    for (let i = 0; i < numPieces; i++) {
-      if (!active[i]) continue;
-      if (freq[i] === 0 || !alwaysKeep[i]) continue;
-      const a0 = altStart[i]!;
-      const a1 = altStart[i + 1]!;
-      if (a0 === a1) {
+      const prunedSize = Math.max(opts.desiredSize, Math.trunc(opts.shrinkingFactor * size));
+      candidates.sort((x, y) => loss[y]! - loss[x]! || x - y);
+      for (const i of candidates) {
+        if (kept.length >= prunedSize) break;
         kept.push(i);
-        continue;
       }
-      const F = freq[i]! / vsum;
-      const logprobSp = Math.log(freq[i]!) - logFsum;
-      const logsumAlt = Math.log(fsum + freq[i]! * (a1 - a0 - 1));
-      let logprobAlt = 0;
-      for (let k = a0; k < a1; k++) {
-        const alt = altData[k]!;
-        logprobAlt += Math.log((alt >= 0 ? freq[alt]! : 0) + freq[i]!) - logsumAlt;
-      }
-      loss[i] = F * (logprobSp - logprobAlt);
-      candidates.push(i);
+      active.fill(0);
+      for (const i of kept) active[i] = 1;
+      size = refreshMinScore();
+      opts.onProgress?.('prune', size);
     }
-    const prunedSize = Math.max(opts.desiredSize, Math.trunc(opts.shrinkingFactor * size));
-    candidates.sort((x, y) => loss[y]! - loss[x]! || x - y);
-    for (const i of candidates) {
-      if (kept.length >= prunedSize) break;
-      kept.push(i);
-    }
-    active.fill(0);
-    for (const i of kept) active[i] = 1;
-    size = refreshMinScore();
-    opts.onProgress?.('prune', size);
-  }
   } finally {
     await pool.close();
   }

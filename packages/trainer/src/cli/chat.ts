@@ -8,8 +8,8 @@ import { alpacaPrompt } from '../generate.js';
 import { addGenerationFlags, generationOptions, loadForGeneration, streamCompletion, type ModelFlags, type SamplingFlags } from './generate.js';
 
 export function chatCommand(): Command {
-  return addGenerationFlags(new Command('chat').description('interactive chat with the Alpaca template (one instruction per line; Ctrl-D to quit)'))
-    .action(async (flags: ModelFlags & SamplingFlags) => {
+  return addGenerationFlags(new Command('chat').description('interactive chat with the Alpaca template (one instruction per line; Ctrl-D to quit)')).action(
+    async (flags: ModelFlags & SamplingFlags) => {
       const { model, tokenizer } = await loadForGeneration(flags);
       const opts = generationOptions(flags);
       const interactive = process.stdin.isTTY === true;
@@ -24,5 +24,6 @@ export function chatCommand(): Command {
         if (interactive) process.stdout.write('> ');
       }
       model.dispose();
-    });
+    },
+  );
 }

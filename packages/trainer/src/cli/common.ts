@@ -6,7 +6,12 @@ import { BACKEND_CHOICES, describeBackend, type BackendInfo } from '../backend.j
 export { UsageError } from '@cllama/core';
 
 export function backendOption(): Option {
-  return new Option('--backend <name>', 'tfjs backend: auto = tfjs-node-gpu, else WebGPU on a real GPU, else tfjs-node, else wasm; native = onnxruntime-node GEMMs, no wasm heap limit (docs/trainer.md)').choices([...BACKEND_CHOICES]).default('auto');
+  return new Option(
+    '--backend <name>',
+    'tfjs backend: auto = tfjs-node-gpu, else WebGPU on a real GPU, else tfjs-node, else wasm; native = onnxruntime-node GEMMs, no wasm heap limit (docs/trainer.md)',
+  )
+    .choices([...BACKEND_CHOICES])
+    .default('auto');
 }
 
 /** The backend line every subcommand prints on stderr once its inputs are valid. */

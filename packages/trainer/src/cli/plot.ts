@@ -32,7 +32,8 @@ export function plotCommand(): Command {
       const history = await readMetrics(file).catch((err: Error) => {
         throw new UsageError(`cannot read ${file} (${err.message}); give a training output folder`);
       });
-      if (history.length === 0 || !history.every((e) => Number.isFinite(e.step))) throw new UsageError(`${file} has no metric lines with a step; nothing to plot`);
+      if (history.length === 0 || !history.every((e) => Number.isFinite(e.step)))
+        throw new UsageError(`${file} has no metric lines with a step; nothing to plot`);
       const out = path.join(dir, 'training_plot.svg');
       await writeFileAtomic(out, renderTrainingPlot(history, { title: flags.title ?? path.basename(path.resolve(dir)), maxSteps: await maxStepsOf(dir) }));
       console.log(`wrote ${out} (${history.length} metric lines)`);

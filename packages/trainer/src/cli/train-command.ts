@@ -18,11 +18,22 @@ export function trainCommand(mode: TrainMode, description: string): Command {
       const { dir, plan, summary } = await emitLaunchFolder(args, { rawFlags: rest, extraGiven, command: ['cllama-train', ...process.argv.slice(2)] });
       for (const f of plan.notApplicableGiven) console.error(`cllama-train: ${f.flag} has no counterpart on torchrun (${f.note}); not carried into ${dir}`);
       const ev = summary.eval ? `, ${summary.eval.count} eval records` : '';
-      console.log(args.json ? JSON.stringify({ launch_dir: dir, train_kind: plan.trainKind, train_records: summary.train.count, train_tokens: summary.train.numTokens, eval_records: summary.eval?.count ?? 0, not_applicable: plan.notApplicableGiven.map((f) => f.flag) })
-        : `wrote ${dir}: ${summary.train.count} train records (${summary.train.numTokens} tokens)${ev}, ${plan.trainKind} training\nrun it: bash ${dir}/launch.sh   (see ${dir}/README.md)`);
+      console.log(
+        args.json
+          ? JSON.stringify({
+              launch_dir: dir,
+              train_kind: plan.trainKind,
+              train_records: summary.train.count,
+              train_tokens: summary.train.numTokens,
+              eval_records: summary.eval?.count ?? 0,
+              not_applicable: plan.notApplicableGiven.map((f) => f.flag),
+            })
+          : `wrote ${dir}: ${summary.train.count} train records (${summary.train.numTokens} tokens)${ev}, ${plan.trainKind} training\nrun it: bash ${dir}/launch.sh   (see ${dir}/README.md)`,
+      );
       return;
     }
-    for (const flag of args.ignored) console.error(`cllama-train: --${flag} has no effect here (DeepSpeed / fp16 / DDP setting of the Python scripts); ignored`);
+    for (const flag of args.ignored)
+      console.error(`cllama-train: --${flag} has no effect here (DeepSpeed / fp16 / DDP setting of the Python scripts); ignored`);
     if (args.dryRun) {
       const plan = await dryRunPlan(args);
       console.log(args.json ? JSON.stringify(plan, null, 2) : formatPlan(plan));
@@ -40,7 +51,13 @@ export function trainCommand(mode: TrainMode, description: string): Command {
       eval_perplexity: result.evalLoss === undefined ? null : Math.exp(result.evalLoss),
       tokens_per_second: Number(result.tokensPerSecond.toFixed(1)),
     };
-    console.log(args.json ? JSON.stringify(summary) : Object.entries(summary).map(([k, v]) => `${k}: ${v}`).join('\n'));
+    console.log(
+      args.json
+        ? JSON.stringify(summary)
+        : Object.entries(summary)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join('\n'),
+    );
   });
   return cmd;
 }

@@ -26,7 +26,18 @@ import { STATE_FORMAT, TRAINER_STATE_FILE } from '../train/checkpoint.js';
 import { preparePretrainData, prepareSftData, type PreparedData } from '../train/data.js';
 import type { BatchSource } from '../train/loop.js';
 import type { TrainArgs } from '../train/options.js';
-import { LAUNCH_DATA_FORMAT, LaunchError, buildLaunchJson, buildLaunchPlan, deepSpeedZero2, launchScript, readmeText, REQUIREMENTS, type DataSummary, type LaunchPlan } from './plan.js';
+import {
+  LAUNCH_DATA_FORMAT,
+  LaunchError,
+  buildLaunchJson,
+  buildLaunchPlan,
+  deepSpeedZero2,
+  launchScript,
+  readmeText,
+  REQUIREMENTS,
+  type DataSummary,
+  type LaunchPlan,
+} from './plan.js';
 
 export const TRAIN_PY_TEMPLATE = 'launch-template/train.py';
 
@@ -65,7 +76,10 @@ async function sourceFiles(args: TrainArgs): Promise<string[]> {
   } catch {
     throw new LaunchError(`--dataset-dir ${args.datasetDir} cannot be read; give a folder of ${exts.join(' / ')} files`);
   }
-  const files = entries.filter((f) => exts.some((e) => f.endsWith(e))).sort().map((f) => path.join(args.datasetDir, f));
+  const files = entries
+    .filter((f) => exts.some((e) => f.endsWith(e)))
+    .sort()
+    .map((f) => path.join(args.datasetDir, f));
   if (args.mode === 'sft' && args.validationFile) files.push(args.validationFile);
   return files;
 }
@@ -73,10 +87,15 @@ async function sourceFiles(args: TrainArgs): Promise<string[]> {
 /** Every check that can fail on the user's input, before anything is written. */
 async function validate(args: TrainArgs, dir: string): Promise<void> {
   if (!(await folderIsEmptyOrAbsent(dir))) {
-    throw new LaunchError(`--emit-launch ${dir} exists and is not empty; remove it or choose another folder (an emitted folder is never replaced, it may hold your edits)`);
+    throw new LaunchError(
+      `--emit-launch ${dir} exists and is not empty; remove it or choose another folder (an emitted folder is never replaced, it may hold your edits)`,
+    );
   }
   const resolvedTarget = path.resolve(dir);
-  if (path.resolve(args.outputDir) === resolvedTarget) throw new LaunchError('--emit-launch and --output-dir are the same folder; train.py writes its results to --output-dir, give the launch folder another path');
+  if (path.resolve(args.outputDir) === resolvedTarget)
+    throw new LaunchError(
+      '--emit-launch and --output-dir are the same folder; train.py writes its results to --output-dir, give the launch folder another path',
+    );
   await readLlamaConfig(args.modelNameOrPath).catch((err: Error) => {
     throw new LaunchError(`--model-name-or-path ${args.modelNameOrPath}: ${err.message}`);
   });
@@ -88,20 +107,34 @@ async function validate(args: TrainArgs, dir: string): Promise<void> {
   }
   if (args.resumeFromCheckpoint) {
     const state = await fs.readFile(path.join(args.resumeFromCheckpoint, TRAINER_STATE_FILE), 'utf8').catch(() => {
-      throw new LaunchError(`--resume-from-checkpoint ${args.resumeFromCheckpoint}: no ${TRAINER_STATE_FILE} there; point it at a checkpoint-N folder written by train.py`);
+      throw new LaunchError(
+        `--resume-from-checkpoint ${args.resumeFromCheckpoint}: no ${TRAINER_STATE_FILE} there; point it at a checkpoint-N folder written by train.py`,
+      );
     });
     if (state.includes(STATE_FORMAT)) {
-      throw new LaunchError(`--resume-from-checkpoint ${args.resumeFromCheckpoint} is a cllama-train checkpoint; HF Trainer cannot resume its optimizer state. Continue its weights with --peft-path ${args.resumeFromCheckpoint} instead`);
+      throw new LaunchError(
+        `--resume-from-checkpoint ${args.resumeFromCheckpoint} is a cllama-train checkpoint; HF Trainer cannot resume its optimizer state. Continue its weights with --peft-path ${args.resumeFromCheckpoint} instead`,
+      );
     }
   }
-  if (args.validationFile) await fs.access(args.validationFile).catch(() => {
-    throw new LaunchError(`--validation-file ${args.validationFile} cannot be read`);
-  });
+  if (args.validationFile)
+    await fs.access(args.validationFile).catch(() => {
+      throw new LaunchError(`--validation-file ${args.validationFile} cannot be read`);
+    });
 }
 
 /** Writes one split's records (collator input before padding) as flat little-endian files. */
-async function writeSplit(dir: string, split: string, source: BatchSource, withLabels: boolean): Promise<{ count: number; numTokens: number; minLength: number; maxLength: number; files: Record<string, string>; sha256: Record<string, string> }> {
-  const files: Record<string, string> = { input_ids: `${split}_input_ids.bin`, offsets: `${split}_offsets.bin`, ...(withLabels ? { labels: `${split}_labels.bin` } : {}) };
+async function writeSplit(
+  dir: string,
+  split: string,
+  source: BatchSource,
+  withLabels: boolean,
+): Promise<{ count: number; numTokens: number; minLength: number; maxLength: number; files: Record<string, string>; sha256: Record<string, string> }> {
+  const files: Record<string, string> = {
+    input_ids: `${split}_input_ids.bin`,
+    offsets: `${split}_offsets.bin`,
+    ...(withLabels ? { labels: `${split}_labels.bin` } : {}),
+  };
   const handles = Object.fromEntries(await Promise.all(Object.entries(files).map(async ([k, f]) => [k, await fs.open(path.join(dir, f), 'wx')] as const)));
   const hashes = Object.fromEntries(Object.keys(files).map((k) => [k, createHash('sha256')]));
   const put = async (k: string, bytes: Uint8Array) => {
@@ -190,9 +223,23 @@ export async function emitLaunchFolder(args: TrainArgs, opts: EmitOptions = {}):
     try {
       prepared =
         args.mode === 'pretrain'
-          ? await preparePretrainData({ datasetDir: args.datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed }, tok)
-          : await prepareSftData({ datasetDir: args.datasetDir, cacheRoot, validationFile: args.validationFile, maxSeqLength: args.maxSeqLength, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed }, tok);
-      if (args.doEval && !prepared.eval) throw new LaunchError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
+          ? await preparePretrainData(
+              { datasetDir: args.datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
+              tok,
+            )
+          : await prepareSftData(
+              {
+                datasetDir: args.datasetDir,
+                cacheRoot,
+                validationFile: args.validationFile,
+                maxSeqLength: args.maxSeqLength,
+                validationSplitPercentage: args.validationSplitPercentage,
+                seed: args.seed,
+              },
+              tok,
+            );
+      if (args.doEval && !prepared.eval)
+        throw new LaunchError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
       const withLabels = args.mode === 'sft';
       const train = await writeSplit(dataDir, 'train', prepared.train, withLabels);
       const evalSplit = prepared.eval ? await writeSplit(dataDir, 'eval', prepared.eval, withLabels) : undefined;
@@ -205,7 +252,14 @@ export async function emitLaunchFolder(args: TrainArgs, opts: EmitOptions = {}):
         padId,
       };
       const tokenizerFiles = await copyTokenizer(args.tokenizerNameOrPath, path.join(tmp, 'tokenizer'));
-      const splitMeta = (s: typeof train) => ({ count: s.count, num_tokens: s.numTokens, min_length: s.minLength, max_length: s.maxLength, files: s.files, sha256: s.sha256 });
+      const splitMeta = (s: typeof train) => ({
+        count: s.count,
+        num_tokens: s.numTokens,
+        min_length: s.minLength,
+        max_length: s.maxLength,
+        files: s.files,
+        sha256: s.sha256,
+      });
       const meta = {
         format: LAUNCH_DATA_FORMAT,
         mode: args.mode,
@@ -214,8 +268,17 @@ export async function emitLaunchFolder(args: TrainArgs, opts: EmitOptions = {}):
         pad_id: padId,
         labels: withLabels ? 'in <split>_labels.bin (-100 = not trained)' : 'the input ids (pre-training)',
         ...(args.mode === 'pretrain' ? { block_size: args.blockSize } : { max_seq_length: args.maxSeqLength }),
-        split: args.validationFile ? { validation_file: path.basename(args.validationFile) } : { seed: args.seed, validation_split_percentage: args.validationSplitPercentage },
-        tokenizer: { source: path.resolve(args.tokenizerNameOrPath), vocab_size: tok.vocabSize, bos_id: tok.bosId, eos_id: tok.eosId, pad_id: padId, files: tokenizerFiles },
+        split: args.validationFile
+          ? { validation_file: path.basename(args.validationFile) }
+          : { seed: args.seed, validation_split_percentage: args.validationSplitPercentage },
+        tokenizer: {
+          source: path.resolve(args.tokenizerNameOrPath),
+          vocab_size: tok.vocabSize,
+          bos_id: tok.bosId,
+          eos_id: tok.eosId,
+          pad_id: padId,
+          files: tokenizerFiles,
+        },
         sources: await Promise.all(sources.map(async (f) => ({ file: path.resolve(f), bytes: (await fs.stat(f)).size, sha256: await sha256File(f) }))),
         splits: { train: splitMeta(train), ...(evalSplit ? { eval: splitMeta(evalSplit) } : {}) },
       };

@@ -39,13 +39,17 @@ const na = (note: string): FlagRule => ({ where: 'n/a', note });
 /** cllama-train flag (TrainArgs key) → what it becomes. Keys missing here (added later) are reported as n/a. */
 export const FLAG_RULES: Partial<Record<keyof TrainArgs, FlagRule>> = {
   mode: na('the command (pretrain | sft) is recorded in data/meta.json'),
-  stage: tp('train_kind', 'requires_grad (embeddings: embed_tokens only) / get_peft_model (lora) / all weights (full)', 'stage 1 → embeddings, 2 → lora, full → full; sft → lora'),
+  stage: tp(
+    'train_kind',
+    'requires_grad (embeddings: embed_tokens only) / get_peft_model (lora) / all weights (full)',
+    'stage 1 → embeddings, 2 → lora, full → full; sft → lora',
+  ),
   modelNameOrPath: tp('model_name_or_path', 'AutoModelForCausalLM.from_pretrained', 'launch.sh: MODEL_PATH overrides it'),
   tokenizerNameOrPath: data('the data was tokenized with it here; its files are copied to tokenizer/ and into the output folder at the end'),
   datasetDir: data('tokenized here into data/train_*.bin (and data/eval_*.bin when split)'),
-  dataCacheDir: data('cllama\'s token cache used while exporting'),
+  dataCacheDir: data("cllama's token cache used while exporting"),
   validationFile: data('tokenized here into data/eval_*.bin'),
-  validationSplitPercentage: data('the eval split was drawn here with --seed (cllama\'s seeded split)'),
+  validationSplitPercentage: data("the eval split was drawn here with --seed (cllama's seeded split)"),
   blockSize: data('the pre-training blocks in data/ have this length'),
   maxSeqLength: data('the SFT records in data/ are cut to this length'),
   maxEvalSamples: tp('max_eval_samples', 'eval_dataset = first N eval records (as cllama)'),
@@ -63,14 +67,14 @@ export const FLAG_RULES: Partial<Record<keyof TrainArgs, FlagRule>> = {
   adamBeta2: tp('adam_beta2'),
   adamEpsilon: tp('adam_epsilon'),
   maxGradNorm: tp('max_grad_norm'),
-  seed: tp('seed', 'TrainingArguments.seed and data_seed', 'the data order is HF\'s seeded sampler, not cllama\'s shuffle'),
+  seed: tp('seed', 'TrainingArguments.seed and data_seed', "the data order is HF's seeded sampler, not cllama's shuffle"),
   loggingSteps: tp('logging_steps'),
   loggingFirstStep: tp('logging_first_step'),
   evalSteps: tp('eval_steps', 'TrainingArguments.eval_steps (eval_strategy "steps" with --do-eval)'),
   saveSteps: tp('save_steps'),
   saveTotalLimit: tp('save_total_limit'),
   outputDir: tp('output_dir', undefined, 'launch.sh: OUTPUT_DIR overrides it'),
-  overwriteOutputDir: tp('overwrite_output_dir', 'train.py\'s run_clm rules (resume the last checkpoint-N, refuse other content)'),
+  overwriteOutputDir: tp('overwrite_output_dir', "train.py's run_clm rules (resume the last checkpoint-N, refuse other content)"),
   resumeFromCheckpoint: tp('resume_from_checkpoint', 'Trainer.train(resume_from_checkpoint=…)', 'an HF checkpoint-N written by train.py'),
   doTrain: na('train.py always trains'),
   doEval: tp('do_eval', 'TrainingArguments.do_eval + eval_strategy "steps" + eval_on_start'),
@@ -79,7 +83,11 @@ export const FLAG_RULES: Partial<Record<keyof TrainArgs, FlagRule>> = {
   loraDropout: tp('lora_dropout', 'LoraConfig.lora_dropout'),
   trainable: tp('trainable', 'LoraConfig.target_modules'),
   modulesToSave: tp('modules_to_save', 'LoraConfig.modules_to_save'),
-  peftPath: tp('peft_path', 'PeftModel.from_pretrained(…, is_trainable=True)', 'launch.sh: PEFT_PATH overrides it; the adapter\'s own r/alpha/targets win, as in cllama-train'),
+  peftPath: tp(
+    'peft_path',
+    'PeftModel.from_pretrained(…, is_trainable=True)',
+    "launch.sh: PEFT_PATH overrides it; the adapter's own r/alpha/targets win, as in cllama-train",
+  ),
   dryRun: na('refused together with --emit-launch'),
   emitLaunch: na('this folder'),
   json: na('output format of cllama-train itself (--emit-launch prints its summary as JSON)'),
@@ -94,13 +102,17 @@ const PYTHON_FLAG_RULES: Record<string, FlagRule> = {
   bf16: tp('precision', 'TrainingArguments.bf16', '--bf16 → --precision bf16'),
   'torch-dtype': tp('torch_dtype', 'from_pretrained(dtype=…) of the frozen base weights'),
   'gradient-checkpointing': tp('gradient_checkpointing'),
-  deepspeed: tp('deepspeed', 'TrainingArguments.deepspeed', 'train.py uses ds_zero2.json when deepspeed is importable; a config file path given here is kept as given'),
+  deepspeed: tp(
+    'deepspeed',
+    'TrainingArguments.deepspeed',
+    'train.py uses ds_zero2.json when deepspeed is importable; a config file path given here is kept as given',
+  ),
   'ddp-timeout': tp('ddp_timeout'),
   'ddp-find-unused-parameters': na('train.py sets ddp_find_unused_parameters=False (every trainable weight gets a gradient)'),
   'preprocessing-num-workers': na('the data is tokenized already'),
-  'logging-strategy': na('train.py logs by steps (cllama\'s behaviour)'),
-  'save-strategy': na('train.py saves by steps (cllama\'s behaviour)'),
-  'evaluation-strategy': na('train.py evaluates by steps with --do-eval (cllama\'s behaviour)'),
+  'logging-strategy': na("train.py logs by steps (cllama's behaviour)"),
+  'save-strategy': na("train.py saves by steps (cllama's behaviour)"),
+  'evaluation-strategy': na("train.py evaluates by steps with --do-eval (cllama's behaviour)"),
   'load-in-kbits': na('quantized training is not part of this recipe'),
   'flash-attn': na('transformers picks the attention kernel (sdpa by default)'),
 };
@@ -145,7 +157,8 @@ export function buildLaunchPlan(args: TrainArgs, rawFlags: Record<string, unknow
   for (const m of plan.modulesToSave) {
     if (m !== 'embed_tokens' && m !== 'lm_head') throw new LaunchError(`--modules-to-save '${m}' is not supported; use embed_tokens and/or lm_head`);
   }
-  if (plan.kind === 'lora' && plan.loraTargets.length === 0 && !args.peftPath) throw new LaunchError('--trainable is empty: name the LoRA target modules (e.g. q_proj,v_proj)');
+  if (plan.kind === 'lora' && plan.loraTargets.length === 0 && !args.peftPath)
+    throw new LaunchError('--trainable is empty: name the LoRA target modules (e.g. q_proj,v_proj)');
   const py: LaunchPlan['trainPyArgs'] = {
     model_name_or_path: args.modelNameOrPath,
     output_dir: args.outputDir,
@@ -192,18 +205,39 @@ export function buildLaunchPlan(args: TrainArgs, rawFlags: Record<string, unknow
   for (const key of Object.keys(args) as Array<keyof TrainArgs>) {
     const rule = FLAG_RULES[key] ?? na('no counterpart known to --emit-launch');
     if (key === 'ignored' || key === 'mode') continue; // mode is the subcommand, not a flag
-    if (rule.where === 'data' && ((args.mode === 'pretrain' && key === 'maxSeqLength') || (args.mode === 'sft' && key === 'blockSize') || (args.mode === 'pretrain' && key === 'validationFile'))) continue;
+    if (
+      rule.where === 'data' &&
+      ((args.mode === 'pretrain' && key === 'maxSeqLength') ||
+        (args.mode === 'sft' && key === 'blockSize') ||
+        (args.mode === 'pretrain' && key === 'validationFile'))
+    )
+      continue;
     if (key === 'stage' && args.mode === 'sft') continue;
-    flags.push({ flag: `--${kebab(key)}`, value: args[key] ?? null, where: rule.where, ...(rule.py ? { train_py: `--${rule.py}` } : {}), ...(rule.hf ? { hf: rule.hf } : {}), ...(rule.note ? { note: rule.note } : {}) });
+    flags.push({
+      flag: `--${kebab(key)}`,
+      value: args[key] ?? null,
+      where: rule.where,
+      ...(rule.py ? { train_py: `--${rule.py}` } : {}),
+      ...(rule.hf ? { hf: rule.hf } : {}),
+      ...(rule.note ? { note: rule.note } : {}),
+    });
   }
-  if (extraGiven.backend !== undefined) flags.push({ flag: '--backend', value: extraGiven.backend, where: 'n/a', note: 'the tfjs backend; train.py runs on PyTorch (CUDA)' });
+  if (extraGiven.backend !== undefined)
+    flags.push({ flag: '--backend', value: extraGiven.backend, where: 'n/a', note: 'the tfjs backend; train.py runs on PyTorch (CUDA)' });
 
   // the Python-script flags: their values come from the command line (a --config file only says they were given)
   const pythonFlags: FlagMapping[] = [];
   for (const flag of args.ignored) {
     const rule = PYTHON_FLAG_RULES[flag] ?? na('no counterpart');
     const raw = rawFlags[flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())];
-    pythonFlags.push({ flag: `--${flag}`, value: raw ?? '(from --config)', where: rule.where, ...(rule.py ? { train_py: `--${rule.py}` } : {}), ...(rule.hf ? { hf: rule.hf } : {}), ...(rule.note ? { note: rule.note } : {}) });
+    pythonFlags.push({
+      flag: `--${flag}`,
+      value: raw ?? '(from --config)',
+      where: rule.where,
+      ...(rule.py ? { train_py: `--${rule.py}` } : {}),
+      ...(rule.hf ? { hf: rule.hf } : {}),
+      ...(rule.note ? { note: rule.note } : {}),
+    });
     if (rule.where !== 'train.py' || raw === undefined) continue;
     switch (flag) {
       case 'fp16':
@@ -226,7 +260,8 @@ export function buildLaunchPlan(args: TrainArgs, rawFlags: Record<string, unknow
         break;
       }
       case 'deepspeed':
-        if (raw === true) throw new LaunchError('--deepspeed needs a value: a DeepSpeed config file, auto (ds_zero2.json when deepspeed is importable) or none');
+        if (raw === true)
+          throw new LaunchError('--deepspeed needs a value: a DeepSpeed config file, auto (ds_zero2.json when deepspeed is importable) or none');
         py.deepspeed = String(raw);
         break;
       case 'ddp-timeout': {
@@ -410,7 +445,10 @@ the tokenizer, metrics.jsonl (cllama's format), trainer_state.json and checkpoin
 |---|---|---|
 ${rows.join('\n')}
 
-Applied here, in data/: ${plan.flags.filter((f) => f.where === 'data').map((f) => `\`${f.flag}\``).join(', ')}.
+Applied here, in data/: ${plan.flags
+    .filter((f) => f.where === 'data')
+    .map((f) => `\`${f.flag}\``)
+    .join(', ')}.
 
 Not applicable on torchrun:
 ${na.join('\n')}

@@ -58,7 +58,11 @@ export function assignChecked(v: tf.Variable, data: Float32Array, shape: readonl
 }
 
 /** Puts an adapter's tensors back into the variables they came from (every variable must be there). */
-export function restoreAdapterTensors(params: ReadonlyArray<{ name: string; variable: tf.Variable }>, tensors: ReadonlyMap<string, LoraTensor>, where: string): void {
+export function restoreAdapterTensors(
+  params: ReadonlyArray<{ name: string; variable: tf.Variable }>,
+  tensors: ReadonlyMap<string, LoraTensor>,
+  where: string,
+): void {
   for (const p of params) {
     const key = peftKeyOf(p.name);
     const s = tensors.get(key);

@@ -92,7 +92,17 @@ export function fusedLinearCrossEntropy(
       for (const [start, size] of chunks) {
         const hc = tf.slice(h, [start, 0], [size, -1]);
         const logits = wT.map((b) => tf.matMul(hc, b));
-        const max = logits.length === 1 ? tf.max(logits[0]!, 1, true) : tf.max(tf.concat(logits.map((l) => tf.max(l, 1, true)), 1), 1, true);
+        const max =
+          logits.length === 1
+            ? tf.max(logits[0]!, 1, true)
+            : tf.max(
+                tf.concat(
+                  logits.map((l) => tf.max(l, 1, true)),
+                  1,
+                ),
+                1,
+                true,
+              );
         const e = logits.map((l) => tf.exp(tf.sub(l, max)));
         const norm = e.length === 1 ? tf.sum(e[0]!, 1, true) : tf.addN(e.map((x) => tf.sum(x, 1, true)));
         const chunkLse = tf.reshape(tf.add(max, tf.log(norm)), [size]);

@@ -26,7 +26,6 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-
 export class LoraError extends CllamaError {
   constructor(message: string) {
     super(message);
@@ -54,7 +53,12 @@ export class LoraLayers {
    * @param linears module name (`model.layers.0.self_attn.q_proj`) → weight shape [out, in]
    * @param tensors a trained adapter under PEFT key names, or undefined for a fresh one
    */
-  constructor(readonly config: LoraAttachConfig, linears: Map<string, [number, number]>, tensors: Map<string, LoraTensor> | undefined, seed: number) {
+  constructor(
+    readonly config: LoraAttachConfig,
+    linears: Map<string, [number, number]>,
+    tensors: Map<string, LoraTensor> | undefined,
+    seed: number,
+  ) {
     const { r } = config;
     if (!Number.isInteger(r) || r <= 0) throw new LoraError(`LoRA rank r must be a positive integer, got ${r}`);
     if (!(config.loraDropout >= 0 && config.loraDropout < 1)) throw new LoraError(`lora_dropout must be in [0, 1), got ${config.loraDropout}`);
@@ -93,7 +97,9 @@ export class LoraLayers {
       this.variables.set(keyB, adapter.b);
     }
     if (this.adapters.size === 0) {
-      throw new LoraError(`target_modules ${JSON.stringify(config.targetModules)} match no linear layer of this model (names look like model.layers.0.self_attn.q_proj)`);
+      throw new LoraError(
+        `target_modules ${JSON.stringify(config.targetModules)} match no linear layer of this model (names look like model.layers.0.self_attn.q_proj)`,
+      );
     }
     if (tensors) {
       for (const key of tensors.keys()) {

@@ -171,7 +171,10 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Ten
   const ks = tf.split(tf.reshape(k, [pairs, keys * headDim]), pairs, 0);
   const vs = tf.split(tf.reshape(v, [pairs, keys * headDim]), pairs, 0);
   // the bias per sequence: [queries, keys] (or one for all when its batch dimension is 1)
-  const biasRows = bias.shape[0] === 1 ? [tf.reshape(bias, [queries, keys])] : tf.split(tf.reshape(bias, [batch, queries * keys]), batch, 0).map((b) => tf.reshape(b, [queries, keys]));
+  const biasRows =
+    bias.shape[0] === 1
+      ? [tf.reshape(bias, [queries, keys])]
+      : tf.split(tf.reshape(bias, [batch, queries * keys]), batch, 0).map((b) => tf.reshape(b, [queries, keys]));
   const out: tf.Tensor[] = [];
   for (let i = 0; i < pairs; i++) {
     const qi = tf.reshape(qs[i]!, [queries, headDim]);

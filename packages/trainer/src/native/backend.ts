@@ -33,7 +33,10 @@ const NATIVE_TRANSPOSE_MIN = 1 << 16;
 /** Elementwise ops this large go to ORT's vectorised kernels; smaller ones stay in JS loops. */
 const NATIVE_ELEMENTWISE_MIN = 1 << 15;
 
-type CpuBackend = tf.KernelBackend & { data: { get(id: object): { values?: unknown } }; makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo };
+type CpuBackend = tf.KernelBackend & {
+  data: { get(id: object): { values?: unknown } };
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo;
+};
 type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: CpuBackend; attrs?: Record<string, unknown> };
 type KernelFn = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
@@ -104,7 +107,20 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     0,
   );
   const binary: BinaryOp[] = ['Add', 'Sub', 'Multiply', 'RealDiv'];
-  const overridden = new Set<string>(['BatchMatMul', '_FusedMatMul', 'Transpose', 'UnsortedSegmentSum', 'Softmax', 'SplitV', 'Exp', 'Sigmoid', 'Log', 'Slice', 'Neg', ...binary]);
+  const overridden = new Set<string>([
+    'BatchMatMul',
+    '_FusedMatMul',
+    'Transpose',
+    'UnsortedSegmentSum',
+    'Softmax',
+    'SplitV',
+    'Exp',
+    'Sigmoid',
+    'Log',
+    'Slice',
+    'Neg',
+    ...binary,
+  ]);
   for (const k of tf.getKernelsForBackend('cpu')) {
     if (!overridden.has(k.kernelName)) tf.registerKernel({ ...k, backendName: NATIVE_BACKEND_NAME });
   }
@@ -178,7 +194,11 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
       return args.backend.makeTensorInfo(r.shape, 'float32', r.values);
     });
   }
-  for (const [op, onnxOp] of [['Exp', 'Exp'], ['Sigmoid', 'Sigmoid'], ['Log', 'Log']] as const) {
+  for (const [op, onnxOp] of [
+    ['Exp', 'Exp'],
+    ['Sigmoid', 'Sigmoid'],
+    ['Log', 'Log'],
+  ] as const) {
     const cpuOp = cpuKernel(op);
     registerKernel(op, (args) => {
       const { x } = args.inputs;

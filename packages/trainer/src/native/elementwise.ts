@@ -21,7 +21,18 @@ function broadcastShape(a: readonly number[], b: readonly number[]): number[] | 
   return out;
 }
 
-function innerLoop(op: BinaryOp, out: Float32Array, o: number, a: Float32Array, ia: number, sa: number, b: Float32Array, ib: number, sb: number, n: number): void {
+function innerLoop(
+  op: BinaryOp,
+  out: Float32Array,
+  o: number,
+  a: Float32Array,
+  ia: number,
+  sa: number,
+  b: Float32Array,
+  ib: number,
+  sb: number,
+  n: number,
+): void {
   switch (op) {
     case 'Add':
       for (let j = 0; j < n; j++, ia += sa, ib += sb) out[o + j] = a[ia]! + b[ib]!;
@@ -39,7 +50,13 @@ function innerLoop(op: BinaryOp, out: Float32Array, o: number, a: Float32Array, 
 }
 
 /** a ∘ b with numpy broadcasting; undefined when the shapes do not broadcast (the caller's kernel words the error). */
-export function broadcastBinary(op: BinaryOp, a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[]): { shape: number[]; values: Float32Array } | undefined {
+export function broadcastBinary(
+  op: BinaryOp,
+  a: Float32Array,
+  aShape: readonly number[],
+  b: Float32Array,
+  bShape: readonly number[],
+): { shape: number[]; values: Float32Array } | undefined {
   const shape = broadcastShape(aShape, bShape);
   if (!shape) return undefined;
   const size = shape.reduce((x, y) => x * y, 1);

@@ -10,7 +10,7 @@
  *   batchMatMul(transA, transB, rank):  Y = op(A) @ op(B)    Transpose (last two axes) + MatMul
  */
 
-const enum Wire {
+enum Wire {
   Varint = 0,
   Bytes = 2,
 }
@@ -116,8 +116,14 @@ export function batchMatMulModel(transA: boolean, transB: boolean, rank: number)
   const nodes: Writer[] = [];
   let a = 'A';
   let b = 'B';
-  if (transA) nodes.push(node('Transpose', ['A'], ['At'], [intsAttr('perm', perm)])), (a = 'At');
-  if (transB) nodes.push(node('Transpose', ['B'], ['Bt'], [intsAttr('perm', perm)])), (b = 'Bt');
+  if (transA) {
+    nodes.push(node('Transpose', ['A'], ['At'], [intsAttr('perm', perm)]));
+    a = 'At';
+  }
+  if (transB) {
+    nodes.push(node('Transpose', ['B'], ['Bt'], [intsAttr('perm', perm)]));
+    b = 'Bt';
+  }
   nodes.push(node('MatMul', [a, b], ['Y']));
   return model(nodes, [floatInput('A', rank), floatInput('B', rank)], floatInput('Y', rank));
 }
@@ -131,5 +137,9 @@ export function transposeModel(perm: readonly number[]): Uint8Array {
 export function elementwiseModel(op: string, ranks: readonly number[]): Uint8Array {
   const names = ranks.map((_, i) => (i === 0 ? 'A' : 'B'));
   const outRank = Math.max(...ranks);
-  return model([node(op, names, ['Y'])], ranks.map((r, i) => floatInput(names[i]!, r)), floatInput('Y', outRank));
+  return model(
+    [node(op, names, ['Y'])],
+    ranks.map((r, i) => floatInput(names[i]!, r)),
+    floatInput('Y', outRank),
+  );
 }

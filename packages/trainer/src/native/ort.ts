@@ -21,13 +21,29 @@ import { batchMatMulModel, elementwiseModel, gemmModel, transposeModel } from '.
 /** C = op(A)·op(B), C [m, n]; A is [m, k] ([k, m] when transA), B [k, n] ([n, k] when transB). */
 export type GemmRunner = (a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean) => Float32Array;
 /** The same for `batch` independent products stored one after another. */
-export type BatchGemmRunner = (a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number, transA: boolean, transB: boolean) => Float32Array;
+export type BatchGemmRunner = (
+  a: Float32Array,
+  b: Float32Array,
+  batch: number,
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+) => Float32Array;
 
 /** X of shape `shape` transposed by `perm`. */
 export type TransposeRunner = (x: Float32Array, shape: readonly number[], perm: readonly number[]) => Float32Array;
 
 /** One elementwise ONNX op on one or two float32 tensors; `outShape` is the (broadcast) result's shape. */
-export type ElementwiseRunner = (op: string, a: Float32Array, aShape: readonly number[], b: Float32Array | undefined, bShape: readonly number[], outShape: number[]) => Float32Array;
+export type ElementwiseRunner = (
+  op: string,
+  a: Float32Array,
+  aShape: readonly number[],
+  b: Float32Array | undefined,
+  bShape: readonly number[],
+  outShape: number[],
+) => Float32Array;
 
 export interface OrtRuntime {
   gemm: GemmRunner;
@@ -66,7 +82,12 @@ async function importOrt(): Promise<OrtModules> {
     throw new Error('its native binding does not have the expected shape (onnxruntime-node 1.2x–1.3x is known to work)');
   }
   const env = api.env as { versions?: { node?: string; common?: string } } | undefined;
-  return { Tensor: api.Tensor as OrtModules['Tensor'], binding, initOrt: b.initOrt as () => void, version: env?.versions?.node ?? env?.versions?.common ?? 'unknown' };
+  return {
+    Tensor: api.Tensor as OrtModules['Tensor'],
+    binding,
+    initOrt: b.initOrt as () => void,
+    version: env?.versions?.node ?? env?.versions?.common ?? 'unknown',
+  };
 }
 
 export interface LoadOrtOptions {
@@ -111,7 +132,14 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
     }
     return s;
   };
-  const run = (s: NativeSession, a: Float32Array, aDims: readonly number[], b: Float32Array | undefined, bDims: readonly number[], outDims: number[]): Float32Array => {
+  const run = (
+    s: NativeSession,
+    a: Float32Array,
+    aDims: readonly number[],
+    b: Float32Array | undefined,
+    bDims: readonly number[],
+    outDims: number[],
+  ): Float32Array => {
     const out = new Float32Array(outDims.reduce((x, y) => x * y, 1));
     const feeds: Record<string, unknown> = { A: new mods.Tensor('float32', a, aDims) };
     if (b) feeds.B = new mods.Tensor('float32', b, bDims);
@@ -121,7 +149,14 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
     return y && y !== out ? y : out;
   };
   const gemm: GemmRunner = (a, b, m, n, k, transA, transB) =>
-    run(session(`gemm${+transA}${+transB}`, () => gemmModel(transA, transB)), a, transA ? [k, m] : [m, k], b, transB ? [n, k] : [k, n], [m, n]);
+    run(
+      session(`gemm${+transA}${+transB}`, () => gemmModel(transA, transB)),
+      a,
+      transA ? [k, m] : [m, k],
+      b,
+      transB ? [n, k] : [k, n],
+      [m, n],
+    );
   const batchGemm: BatchGemmRunner = (a, b, batch, m, n, k, transA, transB) =>
     run(
       session(`bmm${+transA}${+transB}`, () => batchMatMulModel(transA, transB, 3)),
@@ -132,10 +167,24 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
       [batch, m, n],
     );
   const transpose: TransposeRunner = (x, shape, perm) =>
-    run(session(`t${perm.join(',')}`, () => transposeModel(perm)), x, shape, undefined, [], perm.map((p) => shape[p]!));
+    run(
+      session(`t${perm.join(',')}`, () => transposeModel(perm)),
+      x,
+      shape,
+      undefined,
+      [],
+      perm.map((p) => shape[p]!),
+    );
   const elementwise: ElementwiseRunner = (op, a, aShape, b, bShape, outShape) => {
     const ranks = b ? [aShape.length, bShape.length] : [aShape.length];
-    return run(session(`${op}${ranks.join(',')}`, () => elementwiseModel(op, ranks)), a, aShape, b, bShape, outShape);
+    return run(
+      session(`${op}${ranks.join(',')}`, () => elementwiseModel(op, ranks)),
+      a,
+      aShape,
+      b,
+      bShape,
+      outShape,
+    );
   };
   const runtime: OrtRuntime = {
     gemm,

@@ -120,10 +120,15 @@ export class AdamW {
   loadState(state: AdamWState): void {
     const byName = new Map(state.tensors.map((t) => [t.name, t]));
     for (const slot of this.slots) {
-      for (const [kind, target] of [['exp_avg', slot.m], ['exp_avg_sq', slot.v]] as const) {
+      for (const [kind, target] of [
+        ['exp_avg', slot.m],
+        ['exp_avg_sq', slot.v],
+      ] as const) {
         const saved = byName.get(`${kind}/${slot.param.name}`);
         if (!saved) {
-          throw new OptimizerStateError(`optimizer state has no ${kind} for '${slot.param.name}': the checkpoint was written for other trainable parameters (different --stage / --trainable?)`);
+          throw new OptimizerStateError(
+            `optimizer state has no ${kind} for '${slot.param.name}': the checkpoint was written for other trainable parameters (different --stage / --trainable?)`,
+          );
         }
         if (!shapesEqual(saved.shape, target.shape)) {
           throw new OptimizerStateError(`optimizer state ${kind}/${slot.param.name} has shape [${saved.shape}], the parameter has [${target.shape}]`);

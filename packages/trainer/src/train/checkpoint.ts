@@ -53,7 +53,9 @@ export class TrainingCheckpointError extends CllamaError {
 export class OutputDirNotEmptyError extends CllamaError {
   override name = 'OutputDirNotEmptyError';
   constructor(readonly dir: string) {
-    super(`output dir ${dir} already exists, is not empty and holds no checkpoint to resume; pass --overwrite-output-dir to start over there, or choose another --output-dir`);
+    super(
+      `output dir ${dir} already exists, is not empty and holds no checkpoint to resume; pass --overwrite-output-dir to start over there, or choose another --output-dir`,
+    );
   }
 }
 
@@ -103,7 +105,9 @@ export interface PreparedOutputDir {
 export async function planOutputDir(outputDir: string, opts: { overwrite: boolean; resumeFromCheckpoint?: string }): Promise<PreparedOutputDir> {
   if (opts.resumeFromCheckpoint) {
     if (!(await exists(path.join(opts.resumeFromCheckpoint, TRAINER_STATE_FILE)))) {
-      throw new TrainingCheckpointError(`--resume-from-checkpoint ${opts.resumeFromCheckpoint}: no ${TRAINER_STATE_FILE} there; point it at a checkpoint-N folder written by cllama-train`);
+      throw new TrainingCheckpointError(
+        `--resume-from-checkpoint ${opts.resumeFromCheckpoint}: no ${TRAINER_STATE_FILE} there; point it at a checkpoint-N folder written by cllama-train`,
+      );
     }
     return { resumeFrom: opts.resumeFromCheckpoint };
   }
@@ -141,9 +145,23 @@ const RESTARTABLE_LEFTOVERS = new Set([DATA_CACHE_DIR, 'metrics.jsonl', 'trainin
 
 /** Files the trainer writes at the top of the output dir (besides checkpoints and the data cache). */
 export const OWN_OUTPUTS = new Set([
-  TRAINER_STATE_FILE, 'metrics.jsonl', 'training_plot.svg', 'adapter_config.json', 'adapter_model.safetensors',
-  'config.json', 'model.safetensors', 'model.safetensors.index.json', 'generation_config.json', 'tokenizer.model',
-  'tokenizer_config.json', 'tokenizer.json', 'special_tokens_map.json', 'added_tokens.json', 'all_results.json', 'train_results.json', 'eval_results.json',
+  TRAINER_STATE_FILE,
+  'metrics.jsonl',
+  'training_plot.svg',
+  'adapter_config.json',
+  'adapter_model.safetensors',
+  'config.json',
+  'model.safetensors',
+  'model.safetensors.index.json',
+  'generation_config.json',
+  'tokenizer.model',
+  'tokenizer_config.json',
+  'tokenizer.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'all_results.json',
+  'train_results.json',
+  'eval_results.json',
 ]);
 
 async function removeStaleTemporaries(outputDir: string): Promise<void> {

@@ -37,7 +37,11 @@ function newWorker(init: WorkerInit): Worker {
   if (existsSync(built)) return new Worker(pathToFileURL(built), { workerData: init });
   const source = path.join(here, 'grad-worker.ts');
   if (existsSync(source)) {
-    const tsx = pathToFileURL(createRequire(source).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+    const tsx = pathToFileURL(
+      createRequire(source)
+        .resolve('tsx/esm/api')
+        .replace(/\.cjs$/, '.mjs'),
+    ).href;
     const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(source).href)}); });`;
     return new Worker(boot, { eval: true, workerData: init });
   }
@@ -123,7 +127,8 @@ export class DataParallel {
 
   /** Starts threads − 1 workers, each with a copy of the model as it is now. */
   static async start(opts: DataParallelOptions): Promise<DataParallel> {
-    if (!Number.isInteger(opts.threads) || opts.threads < 2) throw new DataParallelError(`--threads must be an integer ≥ 2 for data parallelism, got ${opts.threads}`);
+    if (!Number.isInteger(opts.threads) || opts.threads < 2)
+      throw new DataParallelError(`--threads must be an integer ≥ 2 for data parallelism, got ${opts.threads}`);
     const { model, params } = opts;
     const sharedFloat32 = (n: number) => new Float32Array(new SharedArrayBuffer(Math.max(1, n) * 4));
     const shared = params.map((p) => {
@@ -135,7 +140,17 @@ export class DataParallel {
     let lora: WorkerInit['lora'];
     if (opts.lora) {
       const tensors = loraTensorsOf(model.exportLora());
-      lora = { config: { r: opts.lora.r, loraAlpha: opts.lora.loraAlpha, loraDropout: opts.lora.loraDropout, targetModules: opts.lora.targetModules, targetModulesRegex: opts.lora.targetModulesRegex, useRslora: opts.lora.useRslora }, tensors };
+      lora = {
+        config: {
+          r: opts.lora.r,
+          loraAlpha: opts.lora.loraAlpha,
+          loraDropout: opts.lora.loraDropout,
+          targetModules: opts.lora.targetModules,
+          targetModulesRegex: opts.lora.targetModulesRegex,
+          useRslora: opts.lora.useRslora,
+        },
+        tensors,
+      };
     }
     const workers: GradWorker[] = [];
     try {
@@ -179,7 +194,11 @@ export class DataParallel {
    * Loss and gradients of the whole micro-batch: shard 0 on this thread (dropout seeded by
    * `reseed(dropoutSeed)`), shard k on worker k with seed dropoutSeed + k.
    */
-  async lossAndGrads(model: LossModel & { reseedDropout?(seed: number): void }, b: Batch, dropoutSeed: number): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
+  async lossAndGrads(
+    model: LossModel & { reseedDropout?(seed: number): void },
+    b: Batch,
+    dropoutSeed: number,
+  ): Promise<{ loss: number; grads: Map<string, tf.Tensor> }> {
     const shards = splitBatch(b, this.threads);
     if (shards.length <= 1) {
       model.reseedDropout?.(dropoutSeed);

@@ -44,7 +44,11 @@ interface RecordStore {
 
 /** A view of some records of a store (a split), collated with right padding. */
 export class IndexedBatchSource implements BatchSource {
-  constructor(private readonly store: RecordStore, private readonly indices: Uint32Array, private readonly padId: number) {}
+  constructor(
+    private readonly store: RecordStore,
+    private readonly indices: Uint32Array,
+    private readonly padId: number,
+  ) {}
 
   get length(): number {
     return this.indices.length;
@@ -87,7 +91,10 @@ export async function listFiles(dir: string, ...exts: string[]): Promise<string[
   } catch {
     throw new TrainDataError(`--dataset-dir ${dir} cannot be read; give a folder of ${what} files`);
   }
-  const files = entries.filter((f) => exts.some((e) => f.endsWith(e))).sort().map((f) => path.join(dir, f));
+  const files = entries
+    .filter((f) => exts.some((e) => f.endsWith(e)))
+    .sort()
+    .map((f) => path.join(dir, f));
   if (files.length === 0) throw new TrainDataError(`--dataset-dir ${dir} has no ${what} files`);
   return files;
 }
@@ -106,7 +113,15 @@ async function cacheKey(files: string[], tok: Tokenizer, extra: Record<string, u
     h.update(`${path.resolve(f)}\0${st.size}\0${st.mtimeMs}\0`);
   }
   // the tokenizer's identity: size, special ids and a sample of its pieces
-  h.update(JSON.stringify({ v: tok.vocabSize, b: tok.bosId, e: tok.eosId, sample: [0, 1, 2, 1000, tok.vocabSize - 1].map((i) => (i < tok.vocabSize ? tok.idToPiece(i) : '')), ...extra }));
+  h.update(
+    JSON.stringify({
+      v: tok.vocabSize,
+      b: tok.bosId,
+      e: tok.eosId,
+      sample: [0, 1, 2, 1000, tok.vocabSize - 1].map((i) => (i < tok.vocabSize ? tok.idToPiece(i) : '')),
+      ...extra,
+    }),
+  );
   return h.digest('hex').slice(0, 16);
 }
 
@@ -149,7 +164,12 @@ export async function preparePretrainData(
   async function* records() {
     for await (const b of buildPretrainBlocks(readLines(files), tok, opts.blockSize)) yield { inputIds: b };
   }
-  const { ds, hit: cacheHit } = await cachedDataset(cacheDir, records, { kind: 'pt', blockSize: opts.blockSize, files: files.map((f) => path.basename(f)), tokenizerVocabSize: tok.vocabSize });
+  const { ds, hit: cacheHit } = await cachedDataset(cacheDir, records, {
+    kind: 'pt',
+    blockSize: opts.blockSize,
+    files: files.map((f) => path.basename(f)),
+    tokenizerVocabSize: tok.vocabSize,
+  });
   if (ds.length === 0) {
     throw new TrainDataError(`${opts.datasetDir} gives no complete block of ${opts.blockSize} tokens; add text or lower --block-size`);
   }
@@ -168,7 +188,13 @@ export async function preparePretrainData(
  * The SFT examples of `files` as a tokenized dataset under `cacheRoot`: opened when a cache for these
  * files, tokenizer and length exists, else built by streaming the records (memory ∝ one record).
  */
-async function sftDataset(files: string[], cacheRoot: string, name: string, maxSeqLength: number, tok: Tokenizer): Promise<{ ds: TokenizedDataset; hit: boolean }> {
+async function sftDataset(
+  files: string[],
+  cacheRoot: string,
+  name: string,
+  maxSeqLength: number,
+  tok: Tokenizer,
+): Promise<{ ds: TokenizedDataset; hit: boolean }> {
   const key = await cacheKey(files, tok, { maxSeqLength, kind: 'sft' });
   const dir = path.join(cacheRoot, `${name}_len${maxSeqLength}_${key}`);
   async function* examples() {

@@ -26,9 +26,7 @@ export interface WorkerInit {
   trainable: Array<{ name: string; shape: number[]; values: Float32Array; grad: Float32Array }>;
 }
 
-export type WorkerRequest =
-  | { kind: 'step'; batch: Batch; dropoutSeed: number; version: number }
-  | { kind: 'eval'; batch: Batch; version: number };
+export type WorkerRequest = { kind: 'step'; batch: Batch; dropoutSeed: number; version: number } | { kind: 'eval'; batch: Batch; version: number };
 
 export type WorkerReply = { ok: true; loss: number } | { ok: false; error: string };
 

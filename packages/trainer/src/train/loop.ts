@@ -23,15 +23,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CllamaError, writeFileAtomic, Xoshiro128 } from '@cllama/core';
 import { AdamW, defaultDecayFor, type OptimizedParameter } from './adamw.js';
-import {
-  STATE_FORMAT,
-  TRAINER_STATE_FILE,
-  readOptimizerState,
-  readTrainerState,
-  writeCheckpoint,
-  type LogEntry,
-  type TrainerState,
-} from './checkpoint.js';
+import { STATE_FORMAT, TRAINER_STATE_FILE, readOptimizerState, readTrainerState, writeCheckpoint, type LogEntry, type TrainerState } from './checkpoint.js';
 import type { DataParallel } from './data-parallel.js';
 import { GradientAccumulator, clipByGlobalNorm } from './gradients.js';
 import { microBatchGradients, microBatchLoss, type Batch } from './micro-batch.js';
@@ -113,7 +105,10 @@ export interface LoopResult {
 }
 
 /** Steps per epoch and in total, as HF Trainer computes them (dataloader length ceil(n / batch)). */
-export function plannedSteps(numExamples: number, o: Pick<LoopOptions, 'perDeviceTrainBatchSize' | 'gradientAccumulationSteps' | 'numTrainEpochs' | 'maxSteps'>) {
+export function plannedSteps(
+  numExamples: number,
+  o: Pick<LoopOptions, 'perDeviceTrainBatchSize' | 'gradientAccumulationSteps' | 'numTrainEpochs' | 'maxSteps'>,
+) {
   const microBatchesPerEpoch = Math.ceil(numExamples / o.perDeviceTrainBatchSize);
   const updatesPerEpoch = Math.max(Math.floor(microBatchesPerEpoch / o.gradientAccumulationSteps), 1);
   const maxSteps = o.maxSteps > 0 ? o.maxSteps : Math.ceil(o.numTrainEpochs * updatesPerEpoch);
@@ -143,7 +138,13 @@ export async function firstNonFiniteParam(params: ReadonlyArray<{ name: string; 
   return undefined;
 }
 
-export async function evaluate(model: LoopModel, data: BatchSource, batchSize: number, maxSamples?: number, parallel?: DataParallel): Promise<{ loss: number; perplexity: number }> {
+export async function evaluate(
+  model: LoopModel,
+  data: BatchSource,
+  batchSize: number,
+  maxSamples?: number,
+  parallel?: DataParallel,
+): Promise<{ loss: number; perplexity: number }> {
   model.setTraining(false);
   const n = Math.min(data.length, maxSamples ?? Infinity);
   if (n === 0) throw new TrainLoopError('the evaluation set is empty; lower --validation-split-percentage only if you also drop --do-eval, or give more data');
@@ -171,7 +172,13 @@ export async function runTrainingLoop(
   if (train.length === 0) throw new TrainLoopError('the training set is empty: check --dataset-dir (and --block-size: a block needs that many tokens)');
   if (params.length === 0) throw new TrainLoopError('nothing to train: no trainable variables were selected');
   const { microBatchesPerEpoch, maxSteps } = plannedSteps(train.length, o);
-  const schedule = new LrSchedule({ type: o.lrSchedulerType, baseLr: o.learningRate, totalSteps: maxSteps, warmupRatio: o.warmupRatio, warmupSteps: o.warmupSteps });
+  const schedule = new LrSchedule({
+    type: o.lrSchedulerType,
+    baseLr: o.learningRate,
+    totalSteps: maxSteps,
+    warmupRatio: o.warmupRatio,
+    warmupSteps: o.warmupSteps,
+  });
   const optimized: OptimizedParameter[] = params.map((p) => ({ ...p, weightDecay: defaultDecayFor(p.name, o.weightDecay) }));
   const optimizer = new AdamW(optimized, { betas: [o.adamBeta1, o.adamBeta2], eps: o.adamEpsilon, weightDecay: o.weightDecay });
   const metrics = new MetricsLog(o.outputDir);
@@ -192,9 +199,14 @@ export async function runTrainingLoop(
   if (o.resumeFrom) {
     const saved = await readTrainerState(o.resumeFrom);
     const mismatch = saved.trainable.join(',') !== state.trainable.join(',');
-    if (mismatch) throw new TrainLoopError(`${o.resumeFrom} was written for other trainable weights (${saved.trainable.length} tensors, e.g. ${saved.trainable[0]}); resume with the same --stage / LoRA flags, or start over with --overwrite-output-dir`);
+    if (mismatch)
+      throw new TrainLoopError(
+        `${o.resumeFrom} was written for other trainable weights (${saved.trainable.length} tensors, e.g. ${saved.trainable[0]}); resume with the same --stage / LoRA flags, or start over with --overwrite-output-dir`,
+      );
     if (saved.data.numMicroBatchesPerEpoch !== microBatchesPerEpoch || saved.data.seed !== o.seed) {
-      throw new TrainLoopError(`${o.resumeFrom} was written for another data set or seed (${saved.data.numMicroBatchesPerEpoch} micro-batches per epoch, seed ${saved.data.seed}; now ${microBatchesPerEpoch}, seed ${o.seed}); resume with the same data and --seed`);
+      throw new TrainLoopError(
+        `${o.resumeFrom} was written for another data set or seed (${saved.data.numMicroBatchesPerEpoch} micro-batches per epoch, seed ${saved.data.seed}; now ${microBatchesPerEpoch}, seed ${o.seed}); resume with the same data and --seed`,
+      );
     }
     await hooks.restoreWeights(o.resumeFrom);
     optimizer.loadState(await readOptimizerState(o.resumeFrom));
@@ -202,7 +214,9 @@ export async function runTrainingLoop(
   }
   const bad = await firstNonFiniteParam(params);
   if (bad) {
-    throw new NonFiniteError(`the starting weight '${bad}' holds NaN or Inf (${o.resumeFrom ? `checkpoint ${o.resumeFrom}` : 'the model or --peft-path adapter'} is broken); nothing was trained or saved`);
+    throw new NonFiniteError(
+      `the starting weight '${bad}' holds NaN or Inf (${o.resumeFrom ? `checkpoint ${o.resumeFrom}` : 'the model or --peft-path adapter'} is broken); nothing was trained or saved`,
+    );
   }
   await metrics.reset(state.logHistory);
   const rng = Xoshiro128.fromState(state.rng);
@@ -220,11 +234,14 @@ export async function runTrainingLoop(
   model.setTraining(true);
 
   let savedStep = o.resumeFrom ? state.globalStep : 0;
-  const lastGood = () => (savedStep > 0 ? `the last good checkpoint, ${path.join(o.outputDir, `checkpoint-${savedStep}`)}, is kept` : 'no checkpoint was saved');
+  const lastGood = () =>
+    savedStep > 0 ? `the last good checkpoint, ${path.join(o.outputDir, `checkpoint-${savedStep}`)}, is kept` : 'no checkpoint was saved';
   const assertFiniteWeights = async (what: string) => {
     const name = await firstNonFiniteParam(params);
     if (name) {
-      throw new NonFiniteError(`after step ${state.globalStep} the weight '${name}' holds NaN or Inf (lower --learning-rate, now ${o.learningRate}); refusing to save ${what}; ${lastGood()}`);
+      throw new NonFiniteError(
+        `after step ${state.globalStep} the weight '${name}' holds NaN or Inf (lower --learning-rate, now ${o.learningRate}); refusing to save ${what}; ${lastGood()}`,
+      );
     }
   };
   const saveAll = async () => {
@@ -238,7 +255,11 @@ export async function runTrainingLoop(
   const record = async (entry: LogEntry) => {
     state.logHistory.push(entry);
     await metrics.append(entry);
-    progress.log(Object.entries(entry).map(([k, v]) => `${k}=${formatMetric(v)}`).join(' '));
+    progress.log(
+      Object.entries(entry)
+        .map(([k, v]) => `${k}=${formatMetric(v)}`)
+        .join(' '),
+    );
   };
   /** Evaluates at the current step, logs eval_loss / eval_perplexity, returns the loss. */
   const evaluateAndRecord = async (data: BatchSource): Promise<number> => {
@@ -299,7 +320,14 @@ export async function runTrainingLoop(
 
       if (state.globalStep % o.loggingSteps === 0 || (o.loggingFirstStep && state.globalStep === 1)) {
         // HF logs the mean loss since the last log and the lr the scheduler holds after the step
-        await record({ step: state.globalStep, epoch: round(state.epoch, 4), loss: round(lossSinceLog / stepsSinceLog, 6), learning_rate: schedule.lrAt(state.globalStep), grad_norm: round(norm, 6), tokens_per_second: round(tps, 1) });
+        await record({
+          step: state.globalStep,
+          epoch: round(state.epoch, 4),
+          loss: round(lossSinceLog / stepsSinceLog, 6),
+          learning_rate: schedule.lrAt(state.globalStep),
+          grad_norm: round(norm, 6),
+          tokens_per_second: round(tps, 1),
+        });
         lossSinceLog = 0;
         stepsSinceLog = 0;
       }
@@ -315,10 +343,23 @@ export async function runTrainingLoop(
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
     await writeFileAtomic(path.join(o.outputDir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
     const seconds = (Date.now() - started) / 1000;
-    const results = { train_steps: state.globalStep, train_runtime: round(state.trainSeconds, 3), train_tokens: state.trainedTokens, tokens_per_second: round(tokensThisRun / Math.max(seconds, 1e-9), 2), ...(evalLoss !== undefined ? { eval_loss: evalLoss, perplexity: Math.exp(evalLoss) } : {}) };
+    const results = {
+      train_steps: state.globalStep,
+      train_runtime: round(state.trainSeconds, 3),
+      train_tokens: state.trainedTokens,
+      tokens_per_second: round(tokensThisRun / Math.max(seconds, 1e-9), 2),
+      ...(evalLoss !== undefined ? { eval_loss: evalLoss, perplexity: Math.exp(evalLoss) } : {}),
+    };
     await writeFileAtomic(path.join(o.outputDir, 'all_results.json'), `${JSON.stringify(results, null, 2)}\n`);
     await writePlot(o.outputDir, state, o.title);
-    return { globalStep: state.globalStep, stepLosses, logHistory: state.logHistory, evalLoss, trainSeconds: state.trainSeconds, tokensPerSecond: tokensThisRun / Math.max(seconds, 1e-9) };
+    return {
+      globalStep: state.globalStep,
+      stepLosses,
+      logHistory: state.logHistory,
+      evalLoss,
+      trainSeconds: state.trainSeconds,
+      tokensPerSecond: tokensThisRun / Math.max(seconds, 1e-9),
+    };
   } finally {
     progress.stop();
     accumulator.dispose();

@@ -44,7 +44,10 @@ export async function microBatchGradients(
   const { value, grads } = tf.tidy(() => {
     const ids = tf.tensor2d(b.inputIds, [b.batch, b.seqLen], 'int32');
     const labels = tf.tensor2d(b.labels, [b.batch, b.seqLen], 'int32');
-    return tf.variableGrads(() => model.loss(ids, labels), params.map((p) => p.variable));
+    return tf.variableGrads(
+      () => model.loss(ids, labels),
+      params.map((p) => p.variable),
+    );
   });
   const nameOf = new Map(params.map((p) => [p.variable.name, p.name]));
   const out = new Map<string, tf.Tensor>();

@@ -84,13 +84,25 @@ interface Spec {
 }
 
 const SPECS: Spec[] = [
-  { key: 'stage', flag: 'stage', kind: 'string', help: 'pre-training stage: 1 (embeddings only), 2 (LoRA + embeddings/lm_head), full (every weight)', modes: ['pretrain'], choices: ['1', '2', 'full'] },
+  {
+    key: 'stage',
+    flag: 'stage',
+    kind: 'string',
+    help: 'pre-training stage: 1 (embeddings only), 2 (LoRA + embeddings/lm_head), full (every weight)',
+    modes: ['pretrain'],
+    choices: ['1', '2', 'full'],
+  },
   { key: 'modelNameOrPath', flag: 'model-name-or-path', kind: 'string', help: 'HF LLaMA folder (config.json + safetensors)' },
   { key: 'tokenizerNameOrPath', flag: 'tokenizer-name-or-path', kind: 'string', help: 'tokenizer: .model file or HF tokenizer folder' },
   { key: 'datasetDir', flag: 'dataset-dir', kind: 'string', help: 'pretrain: folder of .txt files; sft: folder of Alpaca .json files' },
   { key: 'dataCacheDir', flag: 'data-cache-dir', kind: 'string', help: 'where the tokenized dataset cache lives (default <output-dir>/data_cache)' },
   { key: 'validationFile', flag: 'validation-file', kind: 'string', help: 'Alpaca .json used for evaluation', modes: ['sft'] },
-  { key: 'validationSplitPercentage', flag: 'validation-split-percentage', kind: 'float', help: 'percent of the training data held out for eval when no --validation-file' },
+  {
+    key: 'validationSplitPercentage',
+    flag: 'validation-split-percentage',
+    kind: 'float',
+    help: 'percent of the training data held out for eval when no --validation-file',
+  },
   { key: 'blockSize', flag: 'block-size', kind: 'int', help: 'pre-training block length in tokens', modes: ['pretrain'] },
   { key: 'maxSeqLength', flag: 'max-seq-length', kind: 'int', help: 'SFT example truncation length', modes: ['sft'] },
   { key: 'maxEvalSamples', flag: 'max-eval-samples', kind: 'int', help: 'cap on evaluation examples' },
@@ -116,7 +128,12 @@ const SPECS: Spec[] = [
   { key: 'saveTotalLimit', flag: 'save-total-limit', kind: 'int', help: 'keep at most N checkpoints (oldest deleted)' },
   { key: 'outputDir', flag: 'output-dir', kind: 'string', help: 'where checkpoints, logs and the result go' },
   { key: 'overwriteOutputDir', flag: 'overwrite-output-dir', kind: 'bool', help: 'start fresh even if --output-dir holds files or checkpoints' },
-  { key: 'resumeFromCheckpoint', flag: 'resume-from-checkpoint', kind: 'string', help: 'checkpoint folder to resume from (default: latest checkpoint-N in --output-dir)' },
+  {
+    key: 'resumeFromCheckpoint',
+    flag: 'resume-from-checkpoint',
+    kind: 'string',
+    help: 'checkpoint folder to resume from (default: latest checkpoint-N in --output-dir)',
+  },
   { key: 'doTrain', flag: 'do-train', kind: 'bool', help: 'train (default on)' },
   { key: 'doEval', flag: 'do-eval', kind: 'bool', help: 'evaluate on the held-out split' },
   { key: 'loraRank', flag: 'lora-rank', kind: 'int', help: 'LoRA rank r' },
@@ -126,16 +143,37 @@ const SPECS: Spec[] = [
   { key: 'modulesToSave', flag: 'modules-to-save', kind: 'list', help: 'comma-separated modules trained fully and saved with the adapter' },
   { key: 'peftPath', flag: 'peft-path', kind: 'string', help: 'existing PEFT adapter to continue from', modes: ['sft', 'pretrain'] },
   { key: 'dryRun', flag: 'dry-run', kind: 'bool', help: 'print the plan (parameters, tokens/step, steps, memory) from config.json alone and exit' },
-  { key: 'emitLaunch', flag: 'emit-launch', kind: 'string', help: 'do not train: write a folder (tokenized data, tokenizer, train.py, launch.sh, DeepSpeed config) that runs this same training with torchrun + transformers/peft on GPUs' },
+  {
+    key: 'emitLaunch',
+    flag: 'emit-launch',
+    kind: 'string',
+    help: 'do not train: write a folder (tokenized data, tokenizer, train.py, launch.sh, DeepSpeed config) that runs this same training with torchrun + transformers/peft on GPUs',
+  },
   { key: 'json', flag: 'json', kind: 'bool', help: 'machine-readable output for --dry-run' },
   { key: 'noProgress', flag: 'no-progress', kind: 'bool', help: 'no progress bar (log lines instead)' },
-  { key: 'threads', flag: 'threads', kind: 'int', help: 'wasm/cpu backend: threads that each compute the gradients of a share of every batch (data parallel, one model copy per thread)' },
+  {
+    key: 'threads',
+    flag: 'threads',
+    kind: 'int',
+    help: 'wasm/cpu backend: threads that each compute the gradients of a share of every batch (data parallel, one model copy per thread)',
+  },
 ];
 
 /** Flags the original scripts pass that configure DeepSpeed / torch / DDP: accepted so the scripts' flag lists work, but ignored. */
 const IGNORED_FLAGS = [
-  'deepspeed', 'fp16', 'bf16', 'torch-dtype', 'gradient-checkpointing', 'ddp-timeout', 'ddp-find-unused-parameters',
-  'preprocessing-num-workers', 'logging-strategy', 'save-strategy', 'evaluation-strategy', 'load-in-kbits', 'flash-attn',
+  'deepspeed',
+  'fp16',
+  'bf16',
+  'torch-dtype',
+  'gradient-checkpointing',
+  'ddp-timeout',
+  'ddp-find-unused-parameters',
+  'preprocessing-num-workers',
+  'logging-strategy',
+  'save-strategy',
+  'evaluation-strategy',
+  'load-in-kbits',
+  'flash-attn',
 ];
 
 const ALL_TARGETS = ['q_proj', 'v_proj', 'k_proj', 'o_proj', 'gate_proj', 'down_proj', 'up_proj'];
@@ -270,7 +308,8 @@ export async function resolveArgs(mode: TrainMode, cliOptions: Record<string, un
     } catch (err) {
       throw new TrainConfigError(`--config ${cliOptions.config}: cannot read it as JSON (${(err as Error).message})`);
     }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new TrainConfigError(`--config ${cliOptions.config}: expected a JSON object of options`);
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new TrainConfigError(`--config ${cliOptions.config}: expected a JSON object of options`);
     for (const [k, v] of Object.entries(parsed)) apply(camel(k), v, `--config ${cliOptions.config}:`);
   }
   for (const [k, v] of Object.entries(cliOptions)) {
@@ -292,17 +331,33 @@ export function validateArgs(a: TrainArgs): TrainArgs {
   };
   need(typeof a.modelNameOrPath === 'string' && a.modelNameOrPath.length > 0, '--model-name-or-path is required (a HF LLaMA folder with config.json)');
   if (!a.dryRun) {
-    need(typeof a.tokenizerNameOrPath === 'string' && a.tokenizerNameOrPath.length > 0, '--tokenizer-name-or-path is required (a .model file or HF tokenizer folder)');
+    need(
+      typeof a.tokenizerNameOrPath === 'string' && a.tokenizerNameOrPath.length > 0,
+      '--tokenizer-name-or-path is required (a .model file or HF tokenizer folder)',
+    );
     need(typeof a.datasetDir === 'string' && a.datasetDir.length > 0, '--dataset-dir is required');
     need(typeof a.outputDir === 'string' && a.outputDir.length > 0, '--output-dir is required');
   }
-  for (const k of ['threads', 'perDeviceTrainBatchSize', 'perDeviceEvalBatchSize', 'gradientAccumulationSteps', 'loggingSteps', 'saveSteps', 'blockSize', 'maxSeqLength', 'loraRank'] as const) {
+  for (const k of [
+    'threads',
+    'perDeviceTrainBatchSize',
+    'perDeviceEvalBatchSize',
+    'gradientAccumulationSteps',
+    'loggingSteps',
+    'saveSteps',
+    'blockSize',
+    'maxSeqLength',
+    'loraRank',
+  ] as const) {
     need(Number.isInteger(a[k]) && a[k] >= 1, `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a positive integer, got ${a[k]}`);
   }
   need(a.maxSteps === -1 || (Number.isInteger(a.maxSteps) && a.maxSteps > 0), `--max-steps must be -1 or a positive integer, got ${a.maxSteps}`);
   need(a.maxSteps > 0 || a.numTrainEpochs > 0, '--num-train-epochs must be > 0 when --max-steps is not set');
   need(a.learningRate >= 0, `--learning-rate must be >= 0, got ${a.learningRate}`);
-  need(a.validationSplitPercentage >= 0 && a.validationSplitPercentage < 100, `--validation-split-percentage must be in [0, 100), got ${a.validationSplitPercentage}`);
+  need(
+    a.validationSplitPercentage >= 0 && a.validationSplitPercentage < 100,
+    `--validation-split-percentage must be in [0, 100), got ${a.validationSplitPercentage}`,
+  );
   need(a.loraDropout >= 0 && a.loraDropout < 1, `--lora-dropout must be in [0, 1), got ${a.loraDropout}`);
   need(a.saveTotalLimit === undefined || a.saveTotalLimit >= 1, `--save-total-limit must be >= 1, got ${a.saveTotalLimit}`);
   need(a.evalSteps === undefined || a.evalSteps >= 1, `--eval-steps must be >= 1, got ${a.evalSteps}`);

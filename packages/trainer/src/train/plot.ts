@@ -87,10 +87,15 @@ export function renderTrainingPlot(history: readonly LogEntry[], opts: { title?:
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${W / 2}" y="18" font-size="15" text-anchor="middle">${escapeXml(opts.title ?? 'training')}</text>`,
-    panel(24, 'loss', [
-      { label: 'train loss', color: '#1f77b4', points: pick('loss') },
-      { label: 'eval loss', color: '#d62728', points: pick('eval_loss'), dashed: true },
-    ], xMax),
+    panel(
+      24,
+      'loss',
+      [
+        { label: 'train loss', color: '#1f77b4', points: pick('loss') },
+        { label: 'eval loss', color: '#d62728', points: pick('eval_loss'), dashed: true },
+      ],
+      xMax,
+    ),
     panel(24 + PANEL_H, 'learning rate', [{ label: 'lr', color: '#2ca02c', points: pick('learning_rate') }], xMax),
     '</svg>\n',
   ].join('\n');

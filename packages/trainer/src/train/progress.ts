@@ -13,7 +13,12 @@ export interface ProgressFields {
 export class TrainProgress {
   private bar: cliProgress.SingleBar | undefined;
 
-  constructor(total: number, start: number, private readonly enabled: boolean, private readonly stream: NodeJS.WriteStream = process.stderr) {
+  constructor(
+    total: number,
+    start: number,
+    private readonly enabled: boolean,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+  ) {
     if (enabled && stream.isTTY) {
       this.bar = new cliProgress.SingleBar(
         {

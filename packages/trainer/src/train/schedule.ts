@@ -37,7 +37,8 @@ export class LrSchedule {
       throw new ScheduleError(`unknown --lr-scheduler-type '${opts.type}'; use one of ${SCHEDULER_TYPES.join(', ')}`);
     }
     if (!(opts.baseLr >= 0)) throw new ScheduleError(`--learning-rate must be >= 0, got ${opts.baseLr}`);
-    if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 1) throw new ScheduleError(`total training steps must be a positive integer, got ${opts.totalSteps}`);
+    if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 1)
+      throw new ScheduleError(`total training steps must be a positive integer, got ${opts.totalSteps}`);
     this.warmupSteps = warmupStepsFor(opts.totalSteps, opts.warmupSteps ?? 0, opts.warmupRatio ?? 0);
   }
 

@@ -29,7 +29,6 @@ import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
 import { CllamaError, copyFileAtomic } from '@cllama/core';
 
-
 export class TrainSessionError extends CllamaError {
   override name = 'TrainSessionError';
 }
@@ -53,7 +52,11 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
   await initBackend(opts.backend ?? 'auto');
   const tokenizer = await loadTokenizer(args.tokenizerNameOrPath);
   // refuse a model that cannot fit before reading a single weight (never a wasm abort mid-step)
-  await checkModelMemory(args.modelNameOrPath, trainingMemoryJob(args), { backend: activeBackend()!.name, replicas: args.threads, vocabSize: tokenizer.vocabSize });
+  await checkModelMemory(args.modelNameOrPath, trainingMemoryJob(args), {
+    backend: activeBackend()!.name,
+    replicas: args.threads,
+    vocabSize: tokenizer.vocabSize,
+  });
   const model = await loadLlama(args.modelNameOrPath);
   // HF: model.resize_token_embeddings(len(tokenizer)) before anything else
   if (model.config.vocabSize !== tokenizer.vocabSize) model.resizeTokenEmbeddings(tokenizer.vocabSize, args.seed);
@@ -130,7 +133,9 @@ export function loopModel(model: LlamaModel): LoopModel {
 async function copyTokenizer(src: string, dest: string): Promise<void> {
   const st = await fs.stat(src);
   const files = st.isDirectory()
-    ? (await fs.readdir(src)).filter((f) => /^(tokenizer\.model|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|added_tokens\.json)$/.test(f)).map((f) => path.join(src, f))
+    ? (await fs.readdir(src))
+        .filter((f) => /^(tokenizer\.model|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|added_tokens\.json)$/.test(f))
+        .map((f) => path.join(src, f))
     : [src];
   for (const f of files) {
     const target = path.join(dest, path.basename(f) === path.basename(src) && !st.isDirectory() ? 'tokenizer.model' : path.basename(f));
@@ -154,7 +159,11 @@ export interface SessionResult extends LoopResult {
 
 /** Every input path the run reads exists and is of the right kind (before anything is created or loaded). */
 export async function checkTrainInputs(args: TrainArgs): Promise<void> {
-  const kind = async (p: string) => fs.stat(p).then((st) => (st.isDirectory() ? 'dir' : 'file'), () => 'missing' as const);
+  const kind = async (p: string) =>
+    fs.stat(p).then(
+      (st) => (st.isDirectory() ? 'dir' : 'file'),
+      () => 'missing' as const,
+    );
   if ((await kind(path.join(args.modelNameOrPath, 'config.json'))) !== 'file') {
     throw new TrainSessionError(`--model-name-or-path ${args.modelNameOrPath}: no config.json there; give an HF LLaMA folder (config.json + safetensors)`);
   }
@@ -201,14 +210,19 @@ export async function runTrainingSession(
   let data: PreparedData | undefined;
   const cacheRoot = args.dataCacheDir ?? path.join(args.outputDir, DATA_CACHE_DIR);
   let parallel: DataParallel | undefined;
-  const createdOutputDir = !(await fs.stat(args.outputDir).then(() => true, () => false));
+  const createdOutputDir = !(await fs.stat(args.outputDir).then(
+    () => true,
+    () => false,
+  ));
   let training = false;
   try {
     const prepared = await prepareOutputDir(args.outputDir, outputOpts);
     if (args.threads > 1) {
       const backend = activeBackend()?.name;
       if (backend !== 'wasm' && backend !== 'cpu') {
-        throw new TrainSessionError(`--threads ${args.threads} is for the single-threaded wasm and cpu backends; ${backend === 'webgpu' ? 'on webgpu one process drives the device' : `the ${backend} backend already uses every core`}: drop --threads`);
+        throw new TrainSessionError(
+          `--threads ${args.threads} is for the single-threaded wasm and cpu backends; ${backend === 'webgpu' ? 'on webgpu one process drives the device' : `the ${backend} backend already uses every core`}: drop --threads`,
+        );
       }
       parallel = await DataParallel.start({ threads: args.threads, backend, model: t.model, params: t.params, lora: t.lora });
     }
@@ -219,7 +233,14 @@ export async function runTrainingSession(
             t.tokenizer,
           )
         : await prepareSftData(
-            { datasetDir: args.datasetDir, cacheRoot, validationFile: args.validationFile, maxSeqLength: args.maxSeqLength, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
+            {
+              datasetDir: args.datasetDir,
+              cacheRoot,
+              validationFile: args.validationFile,
+              maxSeqLength: args.maxSeqLength,
+              validationSplitPercentage: args.validationSplitPercentage,
+              seed: args.seed,
+            },
             t.tokenizer,
           );
     if (args.doEval && !data.eval) {
@@ -273,7 +294,14 @@ export async function runTrainingSession(
         dataParallel: parallel,
       },
     );
-    return { ...result, outputDir: args.outputDir, resumedFrom: prepared.resumeFrom, numTrainExamples: data.train.length, numEvalExamples: data.eval?.length ?? 0, cacheHit: data.cacheHit };
+    return {
+      ...result,
+      outputDir: args.outputDir,
+      resumedFrom: prepared.resumeFrom,
+      numTrainExamples: data.train.length,
+      numEvalExamples: data.eval?.length ?? 0,
+      cacheHit: data.cacheHit,
+    };
   } catch (err) {
     // nothing trained yet: an output dir this run created holds at most a data cache; leave nothing behind
     if (!training && createdOutputDir) {
