@@ -40,7 +40,7 @@ export { DataParallel, DataParallelError } from './train/data-parallel.js';
 export type { DataParallelOptions } from './train/data-parallel.js';
 export type { SessionResult } from './train/session.js';
 // scale-out: hand a run to torchrun + transformers/peft (cllama-train pretrain|sft --emit-launch)
-export { emitLaunchFolder, trainPyTemplatePath } from './launch/emit.js';
+export { emitLaunchFolder } from './launch/emit.js';
 export type { EmitOptions, EmitResult } from './launch/emit.js';
-export { buildLaunchPlan, buildLaunchJson, deepSpeedZero2, launchScript, LaunchError, FLAG_RULES, REQUIREMENTS } from './launch/plan.js';
-export type { LaunchPlan, LaunchJson, FlagMapping, DataSummary } from './launch/plan.js';
+export { LaunchError } from './launch/plan.js';
+export type { LaunchJson, FlagMapping } from './launch/plan.js';

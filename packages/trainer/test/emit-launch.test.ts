@@ -410,7 +410,7 @@ describe('--emit-launch: refusals write nothing', () => {
   // exit 2: a flag value the trainer's flag table refuses (usage); exit 1: what the launch emitter refuses
   const cases: Array<[string, (dir: string) => string[], RegExp, number]> = [
     ['--dry-run with --emit-launch', (d) => [...pretrainFlags(d), '--dry-run'], /give one of them/, 1],
-    ['an unsupported --modules-to-save', (d) => [...pretrainFlags(d), '--modules-to-save', 'norm'], /--modules-to-save 'norm' is not supported/, 2],
+    ['an unsupported --modules-to-save', (d) => [...pretrainFlags(d), '--modules-to-save', 'norm'], /--modules-to-save:? 'norm' is not supported/, 2],
     ['--fp16 and --bf16', (d) => [...pretrainFlags(d), '--bf16'], /--fp16 and --bf16 are both set/, 1],
     ['a model folder without config.json', (d) => [...pretrainFlags(d), '--model-name-or-path', path.join(root, 'zh')], /--model-name-or-path/, 1],
     ['--emit-launch equal to --output-dir', (d) => [...pretrainFlags(d), '--output-dir', d], /same folder/, 1],
