@@ -15,8 +15,14 @@ export const TINY_LLAMA = path.join(FIXTURES, 'tiny-llama');
 export const MODEL_TEST_BACKENDS = ['wasm', 'webgpu'] as const;
 export type ModelTestBackend = (typeof MODEL_TEST_BACKENDS)[number];
 
+/**
+ * The PyTorch parity tests also run on `native` (tfjs-cpu tensors + onnxruntime-node GEMMs; the repo's
+ * onnxruntime-node comes with the transformers.js dev dependency, so CI has it).
+ */
+export const PARITY_TEST_BACKENDS = [...MODEL_TEST_BACKENDS, 'native'] as const;
+
 /** Activates `name` and checks it really is the active one. */
-export async function useBackend(name: ModelTestBackend): Promise<BackendInfo> {
+export async function useBackend(name: ModelTestBackend | 'native'): Promise<BackendInfo> {
   const info = await initBackend(name);
   if (info.name !== name || tf.getBackend() !== name) throw new Error(`asked for backend ${name}, got ${info.name}`);
   return info;

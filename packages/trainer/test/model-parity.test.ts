@@ -1,6 +1,6 @@
 /**
  * Parity with an independent PyTorch implementation of HF LLaMA (test-fixtures/tiny-llama/golden.json),
- * on every backend of MODEL_TEST_BACKENDS (wasm, webgpu) with the same tolerances: logits, HF
+ * on every backend of PARITY_TEST_BACKENDS (wasm, webgpu, native) with the same tolerances: logits, HF
  * causal-LM loss, and the gradient norm of every weight. Values are read with await data() (webgpu
  * has no synchronous read).
  */
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { loadLlama } from '../src/model/io.js';
 import type { LlamaModel } from '../src/model/llama.js';
-import { FIXTURES, l2, MODEL_TEST_BACKENDS, relErr, row, sums, useBackend, values } from './helpers.js';
+import { FIXTURES, l2, PARITY_TEST_BACKENDS, relErr, row, sums, useBackend, values } from './helpers.js';
 
 interface Golden {
   input_ids: number[][];
@@ -26,7 +26,7 @@ interface Golden {
 
 // tiny-llama: the project's shared fixture (MHA, untied). The other two come from
 // test/reference/llama_reference.py: GQA + rope_theta 500000; tied embeddings + linear rope scaling + MQA.
-const cases = MODEL_TEST_BACKENDS.flatMap((backend) => ['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'].map((fixture) => [fixture, backend] as const));
+const cases = PARITY_TEST_BACKENDS.flatMap((backend) => ['tiny-llama', 'tiny-llama-gqa', 'tiny-llama-tied'].map((fixture) => [fixture, backend] as const));
 
 describe.each(cases)('%s parity with PyTorch (%s)', (fixture, backend) => {
   const dir = path.join(FIXTURES, fixture);
