@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
-import { PRESETS, type TrainPhase } from '../../examples/src/presets.js';
+import { PRESETS, phaseTrainFlags } from '../../examples/src/presets.js';
 import { initBackend } from '../../packages/trainer/src/backend.js';
 import { loadLlama } from '../../packages/trainer/src/model/io.js';
 import { attachLoraFromDir } from '../../packages/trainer/src/model/adapter.js';
@@ -35,42 +35,6 @@ const MAX_UPLOAD_BYTES = 48 * 1024 * 1024; // the working tree (~15 MB) travels 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-/** The recipe's trainFlags (examples/src/recipe.ts) without the tfjs-only --backend / --threads / --no-progress. */
-function trainFlags(t: TrainPhase, maxEvalSamples: number): string[] {
-  return [
-    '--max-steps',
-    String(t.maxSteps),
-    '--per-device-train-batch-size',
-    String(t.batchSize),
-    '--per-device-eval-batch-size',
-    String(t.batchSize),
-    '--gradient-accumulation-steps',
-    String(t.gradientAccumulationSteps),
-    '--learning-rate',
-    String(t.learningRate),
-    '--lr-scheduler-type',
-    'cosine',
-    '--warmup-ratio',
-    String(t.warmupRatio),
-    '--weight-decay',
-    String(t.weightDecay),
-    '--logging-steps',
-    String(Math.max(1, Math.floor(t.evalSteps / 2))),
-    '--logging-first-step',
-    '--eval-steps',
-    String(t.evalSteps),
-    '--save-steps',
-    String(t.saveSteps),
-    '--save-total-limit',
-    '2',
-    '--do-eval',
-    '--max-eval-samples',
-    String(maxEvalSamples),
-    '--seed',
-    '42',
-  ];
 }
 
 async function copyDir(from: string, to: string, only?: (name: string) => boolean): Promise<void> {
@@ -144,7 +108,7 @@ async function main(): Promise<void> {
       s2.targets.join(','),
       '--modules-to-save',
       'embed_tokens,lm_head',
-      ...trainFlags(s2, preset.maxEvalSamples),
+      ...phaseTrainFlags(s2, preset.maxEvalSamples),
       '--emit-launch',
       path.join(out, 'stage2-launch'),
     ],
@@ -180,7 +144,7 @@ async function main(): Promise<void> {
       sft.targets.join(','),
       '--modules-to-save',
       'embed_tokens,lm_head',
-      ...trainFlags(sft, preset.maxEvalSamples),
+      ...phaseTrainFlags(sft, preset.maxEvalSamples),
       '--emit-launch',
       path.join(out, 'sft-launch'),
     ],

@@ -237,3 +237,42 @@ export const PRESETS: Record<Preset['name'], Preset> = {
 
 /** Fixed Chinese instructions answered before and after instruction tuning. */
 export const SAMPLE_INSTRUCTIONS = ['请介绍一下中国的首都北京。', '写一句关于春天的诗。', '如何保持身体健康？'];
+
+/**
+ * The cllama-train flags of one training phase (no backend or progress flags): what the recipe passes,
+ * and what bench/launch-check passes to --emit-launch so both engines train with the same settings.
+ */
+export function phaseTrainFlags(t: TrainPhase, maxEvalSamples: number): string[] {
+  return [
+    '--max-steps',
+    String(t.maxSteps),
+    '--per-device-train-batch-size',
+    String(t.batchSize),
+    '--per-device-eval-batch-size',
+    String(t.batchSize),
+    '--gradient-accumulation-steps',
+    String(t.gradientAccumulationSteps),
+    '--learning-rate',
+    String(t.learningRate),
+    '--lr-scheduler-type',
+    'cosine',
+    '--warmup-ratio',
+    String(t.warmupRatio),
+    '--weight-decay',
+    String(t.weightDecay),
+    '--logging-steps',
+    String(Math.max(1, Math.floor(t.evalSteps / 2))),
+    '--logging-first-step',
+    '--eval-steps',
+    String(t.evalSteps),
+    '--save-steps',
+    String(t.saveSteps),
+    '--save-total-limit',
+    '2',
+    '--do-eval',
+    '--max-eval-samples',
+    String(maxEvalSamples),
+    '--seed',
+    '42',
+  ];
+}

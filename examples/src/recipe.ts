@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { createLlamaConfig, readLlamaConfig } from '@cllama/lora';
 import { buildHfTokenizerFiles, readModelProto } from '@cllama/tokenizer-merge';
 import { BACKEND_CHOICES, LlamaModel, describeBackend, initBackend, loadLlama, saveLlama, type BackendChoice } from '@cllama/trainer';
-import { PRESETS, SAMPLE_INSTRUCTIONS, type Preset, type TrainPhase } from './presets.js';
+import { PRESETS, SAMPLE_INSTRUCTIONS, phaseTrainFlags, type Preset, type TrainPhase } from './presets.js';
 import { writeReport, type ReportInput } from './report.js';
 import { RunStateStore } from './run-state.js';
 import { runCli, runCliJson } from './tools.js';
@@ -57,36 +57,7 @@ function trainFlags(ctx: Ctx, t: TrainPhase): string[] {
     ctx.opts.backend,
     '--threads',
     String(ctx.threads),
-    '--max-steps',
-    String(t.maxSteps),
-    '--per-device-train-batch-size',
-    String(t.batchSize),
-    '--per-device-eval-batch-size',
-    String(t.batchSize),
-    '--gradient-accumulation-steps',
-    String(t.gradientAccumulationSteps),
-    '--learning-rate',
-    String(t.learningRate),
-    '--lr-scheduler-type',
-    'cosine',
-    '--warmup-ratio',
-    String(t.warmupRatio),
-    '--weight-decay',
-    String(t.weightDecay),
-    '--logging-steps',
-    String(Math.max(1, Math.floor(t.evalSteps / 2))),
-    '--logging-first-step',
-    '--eval-steps',
-    String(t.evalSteps),
-    '--save-steps',
-    String(t.saveSteps),
-    '--save-total-limit',
-    '2',
-    '--do-eval',
-    '--max-eval-samples',
-    String(ctx.preset.maxEvalSamples),
-    '--seed',
-    '42',
+    ...phaseTrainFlags(t, ctx.preset.maxEvalSamples),
     ...(ctx.opts.quiet || !process.stdout.isTTY ? ['--no-progress'] : []),
   ];
 }
