@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { parseNonNegativeInt, parseNumber, parsePositiveInt } from '../src/cli/common.js';
+import { loadForGeneration } from '../src/cli/generate.js';
 import { generate, GenerationError } from '../src/generate.js';
 import { loadLlama } from '../src/model/io.js';
 import type { LlamaModel } from '../src/model/llama.js';
@@ -31,6 +32,12 @@ describe('generate', () => {
       /the prompt is 256 tokens but the model reads at most 256 \(max_position_embeddings\)/,
     );
     expect(await generate(model, long.slice(0, 255), { maxNewTokens: 4 })).toHaveLength(1); // one position left
+  });
+
+  it('refuses a tokenizer with more tokens than the embedding, before generating anything', async () => {
+    // LLaMA's 32,000-piece tokenizer on tiny-llama (vocab 512): ids 512… would have no embedding row
+    const flags = { model: TINY_LLAMA, tokenizer: path.join(FIXTURES, 'tokenizers/llama_tokenizer.model'), backend: 'wasm' as const };
+    await expect(loadForGeneration(flags)).rejects.toThrow(/the tokenizer has 32000 tokens but the model's embedding only 512 \(ids 512…31999 have no row\)/);
   });
 
   it('refuses prompt ids outside the embedding', async () => {
