@@ -118,6 +118,15 @@ describe('cllama-train CLI', () => {
     const first = await generate(model, tok.encode(alpacaPrompt('Name a color.'), { addBos: true }), { maxNewTokens: 4, eosTokenId: tok.eosId });
     expect(answers[0]).toBe(tok.decode(first.filter((i) => i !== tok.eosId)));
     expect(chat.stdout.split('\n')).toHaveLength(3); // two answers + final newline
+
+    // a line longer than max_position_embeddings (256) is refused in one line; the next one is answered
+    const long = 'word '.repeat(300).trim();
+    const mixed = await cli(['chat', '--model', bigVocabModel, '--tokenizer', TOKENIZER, '--greedy', '--max-new-tokens', '4'], `${long}\nName a color.\n`);
+    expect(mixed.code).toBe(1);
+    const refusals = mixed.stderr.split('\n').filter((l) => l.startsWith('cllama-train: the prompt is'));
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(/tokens but the model reads at most 256 \(max_position_embeddings\)/);
+    expect(mixed.stdout).toBe(`${answers[0]}\n`);
     model.dispose();
   });
 

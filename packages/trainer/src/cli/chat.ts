@@ -1,10 +1,12 @@
 /**
  * `cllama-train chat`: interactive; each line you type is sent as one Alpaca instruction (like the
- * original project's interactive mode, without history) and the answer streams back.
+ * original project's interactive mode, without history) and the answer streams back. A line the model
+ * cannot take (longer than max_position_embeddings, …) is refused with one stderr line and the chat goes
+ * on; with piped input the exit code is then 1, so a script sees that an answer is missing.
  */
 import * as readline from 'node:readline';
 import { Command } from 'commander';
-import { alpacaPrompt } from '../generate.js';
+import { alpacaPrompt, GenerationError } from '../generate.js';
 import { addGenerationFlags, generationOptions, loadForGeneration, streamCompletion, type ModelFlags, type SamplingFlags } from './generate.js';
 
 export function chatCommand(): Command {
@@ -14,16 +16,24 @@ export function chatCommand(): Command {
       const opts = generationOptions(flags);
       const interactive = process.stdin.isTTY === true;
       const rl = readline.createInterface({ input: process.stdin, terminal: interactive });
+      let refused = 0;
       if (interactive) process.stdout.write('> ');
       for await (const line of rl) {
         const instruction = line.trim();
         if (instruction !== '') {
-          await streamCompletion(model, tokenizer, alpacaPrompt(instruction), opts, (t) => process.stdout.write(t));
-          process.stdout.write('\n');
+          try {
+            await streamCompletion(model, tokenizer, alpacaPrompt(instruction), opts, (t) => process.stdout.write(t));
+            process.stdout.write('\n');
+          } catch (err) {
+            if (!(err instanceof GenerationError)) throw err;
+            refused += 1;
+            process.stderr.write(`cllama-train: ${err.message}\n`);
+          }
         }
         if (interactive) process.stdout.write('> ');
       }
       model.dispose();
+      if (refused > 0 && !interactive) process.exitCode = 1;
     },
   );
 }
