@@ -24,8 +24,8 @@ import { initBackend, webgpuAdapter, type BackendChoice } from '../../packages/t
 import { loadLlama } from '../../packages/trainer/src/model/io.js';
 import { LlamaModel, llamaWeightShapes, type WeightTensor } from '../../packages/trainer/src/model/llama.js';
 import type { LlamaConfig } from '../../packages/trainer/src/model/config.js';
-import { runTrainingLoop, type BatchSource } from '../../packages/trainer/src/train/loop.js';
-import { loopModel } from '../../packages/trainer/src/train/session.js';
+import type { BatchSource } from '../../packages/trainer/src/train/loop.js';
+import { timedTrainingSteps } from '../../packages/trainer/bench/timed-steps.js';
 
 const argv = process.argv.slice(2);
 const command = argv[0] ?? 'info';
@@ -159,57 +159,6 @@ function trainable(model: LlamaModel, mode: string): Array<{ name: string; varia
   return names.map((name) => ({ name, variable: all.get(name)! }));
 }
 
-/** Runs `steps` + 1 optimizer steps through the trainer's loop; seconds of each step. */
-async function trainSteps(
-  model: LlamaModel,
-  params: Array<{ name: string; variable: tf.Variable }>,
-  data: BatchSource,
-  batch: number,
-  steps: number,
-): Promise<number[]> {
-  const stamps: number[] = [];
-  const t0 = performance.now();
-  const { mkdtemp, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const out = await mkdtemp(path.join(tmpdir(), 'cllama-kit-'));
-  await runTrainingLoop(
-    loopModel(model),
-    params,
-    data,
-    undefined,
-    { writeWeights: async () => undefined, restoreWeights: async () => undefined, writeFinal: async () => undefined },
-    {
-      outputDir: out,
-      seed: 0,
-      perDeviceTrainBatchSize: batch,
-      perDeviceEvalBatchSize: batch,
-      gradientAccumulationSteps: 1,
-      numTrainEpochs: 1,
-      maxSteps: steps + 1,
-      learningRate: 1e-4,
-      lrSchedulerType: 'constant',
-      warmupRatio: 0,
-      warmupSteps: 0,
-      weightDecay: 0.01,
-      adamBeta1: 0.9,
-      adamBeta2: 0.999,
-      adamEpsilon: 1e-8,
-      maxGradNorm: 1,
-      loggingSteps: 1_000_000,
-      loggingFirstStep: false,
-      evalSteps: undefined,
-      doEval: false,
-      saveSteps: 1_000_000,
-      saveTotalLimit: 1,
-      resumeFrom: undefined,
-      progress: false,
-      onStep: () => void stamps.push(performance.now()),
-    },
-  );
-  await rm(out, { recursive: true, force: true });
-  return [stamps[0]! - t0, ...stamps.slice(1).map((t, i) => t - stamps[i]!)].map((ms) => ms / 1000);
-}
-
 // ------------------------------------------------------------------------------------------ bench
 
 const CONFIGS: Record<string, { hidden: number; inter: number; layers: number; heads: number; vocab: number; seq: number; batch: number }> = {
@@ -240,7 +189,7 @@ async function bench(): Promise<void> {
   for (const mode of arg('modes', 'stage2,full').split(',')) {
     const model = new LlamaModel(config, patternWeights(config));
     const params = trainable(model, mode);
-    const seconds = await trainSteps(model, params, randomBatches(steps + 1, c.batch, c.seq, c.vocab), c.batch, steps);
+    const seconds = await timedTrainingSteps(model, params, randomBatches(steps + 1, c.batch, c.seq, c.vocab), { batch: c.batch, steps: steps + 1 });
     const measured = seconds.slice(1);
     const tokensPerSecond = (c.batch * c.seq * measured.length) / measured.reduce((a, b) => a + b, 0);
     console.log(`${mode.padEnd(7)} ${tokensPerSecond.toFixed(0).padStart(8)} tok/s   (step seconds: ${seconds.map((s) => s.toFixed(3)).join(', ')})`);
@@ -278,7 +227,7 @@ async function lora7b(): Promise<void> {
     const params = trainable(model, 'lora');
     const data = randomBatches(4, 1, dims.seq, dims.vocab);
     const timed = Number(arg('steps', '2'));
-    const seconds = await trainSteps(model, params, data, 1, timed);
+    const seconds = await timedTrainingSteps(model, params, data, { batch: 1, steps: timed + 1 });
     // peak tensor bytes of one forward + backward (tf.profile tracks them; the optimizer adds 2 × the LoRA weights)
     const b0 = data.batch([3]);
     const ids = tf.tensor2d(b0.inputIds, [1, dims.seq], 'int32');

@@ -15,15 +15,14 @@
  * torch 1.13 + OpenBLAS); the defaults below are the numbers the issue quotes for this machine.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { initBackend, type BackendChoice } from '../src/backend.js';
 import { createLlamaConfig } from '@cllama/lora';
 import { LlamaModel } from '../src/model/llama.js';
 import { DataParallel } from '../src/train/data-parallel.js';
-import { runTrainingLoop, type BatchSource } from '../src/train/loop.js';
+import type { BatchSource } from '../src/train/loop.js';
 import { loopModel } from '../src/train/session.js';
+import { timedTrainingSteps } from './timed-steps.js';
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -86,48 +85,10 @@ async function measure(mode: string, threads: number): Promise<{ tokensPerSecond
   const { model, params } = setUp(mode);
   const lora = mode === 'stage2' ? { r: 8, loraAlpha: 32, loraDropout: 0.05, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] } : undefined;
   const dataParallel = threads > 1 ? await DataParallel.start({ threads, backend: BACKEND === 'auto' ? 'wasm' : BACKEND, model, params, lora }) : undefined;
-  const out = await mkdtemp(path.join(tmpdir(), `cllama-bench-${mode}-`));
-  const stamps: number[] = [];
-  const t0 = performance.now();
-  await runTrainingLoop(
-    loopModel(model),
-    params,
-    randomBatches(BATCH * (STEPS + 1)),
-    undefined,
-    { writeWeights: async () => undefined, restoreWeights: async () => undefined, writeFinal: async () => undefined },
-    {
-      outputDir: out,
-      seed: 0,
-      perDeviceTrainBatchSize: BATCH,
-      perDeviceEvalBatchSize: BATCH,
-      gradientAccumulationSteps: 1,
-      numTrainEpochs: 1,
-      maxSteps: STEPS + 1,
-      learningRate: 1e-4,
-      lrSchedulerType: 'constant',
-      warmupRatio: 0,
-      warmupSteps: 0,
-      weightDecay: 0.01,
-      adamBeta1: 0.9,
-      adamBeta2: 0.999,
-      adamEpsilon: 1e-8,
-      maxGradNorm: 1,
-      loggingSteps: 1000,
-      loggingFirstStep: false,
-      evalSteps: undefined,
-      doEval: false,
-      saveSteps: 1_000_000,
-      saveTotalLimit: 1,
-      resumeFrom: undefined,
-      progress: false,
-      onStep: () => void stamps.push(performance.now()),
-      dataParallel,
-    },
-  );
-  await dataParallel?.close();
-  await rm(out, { recursive: true, force: true });
   // step 1 includes kernel compilation / first allocations: measure steps 2..N+1
-  const stepSeconds = [stamps[0]! - t0, ...stamps.slice(1).map((t, i) => t - stamps[i]!)].map((ms) => ms / 1000);
+  const stepSeconds = await timedTrainingSteps(model, params, randomBatches(BATCH * (STEPS + 1)), { batch: BATCH, steps: STEPS + 1, dataParallel }).finally(
+    () => dataParallel?.close(),
+  );
   const measured = stepSeconds.slice(1);
   const tokensPerSecond = (BATCH * SEQ * measured.length) / measured.reduce((a, b) => a + b, 0);
   model.dispose();

@@ -1,0 +1,74 @@
+/**
+ * The benches' measurement: optimizer steps (forward + backward + clip + AdamW) through the trainer's
+ * own loop, runTrainingLoop, with no evaluation, checkpoint or final save, on the batches of `data`.
+ * Returns each step's seconds; the first one includes kernel compilation and first allocations, so
+ * callers usually report the steps after it. Used by bench/train.ts, bench/lora-step.ts and the GPU kit.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type * as tf from '@tensorflow/tfjs-core';
+import type { LlamaModel } from '../src/model/llama.js';
+import type { DataParallel } from '../src/train/data-parallel.js';
+import { runTrainingLoop, type BatchSource } from '../src/train/loop.js';
+import { loopModel } from '../src/train/session.js';
+
+export interface TimedStepsOptions {
+  /** Sequences per step. */
+  batch: number;
+  /** Optimizer steps to run (and time). */
+  steps: number;
+  /** Data-parallel worker threads (wasm/cpu), when the bench measures them. */
+  dataParallel?: DataParallel;
+}
+
+export async function timedTrainingSteps(
+  model: LlamaModel,
+  params: Array<{ name: string; variable: tf.Variable }>,
+  data: BatchSource,
+  opts: TimedStepsOptions,
+): Promise<number[]> {
+  const out = await mkdtemp(path.join(tmpdir(), 'cllama-bench-steps-'));
+  const stamps: number[] = [];
+  const t0 = performance.now();
+  try {
+    await runTrainingLoop(
+      loopModel(model),
+      params,
+      data,
+      undefined,
+      { writeWeights: async () => undefined, restoreWeights: async () => undefined, writeFinal: async () => undefined },
+      {
+        outputDir: out,
+        seed: 0,
+        perDeviceTrainBatchSize: opts.batch,
+        perDeviceEvalBatchSize: opts.batch,
+        gradientAccumulationSteps: 1,
+        numTrainEpochs: 1,
+        maxSteps: opts.steps,
+        learningRate: 1e-4,
+        lrSchedulerType: 'constant',
+        warmupRatio: 0,
+        warmupSteps: 0,
+        weightDecay: 0.01,
+        adamBeta1: 0.9,
+        adamBeta2: 0.999,
+        adamEpsilon: 1e-8,
+        maxGradNorm: 1,
+        loggingSteps: 1_000_000,
+        loggingFirstStep: false,
+        evalSteps: undefined,
+        doEval: false,
+        saveSteps: 1_000_000,
+        saveTotalLimit: 1,
+        resumeFrom: undefined,
+        progress: false,
+        onStep: () => void stamps.push(performance.now()),
+        dataParallel: opts.dataParallel,
+      },
+    );
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+  return [stamps[0]! - t0, ...stamps.slice(1).map((t, i) => t - stamps[i]!)].map((ms) => ms / 1000);
+}
