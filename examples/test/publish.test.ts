@@ -40,6 +40,7 @@ const PACKAGES: Record<string, { dir: string; bin: string | undefined; values: s
       'mulberry32',
       'parseFiniteNumber',
       'parseWholeNumber',
+      'realTarget',
       'runCli',
       'runMain',
       'tempSibling',

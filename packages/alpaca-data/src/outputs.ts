@@ -4,19 +4,8 @@
  * is refused always — the command would read what it is replacing. Checked before any work is done.
  */
 import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
+import { realTarget } from '@cllama/core';
 import { AlpacaDataError } from './errors.js';
-
-/** The real path of `p`, or of its folder + its name when `p` does not exist yet. */
-export async function realTarget(p: string): Promise<string> {
-  const abs = path.resolve(p);
-  try {
-    return await fsp.realpath(abs);
-  } catch {
-    const dir = await fsp.realpath(path.dirname(abs)).catch(() => path.dirname(abs));
-    return path.join(dir, path.basename(abs));
-  }
-}
 
 /** Refuses an output that is also an input (always), or that exists (unless `force`). */
 /** `folder`: the output is a folder (tokenize), so an existing folder there is a dataset to replace, not a mistake. */

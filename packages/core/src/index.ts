@@ -18,4 +18,5 @@ export type { FileContent } from './atomic.js';
 export { CllamaError, UsageError, errorLine, EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED } from './errors.js';
 export { runCli, runMain } from './cli.js';
 export { parseFiniteNumber, parseWholeNumber } from './numbers.js';
+export { realTarget } from './paths.js';
 export type { CliProgram, RunCliOptions } from './cli.js';

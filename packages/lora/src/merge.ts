@@ -15,7 +15,7 @@
  * would describe another model). Refused while streaming (the output folder is then never created): a
  * NaN or ±Inf in a base weight, an adapter tensor, or a merged result, named by tensor.
  */
-import { CllamaError, FolderExistsError } from '@cllama/core';
+import { CllamaError, FolderExistsError, realTarget } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { HFCheckpoint, saveHFCheckpoint } from './hf-checkpoint.js';
@@ -154,12 +154,6 @@ export interface MergeReport {
   tokenizerFiles: string[];
 }
 
-/** Real path (symlinks resolved); a path that does not exist yet resolves through its folder. */
-async function realPath(p: string): Promise<string> {
-  const abs = path.resolve(p);
-  return fs.realpath(abs).catch(async () => path.join(await fs.realpath(path.dirname(abs)).catch(() => path.dirname(abs)), path.basename(abs)));
-}
-
 async function tokenizerFilesIn(dir: string): Promise<string[]> {
   const entries = await fs.readdir(dir).catch(() => [] as string[]);
   return TOKENIZER_FILES.filter((f) => entries.includes(f));
@@ -169,9 +163,9 @@ async function tokenizerFilesIn(dir: string): Promise<string[]> {
 export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<MergeReport> {
   if (opts.adapterDirs.length === 0) throw new MergeError('no adapters given; pass at least one --lora folder');
   const say = opts.onProgress ?? (() => undefined);
-  const out = await realPath(opts.outDir);
+  const out = await realTarget(opts.outDir);
   for (const input of [opts.baseDir, ...opts.adapterDirs, ...(opts.tokenizerDir ? [opts.tokenizerDir] : [])]) {
-    if ((await realPath(input)) === out) throw new MergeError(`--out ${opts.outDir} is also an input folder; write the merged model somewhere else`);
+    if ((await realTarget(input)) === out) throw new MergeError(`--out ${opts.outDir} is also an input folder; write the merged model somewhere else`);
   }
   // Refuse a non-empty output folder before any work (saveHFCheckpoint checks again when it writes).
   const existing = await fs.readdir(out).catch(() => [] as string[]);

@@ -1,8 +1,7 @@
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { readSampleLines } from '../agreement.js';
-import { writeFolderAtomic } from '@cllama/core';
+import { realTarget, writeFolderAtomic } from '@cllama/core';
 import { mergeTokenizers, type MergeTokenizerResult } from '../merge-tokenizer.js';
 import { TokenizerMergeError, readModelProto, resolveModelPath } from '../proto.js';
 
@@ -137,10 +136,9 @@ export function register(program: Command): void {
 
 /** --out replacing the folder (or file) an input is read from is refused, --force or not. */
 async function refuseInputAsOutput(out: string, inputs: string[]): Promise<void> {
-  const real = (p: string) => fs.realpath(path.resolve(p)).catch(() => path.resolve(p));
-  const target = await real(out);
+  const target = await realTarget(out);
   for (const input of inputs) {
-    const r = await real(input);
+    const r = await realTarget(input);
     if (r === target || path.dirname(r) === target) {
       throw new TokenizerMergeError(`--out ${out} holds the input ${input}; write the merged tokenizer to another folder`);
     }

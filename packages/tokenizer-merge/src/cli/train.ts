@@ -1,10 +1,9 @@
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { parseWholeNumber } from '@cllama/core';
+import { parseWholeNumber, realTarget } from '@cllama/core';
 import { TrainError } from '../train/errors.js';
 import { trainSentencePiece, writeTrainedModel } from '../train/train.js';
 import type { TrainProgress, TrainSentencePieceOptions } from '../train/train.js';
@@ -47,13 +46,9 @@ function exposeGcForThisProcess(): void {
 
 /** <prefix>.model / <prefix>.vocab: refused when they exist (unless --force) or are one of the inputs (always). Checked before training. */
 async function checkTrainOutputs(prefix: string, inputs: string[], force: boolean): Promise<void> {
-  const real = async (p: string) => {
-    const abs = path.resolve(p);
-    return fs.realpath(abs).catch(async () => path.join(await fs.realpath(path.dirname(abs)).catch(() => path.dirname(abs)), path.basename(abs)));
-  };
-  const inputsReal = await Promise.all(inputs.map(real));
+  const inputsReal = await Promise.all(inputs.map(realTarget));
   for (const out of [`${prefix}.model`, `${prefix}.vocab`]) {
-    if (inputsReal.includes(await real(out))) throw new TrainError(`--out ${prefix} would overwrite the input ${out}; choose another prefix`);
+    if (inputsReal.includes(await realTarget(out))) throw new TrainError(`--out ${prefix} would overwrite the input ${out}; choose another prefix`);
     if (
       !force &&
       (await fs.lstat(out).then(

@@ -27,7 +27,7 @@ import { listFiles, preparePretrainData, prepareSftData, type PreparedData } fro
 import { DataParallel } from './data-parallel.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
-import { CllamaError, copyFileAtomic } from '@cllama/core';
+import { CllamaError, copyFileAtomic, realTarget } from '@cllama/core';
 
 export class TrainSessionError extends CllamaError {
   override name = 'TrainSessionError';
@@ -179,8 +179,7 @@ export async function checkTrainInputs(args: TrainArgs): Promise<void> {
   }
   // the run writes config.json / model.safetensors / adapter / tokenizer files into --output-dir (and
   // --overwrite-output-dir deletes them there first): never into a folder it reads from
-  const real = (p: string) => fs.realpath(path.resolve(p)).catch(() => path.resolve(p));
-  const out = await real(args.outputDir);
+  const out = await realTarget(args.outputDir);
   const tokenizerDir = (await kind(args.tokenizerNameOrPath)) === 'dir' ? args.tokenizerNameOrPath : path.dirname(args.tokenizerNameOrPath);
   for (const [flag, input] of [
     ['--model-name-or-path', args.modelNameOrPath],
@@ -188,7 +187,7 @@ export async function checkTrainInputs(args: TrainArgs): Promise<void> {
     ['--dataset-dir', args.datasetDir],
     ['--peft-path', args.peftPath],
   ] as const) {
-    if (input !== undefined && (await real(input)) === out) {
+    if (input !== undefined && (await realTarget(input)) === out) {
       throw new TrainSessionError(`--output-dir ${args.outputDir} is the ${flag} folder; the run would write over its input: choose another --output-dir`);
     }
   }
