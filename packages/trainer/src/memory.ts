@@ -6,14 +6,16 @@
  * config.json alone (no weights loaded):
  *
  *   weights     = parameters × 4 bytes (every tensor is float32 in memory, whatever the file's dtype),
- *                 + one transposed copy of the projections and loss head (x @ Wᵀ as transpose + matMul)
+ *                 + one transposed copy of the projections and loss head (x @ Wᵀ as transpose + matMul;
+ *                 not on `native`, whose GEMMs take the transpose flags)
  *   training    = trainable parameters × 4 bytes × 3 (gradient + AdamW's two moments)
  *                   full fine-tune: every parameter; LoRA: A/B + modules_to_save; stage 1: embed_tokens
  *   activations = what the backward pass keeps, per layer and token (float32):
  *                   ~14·hidden (norms, q/k/v and their rotations, GQA-repeated k/v, attention output,
  *                   residuals) + 5·intermediate (gate, up, silu, product) + 2·heads·seq (scores, softmax)
  *                 × layers × batch × seq, plus the loss head's chunked logits / probabilities
- *                 (2 · batch · seq · vocab). Scoring / generation keep one layer's worth at a time.
+ *                 (2 · batch · seq · vocab). Scoring / generation keep one layer's worth at a time;
+ *                 so does training with gradient checkpointing, plus every layer's input (hidden).
  *
  * The total is compared with the memory the OS can still hand out (os.freemem() — MemAvailable on
  * Linux — or the cgroup limit, whichever is less) and, on the wasm backend, with the wasm heap: every
@@ -31,12 +33,20 @@ import * as os from 'node:os';
 import { countTrainableParameters, readLlamaConfig, type LlamaConfig } from '@cllama/lora';
 import { trainablePlan, type TrainArgs } from './train/options.js';
 
-/** What the model is loaded for. */
+/** What the model is loaded for; `gradientCheckpointing`: a training step recomputes each layer's activations. */
 export type MemoryJob =
   | { kind: 'inference'; batchSize: number; seqLen: number }
-  | { kind: 'full'; batchSize: number; seqLen: number }
-  | { kind: 'embeddings'; batchSize: number; seqLen: number }
-  | { kind: 'lora'; batchSize: number; seqLen: number; r: number; targetModules: readonly string[]; modulesToSave: readonly string[] };
+  | { kind: 'full'; batchSize: number; seqLen: number; gradientCheckpointing?: boolean }
+  | { kind: 'embeddings'; batchSize: number; seqLen: number; gradientCheckpointing?: boolean }
+  | {
+      kind: 'lora';
+      batchSize: number;
+      seqLen: number;
+      r: number;
+      targetModules: readonly string[];
+      modulesToSave: readonly string[];
+      gradientCheckpointing?: boolean;
+    };
 
 export interface MemoryEstimate {
   parameters: number;
@@ -81,13 +91,19 @@ export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: st
   const parameters = count.total;
   const trainable = job.kind === 'inference' ? 0 : job.kind === 'full' ? parameters : count.trainable;
   // x @ Wᵀ transposes each projection (and the loss head) once per step; the copies live as long as the
-  // step (kept for the backward pass, or cached for generation): about one more copy of the weights
+  // step (kept for the backward pass, or cached for generation): about one more copy of the weights.
+  // The native backend multiplies with transpose flags instead and makes no copy.
   const embedding = vocab * h;
-  const transposedCopies = parameters - embedding;
+  const transposedCopies = backend === 'native' ? 0 : parameters - embedding;
   const perLayerToken = 14 * h + 5 * inter + 2 * heads * job.seqLen;
   const head = 2 * tokens * vocab;
   const factor = backend === 'native' || backend === 'cpu' ? JS_BACKEND_ACTIVATION_FACTOR : 1;
-  const activations = ((job.kind === 'inference' ? 1 : layers) * tokens * perLayerToken + head) * factor;
+  const checkpointing = job.kind !== 'inference' && job.gradientCheckpointing === true;
+  // kept for the backward pass: every layer's activations, or (checkpointing) every layer's input and
+  // the activations of the one layer being recomputed
+  const layerActivations =
+    job.kind === 'inference' ? tokens * perLayerToken : checkpointing ? layers * tokens * h + tokens * perLayerToken : layers * tokens * perLayerToken;
+  const activations = (layerActivations + head) * factor;
   const weightsBytes = (parameters + transposedCopies) * F32;
   const trainingStateBytes = trainable * F32 * 3;
   const activationBytes = activations * F32;
@@ -149,7 +165,10 @@ export function checkMemory(config: LlamaConfig, job: MemoryJob, opts: MemoryChe
   const env = opts.env ?? process.env;
   if (env.CLLAMA_MEMORY_CHECK === 'off') return e;
   const replicas = opts.replicas ?? 1;
-  const smaller = job.kind === 'full' ? 'a smaller model or LoRA (stage 2 / sft without --stage full)' : 'a smaller model, a smaller batch or sequence length';
+  const checkpointingHint = job.kind !== 'inference' && !job.gradientCheckpointing ? '--gradient-checkpointing, ' : '';
+  const smaller =
+    checkpointingHint +
+    (job.kind === 'full' ? 'a smaller model or LoRA (stage 2 / sft without --stage full)' : 'a smaller model, a smaller batch or sequence length');
   // on wasm, XNNPACK packs every weight it multiplies into one more copy inside the same heap
   const wasmBytes = e.totalBytes + e.projectionCopyBytes;
   if (opts.backend === 'wasm' && wasmBytes > WASM_USABLE_BYTES) {
@@ -174,8 +193,10 @@ export function trainingMemoryJob(args: TrainArgs): MemoryJob {
   const plan = trainablePlan(args);
   const batchSize = args.perDeviceTrainBatchSize;
   const seqLen = args.mode === 'pretrain' ? args.blockSize : args.maxSeqLength;
-  if (plan.kind === 'lora') return { kind: 'lora', batchSize, seqLen, r: args.loraRank, targetModules: plan.loraTargets, modulesToSave: plan.modulesToSave };
-  return { kind: plan.kind, batchSize, seqLen };
+  const gradientCheckpointing = args.gradientCheckpointing;
+  if (plan.kind === 'lora')
+    return { kind: 'lora', batchSize, seqLen, r: args.loraRank, targetModules: plan.loraTargets, modulesToSave: plan.modulesToSave, gradientCheckpointing };
+  return { kind: plan.kind, batchSize, seqLen, gradientCheckpointing };
 }
 
 /**

@@ -92,6 +92,7 @@ export const FLAG_RULES: Partial<Record<keyof TrainArgs, FlagRule>> = {
   emitLaunch: na('this folder'),
   json: na('output format of cllama-train itself (--emit-launch prints its summary as JSON)'),
   noProgress: tp('disable_tqdm'),
+  gradientCheckpointing: tp('gradient_checkpointing', undefined, 'train.py turns it on unless --gradient-checkpointing false is given'),
   threads: na('wasm/cpu data-parallel threads; on GPUs torchrun --nproc_per_node (launch.sh NPROC_PER_NODE) plays this role'),
   ignored: na('see "python_flags"'),
 };
@@ -101,7 +102,6 @@ const PYTHON_FLAG_RULES: Record<string, FlagRule> = {
   fp16: tp('precision', 'TrainingArguments.fp16', '--fp16 → --precision fp16'),
   bf16: tp('precision', 'TrainingArguments.bf16', '--bf16 → --precision bf16'),
   'torch-dtype': tp('torch_dtype', 'from_pretrained(dtype=…) of the frozen base weights'),
-  'gradient-checkpointing': tp('gradient_checkpointing'),
   deepspeed: tp(
     'deepspeed',
     'TrainingArguments.deepspeed',
@@ -196,7 +196,8 @@ export function buildLaunchPlan(args: TrainArgs, rawFlags: Record<string, unknow
     disable_tqdm: args.noProgress,
     precision: 'auto',
     torch_dtype: 'auto',
-    gradient_checkpointing: true,
+    // on for GPUs unless the flag says otherwise (HF's default is off)
+    gradient_checkpointing: rawFlags.gradientCheckpointing === undefined ? true : args.gradientCheckpointing,
     deepspeed: 'auto',
   };
 
@@ -251,12 +252,6 @@ export function buildLaunchPlan(args: TrainArgs, rawFlags: Record<string, unknow
         const v = String(raw) === 'true' ? 'auto' : String(raw);
         if (!['auto', 'float32', 'bfloat16', 'float16'].includes(v)) throw new LaunchError(`--torch-dtype ${v}: use auto, float32, bfloat16 or float16`);
         py.torch_dtype = v;
-        break;
-      }
-      case 'gradient-checkpointing': {
-        const v = boolish(raw);
-        if (v === undefined) throw new LaunchError(`--gradient-checkpointing: expected true or false, got ${JSON.stringify(raw)}`);
-        py.gradient_checkpointing = v;
         break;
       }
       case 'deepspeed':

@@ -27,6 +27,7 @@ import {
   rotaryTables,
   silu,
 } from './ops.js';
+import { checkpointed } from './checkpoint.js';
 import { KVCache } from './kv-cache.js';
 import { matchesModulesToSave, mergeLora, peftFullKey } from '@cllama/lora';
 import { LoraLayers, newVariable, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
@@ -117,6 +118,15 @@ export class LlamaModel {
   readonly config: LlamaConfig;
   /** Dropout (LoRA) is only active in training mode; see train()/eval(). */
   training = false;
+  /**
+   * Recompute each decoder layer's activations in the backward pass instead of keeping them (HF's
+   * gradient_checkpointing; model/checkpoint.ts). A training step then holds every layer's input
+   * plus one layer's activations at a time, for one more forward pass through the layers. Applies in
+   * training mode only, as in transformers.
+   */
+  gradientCheckpointing = false;
+  /** LoRA dropout seeds drawn by a checkpointed layer's forward, replayed when it is recomputed. */
+  private dropoutSeeds: { mode: 'record' | 'replay'; seeds: number[]; next: number } | undefined;
   private readonly params = new Map<string, tf.Variable>();
   private readonly id = ++modelCounter;
   private lora: LoraLayers | undefined;
@@ -291,8 +301,32 @@ export class LlamaModel {
     const base = this.linearByName(x, `${module}.weight`);
     const adapter = this.lora?.get(module);
     if (!adapter) return base;
-    const input = this.training && adapter.dropout > 0 ? tf.dropout(x, adapter.dropout, undefined, this.lora!.nextSeed()) : x;
+    const input = this.training && adapter.dropout > 0 ? tf.dropout(x, adapter.dropout, undefined, this.dropoutSeed()) : x;
     return tf.add(base, tf.mul(linear(linear(input, adapter.a), adapter.b), adapter.scaling));
+  }
+
+  /** The next LoRA dropout seed: drawn from the adapter's stream, or replayed (see checkpointedLayer). */
+  private dropoutSeed(): number {
+    const r = this.dropoutSeeds;
+    if (r?.mode === 'replay') {
+      const seed = r.seeds[r.next++];
+      if (seed === undefined) throw new ModelError('a recomputed layer drew more dropout masks than its forward pass');
+      return seed;
+    }
+    const seed = this.lora!.nextSeed();
+    r?.seeds.push(seed);
+    return seed;
+  }
+
+  /** Runs `f` with the LoRA dropout seeds recorded into, or replayed from, `seeds`. */
+  private withDropoutSeeds<T>(mode: 'record' | 'replay', seeds: number[], f: () => T): T {
+    const outer = this.dropoutSeeds;
+    this.dropoutSeeds = { mode, seeds, next: 0 };
+    try {
+      return f();
+    } finally {
+      this.dropoutSeeds = outer;
+    }
   }
 
   /** Additive attention mask [batch|1, 1, queries, keys]: 0 where allowed, -1e9 elsewhere. */
@@ -350,18 +384,46 @@ export class LlamaModel {
     const [batch, seq] = inputIds.shape;
     const ids = Int32Array.from(inputIds.dataSync());
     const past = opts.cache?.length ?? 0;
-    const eps = this.config.rmsNormEps;
     const headDim = this.config.hiddenSize / this.config.numAttentionHeads;
     const rope = rotaryTables(past, seq, headDim, this.config.ropeTheta, this.config.ropeScaling?.factor ?? 1);
     const bias = this.attentionBias(batch, seq, past, opts.attentionMask);
 
     let x = embeddingLookup(this.param('model.embed_tokens.weight'), ids, [batch, seq]);
+    const recompute = this.gradientCheckpointing && this.training && !opts.cache;
     for (let l = 0; l < this.config.numHiddenLayers; l++) {
-      const p = `model.layers.${l}`;
-      x = tf.add(x, this.attention(l, rmsNorm(x, this.param(`${p}.input_layernorm.weight`), eps), rope, bias, opts.cache));
-      x = tf.add(x, this.mlp(l, rmsNorm(x, this.param(`${p}.post_attention_layernorm.weight`), eps)));
+      x = recompute ? this.checkpointedLayer(l, x, rope, bias) : this.decoderLayer(l, x, rope, bias, opts.cache);
     }
-    return rmsNorm(x, this.param('model.norm.weight'), eps) as tf.Tensor3D;
+    return rmsNorm(x, this.param('model.norm.weight'), this.config.rmsNormEps) as tf.Tensor3D;
+  }
+
+  /** One decoder layer: x + attention(rmsnorm(x)), then that + mlp(rmsnorm(that)). */
+  private decoderLayer(l: number, x: tf.Tensor, rope: { cos: tf.Tensor; sin: tf.Tensor }, bias: tf.Tensor, cache?: KVCache): tf.Tensor {
+    const p = `model.layers.${l}`;
+    const eps = this.config.rmsNormEps;
+    const h = tf.add(x, this.attention(l, rmsNorm(x, this.param(`${p}.input_layernorm.weight`), eps), rope, bias, cache));
+    return tf.add(h, this.mlp(l, rmsNorm(h, this.param(`${p}.post_attention_layernorm.weight`), eps)));
+  }
+
+  /**
+   * decoderLayer as a checkpointed segment (gradientCheckpointing): only its input (and the shared
+   * rotary tables and mask) are kept for the backward pass, which runs the layer again with the same
+   * dropout masks. Differentiated w.r.t. the input and the layer's trainable variables.
+   */
+  private checkpointedLayer(l: number, x: tf.Tensor, rope: { cos: tf.Tensor; sin: tf.Tensor }, bias: tf.Tensor): tf.Tensor {
+    const prefix = `model.layers.${l}.`;
+    const trainable = [...this.namedVariables((n) => n.startsWith(prefix)).values()].filter((v) => v.trainable);
+    const seeds: number[] = [];
+    let recorded = false;
+    return checkpointed(
+      (input, [cos, sin, b]) => {
+        const mode = recorded ? 'replay' : 'record';
+        recorded = true;
+        return this.withDropoutSeeds(mode, seeds, () => this.decoderLayer(l, input, { cos: cos!, sin: sin! }, b!));
+      },
+      x,
+      trainable,
+      [rope.cos, rope.sin, bias],
+    );
   }
 
   /** Logits [batch, seq, vocab]. Materialises the full vocabulary for every position: for scoring. */

@@ -18,8 +18,9 @@
  * (PyTorch would give NaN). Everything stays on the device: targets go up, nothing comes back.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { headBlocksFor, WASM_HEAD_BLOCK_ROWS, type HeadBlocks } from './lm-head-blocks.js';
-import { customGradient, scatterAddRows } from './ops.js';
+import { headBlocksFor, headChunkTokens, WASM_HEAD_BLOCK_ROWS, type HeadBlocks } from './lm-head-blocks.js';
+import { hasFusedKernel, SOFTMAX_LSE_KERNEL } from '../native/fused.js';
+import { customGradient, matMulAT, scatterAddRows, transposeFlagsAreFree } from './ops.js';
 
 /** Softmax kept between forward and backward up to this size (4 × 256 tokens × 50k vocab = 205 MB). */
 export const DEFAULT_KEEP_PROBS_BYTES = 256 * 1024 * 1024;
@@ -57,6 +58,32 @@ function countedTargets(targets: Int32Array, vocab: number): { safeTargets: Int3
 }
 
 /**
+ * Row-wise softmax over the whole vocabulary (when wanted) and its log-sum-exp [rows], for logits cut into column
+ * blocks: lse = max + log Σ exp(logits − max), probs = exp(logits − max) / Σ. A backend with the fused
+ * kernel (native: one onnxruntime call) computes an unblocked head's two outputs in one pass.
+ */
+function softmaxAndLogSumExp(logits: tf.Tensor[], rows: number, wantProbs: boolean): { probs: tf.Tensor[]; lse: tf.Tensor } {
+  if (logits.length === 1 && hasFusedKernel(SOFTMAX_LSE_KERNEL)) {
+    const [probs, lse] = tf.engine().runKernel(SOFTMAX_LSE_KERNEL, { x: logits[0]! }) as tf.Tensor[];
+    return { probs: [probs!], lse: tf.reshape(lse!, [rows]) };
+  }
+  const max =
+    logits.length === 1
+      ? tf.max(logits[0]!, 1, true)
+      : tf.max(
+          tf.concat(
+            logits.map((l) => tf.max(l, 1, true)),
+            1,
+          ),
+          1,
+          true,
+        );
+  const e = logits.map((l) => tf.exp(tf.sub(l, max)));
+  const norm = e.length === 1 ? tf.sum(e[0]!, 1, true) : tf.addN(e.map((x) => tf.sum(x, 1, true)));
+  return { probs: wantProbs ? e.map((x) => tf.div(x, norm)) : [], lse: tf.reshape(tf.add(max, tf.log(norm)), [rows]) };
+}
+
+/**
  * Mean softmax cross-entropy of `hidden @ lmHeadᵀ` against `targets` (-100 = ignored), differentiable
  * w.r.t. hidden [N, H] and lmHead [V, H]. A frozen head (a tf.Variable with trainable = false: stage 1
  * trains the embeddings only) gets a zero gradient without computing the [V, H] product.
@@ -65,7 +92,7 @@ export function fusedLinearCrossEntropy(
   hidden: tf.Tensor2D,
   lmHead: tf.Tensor2D,
   targets: Int32Array,
-  chunkTokens = 256,
+  chunkTokens = headChunkTokens(lmHead.shape[0]),
   keepProbsBytes = DEFAULT_KEEP_PROBS_BYTES,
   frozenHeadBlockRows = WASM_HEAD_BLOCK_ROWS,
 ): tf.Scalar {
@@ -79,34 +106,27 @@ export function fusedLinearCrossEntropy(
   const keepProbs = n * vocab * 4 <= keepProbsBytes;
   const headTrains = !(lmHead instanceof tf.Variable && !lmHead.trainable);
   const headBlocks = headBlocksFor(lmHead, headTrains, frozenHeadBlockRows);
-  const transposed = (head: HeadBlocks, w: tf.Tensor) => head.blocksT ?? [tf.transpose(w)];
+  // hc · blockᵀ for every head block: with the transpose flag where it is free, else against
+  // transposes made once (cached for a frozen head, else once per pass) and shared by the chunks
+  const logitsOf = (head: HeadBlocks, w: tf.Tensor): ((hc: tf.Tensor) => tf.Tensor[]) => {
+    if (!head.blocksT && transposeFlagsAreFree()) return (hc) => head.blocks.map((b) => tf.matMul(hc, b, false, true));
+    const wT = head.blocksT ?? [tf.transpose(w)];
+    return (hc) => wT.map((b) => tf.matMul(hc, b));
+  };
 
   const op = customGradient((h: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
     const head = headBlocks(w);
     // Forward, per chunk: logits per block → logsumexp over the whole vocabulary → lse − target logit.
     const { loss, lse, probs } = tf.tidy(() => {
-      const wT = transposed(head, w);
+      const headLogits = logitsOf(head, w);
       const lseParts: tf.Tensor[] = [];
       const probParts: tf.Tensor[] = [];
       let total: tf.Tensor = tf.scalar(0);
       for (const [start, size] of chunks) {
         const hc = tf.slice(h, [start, 0], [size, -1]);
-        const logits = wT.map((b) => tf.matMul(hc, b));
-        const max =
-          logits.length === 1
-            ? tf.max(logits[0]!, 1, true)
-            : tf.max(
-                tf.concat(
-                  logits.map((l) => tf.max(l, 1, true)),
-                  1,
-                ),
-                1,
-                true,
-              );
-        const e = logits.map((l) => tf.exp(tf.sub(l, max)));
-        const norm = e.length === 1 ? tf.sum(e[0]!, 1, true) : tf.addN(e.map((x) => tf.sum(x, 1, true)));
-        const chunkLse = tf.reshape(tf.add(max, tf.log(norm)), [size]);
-        if (keepProbs) for (const x of e) probParts.push(tf.div(x, norm));
+        const logits = headLogits(hc);
+        const { probs: chunkProbs, lse: chunkLse } = softmaxAndLogSumExp(logits, size, keepProbs);
+        if (keepProbs) probParts.push(...chunkProbs);
         // the target's logit: its column of the logits (one block), or its head row · the hidden state
         let targetLogit: tf.Tensor;
         if (logits.length === 1) {
@@ -127,10 +147,11 @@ export function fusedLinearCrossEntropy(
       value: loss,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sh, sw, slse, ...savedProbs] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, ...tf.Tensor2D[]];
-        const { blocks, blocksT } = headBlocks(sw);
+        const head = headBlocks(sw);
+        const { blocks } = head;
         // Per-token factor dy / count (0 for ignored tokens).
         const scale = tf.mul(tf.tensor1d(weights), tf.div(dy, Math.max(count, 1)));
-        const wT = keepProbs ? undefined : (blocksT ?? [tf.transpose(sw)]);
+        const headLogits = keepProbs ? undefined : logitsOf(head, sw);
         const hiddenGrads: tf.Tensor[] = [];
         // d lmHead is accumulated transposed, [hidden, vocab], so each chunk only transposes hc.
         let lmHeadGradT: tf.Tensor | undefined;
@@ -141,13 +162,14 @@ export function fusedLinearCrossEntropy(
             const hc = tf.slice(sh, [start, 0], [size, -1]);
             const sc = tf.reshape(tf.slice(scale, [start], [size]), [size, 1]);
             const lseRows = keepProbs ? undefined : tf.reshape(tf.slice(slse, [start], [size]), [size, 1]);
-            const probs = blocks.map((_, j) => (keepProbs ? savedProbs[index * blocks.length + j]! : tf.exp(tf.sub(tf.matMul(hc, wT![j]!), lseRows!))));
-            // d logits = (softmax − onehot) · scale; the onehot part of dh is a row gather of W.
-            const probsScaled = probs.map((p) => tf.mul(p, sc));
-            const products = probsScaled.map((p, j) => tf.matMul(p, blocks[j]!));
-            const dhc = tf.sub(products.length === 1 ? products[0]! : tf.addN(products), tf.mul(tf.gather(sw, targetIds(start, size)), sc));
+            const probs = keepProbs ? blocks.map((_, j) => savedProbs[index * blocks.length + j]!) : headLogits!(hc).map((l) => tf.exp(tf.sub(l, lseRows!)));
+            // d logits = (softmax − onehot) · scale, with scale a factor per row: it is applied to the
+            // [chunk, hidden] sides, dh = scale · (P·W − W[t]) and dWᵀ = (scale · hc)ᵀ·P, never to the
+            // [chunk, vocab] softmax. The onehot part of dh is a row gather of W.
+            const products = probs.map((p, j) => tf.matMul(p, blocks[j]!));
+            const dhc = tf.mul(tf.sub(products.length === 1 ? products[0]! : tf.addN(products), tf.gather(sw, targetIds(start, size))), sc);
             if (!headTrains) return [dhc];
-            const part = tf.matMul(tf.transpose(hc), probsScaled[0]!);
+            const part = matMulAT(tf.mul(hc, sc), probs[0]!);
             return [dhc, lmHeadGradT ? tf.add(lmHeadGradT, part) : part];
           });
           hiddenGrads.push(dh!);

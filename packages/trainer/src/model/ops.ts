@@ -41,13 +41,32 @@ export function matMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
   return tf.matMul(a, b);
 }
 
+/**
+ * True where matMul's transpose flags cost nothing: the native backend, whose GEMM reads either
+ * layout, so x @ Wᵀ needs no transposed copy of W (a whole second copy of the model's matrices
+ * during a training step). Elsewhere (tfjs-wasm) the flags are slow and an explicit transpose is used.
+ */
+export function transposeFlagsAreFree(): boolean {
+  return tf.getBackend() === 'native';
+}
+
+/** a @ bᵀ for 2-D a [m, k] and b [n, k]. */
+export function matMulBT(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return transposeFlagsAreFree() ? tf.matMul(a, b, false, true) : matMul(a, tf.transpose(b));
+}
+
+/** aᵀ @ b for 2-D a [k, m] and b [k, n]. */
+export function matMulAT(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return transposeFlagsAreFree() ? tf.matMul(a, b, true, false) : matMul(tf.transpose(a), b);
+}
+
 /** x @ Wᵀ for a weight stored as HF does, [outFeatures, inFeatures]; x is [..., inFeatures]. */
 export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
   const inFeatures = weight.shape[1]!;
   const outFeatures = weight.shape[0]!;
   const leading = x.shape.slice(0, -1);
   const x2d = tf.reshape(x, [-1, inFeatures]);
-  return tf.reshape(matMul(x2d, tf.transpose(weight)), [...leading, outFeatures]);
+  return tf.reshape(matMulBT(x2d, weight), [...leading, outFeatures]);
 }
 
 /** x @ wT for a weight already transposed to [inFeatures, outFeatures]. */

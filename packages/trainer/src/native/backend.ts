@@ -15,15 +15,33 @@
  *                 → ONNX Add/Sub/Mul/Div/Exp/Sigmoid/Log from 32 Ki elements, typed-array loops below
  *                   (src/native/elementwise.ts): tfjs-cpu's broadcast path indexes element by element,
  *                   which made it most of a training step
- *   Softmax (last axis), SplitV, Slice, Neg → typed-array loops
+ *   Softmax (last axis), SplitV, Slice, Neg, Square, Sqrt, Rsqrt, Floor, and Sum / Max / Mean over
+ *                 trailing axes → typed-array loops (tfjs-cpu calls a closure per element)
+ *   Softmax       → ONNX Softmax from 32 Ki elements
+ *   CllamaAdamW, CllamaSoftmaxLogSumExp → fused kernels (src/native/fused.ts): the optimizer's update in
+ *                   one pass; the loss head's softmax and log-sum-exp in one ORT call
  *   UnsortedSegmentSum (the embedding gradient) → one pass over the rows in JS; tfjs-cpu's kernel
  *                   runs a mask-and-sum per segment, O(vocabulary × tokens), minutes on a real vocab
  *
  * through src/native/ort.ts (synchronous native calls on the arrays in place). Elementwise kernels
  * stay the cpu backend's JS loops. Non-float32 inputs go to the cpu kernels.
  */
+import { totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { broadcastBinary, sliceBlocks, softmaxRows, splitAxis, type BinaryOp } from './elementwise.js';
+import {
+  broadcastBinary,
+  reduceRows,
+  sliceBlocks,
+  softmaxRows,
+  splitAxis,
+  unary,
+  type Alloc,
+  type BinaryOp,
+  type ReduceOp,
+  type UnaryOp,
+} from './elementwise.js';
+import { ArrayPool } from './pool.js';
+import { ADAMW_KERNEL, adamwUpdate, SOFTMAX_LSE_KERNEL, type AdamWKernelAttrs } from './fused.js';
 import type { OrtRuntime } from './ort.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -32,6 +50,12 @@ export const NATIVE_BACKEND_NAME = 'native';
 const NATIVE_TRANSPOSE_MIN = 1 << 16;
 /** Elementwise ops this large go to ORT's vectorised kernels; smaller ones stay in JS loops. */
 const NATIVE_ELEMENTWISE_MIN = 1 << 15;
+
+/** Bytes of freed output arrays kept for reuse (src/native/pool.ts). */
+const POOL_BYTES = Math.min(1024 ** 3, totalmem() / 16);
+
+const UNARY: UnaryOp[] = ['Square', 'Sqrt', 'Rsqrt', 'Floor'];
+const REDUCE: ReduceOp[] = ['Sum', 'Max', 'Mean'];
 
 type CpuBackend = tf.KernelBackend & {
   data: { get(id: object): { values?: unknown } };
@@ -96,12 +120,46 @@ function registerKernel(name: string, kernelFunc: KernelFn): void {
 export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
   if (tf.findBackendFactory(NATIVE_BACKEND_NAME)) return;
   const cpu = await import('@tensorflow/tfjs-backend-cpu'); // registers the cpu kernels we copy
+  let alloc: Alloc = (length) => new Float32Array(length);
+  /** tfjs-cpu's backend with its data's arrays recycled through the pool (src/native/pool.ts). */
+  class NativeBackend extends cpu.MathBackendCPU {
+    readonly pool = new ArrayPool(POOL_BYTES);
+
+    override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): object {
+      this.pool.registered(values);
+      return super.write(values, shape, dtype);
+    }
+
+    override move(dataId: object, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType, refCount: number): void {
+      this.pool.registered(values);
+      super.move(dataId, values, shape, dtype, refCount);
+    }
+
+    override readSync(dataId: object): tf.backend_util.BackendValues {
+      this.pool.escaped(this.data.get(dataId)?.values);
+      return super.readSync(dataId);
+    }
+
+    override disposeData(dataId: object, force = false): boolean {
+      const values = this.data.get(dataId)?.values;
+      const done = super.disposeData(dataId, force);
+      if (values && !this.data.has(dataId)) this.pool.released(values);
+      return done;
+    }
+
+    override dispose(): void {
+      this.pool.clear();
+      super.dispose();
+    }
+  }
   tf.registerBackend(
     NATIVE_BACKEND_NAME,
     () => {
-      const backend = new cpu.MathBackendCPU();
+      const backend = new NativeBackend();
       // its first write prints "install our node backend" advice, which does not apply here
       (backend as unknown as { firstUse: boolean }).firstUse = false;
+      ort.alloc = (length) => backend.pool.alloc(length);
+      alloc = ort.alloc;
       return backend;
     },
     0,
@@ -120,6 +178,8 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     'Slice',
     'Neg',
     ...binary,
+    ...UNARY,
+    ...REDUCE,
   ]);
   for (const k of tf.getKernelsForBackend('cpu')) {
     if (!overridden.has(k.kernelName)) tf.registerKernel({ ...k, backendName: NATIVE_BACKEND_NAME });
@@ -215,7 +275,20 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     const xv = f32(args.backend, logits!);
     const rank = logits!.shape.length;
     if (!xv || (dim !== -1 && dim !== rank - 1) || rank === 0) return cpuSoftmax(args);
-    return args.backend.makeTensorInfo([...logits!.shape], 'float32', softmaxRows(xv, logits!.shape[rank - 1]!));
+    const shape = [...logits!.shape];
+    // ONNX Softmax (opset 13+) is over the last axis
+    if (xv.length >= NATIVE_ELEMENTWISE_MIN) return args.backend.makeTensorInfo(shape, 'float32', ort.elementwise('Softmax', xv, shape, undefined, [], shape));
+    return args.backend.makeTensorInfo(shape, 'float32', softmaxRows(xv, logits!.shape[rank - 1]!));
+  });
+
+  // the loss head's softmax and log-sum-exp in one call (src/model/lm-head-loss.ts)
+  registerKernel(SOFTMAX_LSE_KERNEL, (args) => {
+    const { x } = args.inputs;
+    const xv = f32(args.backend, x!);
+    if (!xv || x!.shape.length !== 2) throw new Error(`${SOFTMAX_LSE_KERNEL}: x must be a 2-D float32 tensor`);
+    const [rows, cols] = x!.shape as [number, number];
+    const { probs, lse } = ort.softmaxLse(xv, rows, cols);
+    return [args.backend.makeTensorInfo([rows, cols], 'float32', probs), args.backend.makeTensorInfo([rows, 1], 'float32', lse)];
   });
 
   const cpuSplit = cpuKernel('SplitV');
@@ -226,7 +299,7 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     if (!xv) return cpuSplit(args);
     const ax = tf.util.parseAxisParam(axis, x!.shape)[0]!;
     const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
-    return splitAxis(xv, x!.shape, ax, sizes).map((values, i) => {
+    return splitAxis(xv, x!.shape, ax, sizes, alloc).map((values, i) => {
       const shape = [...x!.shape];
       shape[ax] = sizes[i]!;
       return args.backend.makeTensorInfo(shape, 'float32', values);
@@ -240,7 +313,46 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     if (!xv) return cpuSlice(args);
     const { begin, size } = args.attrs as { begin: number | number[]; size: number | number[] };
     const [b, sz] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
-    return args.backend.makeTensorInfo(sz, 'float32', sliceBlocks(xv, x!.shape, b, sz));
+    return args.backend.makeTensorInfo(sz, 'float32', sliceBlocks(xv, x!.shape, b, sz, alloc));
+  });
+
+  for (const op of UNARY) {
+    const cpuOp = cpuKernel(op);
+    registerKernel(op, (args) => {
+      const { x } = args.inputs;
+      const xv = f32(args.backend, x!);
+      if (!xv) return cpuOp(args);
+      return args.backend.makeTensorInfo([...x!.shape], 'float32', unary(op, xv, alloc));
+    });
+  }
+
+  // reductions over the trailing axes (rows of a contiguous block); others go to the cpu kernels
+  for (const op of REDUCE) {
+    const cpuOp = cpuKernel(op);
+    registerKernel(op, (args) => {
+      const { x } = args.inputs;
+      const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+      const xv = f32(args.backend, x!);
+      const rank = x!.shape.length;
+      const axes = tf.util.parseAxisParam(axis, x!.shape).sort((p, q) => p - q);
+      if (!xv || rank === 0 || axes.length === 0 || axes.some((ax, i) => ax !== rank - axes.length + i)) return cpuOp(args);
+      const kept = x!.shape.slice(0, rank - axes.length);
+      const rowLength = prod(x!.shape.slice(rank - axes.length));
+      if (rowLength === 0) return cpuOp(args);
+      const shape = keepDims ? [...kept, ...axes.map(() => 1)] : kept;
+      return args.backend.makeTensorInfo(shape, 'float32', reduceRows(op, xv, rowLength));
+    });
+  }
+
+  // AdamW in one pass (src/train/adamw.ts runs it when the kernel is there)
+  registerKernel(ADAMW_KERNEL, (args) => {
+    const { p, g, m, v } = args.inputs;
+    const values = [p, g, m, v].map((t) => f32(args.backend, t!));
+    if (values.some((x) => !x) || values.some((x) => x!.length !== values[0]!.length)) {
+      throw new Error(`${ADAMW_KERNEL}: p, g, m and v must be float32 tensors of one shape`);
+    }
+    const r = adamwUpdate(values[0]!, values[1]!, values[2]!, values[3]!, args.attrs as unknown as AdamWKernelAttrs, alloc);
+    return [r.p, r.m, r.v].map((data) => args.backend.makeTensorInfo([...p!.shape], 'float32', data));
   });
 
   const cpuNeg = cpuKernel('Neg');

@@ -9,6 +9,10 @@
 
 export type BinaryOp = 'Add' | 'Sub' | 'Multiply' | 'RealDiv';
 
+/** Output allocation: the native backend passes its pool's (src/native/pool.ts); contents are overwritten. */
+export type Alloc = (length: number) => Float32Array;
+const fresh: Alloc = (length) => new Float32Array(length);
+
 function broadcastShape(a: readonly number[], b: readonly number[]): number[] | undefined {
   const rank = Math.max(a.length, b.length);
   const out: number[] = [];
@@ -123,13 +127,13 @@ export function softmaxRows(x: Float32Array, width: number): Float32Array {
 }
 
 /** Splits `x` along `axis` into pieces of the given sizes: block copies, no per-element indexing. */
-export function splitAxis(x: Float32Array, shape: readonly number[], axis: number, sizes: readonly number[]): Float32Array[] {
+export function splitAxis(x: Float32Array, shape: readonly number[], axis: number, sizes: readonly number[], alloc: Alloc = fresh): Float32Array[] {
   const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
   const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const total = shape[axis]!;
   let start = 0;
   return sizes.map((size) => {
-    const out = new Float32Array(outer * size * inner);
+    const out = alloc(outer * size * inner);
     const run = size * inner;
     for (let o = 0; o < outer; o++) out.set(x.subarray((o * total + start) * inner, (o * total + start) * inner + run), o * run);
     start += size;
@@ -138,9 +142,9 @@ export function splitAxis(x: Float32Array, shape: readonly number[], axis: numbe
 }
 
 /** x[begin : begin + size] of a row-major tensor: the innermost contiguous runs copied as blocks. */
-export function sliceBlocks(x: Float32Array, shape: readonly number[], begin: readonly number[], size: readonly number[]): Float32Array {
+export function sliceBlocks(x: Float32Array, shape: readonly number[], begin: readonly number[], size: readonly number[], alloc: Alloc = fresh): Float32Array {
   const rank = shape.length;
-  const out = new Float32Array(size.reduce((a, b) => a * b, 1));
+  const out = alloc(size.reduce((a, b) => a * b, 1));
   if (out.length === 0 || rank === 0) return out.length ? out.fill(x[0]!) : out;
   const strides = new Array<number>(rank);
   strides[rank - 1] = 1;
@@ -160,6 +164,56 @@ export function sliceBlocks(x: Float32Array, shape: readonly number[], begin: re
       }
       counter[i] = 0;
       src -= strides[i]! * (size[i]! - 1);
+    }
+  }
+  return out;
+}
+
+/** Unary float32 ops as plain loops (tfjs-cpu calls a closure per element). Same formulas as tfjs-cpu. */
+export type UnaryOp = 'Square' | 'Sqrt' | 'Rsqrt' | 'Floor';
+
+export function unary(op: UnaryOp, x: Float32Array, alloc: Alloc = fresh): Float32Array {
+  const out = alloc(x.length);
+  const n = x.length;
+  switch (op) {
+    case 'Square':
+      for (let i = 0; i < n; i++) out[i] = x[i]! * x[i]!;
+      break;
+    case 'Sqrt':
+      for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]!);
+      break;
+    case 'Rsqrt':
+      for (let i = 0; i < n; i++) out[i] = 1 / Math.sqrt(x[i]!);
+      break;
+    case 'Floor':
+      for (let i = 0; i < n; i++) out[i] = Math.floor(x[i]!);
+      break;
+  }
+  return out;
+}
+
+/**
+ * Sum / Max / Mean over the last `rowLength` elements of each row (the trailing axes), as tfjs-cpu
+ * computes them: float64 accumulation stored as float32; Mean sums x / n rounded to float32 per element.
+ */
+export type ReduceOp = 'Sum' | 'Max' | 'Mean';
+
+export function reduceRows(op: ReduceOp, x: Float32Array, rowLength: number): Float32Array {
+  const rows = rowLength === 0 ? 0 : x.length / rowLength;
+  const out = new Float32Array(rows);
+  for (let r = 0, o = 0; r < rows; r++, o += rowLength) {
+    if (op === 'Max') {
+      let max = x[o]!;
+      for (let j = 1; j < rowLength; j++) if (x[o + j]! > max || Number.isNaN(x[o + j]!)) max = x[o + j]!;
+      out[r] = max;
+    } else if (op === 'Sum') {
+      let sum = 0;
+      for (let j = 0; j < rowLength; j++) sum += x[o + j]!;
+      out[r] = sum;
+    } else {
+      let sum = 0;
+      for (let j = 0; j < rowLength; j++) sum += Math.fround(x[o + j]! / rowLength);
+      out[r] = sum;
     }
   }
   return out;

@@ -8,6 +8,8 @@
  *
  *   gemm(transA, transB):      Y = op(A) · op(B)             Gemm, 2-D, op = transpose when flagged
  *   batchMatMul(transA, transB, rank):  Y = op(A) @ op(B)    Transpose (last two axes) + MatMul
+ *   transpose, elementwise:    one ONNX op
+ *   softmaxLogSumExp:          Y = softmax(A), L = logsumexp(A), both over the last axis of a 2-D A
  */
 
 enum Wire {
@@ -87,12 +89,12 @@ function node(op: string, inputs: string[], outputs: string[], attrs: Writer[] =
   return w;
 }
 
-function model(nodes: Writer[], inputs: Writer[], output: Writer): Uint8Array {
+function model(nodes: Writer[], inputs: Writer[], output: Writer | Writer[]): Uint8Array {
   const graph = new Writer();
   for (const n of nodes) graph.message(1, n);
   graph.string(2, 'cllama');
   for (const i of inputs) graph.message(11, i);
-  graph.message(12, output);
+  for (const o of Array.isArray(output) ? output : [output]) graph.message(12, o);
   return new Writer()
     .int(1, 8) // ir_version
     .string(2, 'cllama') // producer_name
@@ -141,5 +143,14 @@ export function elementwiseModel(op: string, ranks: readonly number[]): Uint8Arr
     [node(op, names, ['Y'])],
     ranks.map((r, i) => floatInput(names[i]!, r)),
     floatInput('Y', outRank),
+  );
+}
+
+/** Y = softmax(X) over the last axis and L = log Σ exp(X) over it (kept as a size-1 axis), for 2-D X. */
+export function softmaxLogSumExpModel(): Uint8Array {
+  return model(
+    [node('Softmax', ['A'], ['Y'], [intAttr('axis', -1)]), node('ReduceLogSumExp', ['A'], ['L'], [intsAttr('axes', [-1]), intAttr('keepdims', 1)])],
+    [floatInput('A', 2)],
+    [floatInput('Y', 2), floatInput('L', 2)],
   );
 }

@@ -16,7 +16,7 @@
  * backend falls back, saying so.
  */
 import { availableParallelism } from 'node:os';
-import { batchMatMulModel, elementwiseModel, gemmModel, transposeModel } from './onnx-graph.js';
+import { batchMatMulModel, elementwiseModel, gemmModel, softmaxLogSumExpModel, transposeModel } from './onnx-graph.js';
 
 /** C = op(A)·op(B), C [m, n]; A is [m, k] ([k, m] when transA), B [k, n] ([n, k] when transB). */
 export type GemmRunner = (a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean) => Float32Array;
@@ -45,7 +45,13 @@ export type ElementwiseRunner = (
   outShape: number[],
 ) => Float32Array;
 
+/** Softmax of each row of a [rows, cols] matrix and each row's log-sum-exp. */
+export type SoftmaxLseRunner = (x: Float32Array, rows: number, cols: number) => { probs: Float32Array; lse: Float32Array };
+
 export interface OrtRuntime {
+  /** Where output arrays come from (the native backend sets its recycling pool; default: new arrays). */
+  alloc: (length: number) => Float32Array;
+  softmaxLse: SoftmaxLseRunner;
   gemm: GemmRunner;
   batchGemm: BatchGemmRunner;
   transpose: TransposeRunner;
@@ -140,7 +146,7 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
     bDims: readonly number[],
     outDims: number[],
   ): Float32Array => {
-    const out = new Float32Array(outDims.reduce((x, y) => x * y, 1));
+    const out = runtime.alloc(outDims.reduce((x, y) => x * y, 1));
     const feeds: Record<string, unknown> = { A: new mods.Tensor('float32', a, aDims) };
     if (b) feeds.B = new mods.Tensor('float32', b, bDims);
     const result = s.run(feeds, { Y: new mods.Tensor('float32', out, outDims) }, {});
@@ -186,7 +192,19 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
       outShape,
     );
   };
+  const softmaxLse: SoftmaxLseRunner = (x, rows, cols) => {
+    const probs = runtime.alloc(rows * cols);
+    const lse = runtime.alloc(rows);
+    const r = session('softmaxLse', softmaxLogSumExpModel).run(
+      { A: new mods.Tensor('float32', x, [rows, cols]) },
+      { Y: new mods.Tensor('float32', probs, [rows, cols]), L: new mods.Tensor('float32', lse, [rows, 1]) },
+      {},
+    );
+    return { probs: r.Y?.data && r.Y.data !== probs ? r.Y.data : probs, lse: r.L?.data && r.L.data !== lse ? r.L.data : lse };
+  };
   const runtime: OrtRuntime = {
+    alloc: (length) => new Float32Array(length),
+    softmaxLse,
     gemm,
     batchGemm,
     transpose,

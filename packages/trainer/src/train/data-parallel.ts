@@ -161,6 +161,7 @@ export class DataParallel {
           config: model.config,
           weights,
           lora,
+          gradientCheckpointing: model.gradientCheckpointing,
           trainable: params.map((p, i) => ({ name: p.name, shape: [...p.variable.shape], values: shared[i]!, grad: grads[i]! })),
         };
         workers.push(new GradWorker(newWorker(init), grads));

@@ -22,6 +22,8 @@ export interface WorkerInit {
   config: LlamaConfig;
   weights: Array<{ name: string; shape: number[]; data: Float32Array }>;
   lora: { config: LoraAttachConfig; tensors: Map<string, LoraTensor> } | undefined;
+  /** LlamaModel.gradientCheckpointing of the main thread's model. */
+  gradientCheckpointing: boolean;
   /** Trainable weights in the optimizer's order, with the shared buffers the main thread publishes into. */
   trainable: Array<{ name: string; shape: number[]; values: Float32Array; grad: Float32Array }>;
 }
@@ -40,6 +42,7 @@ async function main(): Promise<void> {
   if (init.lora) model.attachLora(init.lora.config, init.lora.tensors);
   const trainableNames = new Set(init.trainable.map((t) => t.name));
   model.setTrainable((n) => trainableNames.has(n));
+  model.gradientCheckpointing = init.gradientCheckpointing;
   const all = model.namedVariables();
   const params = init.trainable.map((t) => {
     const variable = all.get(t.name);

@@ -64,6 +64,8 @@ export interface TrainArgs {
   noProgress: boolean;
   /** Data-parallel worker threads on the wasm / cpu backend (1 = this thread only). */
   threads: number;
+  /** Recompute each layer's activations in the backward pass instead of keeping them (HF gradient_checkpointing). */
+  gradientCheckpointing: boolean;
   /** Flags of the Python scripts that have no meaning here (DeepSpeed, fp16, DDP...): accepted, reported, ignored. */
   ignored: string[];
 }
@@ -149,6 +151,12 @@ const SPECS: Spec[] = [
     kind: 'string',
     help: 'do not train: write a folder (tokenized data, tokenizer, train.py, launch.sh, DeepSpeed config) that runs this same training with torchrun + transformers/peft on GPUs',
   },
+  {
+    key: 'gradientCheckpointing',
+    flag: 'gradient-checkpointing',
+    kind: 'bool',
+    help: "recompute each layer's activations in the backward pass instead of keeping them: far less memory for one more forward pass (HF gradient_checkpointing)",
+  },
   { key: 'json', flag: 'json', kind: 'bool', help: 'machine-readable output for --dry-run' },
   { key: 'noProgress', flag: 'no-progress', kind: 'bool', help: 'no progress bar (log lines instead)' },
   {
@@ -165,7 +173,6 @@ const IGNORED_FLAGS = [
   'fp16',
   'bf16',
   'torch-dtype',
-  'gradient-checkpointing',
   'ddp-timeout',
   'ddp-find-unused-parameters',
   'preprocessing-num-workers',
@@ -225,6 +232,7 @@ export function defaultArgs(mode: TrainMode): Omit<TrainArgs, 'modelNameOrPath' 
     json: false,
     noProgress: false,
     threads: 1,
+    gradientCheckpointing: false,
     ignored: [],
   };
 }

@@ -95,6 +95,7 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
   // only these get gradients: frozen weights (e.g. lm_head in stage 1) skip their weight gradients
   const chosen = new Set(names);
   model.setTrainable((name) => chosen.has(name));
+  model.gradientCheckpointing = args.gradientCheckpointing;
   const all = model.namedVariables();
   const params = names.map((name) => {
     const variable = all.get(name);
