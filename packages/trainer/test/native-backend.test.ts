@@ -12,7 +12,10 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
+import { ADAMW_KERNEL } from '../src/native/fused.js';
 import { loadOrt } from '../src/native/ort.js';
+import { ArrayPool } from '../src/native/pool.js';
+import { AdamW } from '../src/train/adamw.js';
 import { TINY_LLAMA } from './helpers.js';
 
 interface Golden {
@@ -74,6 +77,10 @@ describe.skipIf(!ort.ok)('native kernels against the cpu backend', () => {
           out.push(t.dataSync() as Float32Array);
         for (const part of tf.split(x, [1, as[as.length - 1]! - 1], -1)) out.push(part.dataSync() as Float32Array);
         out.push(tf.neg(x).dataSync() as Float32Array);
+        for (const t of [tf.square(x), tf.sqrt(y), tf.rsqrt(y), tf.floor(tf.mul(x, 3))]) out.push(t.dataSync() as Float32Array);
+        // reductions over trailing axes (the loop kernels) and over a leading one (the cpu kernel)
+        for (const t of [tf.sum(x, -1), tf.max(x, -1, true), tf.mean(x, -1, true), tf.sum(x), tf.max(x, 0), tf.mean(x, as.length > 1 ? [-2, -1] : -1)])
+          out.push(t.dataSync() as Float32Array);
         out.push(
           tf
             .slice(
@@ -108,6 +115,107 @@ describe.skipIf(!ort.ok)('native kernels against the cpu backend', () => {
       for (let j = 0; j < n.length; j++) maxErr = Math.max(maxErr, Math.abs(n[j]! - cpu[i]![j]!));
       expect(maxErr, `case ${i}`).toBeLessThan(1e-5);
     });
+  });
+});
+
+describe.skipIf(!ort.ok)('native fused kernels and output recycling', () => {
+  it('AdamW: the fused one-pass update equals the op chain (run on cpu) to float32 rounding, over three steps', async () => {
+    const run = async (backend: 'cpu' | 'native') => {
+      await initBackend(backend);
+      const p = tf.variable(tf.randomNormal([300, 70], 0, 0.5, 'float32', 1), true, `adam-p-${backend}`);
+      const q = tf.variable(tf.randomNormal([70], 0, 0.5, 'float32', 2), true, `adam-q-${backend}`);
+      const opt = new AdamW([
+        { name: 'p', variable: p },
+        { name: 'q', variable: q, weightDecay: 0 },
+      ]);
+      for (let step = 0; step < 3; step++) {
+        const grads = new Map([
+          ['p', tf.randomNormal([300, 70], 0, 1, 'float32', 10 + step)],
+          ['q', tf.randomNormal([70], 0, 1, 'float32', 20 + step)],
+        ]);
+        opt.step(grads, 1e-2);
+        tf.dispose([...grads.values()]);
+      }
+      const state = await opt.exportState();
+      const out = [Float32Array.from(p.dataSync()), Float32Array.from(q.dataSync()), ...state.tensors.map((t) => Float32Array.from(t.data))];
+      tf.dispose([p, q]);
+      return out;
+    };
+    const chain = await run('cpu');
+    const fused = await run('native');
+    expect(tf.getKernel(ADAMW_KERNEL, 'native')).toBeDefined();
+    expect(tf.getKernel(ADAMW_KERNEL, 'cpu')).toBeUndefined();
+    fused.forEach((f, i) => {
+      // float32 rounding: the chain rounds after every op, the fused loop once per stored value
+      const scale = chain[i]!.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      for (let j = 0; j < f.length; j++) expect(Math.abs(f[j]! - chain[i]![j]!), `tensor ${i} [${j}]`).toBeLessThanOrEqual(1e-6 * scale);
+    });
+  });
+
+  it('recycles a disposed output array, but never one that was read out or that another tensor views', async () => {
+    await initBackend('native');
+    const a = tf.randomNormal([256, 300], 0, 1, 'float32', 3);
+    const b = tf.randomNormal([300, 200], 0, 1, 'float32', 4);
+    // read out, then disposed: the array handed out must keep its values through later products
+    const read = tf.matMul(a, b);
+    const values = read.dataSync() as Float32Array;
+    const copy = Float32Array.from(values);
+    read.dispose();
+    const later = [tf.matMul(tf.neg(a), b), tf.mul(tf.matMul(a, b), 2), tf.matMul(a, tf.neg(b))];
+    expect(Array.from(values)).toEqual(Array.from(copy));
+    // an unread output is reused for the next product of its size: the pool works at all
+    const backend = tf.backend() as unknown as { pool: { bytes: number } };
+    const before = backend.pool.bytes;
+    tf.dispose(later);
+    expect(backend.pool.bytes).toBeGreaterThan(before);
+    const reused = tf.matMul(tf.randomNormal([256, 300], 0, 1, 'float32', 5), b);
+    expect(backend.pool.bytes).toBeLessThan(before + 3 * 256 * 200 * 4);
+    // …and its (stale) contents are fully overwritten: the product equals the cpu backend's
+    const native = Float32Array.from(reused.dataSync());
+    await initBackend('cpu');
+    const expected = tf.matMul(tf.randomNormal([256, 300], 0, 1, 'float32', 5), tf.randomNormal([300, 200], 0, 1, 'float32', 4)).dataSync();
+    let maxErr = 0;
+    for (let j = 0; j < native.length; j++) maxErr = Math.max(maxErr, Math.abs(native[j]! - expected[j]!));
+    expect(maxErr).toBeLessThan(1e-4);
+    await initBackend('native');
+    tf.dispose([a, b, reused]);
+  });
+});
+
+describe('ArrayPool', () => {
+  it('reuses only arrays it allocated, backing exactly one tensor, never read out; evicts past its cap', () => {
+    const pool = new ArrayPool(4 * 1000);
+    const x = pool.alloc(100);
+    pool.registered(x);
+    pool.released(x);
+    expect(pool.alloc(100)).toBe(x);
+    // read out: not reused
+    const y = pool.alloc(100);
+    pool.registered(y);
+    pool.escaped(y);
+    pool.released(y);
+    expect(pool.alloc(100)).not.toBe(y);
+    // a second tensor over a view of it (tfjs-cpu's slice does this): not reused
+    const z = pool.alloc(100);
+    pool.registered(z);
+    pool.registered(z.subarray(10, 20));
+    pool.released(z);
+    expect(pool.alloc(100)).not.toBe(z);
+    // user data is never taken
+    const user = new Float32Array(100);
+    pool.registered(user);
+    pool.released(user);
+    expect(pool.bytes).toBe(0);
+    // the cap: 1000 floats; three arrays of 400 keep the two newest
+    const w = [pool.alloc(400), pool.alloc(400), pool.alloc(400)];
+    for (const a of w) {
+      pool.registered(a);
+      pool.released(a);
+    }
+    expect(pool.bytes).toBe(3200);
+    expect(pool.alloc(400)).toBe(w[2]);
+    expect(pool.alloc(400)).toBe(w[1]);
+    expect(pool.alloc(400)).not.toBe(w[0]);
   });
 });
 

@@ -331,10 +331,11 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     const cpuOp = cpuKernel(op);
     registerKernel(op, (args) => {
       const { x } = args.inputs;
-      const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+      // Max names its axes `reductionIndices`, Sum and Mean `axis`
+      const { axis, reductionIndices, keepDims } = args.attrs as { axis?: number | number[]; reductionIndices?: number | number[]; keepDims: boolean };
       const xv = f32(args.backend, x!);
       const rank = x!.shape.length;
-      const axes = tf.util.parseAxisParam(axis, x!.shape).sort((p, q) => p - q);
+      const axes = tf.util.parseAxisParam((axis ?? reductionIndices)!, x!.shape).sort((p, q) => p - q);
       if (!xv || rank === 0 || axes.length === 0 || axes.some((ax, i) => ax !== rank - axes.length + i)) return cpuOp(args);
       const kept = x!.shape.slice(0, rank - axes.length);
       const rowLength = prod(x!.shape.slice(rank - axes.length));

@@ -5,8 +5,8 @@
  * only wraps its native binding's `run()` — itself synchronous, executing on the calling thread with
  * ORT's own intra-op thread pool — in a setImmediate. This module calls that binding directly, so a
  * GEMM is one native call on Float32Arrays in ordinary JS memory: no worker, no SharedArrayBuffer,
- * no copy of the inputs (ORT reads the arrays in place) and none of the output (ORT writes into a
- * Float32Array allocated here, bound as a pre-allocated output).
+ * no copy of the inputs (ORT reads the arrays in place); ORT writes the output into a Float32Array
+ * given as a pre-allocated output (the binding also returns a copy of it, which is dropped).
  *
  * One session per op signature (Gemm transA/transB; MatMul rank/transposes), every dimension
  * symbolic, built on first use from the bytes of src/native/onnx-graph.ts.
@@ -150,10 +150,13 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
     const feeds: Record<string, unknown> = { A: new mods.Tensor('float32', a, aDims) };
     if (b) feeds.B = new mods.Tensor('float32', b, bDims);
     const result = s.run(feeds, { Y: new mods.Tensor('float32', out, outDims) }, {});
-    // ORT wrote into `out` (pre-allocated output); a binding that returns a fresh tensor instead is fine too
-    const y = result.Y?.data;
-    return y && y !== out ? y : out;
+    return ownOutput(out, result.Y?.data);
   };
+  // ORT writes a pre-allocated output in place, and onnxruntime-node 1.30's binding then returns a copy
+  // of it as well: keep ours (it may come from the backend's recycling pool) and drop the copy, once a
+  // probe has shown that this binding really writes in place; otherwise use what it returns.
+  let writesInPlace = false;
+  const ownOutput = (out: Float32Array, returned: Float32Array | undefined): Float32Array => (writesInPlace || !returned || returned === out ? out : returned);
   const gemm: GemmRunner = (a, b, m, n, k, transA, transB) =>
     run(
       session(`gemm${+transA}${+transB}`, () => gemmModel(transA, transB)),
@@ -200,7 +203,7 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
       { Y: new mods.Tensor('float32', probs, [rows, cols]), L: new mods.Tensor('float32', lse, [rows, 1]) },
       {},
     );
-    return { probs: r.Y?.data && r.Y.data !== probs ? r.Y.data : probs, lse: r.L?.data && r.L.data !== lse ? r.L.data : lse };
+    return { probs: ownOutput(probs, r.Y?.data), lse: ownOutput(lse, r.L?.data) };
   };
   const runtime: OrtRuntime = {
     alloc: (length) => new Float32Array(length),
@@ -216,5 +219,10 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
       sessions.clear();
     },
   };
+  const probe = new Float32Array([Number.NaN]);
+  runtime.alloc = () => probe;
+  runtime.gemm(Float32Array.of(3), Float32Array.of(5), 1, 1, 1, false, false);
+  writesInPlace = probe[0] === 15;
+  runtime.alloc = (length) => new Float32Array(length);
   return { ok: true, runtime };
 }
