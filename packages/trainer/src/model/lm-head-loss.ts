@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { headBlocksFor, headChunkTokens, WASM_HEAD_BLOCK_ROWS, type HeadBlocks } from './lm-head-blocks.js';
-import { hasFusedKernel, SOFTMAX_LSE_KERNEL } from '../native/fused.js';
+import { HEAD_SOFTMAX_KERNEL, hasFusedKernel } from '../native/fused.js';
 import { customGradient, matMulAT, scatterAddRows, transposeFlagsAreFree } from './ops.js';
 
 /** Softmax kept between forward and backward up to this size (4 × 256 tokens × 50k vocab = 205 MB). */
@@ -58,15 +58,25 @@ function countedTargets(targets: Int32Array, vocab: number): { safeTargets: Int3
 }
 
 /**
- * Row-wise softmax over the whole vocabulary (when wanted) and its log-sum-exp [rows], for logits cut into column
- * blocks: lse = max + log Σ exp(logits − max), probs = exp(logits − max) / Σ. A backend with the fused
- * kernel (native: one onnxruntime call) computes an unblocked head's two outputs in one pass.
+ * One chunk's forward over the whole vocabulary: the softmax (when wanted) and the log-sum-exp [rows]
+ * of its logits, which come cut into column blocks,
+ *   lse = max + log Σ exp(logits − max),   probs = exp(logits − max) / Σ,
+ * and the logits themselves when they are one block (the targets' columns are read from them). A
+ * backend with the fused head kernel (native: product, softmax and log-sum-exp in one onnxruntime call)
+ * takes an unblocked head and never returns the logits.
  */
-function softmaxAndLogSumExp(logits: tf.Tensor[], rows: number, wantProbs: boolean): { probs: tf.Tensor[]; lse: tf.Tensor } {
-  if (logits.length === 1 && hasFusedKernel(SOFTMAX_LSE_KERNEL)) {
-    const [probs, lse] = tf.engine().runKernel(SOFTMAX_LSE_KERNEL, { x: logits[0]! }) as tf.Tensor[];
-    return { probs: [probs!], lse: tf.reshape(lse!, [rows]) };
+function headForward(
+  hc: tf.Tensor,
+  head: HeadBlocks,
+  headLogits: (hc: tf.Tensor) => tf.Tensor[],
+  rows: number,
+  wantProbs: boolean,
+): { probs: tf.Tensor[]; lse: tf.Tensor; logits?: tf.Tensor } {
+  if (head.blocks.length === 1 && !head.blocksT && hasFusedKernel(HEAD_SOFTMAX_KERNEL)) {
+    const [probs, lse] = tf.engine().runKernel(HEAD_SOFTMAX_KERNEL, { h: hc, w: head.blocks[0]! }) as tf.Tensor[];
+    return { probs: wantProbs ? [probs!] : [], lse: tf.reshape(lse!, [rows]) };
   }
+  const logits = headLogits(hc);
   const max =
     logits.length === 1
       ? tf.max(logits[0]!, 1, true)
@@ -80,7 +90,11 @@ function softmaxAndLogSumExp(logits: tf.Tensor[], rows: number, wantProbs: boole
         );
   const e = logits.map((l) => tf.exp(tf.sub(l, max)));
   const norm = e.length === 1 ? tf.sum(e[0]!, 1, true) : tf.addN(e.map((x) => tf.sum(x, 1, true)));
-  return { probs: wantProbs ? e.map((x) => tf.div(x, norm)) : [], lse: tf.reshape(tf.add(max, tf.log(norm)), [rows]) };
+  return {
+    probs: wantProbs ? e.map((x) => tf.div(x, norm)) : [],
+    lse: tf.reshape(tf.add(max, tf.log(norm)), [rows]),
+    logits: logits.length === 1 ? logits[0] : undefined,
+  };
 }
 
 /**
@@ -124,14 +138,13 @@ export function fusedLinearCrossEntropy(
       let total: tf.Tensor = tf.scalar(0);
       for (const [start, size] of chunks) {
         const hc = tf.slice(h, [start, 0], [size, -1]);
-        const logits = headLogits(hc);
-        const { probs: chunkProbs, lse: chunkLse } = softmaxAndLogSumExp(logits, size, keepProbs);
-        if (keepProbs) probParts.push(...chunkProbs);
+        const { probs: chunkProbs, lse: chunkLse, logits } = headForward(hc, head, headLogits, size, keepProbs);
+        probParts.push(...chunkProbs);
         // the target's logit: its column of the logits (one block), or its head row · the hidden state
         let targetLogit: tf.Tensor;
-        if (logits.length === 1) {
+        if (logits) {
           const flatIndex = Int32Array.from({ length: size }, (_, i) => i * vocab + safeTargets[start + i]!);
-          targetLogit = tf.gather(tf.reshape(logits[0]!, [-1]), tf.tensor1d(flatIndex, 'int32'));
+          targetLogit = tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(flatIndex, 'int32'));
         } else {
           targetLogit = tf.sum(tf.mul(hc, tf.gather(w, targetIds(start, size))), 1);
         }

@@ -18,8 +18,9 @@
  *   Softmax (last axis), SplitV, Slice, Neg, Square, Sqrt, Rsqrt, Floor, and Sum / Max / Mean over
  *                 trailing axes → typed-array loops (tfjs-cpu calls a closure per element)
  *   Softmax       → ONNX Softmax from 32 Ki elements
- *   CllamaAdamW, CllamaSoftmaxLogSumExp → fused kernels (src/native/fused.ts): the optimizer's update in
- *                   one pass; the loss head's softmax and log-sum-exp in one ORT call
+ *   CllamaAdamW, CllamaHeadSoftmax, CllamaSumOfSquares → fused kernels (src/native/fused.ts): the
+ *                   optimizer's update in one pass; the loss head's product, softmax and log-sum-exp in
+ *                   one ORT call; the gradient norm's Σ g² without writing g² out
  *   UnsortedSegmentSum (the embedding gradient) → one pass over the rows in JS; tfjs-cpu's kernel
  *                   runs a mask-and-sum per segment, O(vocabulary × tokens), minutes on a real vocab
  *
@@ -41,7 +42,7 @@ import {
   type UnaryOp,
 } from './elementwise.js';
 import { ArrayPool } from './pool.js';
-import { ADAMW_KERNEL, adamwUpdate, SOFTMAX_LSE_KERNEL, type AdamWKernelAttrs } from './fused.js';
+import { ADAMW_KERNEL, adamwUpdate, HEAD_SOFTMAX_KERNEL, SUM_OF_SQUARES_KERNEL, sumOfSquares, type AdamWKernelAttrs } from './fused.js';
 import type { OrtRuntime } from './ort.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -281,13 +282,25 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     return args.backend.makeTensorInfo(shape, 'float32', softmaxRows(xv, logits!.shape[rank - 1]!));
   });
 
-  // the loss head's softmax and log-sum-exp in one call (src/model/lm-head-loss.ts)
-  registerKernel(SOFTMAX_LSE_KERNEL, (args) => {
+  // the gradient norm's Σ g² per tensor, without writing g² out (src/train/gradients.ts)
+  registerKernel(SUM_OF_SQUARES_KERNEL, (args) => {
     const { x } = args.inputs;
     const xv = f32(args.backend, x!);
-    if (!xv || x!.shape.length !== 2) throw new Error(`${SOFTMAX_LSE_KERNEL}: x must be a 2-D float32 tensor`);
-    const [rows, cols] = x!.shape as [number, number];
-    const { probs, lse } = ort.softmaxLse(xv, rows, cols);
+    if (!xv) throw new Error(`${SUM_OF_SQUARES_KERNEL}: x must be a float32 tensor`);
+    return args.backend.makeTensorInfo([], 'float32', Float32Array.of(sumOfSquares(xv)));
+  });
+
+  // the loss head's product, softmax and log-sum-exp in one call (src/model/lm-head-loss.ts)
+  registerKernel(HEAD_SOFTMAX_KERNEL, (args) => {
+    const { h, w } = args.inputs;
+    const hv = f32(args.backend, h!);
+    const wv = f32(args.backend, w!);
+    if (!hv || !wv || h!.shape.length !== 2 || w!.shape.length !== 2 || h!.shape[1] !== w!.shape[1]) {
+      throw new Error(`${HEAD_SOFTMAX_KERNEL}: h [n, H] and w [V, H] must be 2-D float32 tensors`);
+    }
+    const [rows, hidden] = h!.shape as [number, number];
+    const cols = w!.shape[0]!;
+    const { probs, lse } = ort.headSoftmax(hv, wv, rows, cols, hidden);
     return [args.backend.makeTensorInfo([rows, cols], 'float32', probs), args.backend.makeTensorInfo([rows, 1], 'float32', lse)];
   });
 

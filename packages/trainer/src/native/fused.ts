@@ -21,8 +21,21 @@ export interface AdamWKernelAttrs {
   stepSize: number;
 }
 
-/** Softmax over the last axis of a 2-D x and its log-sum-exp: outputs probs [n, V] and lse [n, 1]. */
-export const SOFTMAX_LSE_KERNEL = 'CllamaSoftmaxLogSumExp';
+/**
+ * The loss head's forward for a chunk: inputs h [n, H] and w [V, H]; outputs softmax(h · wᵀ) [n, V]
+ * and the rows' log-sum-exp [n, 1]. The logits themselves are never returned.
+ */
+export const HEAD_SOFTMAX_KERNEL = 'CllamaHeadSoftmax';
+
+/** Σ x² over a whole float32 tensor, as a scalar (the gradient norm's per-tensor part). */
+export const SUM_OF_SQUARES_KERNEL = 'CllamaSumOfSquares';
+
+/** Σ x² in float64, one pass (tf.sum(tf.square(x)) writes the squares out first). */
+export function sumOfSquares(x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i]! * x[i]!;
+  return s;
+}
 
 /** True when the active backend has a kernel registered under `name`. */
 export function hasFusedKernel(name: string): boolean {
@@ -52,6 +65,8 @@ export function adamwUpdate(
   const bc2 = Math.fround(a.bc2Sqrt);
   const eps = Math.fround(a.eps);
   const step = Math.fround(a.stepSize);
+  const stepBc2 = step * bc2;
+  const epsBc2 = eps * bc2;
   const n = p.length;
   const po = alloc(n);
   const mo = alloc(n);
@@ -62,8 +77,9 @@ export function adamwUpdate(
     const vi = v[i]! * b2 + gi * gi * oneMinusB2;
     mo[i] = mi;
     vo[i] = vi;
-    // the stored (float32) moments are what the next step and a checkpoint see
-    po[i] = p[i]! * decay - (mo[i]! / (Math.sqrt(vo[i]!) / bc2 + eps)) * step;
+    // the stored (float32) moments are what the next step and a checkpoint see;
+    // m / (√v / bc2 + ε) · step = m · (step · bc2) / (√v + ε · bc2): one division fewer
+    po[i] = p[i]! * decay - (mo[i]! * stepBc2) / (Math.sqrt(vo[i]!) + epsBc2);
   }
   return { p: po, m: mo, v: vo };
 }

@@ -9,7 +9,7 @@
  *   gemm(transA, transB):      Y = op(A) · op(B)             Gemm, 2-D, op = transpose when flagged
  *   batchMatMul(transA, transB, rank):  Y = op(A) @ op(B)    Transpose (last two axes) + MatMul
  *   transpose, elementwise:    one ONNX op
- *   softmaxLogSumExp:          Y = softmax(A), L = logsumexp(A), both over the last axis of a 2-D A
+ *   headSoftmax:               Y = softmax(A · Bᵀ), L = logsumexp(A · Bᵀ) over the last axis (the loss head)
  */
 
 enum Wire {
@@ -146,11 +146,18 @@ export function elementwiseModel(op: string, ranks: readonly number[]): Uint8Arr
   );
 }
 
-/** Y = softmax(X) over the last axis and L = log Σ exp(X) over it (kept as a size-1 axis), for 2-D X. */
-export function softmaxLogSumExpModel(): Uint8Array {
+/**
+ * The loss head's forward: X = A · Bᵀ (hidden states [n, H] times the head [V, H]), then
+ * Y = softmax(X) and L = log Σ exp(X) over the vocabulary (L kept as [n, 1]); X stays inside ORT.
+ */
+export function headSoftmaxModel(): Uint8Array {
   return model(
-    [node('Softmax', ['A'], ['Y'], [intAttr('axis', -1)]), node('ReduceLogSumExp', ['A'], ['L'], [intsAttr('axes', [-1]), intAttr('keepdims', 1)])],
-    [floatInput('A', 2)],
+    [
+      node('Gemm', ['A', 'B'], ['X'], [intAttr('transB', 1)]),
+      node('Softmax', ['X'], ['Y'], [intAttr('axis', -1)]),
+      node('ReduceLogSumExp', ['X'], ['L'], [intsAttr('axes', [-1]), intAttr('keepdims', 1)]),
+    ],
+    [floatInput('A', 2), floatInput('B', 2)],
     [floatInput('Y', 2), floatInput('L', 2)],
   );
 }

@@ -16,7 +16,7 @@
  * backend falls back, saying so.
  */
 import { availableParallelism } from 'node:os';
-import { batchMatMulModel, elementwiseModel, gemmModel, softmaxLogSumExpModel, transposeModel } from './onnx-graph.js';
+import { batchMatMulModel, elementwiseModel, gemmModel, headSoftmaxModel, transposeModel } from './onnx-graph.js';
 
 /** C = op(A)·op(B), C [m, n]; A is [m, k] ([k, m] when transA), B [k, n] ([n, k] when transB). */
 export type GemmRunner = (a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean) => Float32Array;
@@ -45,13 +45,13 @@ export type ElementwiseRunner = (
   outShape: number[],
 ) => Float32Array;
 
-/** Softmax of each row of a [rows, cols] matrix and each row's log-sum-exp. */
-export type SoftmaxLseRunner = (x: Float32Array, rows: number, cols: number) => { probs: Float32Array; lse: Float32Array };
+/** softmax(h · wᵀ) and its rows' log-sum-exp, for h [rows, hidden] and w [cols, hidden]; the product stays in ORT. */
+export type HeadSoftmaxRunner = (h: Float32Array, w: Float32Array, rows: number, cols: number, hidden: number) => { probs: Float32Array; lse: Float32Array };
 
 export interface OrtRuntime {
   /** Where output arrays come from (the native backend sets its recycling pool; default: new arrays). */
   alloc: (length: number) => Float32Array;
-  softmaxLse: SoftmaxLseRunner;
+  headSoftmax: HeadSoftmaxRunner;
   gemm: GemmRunner;
   batchGemm: BatchGemmRunner;
   transpose: TransposeRunner;
@@ -128,12 +128,12 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
   const sessions = new Map<string, NativeSession>();
-  const session = (key: string, build: () => Uint8Array): NativeSession => {
+  const session = (key: string, build: () => Uint8Array, options: object = {}): NativeSession => {
     let s = sessions.get(key);
     if (!s) {
       const bytes = build();
       s = new mods.binding.InferenceSession();
-      s.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, sessionOptions);
+      s.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, { ...sessionOptions, ...options });
       sessions.set(key, s);
     }
     return s;
@@ -195,11 +195,13 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
       outShape,
     );
   };
-  const softmaxLse: SoftmaxLseRunner = (x, rows, cols) => {
+  const headSoftmax: HeadSoftmaxRunner = (h, w, rows, cols, hidden) => {
     const probs = runtime.alloc(rows * cols);
     const lse = runtime.alloc(rows);
-    const r = session('softmaxLse', softmaxLogSumExpModel).run(
-      { A: new mods.Tensor('float32', x, [rows, cols]) },
+    // the [rows, cols] product is ORT's own intermediate: this session keeps its arena, so that buffer
+    // is reused from call to call instead of fresh pages each time
+    const r = session('headSoftmax', headSoftmaxModel, { enableCpuMemArena: true }).run(
+      { A: new mods.Tensor('float32', h, [rows, hidden]), B: new mods.Tensor('float32', w, [cols, hidden]) },
       { Y: new mods.Tensor('float32', probs, [rows, cols]), L: new mods.Tensor('float32', lse, [rows, 1]) },
       {},
     );
@@ -207,7 +209,7 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
   };
   const runtime: OrtRuntime = {
     alloc: (length) => new Float32Array(length),
-    softmaxLse,
+    headSoftmax,
     gemm,
     batchGemm,
     transpose,

@@ -3,6 +3,7 @@
  * global-norm clipping (torch.nn.utils.clip_grad_norm_).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { hasFusedKernel, SUM_OF_SQUARES_KERNEL } from '../native/fused.js';
 
 /**
  * Sums the gradients of several micro-batches. The mean over `count()` micro-batches equals what HF
@@ -72,7 +73,10 @@ function sumAll(xs: tf.Tensor[]): tf.Tensor {
 /** √(Σ‖g‖²) over all gradients, as a JS number (the one value read back). */
 export async function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): Promise<number> {
   if (grads.size === 0) return 0;
-  const norm = tf.tidy(() => tf.sqrt(sumAll([...grads.values()].map((g) => tf.sum(tf.square(g))))));
+  // Σ g² per tensor: one pass where the backend has the fused kernel (native), else square then sum
+  const fused = hasFusedKernel(SUM_OF_SQUARES_KERNEL);
+  const sumOfSquares = (g: tf.Tensor) => (fused ? (tf.engine().runKernel(SUM_OF_SQUARES_KERNEL, { x: g }) as tf.Tensor) : tf.sum(tf.square(g)));
+  const norm = tf.tidy(() => tf.sqrt(sumAll([...grads.values()].map(sumOfSquares))));
   const value = (await norm.data())[0]!;
   norm.dispose();
   return value;
