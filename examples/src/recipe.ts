@@ -32,7 +32,7 @@ export interface RecipeOptions {
   name: string;
   preset: Preset['name'];
   backend: BackendChoice;
-  /** Data-parallel training threads (wasm/cpu backends); 'auto' = every core, 1 on tensorflow and webgpu. */
+  /** Data-parallel training threads (wasm/cpu backends); 'auto' = every core, 1 on tensorflow, webgpu and native. */
   threads: number | 'auto';
   base?: string;
   runsDir: string;
@@ -159,7 +159,9 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
   mkdirSync(runDir, { recursive: true });
   const backend = await initBackend(opts.backend);
   // tfjs-wasm / cpu run one thread each: the trainer's --threads shares every batch among the cores
-  const threads = backend.name === 'tensorflow' || backend.name === 'webgpu' ? 1 : opts.threads === 'auto' ? Math.min(availableParallelism(), 8) : opts.threads;
+  // (native's onnxruntime already uses every core; tensorflow and webgpu drive one device)
+  const oneThread = backend.name === 'tensorflow' || backend.name === 'webgpu' || backend.name === 'native';
+  const threads = oneThread ? 1 : opts.threads === 'auto' ? Math.min(availableParallelism(), 8) : opts.threads;
   const ctx: Ctx = { opts, preset, runDir, log: path.join(runDir, 'recipe.log'), store: new RunStateStore(runDir, preset.name), threads };
   ctx.store.state.backend = `${backend.name} (${backend.package}), ${threads} training thread${threads === 1 ? '' : 's'}`;
   ctx.store.save();
