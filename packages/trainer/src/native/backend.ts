@@ -121,7 +121,8 @@ function registerKernel(name: string, kernelFunc: KernelFn): void {
 export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
   if (tf.findBackendFactory(NATIVE_BACKEND_NAME)) return;
   const cpu = await import('@tensorflow/tfjs-backend-cpu'); // registers the cpu kernels we copy
-  let alloc: Alloc = (length) => new Float32Array(length);
+  // output arrays for the loop kernels: wherever ORT's outputs come from (the backend's pool, once created)
+  const alloc: Alloc = (length) => ort.alloc(length);
   /** tfjs-cpu's backend with its data's arrays recycled through the pool (src/native/pool.ts). */
   class NativeBackend extends cpu.MathBackendCPU {
     readonly pool = new ArrayPool(POOL_BYTES);
@@ -160,7 +161,6 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
       // its first write prints "install our node backend" advice, which does not apply here
       (backend as unknown as { firstUse: boolean }).firstUse = false;
       ort.alloc = (length) => backend.pool.alloc(length);
-      alloc = ort.alloc;
       return backend;
     },
     0,
