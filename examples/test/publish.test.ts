@@ -201,6 +201,7 @@ const PACKAGES: Record<string, { dir: string; bin: string | undefined; values: s
     values: [
       'AlpacaDataError',
       'CONVERTERS',
+      'DEFAULT_MAX_RECORD_BYTES',
       'DEFAULT_MAX_SEQ_LENGTH',
       'DROP_REASONS',
       'IGNORE_INDEX',
