@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canMountTmpfs, withTmpfs } from '../../core/test/helpers/disk-full.js';
+import { expectOneLine, literal, runBin } from '../../core/test/helpers/run-bin.js';
 import { readJsonRecords, readTextLines } from '../src/readers.js';
 import type { RecordError } from '../src/errors.js';
 
@@ -21,42 +22,21 @@ const MODEL = path.join(REPO, 'test-fixtures/tokenizers/merged_reference.model')
 const work = mkdtempSync(path.join(tmpdir(), 'cllama-data-faults-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-// Records the process's peak RSS (kB) into $PEAK_RSS_FILE when it exits.
-const PEAK = path.join(work, 'peak-rss.mjs');
-writeFileSync(
-  PEAK,
-  "import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(process.env.PEAK_RSS_FILE, String(process.resourceUsage().maxRSS)));\n",
-);
-
-function run(args: string[], opts: { stdout?: number; peak?: string } = {}) {
-  const node = opts.peak ? ['--import', PEAK] : [];
-  const r = spawnSync(process.execPath, [...node, BIN, ...args], {
-    encoding: 'utf8',
-    cwd: work,
-    timeout: 60_000,
-    stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'],
-    env: { ...process.env, PEAK_RSS_FILE: opts.peak ?? '' },
-  });
-  return { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr, lines: r.stderr.split('\n').filter(Boolean) };
-}
-
-function expectOneLine(r: ReturnType<typeof run>, pattern: RegExp) {
-  expect(r.code, r.stderr).toBe(1);
-  expect(r.lines, r.stderr).toHaveLength(1);
-  expect(r.lines[0]).toMatch(pattern);
-}
+const run = (args: string[], opts: { stdout?: number } = {}) => runBin(BIN, args, { cwd: work, stdout: opts.stdout, timeoutMs: 60_000 });
 
 const ENOSPC = 'no space left on device \\(ENOSPC\\)';
-const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('a full disk (64 KiB tmpfs): exit 1, one line naming the output, nothing torn or temporary left', () => {
   it.skipIf(!canMountTmpfs)('convert (new output, and replacing an old one with --force)', async () => {
     await withTmpfs(64, (dir) => {
       const out = path.join(dir, 'out.jsonl');
-      expectOneLine(run(['convert', ALPACA, '--from', 'alpaca', '--out', out]), new RegExp(`^cllama-data: cannot write ${esc(out)}: ${ENOSPC}$`));
+      expectOneLine(run(['convert', ALPACA, '--from', 'alpaca', '--out', out]), new RegExp(`^cllama-data: cannot write ${literal(out)}: ${ENOSPC}$`));
       expect(readdirSync(dir)).toEqual([]);
       writeFileSync(out, 'old\n');
-      expectOneLine(run(['convert', ALPACA, '--from', 'alpaca', '--out', out, '--force']), new RegExp(`^cllama-data: cannot write ${esc(out)}: ${ENOSPC}$`));
+      expectOneLine(
+        run(['convert', ALPACA, '--from', 'alpaca', '--out', out, '--force']),
+        new RegExp(`^cllama-data: cannot write ${literal(out)}: ${ENOSPC}$`),
+      );
       expect(readdirSync(dir)).toEqual(['out.jsonl']);
       expect(readFileSync(out, 'utf8')).toBe('old\n');
     });
@@ -67,13 +47,13 @@ describe('a full disk (64 KiB tmpfs): exit 1, one line naming the output, nothin
       const out = path.join(dir, 'mix.jsonl');
       expectOneLine(
         run(['mix', '--source', `zh=${ALPACA}:900`, '--seed', '1', '--out', out, '--no-shuffle', '--quiet']),
-        new RegExp(`^cllama-data: cannot write ${esc(out)}: ${ENOSPC}$`),
+        new RegExp(`^cllama-data: cannot write ${literal(out)}: ${ENOSPC}$`),
       );
       expect(readdirSync(dir)).toEqual([]);
       const report = path.join(dir, 'report.md');
       expectOneLine(
         run(['mix', '--source', `zh=${ALPACA}:900`, '--seed', '1', '--out', out, '--report', report, '--quiet']),
-        new RegExp(`^cllama-data: cannot write ${esc(out)}: ${ENOSPC}$`),
+        new RegExp(`^cllama-data: cannot write ${literal(out)}: ${ENOSPC}$`),
       );
       expect(readdirSync(dir)).toEqual([]);
     });
@@ -87,7 +67,7 @@ describe('a full disk (64 KiB tmpfs): exit 1, one line naming the output, nothin
         ['--kind', 'pt', '--input', path.join(DATA, 'zh_train_2000.txt')],
       ]) {
         const r = run(['tokenize', ...args, '--tokenizer', MODEL, '--out', out, '--quiet']);
-        expectOneLine(r, new RegExp(`^cllama-data: cannot write ${esc(out)}/(tokens|offsets|labels)\\.bin: ${ENOSPC}$`));
+        expectOneLine(r, new RegExp(`^cllama-data: cannot write ${literal(out)}/(tokens|offsets|labels)\\.bin: ${ENOSPC}$`));
         expect(readdirSync(dir)).toEqual([]);
       }
     });
@@ -126,7 +106,7 @@ describe('a FIFO given as an input is refused in one line, without hanging', () 
   it('convert, mix, stats, tokenize (inputs and tokenizer), dump', () => {
     const fifo = path.join(work, 'in.json');
     spawnSync('mkfifo', [fifo]);
-    const refused = new RegExp(`${esc(fifo)} is a FIFO \\(named pipe\\), not a regular file`);
+    const refused = new RegExp(`${literal(fifo)} is a FIFO \\(named pipe\\), not a regular file`);
     expectOneLine(run(['convert', fifo, '--from', 'alpaca', '--out', path.join(work, 'c.jsonl')]), refused);
     expectOneLine(run(['mix', '--source', `a=${fifo}:1`, '--seed', '1', '--out', path.join(work, 'm.jsonl')]), refused);
     expectOneLine(run(['stats', fifo]), refused);
@@ -168,17 +148,12 @@ describe('one huge field: memory bounded by the work kept, not the input', () =>
     closeSync(fd);
   }
   const LIMIT_KB = 300 * 1024; // a node process with a tokenizer loaded is ~100-150 MB; the whole field would be gigabytes
-  const peakOf = (args: string[]) => {
-    const peak = path.join(work, 'peak.txt');
-    const r = run(args, { peak });
-    return { ...r, peakKb: Number(readFileSync(peak, 'utf8')) };
-  };
 
   it('stats, convert, mix and tokenize skip the record with a warning, keep the others, and stay under 300 MB', () => {
     for (const file of [huge, hugeLines]) {
       const where = file === huge ? 'record 2 \\(line 2\\)' : 'line 2';
-      const warning = new RegExp(`${esc(file)} ${where}: \\d+ bytes, over the 8 MiB per-record limit \\(--max-record-bytes\\); skipped without reading it`);
-      const stats = peakOf(['stats', file, '--json']);
+      const warning = new RegExp(`${literal(file)} ${where}: \\d+ bytes, over the 8 MiB per-record limit \\(--max-record-bytes\\); skipped without reading it`);
+      const stats = run(['stats', file, '--json']);
       expect(stats.code, stats.stderr).toBe(0);
       expect(stats.peakKb).toBeLessThan(LIMIT_KB);
       const s = JSON.parse(stats.stdout) as { records: number; invalid: number; errors: string[] };
@@ -187,7 +162,7 @@ describe('one huge field: memory bounded by the work kept, not the input', () =>
       expect(stats.peakKb).toBeLessThan(LIMIT_KB);
 
       const out = path.join(work, 'converted.jsonl');
-      const convert = peakOf(['convert', file, '--from', 'alpaca', '--out', out, '--force']);
+      const convert = run(['convert', file, '--from', 'alpaca', '--out', out, '--force']);
       expect(convert.code, convert.stderr).toBe(0);
       expect(convert.lines[0]).toMatch(new RegExp(`^warning: ${warning.source}$`));
       expect(
@@ -199,14 +174,14 @@ describe('one huge field: memory bounded by the work kept, not the input', () =>
       expect(convert.peakKb).toBeLessThan(LIMIT_KB);
 
       for (const shuffle of [[], ['--no-shuffle']]) {
-        const mix = peakOf(['mix', '--source', `a=${file}:2`, '--seed', '1', '--out', path.join(work, 'mixed.jsonl'), '--force', ...shuffle]);
+        const mix = run(['mix', '--source', `a=${file}:2`, '--seed', '1', '--out', path.join(work, 'mixed.jsonl'), '--force', ...shuffle]);
         expect(mix.code, mix.stderr).toBe(0);
         expect(mix.lines[0]).toMatch(new RegExp(`^warning: ${warning.source}$`));
         expect(mix.stdout).toMatch(/\| a \| .* \| 3 \| 1 \| 0 \| 2 \| 2 \| 2 \| 2 \| 0 \|/);
         expect(mix.peakKb).toBeLessThan(LIMIT_KB);
       }
 
-      const tok = peakOf([
+      const tok = run([
         'tokenize',
         '--kind',
         'sft',
@@ -225,9 +200,9 @@ describe('one huge field: memory bounded by the work kept, not the input', () =>
       expect(tok.stdout).toMatch(/^2 examples .* 1 skipped/);
       expect(tok.peakKb).toBeLessThan(LIMIT_KB);
     }
-    const pt = peakOf(['tokenize', '--kind', 'pt', '--input', hugeText, '--tokenizer', MODEL, '--out', path.join(work, 'pt'), '--force', '--block-size', '4']);
+    const pt = run(['tokenize', '--kind', 'pt', '--input', hugeText, '--tokenizer', MODEL, '--out', path.join(work, 'pt'), '--force', '--block-size', '4']);
     expect(pt.code, pt.stderr).toBe(0);
-    expect(pt.lines[0]).toMatch(new RegExp(`^warning: ${esc(hugeText)} line 2: \\d+ bytes, over the 8 MiB per-record limit`));
+    expect(pt.lines[0]).toMatch(new RegExp(`^warning: ${literal(hugeText)} line 2: \\d+ bytes, over the 8 MiB per-record limit`));
     expect(pt.stdout).toMatch(/from 2 lines.*1 skipped/);
     expect(pt.peakKb).toBeLessThan(LIMIT_KB);
   });

@@ -8,6 +8,7 @@ import { closeSync, existsSync, promises as fs, openSync, readdirSync, readFileS
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canMountTmpfs, withTmpfs } from '../../core/test/helpers/disk-full.js';
+import { expectOneLine, literal, runBin } from '../../core/test/helpers/run-bin.js';
 import { HFCheckpoint, saveHFCheckpoint } from '../src/hf-checkpoint.js';
 import { parseLlamaConfig } from '../src/llama-config.js';
 import { peftLoraKeys, writePeftAdapter } from '../src/peft.js';
@@ -17,45 +18,23 @@ import { tempDir, tinyLlamaDir, tinyLoraDir } from './helpers.js';
 const cli = path.resolve(__dirname, '../dist/cli.js');
 const golden = JSON.parse(readFileSync(path.join(tinyLlamaDir, 'golden.json'), 'utf8'));
 let work: string;
-let peakScript: string;
 
 beforeAll(async () => {
   await fs.access(cli);
   work = await tempDir('lora-faults');
-  peakScript = path.join(work, 'peak-rss.mjs');
-  writeFileSync(
-    peakScript,
-    "import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(process.env.PEAK_RSS_FILE, String(process.resourceUsage().maxRSS)));\n",
-  );
 });
 afterAll(async () => {
   await fs.rm(work, { recursive: true, force: true });
 });
 
-function lora(args: string[], opts: { stdout?: number; peak?: string } = {}) {
-  const r = spawnSync(process.execPath, [...(opts.peak ? ['--import', peakScript] : []), cli, ...args], {
-    encoding: 'utf8',
-    timeout: 60_000,
-    stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'],
-    env: { ...process.env, PEAK_RSS_FILE: opts.peak ?? '' },
-  });
-  return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr, lines: r.stderr.split('\n').filter(Boolean) };
-}
-
-function expectOneLine(r: ReturnType<typeof lora>, pattern: RegExp) {
-  expect(r.code, r.stderr).toBe(1);
-  expect(r.lines, r.stderr).toHaveLength(1);
-  expect(r.lines[0]).toMatch(pattern);
-}
-
-const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const lora = (args: string[], opts: { stdout?: number } = {}) => runBin(cli, args, { stdout: opts.stdout, timeoutMs: 60_000 });
 
 describe('merge on a full disk (64 KiB tmpfs)', () => {
   it.skipIf(!canMountTmpfs)('exits 1 with one line naming the shard, leaves nothing, and keeps an old output folder', async () => {
     await withTmpfs(64, async (dir) => {
       const out = path.join(dir, 'merged');
       const r = lora(['merge', '--base', tinyLlamaDir, '--lora', tinyLoraDir, '--out', out, '--quiet']);
-      expectOneLine(r, new RegExp(`^cllama-lora: cannot write ${esc(out)}/model\\.safetensors: no space left on device \\(ENOSPC\\)$`));
+      expectOneLine(r, new RegExp(`^cllama-lora: cannot write ${literal(out)}/model\\.safetensors: no space left on device \\(ENOSPC\\)$`));
       expect(readdirSync(dir)).toEqual([]);
       await fs.mkdir(out);
       writeFileSync(path.join(out, 'config.json'), '{"old": true}');
@@ -88,7 +67,7 @@ describe('a FIFO where a file should be is refused in one line, without hanging'
   it('tensors, and the model, config and adapter files of merge and info', async () => {
     const fifo = path.join(work, 'model.safetensors');
     spawnSync('mkfifo', [fifo]);
-    expectOneLine(lora(['tensors', fifo]), new RegExp(`^cllama-lora: ${esc(fifo)} is a FIFO \\(named pipe\\), not a regular file`));
+    expectOneLine(lora(['tensors', fifo]), new RegExp(`^cllama-lora: ${literal(fifo)} is a FIFO \\(named pipe\\), not a regular file`));
     // a model folder whose weights, config.json or the adapter's files are FIFOs
     for (const [folder, name, args] of [
       ['fifo-weights', 'model.safetensors', (d: string) => ['tensors', d]],
@@ -100,7 +79,7 @@ describe('a FIFO where a file should be is refused in one line, without hanging'
       await fs.cp(name.startsWith('adapter') ? tinyLoraDir : tinyLlamaDir, d, { recursive: true });
       await fs.rm(path.join(d, name));
       spawnSync('mkfifo', [path.join(d, name)]);
-      expectOneLine(lora(args(d)), new RegExp(`${esc(path.join(d, name))} is a FIFO \\(named pipe\\)`));
+      expectOneLine(lora(args(d)), new RegExp(`${literal(path.join(d, name))} is a FIFO \\(named pipe\\)`));
     }
     expect(existsSync(path.join(work, 'never'))).toBe(false);
   });
@@ -113,7 +92,7 @@ describe('an adapter whose weights cover more modules than its target_modules', 
     const config = JSON.parse(readFileSync(path.join(adapter, 'adapter_config.json'), 'utf8'));
     writeFileSync(path.join(adapter, 'adapter_config.json'), JSON.stringify({ ...config, target_modules: ['q_proj'] }));
     const warning = new RegExp(
-      `^warning: ${esc(adapter)}: adapter_model\\.safetensors holds 12 LoRA pairs \\(down_proj, gate_proj, k_proj, o_proj, up_proj, v_proj\\) for modules that adapter_config\\.json's target_modules \\["q_proj"\\] does not name; they are ignored, as PEFT ignores them`,
+      `^warning: ${literal(adapter)}: adapter_model\\.safetensors holds 12 LoRA pairs \\(down_proj, gate_proj, k_proj, o_proj, up_proj, v_proj\\) for modules that adapter_config\\.json's target_modules \\["q_proj"\\] does not name; they are ignored, as PEFT ignores them`,
     );
 
     const info = lora(['info', adapter, '--json']);
@@ -193,13 +172,12 @@ describe('merge memory is bounded by the largest tensor, not the model', () => {
       { r: 4, loraAlpha: 8, loraDropout: 0, targetModules: ['q_proj'], modulesToSave: [], bias: 'none', fanInFanOut: false },
       tensors,
     );
-    const peak = path.join(work, 'merge-peak.txt');
-    const r = lora(['merge', '--base', base, '--lora', adapter, '--out', path.join(work, 'big-merged'), '--quiet'], { peak });
+    const r = lora(['merge', '--base', base, '--lora', adapter, '--out', path.join(work, 'big-merged'), '--quiet']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/16 LoRA merges/);
     const modelBytes = (await fs.stat(path.join(base, 'model.safetensors'))).size;
     expect(modelBytes).toBeGreaterThan(200e6);
-    expect(Number(readFileSync(peak, 'utf8')) * 1024).toBeLessThan(200e6);
+    expect(r.peakKb * 1024).toBeLessThan(200e6);
     await fs.rm(path.join(work, 'big-merged'), { recursive: true });
     await fs.rm(base, { recursive: true });
   });

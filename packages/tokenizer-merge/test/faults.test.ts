@@ -2,12 +2,13 @@
 // command that writes (train, merge), a stdout that cannot be written, a FIFO given as an input, and the
 // memory of reading inputs (bounded by a line or a read chunk, not the file).
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { canMountTmpfs, withTmpfs } from '../../core/test/helpers/disk-full.js';
+import { expectOneLine, literal, runBin } from '../../core/test/helpers/run-bin.js';
 
 const PKG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REPO = path.resolve(PKG, '../..');
@@ -19,31 +20,8 @@ const CORPUS = path.join(REPO, 'test-fixtures/data/zh_train_2000.txt');
 const work = mkdtempSync(path.join(tmpdir(), 'cllama-tokenizer-faults-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const PEAK = path.join(work, 'peak-rss.mjs');
-writeFileSync(
-  PEAK,
-  "import { writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(process.env.PEAK_RSS_FILE, String(process.resourceUsage().maxRSS)));\n",
-);
+const run = (args: string[], opts: { stdout?: number } = {}) => runBin(BIN, args, { cwd: work, stdout: opts.stdout });
 
-function run(args: string[], opts: { stdout?: number; peak?: string } = {}) {
-  const r = spawnSync(process.execPath, [...(opts.peak ? ['--import', PEAK] : []), BIN, ...args], {
-    encoding: 'utf8',
-    cwd: work,
-    timeout: 120_000,
-    maxBuffer: 1 << 26,
-    stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'],
-    env: { ...process.env, PEAK_RSS_FILE: opts.peak ?? '' },
-  });
-  return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr, lines: r.stderr.split('\n').filter(Boolean) };
-}
-
-function expectOneLine(r: ReturnType<typeof run>, pattern: RegExp) {
-  expect(r.code, r.stderr).toBe(1);
-  expect(r.lines, r.stderr).toHaveLength(1);
-  expect(r.lines[0]).toMatch(pattern);
-}
-
-const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const ENOSPC = 'no space left on device \\(ENOSPC\\)';
 const train = (out: string, ...more: string[]) =>
   run(['train', '--input', CORPUS, '--vocab-size', '3000', '--model-type', 'bpe', '--out', out, '--no-progress', ...more]);
@@ -60,7 +38,7 @@ describe('a full disk (tmpfs): exit 1, one line naming the file, nothing torn or
     ] as const) {
       await withTmpfs(kib, (dir) => {
         const r = train(path.join(dir, 'zh'));
-        expectOneLine(r, new RegExp(`^cllama-tokenizer: cannot write ${esc(path.join(dir, failing))}: ${ENOSPC}$`));
+        expectOneLine(r, new RegExp(`^cllama-tokenizer: cannot write ${literal(path.join(dir, failing))}: ${ENOSPC}$`));
         expect(readdirSync(dir)).toEqual([]);
       });
     }
@@ -70,7 +48,7 @@ describe('a full disk (tmpfs): exit 1, one line naming the file, nothing torn or
     await withTmpfs(64, (dir) => {
       const out = path.join(dir, 'merged');
       const r = run(['merge', '--base', LLAMA, '--add', ZH, '--out', out, '--no-check']);
-      expectOneLine(r, new RegExp(`^cllama-tokenizer: cannot write ${esc(out)}/[\\w.]+: ${ENOSPC}$`));
+      expectOneLine(r, new RegExp(`^cllama-tokenizer: cannot write ${literal(out)}/[\\w.]+: ${ENOSPC}$`));
       expect(readdirSync(dir)).toEqual([]);
     });
   });
@@ -97,7 +75,7 @@ describe('a FIFO given as an input is refused in one line, without hanging', () 
   it('encode (model and file), inspect, merge, train, compare', () => {
     const fifo = path.join(work, 'tokenizer.model');
     spawnSync('mkfifo', [fifo]);
-    const refused = new RegExp(`${esc(fifo)} is a FIFO \\(named pipe\\), not a regular file`);
+    const refused = new RegExp(`${literal(fifo)} is a FIFO \\(named pipe\\), not a regular file`);
     expectOneLine(run(['encode', '--model', fifo, '--text', 'x']), refused);
     expectOneLine(run(['encode', '--model', MODEL, '--file', fifo]), refused);
     expectOneLine(run(['inspect', fifo]), refused);
@@ -118,11 +96,10 @@ describe('memory is bounded by a line or a read chunk, not the input', () => {
     for (let n = 0; n < 150e6; n += block.length * 3) writeSync(fd, block);
     writeSync(fd, '\n最后一行\n');
     closeSync(fd);
-    const peak = path.join(work, 'peak.txt');
-    const t = run(['train', '--input', corpus, '--vocab-size', '3000', '--model-type', 'bpe', '--out', path.join(work, 'big'), '--no-progress'], { peak });
+    const t = run(['train', '--input', corpus, '--vocab-size', '3000', '--model-type', 'bpe', '--out', path.join(work, 'big'), '--no-progress']);
     expect(t.code, t.stderr).toBe(0);
     expect(t.stdout).toMatch(/from 2,001 sentences/);
-    expect(Number(readFileSync(peak, 'utf8'))).toBeLessThan(250 * 1024);
+    expect(t.peakKb).toBeLessThan(250 * 1024);
 
     // 150 MB of lines, nearly all skipped as invalid UTF-8 (cheap to encode): the reading alone is measured
     const file = path.join(work, 'many-lines.txt');
@@ -132,10 +109,10 @@ describe('memory is bounded by a line or a read chunk, not the input', () => {
     for (let n = 0; n < 150; n++) writeSync(fd, bad);
     writeSync(fd, '\n你好\n');
     closeSync(fd);
-    const e = run(['encode', '--model', MODEL, '--file', file], { peak });
+    const e = run(['encode', '--model', MODEL, '--file', file]);
     expect(e.code, e.stderr).toBe(0);
     expect(e.stdout.trim().split('\n').pop()).not.toBe('');
     expect(e.lines.at(-1)).toMatch(/^warning: \d+ of \d+ lines of .* skipped \(not valid UTF-8\)/);
-    expect(Number(readFileSync(peak, 'utf8'))).toBeLessThan(200 * 1024);
+    expect(e.peakKb).toBeLessThan(200 * 1024);
   });
 });
