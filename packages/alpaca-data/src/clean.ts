@@ -1,7 +1,9 @@
 /**
  * Cleaning rules for instruction data, each with a reason name for the mix report, and the
- * normalization used for duplicate detection.
+ * normalization used for duplicate detection. Lengths are counted in code points without building
+ * arrays (a `[...text]` of a 100 MB field is an array V8 cannot allocate).
  */
+import { createHash } from 'node:crypto';
 import type { AlpacaRecord } from './sft.js';
 
 export type DropReason =
@@ -68,8 +70,8 @@ export function cleaningReason(rec: AlpacaRecord, opts: CleanOptions = {}): Drop
   if (instruction === '') return 'empty-instruction';
   if (output === '') return 'empty-output';
   if (hasBrokenEncoding(rec.instruction) || hasBrokenEncoding(rec.input ?? '') || hasBrokenEncoding(rec.output)) return 'broken-encoding';
-  if ([...output].length > (opts.maxOutputChars ?? 4096)) return 'output-too-long';
-  if ([...instruction].length + [...input].length > (opts.maxPromptChars ?? 4096)) return 'prompt-too-long';
+  if (codePoints(output) > (opts.maxOutputChars ?? 4096)) return 'output-too-long';
+  if (codePoints(instruction) + codePoints(input) > (opts.maxPromptChars ?? 4096)) return 'prompt-too-long';
   if (opts.dropRefusals ?? true) {
     const o = output.normalize('NFKC').toLowerCase();
     for (const p of [...REFUSAL_PHRASES, ...(opts.refusalPhrases ?? []).map((x) => x.normalize('NFKC').toLowerCase())]) {
@@ -77,6 +79,27 @@ export function cleaningReason(rec: AlpacaRecord, opts: CleanOptions = {}): Drop
     }
   }
   return undefined;
+}
+
+/** Characters of a text as code points (what `[...text].length` counts), without building an array. */
+export function codePoints(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length - 1; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
+
+/** A 66-bit digest of a duplicate key: what the duplicate sets hold (memory per record, not per byte). */
+export function keyDigest(key: string): string {
+  return createHash('sha1').update(key).digest('base64').slice(0, 11);
 }
 
 /** Key for exact duplicates: the three fields as they are. */

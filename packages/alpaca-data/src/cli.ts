@@ -13,6 +13,7 @@ import { formatMixReport, mixSources, parseSourceSpec } from './mixer.js';
 import { checkOutput } from './outputs.js';
 import { openTokenizedDataset } from './tokenized-dataset.js';
 import { tokenizeFiles } from './tokenize-files.js';
+import { DEFAULT_MAX_RECORD_BYTES } from './readers.js';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 
@@ -43,6 +44,21 @@ function int(name: string, min = Number.MIN_SAFE_INTEGER) {
   };
 }
 
+/** A byte count: digits with an optional K, M or G (powers of 1024; "8M", "512KiB"), at least 1. */
+function byteCount(name: string) {
+  return (v: string): number => {
+    const m = /^(\d+)\s*(?:([kmg])(?:i?b)?)?$/i.exec(v.trim());
+    const n = m ? parseWholeNumber(m[1]) * 1024 ** ' kmg'.indexOf((m[2] ?? ' ').toLowerCase()) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} must be a positive number of bytes such as 8M or 65536, got '${v}'`);
+    return n;
+  };
+}
+
+/** --max-record-bytes: the readers' per-record limit (what bounds their memory). */
+function maxRecordBytes(help = 'skip (with a warning) a record or line longer than this, without reading it whole (K/M/G suffixes)'): Option {
+  return new Option('--max-record-bytes <n>', help).argParser(byteCount('--max-record-bytes')).default(DEFAULT_MAX_RECORD_BYTES, '8M');
+}
+
 function collectRepeat(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }
@@ -62,6 +78,7 @@ function makeProgram(): Command {
     .option('--seed <n>', 'seed for the varied translation instructions', int('--seed'), 0)
     .addOption(new Option('--direction <d>', 'translation direction').choices(['both', 'en2zh', 'zh2en']).default('both'))
     .option('--set <key=value>', 'identity placeholder value, e.g. --set name=小羊驼 (repeatable)', collectRepeat)
+    .addOption(maxRecordBytes())
     .option('--strict', 'stop at the first bad record')
     .option('--quiet', 'no warnings')
     .action(async (input: string, o) => {
@@ -78,6 +95,7 @@ function makeProgram(): Command {
         values,
         strict: o.strict,
         force: !!o.force,
+        maxRecordBytes: o.maxRecordBytes,
         onError: w.warn,
       });
       w.summary('records');
@@ -99,6 +117,7 @@ function makeProgram(): Command {
     .option('--max-output-chars <n>', 'drop outputs longer than this', int('--max-output-chars', 1), 4096)
     .option('--max-prompt-chars <n>', 'drop instruction + input longer than this', int('--max-prompt-chars', 1), 4096)
     .option('--tokenizer <path>', 'measure lengths in tokens of the SFT example (a .model or an HF folder)')
+    .addOption(maxRecordBytes())
     .option('--strict', 'stop at the first bad record')
     .option('--quiet', 'no warnings')
     .action(async (o) => {
@@ -123,9 +142,10 @@ function makeProgram(): Command {
         onError: w.warn,
         report: o.report,
         force: !!o.force,
+        maxRecordBytes: o.maxRecordBytes,
       });
       w.summary('records');
-      if (!o.report) process.stdout.write(formatMixReport(report));
+      if (!o.report) await write(formatMixReport(report));
       console.error(`wrote ${report.total.sampled} records to ${o.out}${o.report ? `, report ${o.report}` : ''}`);
     });
 
@@ -140,6 +160,7 @@ function makeProgram(): Command {
     .option('--max-seq-length <n>', 'sft: truncate examples to this many tokens', int('--max-seq-length', 1), 512)
     .option('--block-size <n>', 'pt: tokens per block', int('--block-size', 1), 512)
     .option('--template <name|text>', 'sft prompt: chinese-alpaca (default), stanford-alpaca, or a text with {instruction}')
+    .addOption(maxRecordBytes())
     .option('--strict', 'stop at the first bad record')
     .option('--quiet', 'no warnings or progress')
     .action(async (o) => {
@@ -158,6 +179,7 @@ function makeProgram(): Command {
         blockSize: o.blockSize,
         template: o.template,
         strict: o.strict,
+        maxRecordBytes: o.maxRecordBytes,
         onError: w.warn,
         onProgress: tty
           ? (chars, n) => process.stderr.write(`\r${n} ${o.kind === 'sft' ? 'records' : 'lines'}, ${(chars / 1e6).toFixed(1)} M chars`)
@@ -216,6 +238,7 @@ function makeProgram(): Command {
     .description('statistics of an Alpaca file (JSON/JSONL) or a tokenized dataset folder')
     .argument('<path>', 'file or folder')
     .option('--tokenizer <path>', 'lengths in tokens (Alpaca files)')
+    .addOption(maxRecordBytes('Alpaca files: count a record longer than this as invalid, without reading it whole (K/M/G suffixes)'))
     .option('--json', 'print JSON instead of text')
     .action(async (p: string, o) => {
       const st = await fsp.stat(p).catch(() => {
@@ -238,7 +261,7 @@ function makeProgram(): Command {
         return;
       }
       const tok = o.tokenizer ? await loadTokenizer(o.tokenizer) : undefined;
-      const s = await alpacaFileStats(p, tok);
+      const s = await alpacaFileStats(p, tok, { maxRecordBytes: o.maxRecordBytes });
       if (o.json) {
         console.log(JSON.stringify(s, null, 2));
         return;

@@ -6,6 +6,8 @@ import { makeConverter, type ConverterName, type ConvertOptions } from './conver
 import { readJsonRecords } from './readers.js';
 
 export interface ConvertFileOptions extends ConvertOptions {
+  /** A record longer than this many bytes is skipped unread (default 8 MiB). */
+  maxRecordBytes?: number;
   strict?: boolean;
   /** replace an existing output (an output that is the input is refused always) */
   force?: boolean;
@@ -34,7 +36,7 @@ export async function convertFile(from: ConverterName | string, input: string, o
     opts.onError?.(e);
   };
   try {
-    for await (const item of readJsonRecords(input)) {
+    for await (const item of readJsonRecords(input, { maxRecordBytes: opts.maxRecordBytes })) {
       summary.read++;
       if (!item.ok) {
         report(item.error);

@@ -25,7 +25,7 @@ export {
   type TokenizedRecordInput,
 } from './tokenized-dataset.js';
 // reading records
-export { readJsonRecords, readTextLines } from './readers.js';
+export { DEFAULT_MAX_RECORD_BYTES, readJsonRecords, readTextLines, type ReaderOptions } from './readers.js';
 export { checkAlpacaRecord, readAlpacaRecords, type ReadOptions } from './records.js';
 // converting, cleaning, mixing, tokenizing files (the cllama-data commands as functions)
 export {

@@ -1,7 +1,8 @@
 /** `cllama-data dump` and `cllama-data stats`: looking at tokenized datasets and Alpaca files. */
-import { cleaningReason, exactKey, nearKey } from './clean.js';
+import { cleaningReason, codePoints, exactKey, keyDigest, nearKey } from './clean.js';
 import { RecordError } from './errors.js';
 import { bucketOf, histogramLabels, recordLength } from './mixer.js';
+import type { ReaderOptions } from './readers.js';
 import { readAlpacaRecords } from './records.js';
 import { IGNORE_INDEX } from './sft.js';
 import type { TokenizedDataset } from './tokenized-dataset.js';
@@ -120,7 +121,11 @@ function summarize(values: number[]): Summary {
   return { mean: Math.round((values.reduce((a, b) => a + b, 0) / values.length) * 10) / 10, p50: q(0.5), p90: q(0.9), max: s[s.length - 1] };
 }
 
-export async function alpacaFileStats(file: string, tok?: EncodingTokenizer): Promise<AlpacaFileStats> {
+/**
+ * Statistics of an Alpaca file, streamed: memory grows with the number of records (a few numbers and
+ * two key digests each), not their size; a record over `maxRecordBytes` counts as invalid unread.
+ */
+export async function alpacaFileStats(file: string, tok?: EncodingTokenizer, opts: ReaderOptions = {}): Promise<AlpacaFileStats> {
   const errors: string[] = [];
   let invalid = 0;
   const lens = { instruction: [] as number[], input: [] as number[], output: [] as number[] };
@@ -136,13 +141,13 @@ export async function alpacaFileStats(file: string, tok?: EncodingTokenizer): Pr
     invalid++;
     if (errors.length < 10) errors.push(e.message);
   };
-  for await (const { record } of readAlpacaRecords(file, { onError })) {
-    lens.instruction.push([...record.instruction].length);
-    lens.input.push([...(record.input ?? '')].length);
-    lens.output.push([...record.output].length);
+  for await (const { record } of readAlpacaRecords(file, { onError, maxRecordBytes: opts.maxRecordBytes })) {
+    lens.instruction.push(codePoints(record.instruction));
+    lens.input.push(codePoints(record.input ?? ''));
+    lens.output.push(codePoints(record.output));
     if (record.input) withInput++;
-    const ek = exactKey(record);
-    const nk = nearKey(record);
+    const ek = keyDigest(exactKey(record));
+    const nk = keyDigest(nearKey(record));
     if (exact.has(ek)) dupE++;
     else if (near.has(nk)) dupN++;
     exact.add(ek);

@@ -11,9 +11,8 @@
  * The output is then shuffled with its own seeded RNG (held in memory as JSON lines), or written in
  * source/file order with `shuffle: false` (streamed). Same inputs + same seed → same bytes.
  */
-import { createHash } from 'node:crypto';
 import { AtomicFileWriter, Xoshiro128 } from '@cllama/core';
-import { cleaningReason, exactKey, nearKey, type CleanOptions, type DropReason } from './clean.js';
+import { cleaningReason, codePoints, exactKey, keyDigest, nearKey, type CleanOptions, type DropReason } from './clean.js';
 import { AlpacaDataError, RecordError, UsageError } from './errors.js';
 import { checkOutput } from './outputs.js';
 import { readJsonRecords } from './readers.js';
@@ -46,6 +45,8 @@ export interface MixOptions {
   report?: string;
   /** Replace an existing output / report (an output that is a source is refused always). */
   force?: boolean;
+  /** A record longer than this many bytes is counted invalid without being read whole (default 8 MiB). */
+  maxRecordBytes?: number;
 }
 
 export const DROP_REASONS: readonly DropReason[] = [
@@ -95,10 +96,6 @@ export interface MixReport {
   total: { read: number; invalid: number; dropped: number; pool: number; requested: number; sampled: number };
   /** The first few per-record errors (all are counted in `invalid`). */
   errors: string[];
-}
-
-function hash64(s: string): string {
-  return createHash('sha1').update(s).digest('base64').slice(0, 11);
 }
 
 /** Parse `name=file:count` (the CLI's --source). The count may use K/M suffixes. */
@@ -157,7 +154,7 @@ export async function mixSources(sources: MixSource[], output: string, opts: Mix
       maxLength: 0,
     };
     const pool: number[] = [];
-    for await (const it of readJsonRecords(src.file)) {
+    for await (const it of readJsonRecords(src.file, { maxRecordBytes: opts.maxRecordBytes })) {
       st.read++;
       let rec: AlpacaRecord | string;
       if (!it.ok) rec = it.error.problem;
@@ -172,8 +169,8 @@ export async function mixSources(sources: MixSource[], output: string, opts: Mix
       }
       let reason = cleaningReason(rec, opts.clean);
       if (reason === undefined && dedupe) {
-        const ek = hash64(exactKey(rec));
-        const nk = hash64(nearKey(rec));
+        const ek = keyDigest(exactKey(rec));
+        const nk = keyDigest(nearKey(rec));
         if (seenExact.has(ek)) reason = 'duplicate-exact';
         else if (seenNear.has(nk)) reason = 'duplicate-near';
         seenExact.add(ek);
@@ -221,7 +218,7 @@ export async function mixSources(sources: MixSource[], output: string, opts: Mix
       const taken = picks[s];
       let lengthSum = 0;
       if (taken.size > 0) {
-        for await (const it of readJsonRecords(sources[s].file)) {
+        for await (const it of readJsonRecords(sources[s].file, { maxRecordBytes: opts.maxRecordBytes })) {
           const times = taken.get(it.index);
           if (times === undefined || !it.ok) continue;
           const rec = checkAlpacaRecord(it.value) as AlpacaRecord;
@@ -292,7 +289,7 @@ function mixReport(
 
 /** Length of a record: tokens of its untruncated SFT example (BOS + prompt + output + EOS), or characters. */
 export function recordLength(rec: AlpacaRecord, tok?: EncodingTokenizer): number {
-  if (!tok) return [...rec.instruction].length + [...(rec.input ?? '')].length + [...rec.output].length;
+  if (!tok) return codePoints(rec.instruction) + codePoints(rec.input ?? '') + codePoints(rec.output);
   return 2 + tok.encode(formatPrompt(rec)).length + tok.encode(rec.output).length;
 }
 

@@ -3,10 +3,10 @@
  * (and the record skipped) rather than fatal — unless `strict`, where the first problem throws.
  */
 import { RecordError } from './errors.js';
-import { readJsonRecords, type RawItem } from './readers.js';
+import { readJsonRecords, type RawItem, type ReaderOptions } from './readers.js';
 import type { AlpacaRecord } from './sft.js';
 
-export interface ReadOptions {
+export interface ReadOptions extends ReaderOptions {
   /** Throw on the first bad record instead of reporting it. */
   strict?: boolean;
   /** Called for every skipped record (default: collected nowhere). */
@@ -73,5 +73,5 @@ export async function* checkedRecords<T>(
 
 /** Alpaca records of a JSON array or JSON-lines file. */
 export function readAlpacaRecords(file: string, opts: ReadOptions = {}): AsyncGenerator<Located<AlpacaRecord>> {
-  return checkedRecords(readJsonRecords(file), file, checkAlpacaRecord, opts);
+  return checkedRecords(readJsonRecords(file, opts), file, checkAlpacaRecord, opts);
 }

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { AlpacaDataError, RecordError, UsageError } from './errors.js';
 import { buildPretrainBlocks } from './pretrain.js';
-import { readJsonRecords, readTextLines } from './readers.js';
+import { readJsonRecords, readTextLines, type ReaderOptions } from './readers.js';
 import { readAlpacaRecords } from './records.js';
 import { buildSftExample, DEFAULT_MAX_SEQ_LENGTH } from './sft.js';
 import { resolveTemplate, type PromptTemplate } from './template.js';
@@ -24,6 +24,8 @@ export interface TokenizeFilesOptions {
   template?: PromptTemplate | string;
   strict?: boolean;
   onError?: (e: RecordError) => void;
+  /** A record (sft) or line (pt) longer than this many bytes is skipped unread (default 8 MiB). */
+  maxRecordBytes?: number;
   /** Called now and then with the characters of text tokenized so far. */
   onProgress?: (chars: number, records: number) => void;
 }
@@ -70,7 +72,7 @@ export async function tokenizeFiles(opts: TokenizeFilesOptions): Promise<Tokeniz
     const template = resolveTemplate(opts.template);
     async function* examples() {
       for (const file of opts.inputs) {
-        for await (const { record } of readAlpacaRecords(file, { strict: opts.strict, onError })) {
+        for await (const { record } of readAlpacaRecords(file, { strict: opts.strict, onError, maxRecordBytes: opts.maxRecordBytes })) {
           read++;
           chars += record.instruction.length + (record.input?.length ?? 0) + record.output.length;
           const ex = buildSftExample(record, tok, { maxSeqLength, template });
@@ -89,7 +91,8 @@ export async function tokenizeFiles(opts: TokenizeFilesOptions): Promise<Tokeniz
     if (!Number.isInteger(blockSize) || blockSize < 1) throw new UsageError(`--block-size must be a positive integer, got ${opts.blockSize}`);
     async function* lines() {
       for (const file of opts.inputs) {
-        const source = /\.jsonl?$/i.test(file) ? jsonTextField(file, onError) : readTextLines(file, onError);
+        const limits = { maxRecordBytes: opts.maxRecordBytes };
+        const source = /\.jsonl?$/i.test(file) ? jsonTextField(file, onError, limits) : readTextLines(file, onError, limits);
         for await (const line of source) {
           read++;
           chars += line.length;
@@ -127,8 +130,8 @@ function noRecords(opts: TokenizeFilesOptions, skipped: number): AlpacaDataError
 }
 
 /** Pre-training text from JSON lines / arrays of {"text": …} (e.g. C4): each document is one sample. */
-async function* jsonTextField(file: string, onError: (e: RecordError) => void): AsyncGenerator<string> {
-  for await (const it of readJsonRecords(file)) {
+async function* jsonTextField(file: string, onError: (e: RecordError) => void, limits: ReaderOptions): AsyncGenerator<string> {
+  for await (const it of readJsonRecords(file, limits)) {
     if (!it.ok) {
       onError(it.error);
       continue;

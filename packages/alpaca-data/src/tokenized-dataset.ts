@@ -16,7 +16,7 @@
 import { closeSync, fstatSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import * as path from 'node:path';
-import { AtomicFileWriter, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
+import { AtomicFileWriter, refuseSpecialFile, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import { TokenizedDatasetError } from './errors.js';
 import { IGNORE_INDEX } from './sft.js';
 
@@ -227,6 +227,8 @@ export async function openTokenizedDataset(dir: string): Promise<TokenizedDatase
   assertLittleEndianHost();
   const root = path.resolve(dir);
   let metaText: string;
+  // a FIFO or device in place of a file would block the reads below forever
+  for (const name of ['meta.json', ...Object.values(FILES).map((f) => f.name)]) await refuseSpecialFile(path.join(root, name));
   try {
     metaText = await fsp.readFile(path.join(root, 'meta.json'), 'utf8');
   } catch {

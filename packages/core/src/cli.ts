@@ -13,6 +13,7 @@
  * The program is typed structurally (the methods used here) rather than with commander's class, so this
  * package does not pin the commander version the CLIs use.
  */
+import { fsErrorReason, removeTemporaries } from './atomic.js';
 import { CllamaError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorLine } from './errors.js';
 
 /** The parts of a commander `Command` that `runCli` uses. */
@@ -85,21 +86,29 @@ function printError(name: string, line: string, err: unknown, opts: RunCliOption
 
 /**
  * The whole body of a bin: runs the program (or the function that builds it) and sets
- * process.exitCode. A closed stdout (`… | head`) ends the process quietly with exit 0.
+ * process.exitCode. A closed stdout (`… | head`) ends the process quietly with exit 0; a stdout that
+ * cannot be written (`> /dev/full`: ENOSPC, EIO) ends it with ONE line `<cli>: cannot write to
+ * stdout: <reason>` and exit 1 — both at once, after removing the temporary files of any atomic
+ * write in flight (nothing is renamed into place by a process that stops here).
  */
 export function runMain(program: CliProgram | (() => CliProgram | Promise<CliProgram>), opts: RunCliOptions = {}): Promise<void> {
+  let name = typeof program === 'function' ? 'cllama' : program.name();
+  // Every failed write to stdout ends here: a stream reports a failed write (sync or not) as 'error'.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    removeTemporaries();
     if (err.code === 'EPIPE') process.exit(EXIT_OK);
-    throw err;
+    process.stderr.write(`${name}: cannot write to stdout: ${fsErrorReason(err)}\n`);
+    process.exit(EXIT_FAILURE);
   });
   return (async () => {
     let code: number;
     try {
       const p = typeof program === 'function' ? await program() : program;
+      name = p.name();
       code = await runCli(p, process.argv.slice(2), opts);
     } catch (err) {
       // building the program failed (should not happen; still one line)
-      process.stderr.write(`cllama: ${errorLine(err)}\n`);
+      process.stderr.write(`${name}: ${errorLine(err)}\n`);
       code = EXIT_FAILURE;
     }
     process.exitCode = code;

@@ -13,10 +13,12 @@ export {
   AtomicFileWriter,
   FolderExistsError,
   writeFolderAtomic,
+  WriteError,
+  fsErrorReason,
 } from './atomic.js';
 export type { FileContent } from './atomic.js';
 export { CllamaError, UsageError, errorLine, EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED } from './errors.js';
 export { runCli, runMain } from './cli.js';
 export { parseFiniteNumber, parseWholeNumber } from './numbers.js';
-export { realTarget } from './paths.js';
+export { realTarget, refuseSpecialFile } from './paths.js';
 export type { CliProgram, RunCliOptions } from './cli.js';

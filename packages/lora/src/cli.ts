@@ -70,6 +70,7 @@ program
         maxShardBytes: opts.maxShardSize,
         force: opts.force || opts.overwrite,
         onProgress: opts.quiet ? undefined : (m) => process.stderr.write(`${m}\n`),
+        onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
       });
       console.log(
         `merged ${adapterDirs.length} adapter(s) into ${path.resolve(opts.out)}: ${report.tensors} tensors, ` +
@@ -108,6 +109,7 @@ program
         targetModules: loraTargets(c),
         adaptedModules: modules,
         loraPairs: adapter.loraPairs.size,
+        ignoredLoraPairs: adapter.ignoredPairs,
         modulesToSave: c.modulesToSave,
         savedTensors: saved,
         loraParameters,
@@ -124,6 +126,8 @@ program
         const count = countTrainableParameters(model, { lora: { r: c.r, targetModules: loraTargets(c) }, modulesToSave: c.modulesToSave });
         info.trainable = { trainable: count.trainable, total: count.total, percent: Number(count.percent.toFixed(4)), vocabSize: model.vocabSize };
       }
+      const warning = adapter.ignoredPairsWarning();
+      if (warning) process.stderr.write(`warning: ${warning}\n`);
       if (opts.json) {
         console.log(JSON.stringify(info, null, 2));
         return;
@@ -135,6 +139,7 @@ program
         `dropout          ${c.loraDropout}`,
         `target_modules   ${JSON.stringify(loraTargets(c))}`,
         `adapted          ${modules.join(', ') || '(none)'} — ${adapter.loraPairs.size} LoRA pairs`,
+        ...(adapter.ignoredPairs.length > 0 ? [`ignored          ${adapter.ignoredPairs.length} LoRA pairs outside target_modules (as PEFT)`] : []),
         `modules_to_save  ${
           Object.entries(saved)
             .map(([n, s]) => `${n} [${s.join(', ')}]`)

@@ -6,7 +6,7 @@
  * Pickled PyTorch weights (`pytorch_model.bin`, `*.bin`) are never opened: unpickling runs arbitrary
  * code. Such folders get an error that says how to convert them.
  */
-import { CllamaError, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
+import { CllamaError, refuseSpecialFile, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { type LlamaConfig, readLlamaConfig, serializeLlamaConfig } from './llama-config.js';
@@ -104,6 +104,7 @@ export class HFCheckpoint {
     try {
       if (entries.includes(INDEX_FILE_NAME)) {
         const indexPath = path.join(dir, INDEX_FILE_NAME);
+        await refuseSpecialFile(indexPath);
         const index = parseIndex(await fs.readFile(indexPath, 'utf8'), indexPath);
         const shardNames = [...new Set(Object.values(index.weight_map))].sort();
         if (shardNames.length === 0) throw new CheckpointError('weight_map is empty', indexPath);
@@ -259,7 +260,9 @@ export async function saveHFCheckpoint(
             writer = undefined;
             const k = shards.length;
             if (layoutShards && k >= layoutShards.length) throw new CheckpointError(`tensor '${t.name}' is not in the layout`, dir);
-            const provisional = path.join(tmp, layoutShards ? shardFileName(k + 1, layoutShards.length) : `shard-${k + 1}.partial`);
+            // with a layout the final names are known (so a write error names the real file)
+            const final = layoutShards && (layoutShards.length === 1 ? SINGLE_FILE_NAME : shardFileName(k + 1, layoutShards.length));
+            const provisional = path.join(tmp, final ?? `shard-${k + 1}.partial`);
             writer = await SafetensorsStreamWriter.create(provisional, {
               dtype,
               metadata: { format: 'pt' },
@@ -283,7 +286,7 @@ export async function saveHFCheckpoint(
       if (shards.length === 0) throw new CheckpointError('no tensors to save', dir);
 
       if (shards.length === 1) {
-        await fs.rename(shards[0].provisional, path.join(tmp, SINGLE_FILE_NAME));
+        if (path.basename(shards[0].provisional) !== SINGLE_FILE_NAME) await fs.rename(shards[0].provisional, path.join(tmp, SINGLE_FILE_NAME));
         return;
       }
       const weightMap: Record<string, string> = {};

@@ -4,7 +4,7 @@
  * Only the fields the model needs are lifted into camelCase; everything else in the file is kept in
  * `raw` and written back untouched, so a folder round-trips through this package without losing keys.
  */
-import { CllamaError, writeFileAtomic } from '@cllama/core';
+import { CllamaError, refuseSpecialFile, writeFileAtomic } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
@@ -141,6 +141,7 @@ function parseRopeScaling(value: unknown, fail: (msg: string) => never): LlamaCo
 /** Read and validate `<dir>/config.json` (or a path to the json file itself). */
 export async function readLlamaConfig(dirOrFile: string): Promise<LlamaConfig> {
   const file = dirOrFile.endsWith('.json') ? dirOrFile : path.join(dirOrFile, 'config.json');
+  await refuseSpecialFile(file);
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');

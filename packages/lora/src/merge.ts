@@ -15,7 +15,7 @@
  * would describe another model). Refused while streaming (the output folder is then never created): a
  * NaN or ±Inf in a base weight, an adapter tensor, or a merged result, named by tensor.
  */
-import { CllamaError, FolderExistsError, realTarget } from '@cllama/core';
+import { CllamaError, FolderExistsError, realTarget, refuseSpecialFile } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { HFCheckpoint, saveHFCheckpoint } from './hf-checkpoint.js';
@@ -143,6 +143,8 @@ export interface MergeOptions {
   maxShardBytes?: number;
   force?: boolean;
   onProgress?: (message: string) => void;
+  /** Called with what the merge ignores and the user should know (LoRA pairs outside target_modules). */
+  onWarning?: (message: string) => void;
 }
 
 export interface MergeReport {
@@ -175,6 +177,10 @@ export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<M
   try {
     checkConfigAgainstWeights(base, opts.baseDir);
     for (const dir of opts.adapterDirs) adapters.push(await PeftAdapter.open(dir));
+    for (const adapter of adapters) {
+      const warning = adapter.ignoredPairsWarning();
+      if (warning) opts.onWarning?.(warning);
+    }
 
     // Every adapter tensor must land on a weight of the base (modules_to_save may add lm_head to a tied model).
     for (const adapter of adapters) {
@@ -221,10 +227,13 @@ export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<M
       throw new MergeError(`--tokenizer ${opts.tokenizerDir} has no tokenizer.model or tokenizer.json`);
     }
     const extraFiles: Record<string, Uint8Array> = {};
-    for (const f of tokenizerFiles) extraFiles[f] = await fs.readFile(path.join(tokenizerFrom!, f));
+    const copy = async (file: string) => {
+      await refuseSpecialFile(file);
+      return fs.readFile(file);
+    };
+    for (const f of tokenizerFiles) extraFiles[f] = await copy(path.join(tokenizerFrom!, f));
     const baseEntries = await fs.readdir(opts.baseDir);
-    if (baseEntries.includes('generation_config.json'))
-      extraFiles['generation_config.json'] = await fs.readFile(path.join(opts.baseDir, 'generation_config.json'));
+    if (baseEntries.includes('generation_config.json')) extraFiles['generation_config.json'] = await copy(path.join(opts.baseDir, 'generation_config.json'));
     say(tokenizerFrom ? `tokenizer: ${tokenizerFiles.join(', ')} from ${tokenizerFrom}` : 'tokenizer: none found (pass --tokenizer)');
 
     let loraMerged = 0;

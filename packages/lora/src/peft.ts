@@ -9,10 +9,11 @@
  *   base_model.model.lm_head.weight                                   (modules_to_save, full tensor)
  * i.e. `base_model.model.` + the HF weight name, with `.lora_A`/`.lora_B` before `.weight` for LoRA pairs.
  */
-import { CllamaError, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
+import { CllamaError, refuseSpecialFile, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { pickleOnlyError } from './hf-checkpoint.js';
+import { matchesTargetModule, moduleNameOf } from './lora-target.js';
 import { type NamedTensor, SafetensorsFile, writeSafetensors } from './safetensors.js';
 
 export class PeftError extends CllamaError {
@@ -205,6 +206,7 @@ export function peftFullKey(weightName: string): string {
 
 async function readAdapterConfig(dir: string): Promise<LoraConfig> {
   const file = path.join(dir, ADAPTER_CONFIG_NAME);
+  await refuseSpecialFile(file);
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
@@ -237,6 +239,12 @@ export interface LoraPairInfo {
 /**
  * An adapter folder opened for reading; tensors are read on demand (modules_to_save tensors of a 7B
  * model are ~800 MB each in float32, so they are not loaded until a merge needs them).
+ *
+ * Like PEFT, only the LoRA pairs of modules that target_modules names are the adapter's: PEFT injects
+ * LoRA layers into the targeted modules only and loads the state dict non-strictly, so pairs saved for
+ * other modules are dropped (PEFT 0.21 says nothing; here they are listed in `ignoredPairs`, which the
+ * CLI reports as a warning). Full (modules_to_save / saved embedding) tensors are kept either way:
+ * PEFT loads them onto the model by name.
  */
 export class PeftAdapter {
   private constructor(
@@ -247,6 +255,8 @@ export class PeftAdapter {
     readonly loraPairs: Map<string, LoraPairInfo>,
     /** Model weight name → PEFT key of its full (modules_to_save) tensor. */
     readonly fullTensors: Map<string, string>,
+    /** Weight names whose LoRA pair is in the file but not in target_modules (ignored, as PEFT does). */
+    readonly ignoredPairs: string[] = [],
   ) {}
 
   static async open(dir: string): Promise<PeftAdapter> {
@@ -280,6 +290,8 @@ export class PeftAdapter {
         halves.set(role.weightName, pair);
       }
       const loraPairs = new Map<string, LoraPairInfo>();
+      const ignoredPairs: string[] = [];
+      const targets = loraTargets(config);
       for (const [weightName, { a, b }] of halves) {
         if (!a || !b)
           throw new PeftError(`'${weightName}' has ${a ? 'lora_A' : 'lora_B'} but no ${a ? 'lora_B' : 'lora_A'}; the adapter file is incomplete`, dir);
@@ -291,9 +303,10 @@ export class PeftAdapter {
         if (aShape[0] !== config.r) {
           throw new PeftError(`'${weightName}': rank ${aShape[0]} in the weights but r = ${config.r} in ${ADAPTER_CONFIG_NAME}`, dir);
         }
-        loraPairs.set(weightName, { weightName, aKey: a, bKey: b, aShape, bShape });
+        if (matchesTargetModule(weightName, targets)) loraPairs.set(weightName, { weightName, aKey: a, bKey: b, aShape, bShape });
+        else ignoredPairs.push(weightName);
       }
-      return new PeftAdapter(dir, config, file, loraPairs, fullTensors);
+      return new PeftAdapter(dir, config, file, loraPairs, fullTensors, ignoredPairs.sort());
     } catch (err) {
       await file.close();
       throw err;
@@ -302,6 +315,17 @@ export class PeftAdapter {
 
   get scaling(): number {
     return loraScaling(this.config);
+  }
+
+  /** A warning for the LoRA pairs dropped because target_modules does not name them, or undefined. */
+  ignoredPairsWarning(): string | undefined {
+    if (this.ignoredPairs.length === 0) return undefined;
+    const kinds = [...new Set(this.ignoredPairs.map((w) => moduleNameOf(w).replace(/^.*\./, '')))].sort();
+    return (
+      `${this.dir}: ${ADAPTER_WEIGHTS_NAME} holds ${this.ignoredPairs.length} LoRA pairs (${kinds.join(', ')}) for modules that ` +
+      `${ADAPTER_CONFIG_NAME}'s target_modules ${JSON.stringify(loraTargets(this.config))} does not name; they are ignored, as PEFT ignores them ` +
+      `(add them to target_modules if they should be merged)`
+    );
   }
 
   /** Read a LoRA pair's A [r, in] and B [out, r]. */

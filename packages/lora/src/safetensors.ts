@@ -9,7 +9,7 @@
  * sized by the file is allocated, and tensors are read one at a time through a file handle. Every
  * problem with a file is a SafetensorsError that says what is wrong and what to do.
  */
-import { CllamaError, fsyncDir, tempSibling, writeFileAtomic } from '@cllama/core';
+import { CllamaError, fsErrorReason, fsyncDir, refuseSpecialFile, tempSibling, WriteError, writeFileAtomic } from '@cllama/core';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -181,6 +181,7 @@ async function readHeaderFromHandle(handle: fs.FileHandle, file: string): Promis
 }
 
 async function openForReading(file: string): Promise<fs.FileHandle> {
+  await refuseSpecialFile(file); // a FIFO would block the open forever
   try {
     const handle = await fs.open(file, 'r');
     // POSIX opens a folder for reading without complaint; the read would fail with a bare EISDIR
@@ -396,10 +397,18 @@ export async function writeSafetensors(
   });
 }
 
+/** A raw file-system error while writing `file` becomes one line naming it (core's WriteError). */
+function writeFailure(err: unknown, file: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return err instanceof CllamaError || typeof code !== 'string' ? err : new WriteError(file, fsErrorReason(err), { cause: err });
+}
+
 /**
  * Writes a safetensors file whose tensors arrive one at a time (so a whole shard need not sit in
  * memory), atomically: everything goes to a temp file that is fsynced and renamed over the target by
- * `finish()`; `abort()` removes it.
+ * `finish()`; `abort()` removes it. As in @cllama/core's writers, every write is written fully, the
+ * temp file's size on disk is checked against the bytes handed over before the rename, and a failed
+ * write is a `WriteError` naming `file` (a full disk never leaves a torn shard).
  *
  * With a `layout` (names and shapes known up front) the header is written first and each tensor's data
  * goes straight after it — one pass over the disk. Without one, the data goes to a scratch file as it
@@ -409,6 +418,8 @@ export class SafetensorsStreamWriter {
   private readonly entries: Array<{ name: string; shape: number[]; dtype: SafetensorsDtype }> = [];
   private readonly names = new Set<string>();
   private bytesWritten = 0;
+  /** Bytes of the header written before the data (with a layout). */
+  private headerBytes = 0;
 
   private constructor(
     readonly file: string,
@@ -428,7 +439,9 @@ export class SafetensorsStreamWriter {
     if (dtype !== 'F32' && dtype !== 'F16') throw new SafetensorsError(`cannot save as ${String(dtype)}; use F32 or F16`, file);
     const metadata = opts.metadata ?? { format: 'pt' };
     const tmpPath = tempSibling(file, opts.layout ? 'tmp' : 'data');
-    const tmp = await fs.open(tmpPath, 'wx');
+    const tmp = await fs.open(tmpPath, 'wx').catch((err: unknown) => {
+      throw writeFailure(err, file);
+    });
     const writer = new SafetensorsStreamWriter(file, dtype, metadata, tmpPath, tmp, opts.layout);
     if (opts.layout) {
       try {
@@ -437,16 +450,15 @@ export class SafetensorsStreamWriter {
           if (names.has(e.name)) throw new SafetensorsError(`tensor '${e.name}' appears twice in the layout`, file);
           names.add(e.name);
         }
-        await writeFully(
-          tmp,
-          encodeSafetensorsHeader(
-            opts.layout.map((e) => ({ ...e, dtype })),
-            metadata,
-          ),
+        const header = encodeSafetensorsHeader(
+          opts.layout.map((e) => ({ ...e, dtype })),
+          metadata,
         );
+        await writeFully(tmp, header);
+        writer.headerBytes = header.length;
       } catch (err) {
         await writer.abort();
-        throw err;
+        throw writeFailure(err, file);
       }
     }
     return writer;
@@ -474,7 +486,9 @@ export class SafetensorsStreamWriter {
       }
     }
     const bytes = encodeTensorData(tensor.data, this.dtype);
-    await writeFully(this.tmp, bytes);
+    await writeFully(this.tmp, bytes).catch((err: unknown) => {
+      throw writeFailure(err, this.file);
+    });
     this.names.add(tensor.name);
     this.entries.push({ name: tensor.name, shape: [...tensor.shape], dtype: this.dtype });
     this.bytesWritten += bytes.length;
@@ -488,11 +502,14 @@ export class SafetensorsStreamWriter {
       }
       try {
         await this.tmp.sync();
+        const onDisk = (await this.tmp.stat()).size;
+        const handed = this.headerBytes + this.bytesWritten;
+        if (onDisk !== handed) throw new WriteError(this.file, `only ${onDisk} of ${handed} bytes reached the disk (is it full?); nothing was written`);
         await this.tmp.close();
         await fs.rename(this.tmpPath, this.file);
       } catch (err) {
         await this.abort();
-        throw err;
+        throw writeFailure(err, this.file);
       }
       await fsyncDir(path.dirname(this.file));
       return;

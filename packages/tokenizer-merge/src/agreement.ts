@@ -5,6 +5,7 @@
  * score 0, so the two disagree on many lines; we measure it and say so instead of hiding it.
  */
 import { promises as fs } from 'node:fs';
+import { refuseSpecialFile } from '@cllama/core';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
@@ -93,6 +94,7 @@ export function builtinSamplePath(): string {
 /** Lines of a sample file (the built-in one when `file` is undefined); empty lines dropped. */
 export async function readSampleLines(file?: string): Promise<string[]> {
   const target = file ?? builtinSamplePath();
+  await refuseSpecialFile(target);
   let text: string;
   try {
     text = await fs.readFile(target, 'utf8');

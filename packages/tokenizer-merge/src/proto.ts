@@ -13,7 +13,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { CllamaError } from '@cllama/core';
+import { CllamaError, refuseSpecialFile } from '@cllama/core';
 import protobuf from 'protobufjs';
 import { SENTENCEPIECE_MODEL_PROTO } from './proto-schema.js';
 
@@ -216,6 +216,7 @@ export async function resolveModelPath(pathOrDir: string): Promise<string> {
 /** Read and parse a `.model` file, or the `tokenizer.model` of a folder. */
 export async function readModelProto(pathOrDir: string): Promise<ModelProto> {
   const file = await resolveModelPath(pathOrDir);
+  await refuseSpecialFile(file);
   return parseModelProto(await fs.readFile(file), file);
 }
 

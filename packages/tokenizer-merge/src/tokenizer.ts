@@ -6,6 +6,7 @@
  * SentencePiece vocab exactly as HF's LlamaTokenizer puts them.
  */
 import { promises as fs } from 'node:fs';
+import { refuseSpecialFile } from '@cllama/core';
 import path from 'node:path';
 import { SentencePieceEncoder } from './encoder/index.js';
 import { ModelFormatError, PieceType, TokenizerMergeError, parseModelProto, resolveModelPath, validateModelProto, type ModelProto } from './proto.js';
@@ -60,6 +61,7 @@ export interface TokenizerOptions {
  */
 export async function loadTokenizer(pathOrDir: string): Promise<Tokenizer> {
   const modelPath = await resolveModelPath(pathOrDir);
+  await refuseSpecialFile(modelPath);
   const bytes = new Uint8Array(await fs.readFile(modelPath));
   const proto = parseModelProto(bytes, modelPath);
   const stat = await fs.stat(pathOrDir);
@@ -215,6 +217,7 @@ function tokenText(value: unknown): string | undefined {
 }
 
 async function readJsonIfExists(file: string): Promise<Record<string, unknown> | undefined> {
+  await refuseSpecialFile(file);
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');

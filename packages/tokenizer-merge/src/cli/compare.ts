@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import { refuseSpecialFile } from '@cllama/core';
 import type { Command } from 'commander';
 import { TokenizerMergeError } from '../proto.js';
 import { loadTokenizer } from '../tokenizer.js';
@@ -22,6 +23,7 @@ export interface CompareReport {
 /** Tokens per character (code point) of each model over the non-empty lines of a file. */
 export async function compareModels(models: string[], file: string): Promise<CompareReport> {
   if (models.length < 1) throw new TokenizerMergeError('pass at least one --model');
+  await refuseSpecialFile(file);
   let content: string;
   try {
     content = await fs.readFile(file, 'utf8');

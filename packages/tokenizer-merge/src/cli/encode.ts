@@ -1,4 +1,5 @@
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
+import { refuseSpecialFile } from '@cllama/core';
 import type { Command } from 'commander';
 import { TokenizerMergeError } from '../proto.js';
 import { loadTokenizer } from '../tokenizer.js';
@@ -34,24 +35,19 @@ export function firstInvalidUtf8(b: Uint8Array): number {
 }
 
 /**
- * The lines of a text file. A line that is not valid UTF-8 is skipped with a warning naming its line and
- * the offset of the first bad byte (the same rule as cllama-data's readers: never encode U+FFFD
- * replacement characters silently in its place); the first few are shown, then a count.
+ * The lines of a text file, streamed: one line and a 1 MiB read chunk in memory at a time. A line that
+ * is not valid UTF-8 is skipped with a warning naming its line and the offset of the first bad byte
+ * (the same rule as cllama-data's readers: never encode U+FFFD replacement characters silently in its
+ * place); the first few are shown, then a count.
  */
-export function utf8Lines(file: string, bytes: Uint8Array, warn: (line: string) => void): string[] {
-  const lines: string[] = [];
+export async function* utf8Lines(file: string, warn: (line: string) => void): AsyncGenerator<string> {
   let bad = 0;
-  let start = 0;
   let lineNo = 0;
-  while (start < bytes.length) {
-    let end = bytes.indexOf(10, start);
-    if (end < 0) end = bytes.length;
+  const decode = (piece: Uint8Array): string | undefined => {
     lineNo++;
-    let piece = bytes.subarray(start, end);
     if (piece.length > 0 && piece[piece.length - 1] === 13) piece = piece.subarray(0, piece.length - 1);
-    start = end + 1;
     try {
-      lines.push(utf8.decode(piece));
+      return utf8.decode(piece);
     } catch {
       bad++;
       const at = firstInvalidUtf8(piece);
@@ -60,14 +56,33 @@ export function utf8Lines(file: string, bytes: Uint8Array, warn: (line: string) 
           `warning: ${file} line ${lineNo}: not valid UTF-8 (bad byte 0x${piece[at]!.toString(16).padStart(2, '0')} at byte ${at} of the line); the line was skipped`,
         );
       }
+      return undefined;
     }
+  };
+  let carry: Buffer | undefined;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+      let piece: Buffer = chunk.subarray(start, nl);
+      if (carry) {
+        piece = Buffer.concat([carry, piece]);
+        carry = undefined;
+      }
+      start = nl + 1;
+      const text = decode(piece);
+      if (text !== undefined) yield text;
+    }
+    if (start < chunk.length) carry = carry ? Buffer.concat([carry, chunk.subarray(start)]) : Buffer.from(chunk.subarray(start));
+  }
+  if (carry && carry.length > 0) {
+    const text = decode(carry);
+    if (text !== undefined) yield text;
   }
   if (bad > MAX_WARNINGS) warn(`warning: ${bad - MAX_WARNINGS} more skipped lines not shown`);
   if (bad > 0) warn(`warning: ${bad} of ${lineNo} lines of ${file} skipped (not valid UTF-8); re-encode the file as UTF-8`);
-  return lines;
 }
 
-/** `cllama-tokenizer encode`: one output line per input line (ids or pieces, or JSON). */
+/** `cllama-tokenizer encode`: one output line per input line (ids or pieces, or JSON), streamed. */
 export async function runEncode(
   opts: EncodeCommandOptions,
   print: (line: string) => void = console.log,
@@ -76,20 +91,17 @@ export async function runEncode(
   if ((opts.text === undefined) === (opts.file === undefined)) {
     throw new TokenizerMergeError('pass exactly one of --text <t> or --file <f>');
   }
-  let lines: string[];
-  if (opts.text !== undefined) {
-    lines = [opts.text];
-  } else {
-    let content: Uint8Array;
-    try {
-      content = await fs.readFile(opts.file as string);
-    } catch {
-      throw new TokenizerMergeError(`cannot read ${opts.file}; pass a UTF-8 text file`);
-    }
-    lines = utf8Lines(opts.file as string, content, warn);
+  if (opts.file !== undefined) {
+    await refuseSpecialFile(opts.file);
+    const readable = await fs
+      .stat(opts.file)
+      .then((st) => st.isFile())
+      .catch(() => false);
+    if (!readable) throw new TokenizerMergeError(`cannot read ${opts.file}; pass a UTF-8 text file`);
   }
   const tok = await loadTokenizer(opts.model);
-  for (const line of lines) {
+  const lines: AsyncIterable<string> | string[] = opts.text !== undefined ? [opts.text] : utf8Lines(opts.file as string, warn);
+  for await (const line of lines) {
     const ids = tok.encode(line, { addBos: opts.bos, addEos: opts.eos });
     const pieces = ids.map((id) => tok.idToPiece(id));
     if (opts.json) print(JSON.stringify(opts.pieces ? { text: line, ids, pieces } : { text: line, ids }));

@@ -3,6 +3,8 @@
  * line by line, skip empty / too long / reserved-character lines, optionally sample
  * `inputSentenceSize` lines (reservoir sampling with a seed), normalize, replace meta pieces by a
  * boundary, choose the alphabet by character coverage, and map every rarer character to ▅ (unknown).
+ * A line is dropped as too long as soon as its bytes pass maxSentenceLength, so one huge line never
+ * sits in memory.
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import { mulberry32 } from '@cllama/core';
@@ -88,6 +90,7 @@ export async function loadSentences(inputs: string[], opts: LoadOptions): Promis
   for (const file of inputs) {
     if (done) break;
     let carry: Uint8Array | undefined;
+    let overlong = false; // the current line is already longer than maxSentenceLength: its bytes are dropped
     const stream = createReadStream(file, { highWaterMark: 1 << 20 });
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       bytesRead += chunk.length;
@@ -95,6 +98,13 @@ export async function loadSentences(inputs: string[], opts: LoadOptions): Promis
       for (;;) {
         const nl = chunk.indexOf(10, start);
         if (nl < 0) break;
+        if (overlong) {
+          overlong = false;
+          linesRead++;
+          tooLongLines++;
+          start = nl + 1;
+          continue;
+        }
         let line: Uint8Array = chunk.subarray(start, nl);
         if (carry) {
           line = concat(carry, line);
@@ -107,14 +117,20 @@ export async function loadSentences(inputs: string[], opts: LoadOptions): Promis
         if (done) break;
       }
       if (done) break;
-      if (start < chunk.length) {
+      if (start < chunk.length && !overlong) {
         const rest = chunk.subarray(start);
-        carry = carry ? concat(carry, rest) : Uint8Array.prototype.slice.call(rest);
+        if ((carry?.length ?? 0) + rest.length > opts.maxSentenceLength) {
+          overlong = true; // skipped like any too-long line, without holding it
+          carry = undefined;
+        } else carry = carry ? concat(carry, rest) : Uint8Array.prototype.slice.call(rest);
       }
       opts.onProgress?.(linesRead, bytesRead, bytesTotal);
     }
     stream.destroy();
-    if (carry && !done) acceptLine(carry);
+    if (overlong && !done) {
+      linesRead++;
+      tooLongLines++;
+    } else if (carry && !done) acceptLine(carry);
   }
   opts.onProgress?.(linesRead, bytesTotal, bytesTotal);
 

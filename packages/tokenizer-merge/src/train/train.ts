@@ -5,7 +5,7 @@
  * at their ids (<unk> 0, <s> 1, </s> 2, then control, user-defined and byte pieces), then the trained
  * pieces; trainer_spec and normalizer_spec filled in as spm_train fills them.
  */
-import { writeFileAtomic } from '@cllama/core';
+import { AtomicFileWriter, CllamaError } from '@cllama/core';
 import { ModelType, PieceType, createPiece, serializeModelProto } from '../proto.js';
 import type { ModelProto, NormalizerSpec, SentencePiece, TrainerSpec } from '../proto.js';
 import { trainBpe } from './bpe.js';
@@ -378,21 +378,29 @@ function buildModelProto(spec: ResolvedSpec, meta: Map<number, [string, number]>
 }
 
 /**
- * Writes `<prefix>.model` and `<prefix>.vocab`, each atomically (temp file in the same folder,
- * fsync, rename): nothing half-written is left on error.
+ * Writes `<prefix>.model` and `<prefix>.vocab` atomically and together: both go to temp files in the
+ * same folder (written fully, fsynced, size-checked) and are renamed only when both are complete, so
+ * a full disk leaves neither (nor a model without its vocab). A failure is one line naming the file
+ * (`cannot write zh.vocab: no space left on device (ENOSPC)`).
  */
 export async function writeTrainedModel(prefix: string, result: TrainResult): Promise<{ modelPath: string; vocabPath: string }> {
   const modelPath = `${prefix}.model`;
   const vocabPath = `${prefix}.vocab`;
-  await writeOutput(modelPath, serializeModelProto(result.model));
-  await writeOutput(vocabPath, Buffer.from(result.vocab, 'utf8'));
-  return { modelPath, vocabPath };
-}
-
-async function writeOutput(file: string, data: Uint8Array): Promise<void> {
+  const writers: AtomicFileWriter[] = [];
   try {
-    await writeFileAtomic(file, data);
+    for (const [file, data] of [
+      [modelPath, serializeModelProto(result.model)],
+      [vocabPath, Buffer.from(result.vocab, 'utf8')],
+    ] as const) {
+      const w = await AtomicFileWriter.create(file);
+      writers.push(w);
+      await w.write(data, true);
+      await w.prepare();
+    }
+    for (const w of writers) await w.publish();
   } catch (e) {
-    throw new TrainError(`cannot write ${file}: ${(e as Error).message}`);
+    for (const w of writers) await w.abort();
+    throw e instanceof CllamaError ? e : new TrainError(`cannot write ${prefix}.model / .vocab: ${(e as Error).message}`);
   }
+  return { modelPath, vocabPath };
 }
