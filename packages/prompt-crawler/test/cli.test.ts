@@ -93,16 +93,17 @@ describe('cllama-crawl', () => {
       '2',
       '--retry-base-ms',
       '1',
-      '--max-consecutive-failures',
+      '--max-failure-streak',
       '3',
       '--concurrency',
       '1',
     ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/3 requests in a row failed/);
+    expect(r.stderr).toMatch(/gave up: 3 attempts in a row failed/);
     expect(r.stdout + r.stderr).not.toContain(KEY);
+    // request 1 used its 2 attempts; request 2 was cut short by giving up after its first
     const failures = readFileSync(`${out}.failures.jsonl`, 'utf8');
-    expect(failures.trim().split('\n')).toHaveLength(3);
+    expect(failures.trim().split('\n').map((l) => JSON.parse(l).attempts.length)).toEqual([2, 1]);
     expect(failures).toContain('[REDACTED]');
     expect(failures).not.toContain(KEY);
   });
