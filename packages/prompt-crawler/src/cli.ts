@@ -239,7 +239,12 @@ export function buildProgram(): Command {
       num('--max-failure-time', 0.001),
       DEFAULT_MAX_FAILURE_TIME_MS / 1000,
     )
-    .option('--max-reply-mb <mb>', 'largest reply read, in MiB; a larger one is cut off and its request fails', num('--max-reply-mb', 0.001, 1024), DEFAULT_MAX_REPLY_BYTES / (1 << 20))
+    .option(
+      '--max-reply-mb <mb>',
+      'largest reply read, in MiB; a larger one is cut off and its request fails',
+      num('--max-reply-mb', 0.001, 1024),
+      DEFAULT_MAX_REPLY_BYTES / (1 << 20),
+    )
     .option('--quiet', 'no progress bar; a status line every --status-every seconds (for background runs)')
     .option('--status-every <s>', 'seconds between status lines when quiet or not on a terminal', num('--status-every', 0), 30);
   addPromptOptions(crawlCmd).action(async (o) => {

@@ -146,8 +146,14 @@ export function describeError(err: unknown, redactor: Redactor): ErrorInfo {
   if (err instanceof OpenAI.APIUserAbortError) return { kind: 'aborted', message: 'request aborted' };
   if (err instanceof OpenAI.APIConnectionTimeoutError) return { kind: 'timeout', message: 'request timed out' };
   if (err instanceof OpenAI.APIConnectionError) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const detail = cause?.code ?? cause?.message ?? err.message;
+    // fetch's "fetch failed" wraps the socket's error: say the innermost one (ECONNRESET, other side closed)
+    let detail = err.message;
+    let cause = (err as { cause?: unknown }).cause as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
+    for (let depth = 0; cause && depth < 4; depth++, cause = cause.cause as typeof cause) {
+      const code = typeof cause.code === 'string' ? cause.code : undefined;
+      const message = typeof cause.message === 'string' ? cause.message : undefined;
+      if (code || message) detail = code && message && !message.includes(code) ? `${message} (${code})` : (message ?? code ?? detail);
+    }
     return { kind: 'connection', message: clip(`connection error: ${detail}`) };
   }
   if (err instanceof OpenAI.APIError && typeof err.status === 'number') {

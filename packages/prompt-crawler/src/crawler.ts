@@ -402,7 +402,7 @@ class CrawlRun {
     if (!why) return;
     const paths = this.store.paths;
     this.fatal = new TooManyFailuresError(
-      `gave up: ${why}; last error: ${f.kind}${f.status ? ` ${f.status}` : ''}: ${f.message}. ` +
+      `gave up: ${why}; last error: ${f.kind}${f.status ? ` ${f.status}` : ''}: ${f.message.replace(/[.\s]+$/, '')}. ` +
         `${status.accepted}/${this.opts.count} items are kept in ${paths.out}; check the server, --base-url and --model, then run the same command again to continue (failed requests: ${paths.failures})`,
     );
     this.controller.abort();

@@ -45,7 +45,7 @@ export interface FaultPlan {
   initialFaults?: ScriptedFault[];
   /** every request after `initialFaults` gets this fault (a server that fails everything) */
   everyRequest?: ScriptedFault;
-  /** an 'endless' body stops (and then stalls) after this many bytes (default 1 GiB: a test without a cap stays finite) */
+  /** an 'endless' body ends, unterminated JSON, after this many bytes (default 1 GiB: a client without a cap still finishes) */
   endlessLimitBytes?: number;
   /** the first successful replies carry exactly these items (then generated ones) */
   firstReplies?: Array<Array<{ instruction: string; input: string; output: string }>>;
@@ -246,6 +246,7 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
               return;
             }
           }
+          if (!res.destroyed) res.end();
         };
         pump();
         return;
