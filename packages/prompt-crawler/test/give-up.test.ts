@@ -12,7 +12,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { crawl } from '../src/crawler.js';
 import { defaultFilterOptions } from '../src/filters.js';
 import { defaultPromptSpec } from '../src/prompt.js';
-import { ensureBuilt, lines, runCli } from './helpers/cli.js';
+import { type CliRun, ensureBuilt, lines, runCli } from './helpers/cli.js';
 import { startFaultServer, type FaultServer, type ScriptedFault } from './helpers/fault-server.js';
 
 const KEY = 'sk-cllama-GIVEUP-7c1e5a9b3d2f4e6a8b0c1d2e';
@@ -57,6 +57,15 @@ function crawlArgs(out: string, url: string, extra: string[] = []): string[] {
   ];
 }
 
+/** Exit 1 with exactly one line on stderr, matching `why`. */
+function expectGaveUp(r: CliRun, why: RegExp) {
+  expect(r.code, r.stderr).toBe(1);
+  const err = lines(r.stderr);
+  expect(err, r.stderr).toHaveLength(1);
+  expect(err[0]).toMatch(why);
+  return err[0];
+}
+
 const jsonl = (path: string) => lines(readFileSync(path, 'utf8')).map((l) => JSON.parse(l));
 
 /** The output holds exactly the items the good replies served, each line whole. */
@@ -80,12 +89,9 @@ describe('a server that fails every request: the crawl gives up', () => {
       const dir = tmp();
       const out = join(dir, 'out.jsonl');
       const r = await runCli(crawlArgs(out, server.url, ['--max-failure-streak', '6']), { env: { OPENAI_API_KEY: KEY } });
-      expect(r.code, r.stderr).toBe(1);
-      const err = lines(r.stderr);
-      expect(err, r.stderr).toHaveLength(1);
-      expect(err[0]).toMatch(/^cllama-crawl: gave up: 6 attempts in a row failed \(--max-failure-streak 6\); /);
-      expect(err[0]).toMatch(last);
-      expect(err[0]).toContain(`10/100 items are kept in ${out}`);
+      const line = expectGaveUp(r, /^cllama-crawl: gave up: 6 attempts in a row failed \(--max-failure-streak 6\); /);
+      expect(line).toMatch(last);
+      expect(line).toContain(`10/100 items are kept in ${out}`);
       expect(r.stdout + r.stderr).not.toContain(KEY);
       // bounded: the 2 good replies, the 6 failed attempts of the streak, at most 3 more in flight
       expect(server.ledger.ok).toBe(2);
@@ -106,9 +112,7 @@ describe('a server that fails every request: the crawl gives up', () => {
     server = await failingServer('500');
     const out = join(tmp(), 'out.jsonl');
     const r = await runCli(crawlArgs(out, server.url), { env: { OPENAI_API_KEY: KEY } });
-    expect(r.code, r.stderr).toBe(1);
-    expect(lines(r.stderr)).toHaveLength(1);
-    expect(r.stderr).toMatch(/^cllama-crawl: gave up: 50 attempts in a row failed \(--max-failure-streak 50\)/);
+    expectGaveUp(r, /^cllama-crawl: gave up: 50 attempts in a row failed \(--max-failure-streak 50\)/);
     expect(server.ledger.requests).toBeLessThanOrEqual(2 + 50 + 3);
     expectKeptItems(out, server, 10);
   });
@@ -117,11 +121,9 @@ describe('a server that fails every request: the crawl gives up', () => {
     server = await failingServer('stall');
     const out = join(tmp(), 'out.jsonl');
     const r = await runCli(crawlArgs(out, server.url, ['--max-failure-time', '1', '--concurrency', '2']), { env: { OPENAI_API_KEY: KEY } });
-    expect(r.code, r.stderr).toBe(1);
-    expect(lines(r.stderr)).toHaveLength(1);
-    expect(r.stderr).toMatch(/^cllama-crawl: gave up: attempts kept failing for \d+ s with no successful reply \(--max-failure-time 1\); last error: timeout/);
-    // no more than 2 workers × (1 s / 0.3 s timeout + 1) attempts fit in the second
-    expect(server.ledger.requests).toBeLessThanOrEqual(2 + 2 * 5);
+    expectGaveUp(r, /^cllama-crawl: gave up: attempts kept failing for \d+ s with no successful reply \(--max-failure-time 1\); last error: timeout/);
+    // each attempt lasts at least the 0.3 s timeout: 2 workers fit at most 6 each into the second and the one that ends it
+    expect(server.ledger.requests).toBeLessThanOrEqual(2 + 2 * 6);
     expectKeptItems(out, server, 10);
   });
 
@@ -129,9 +131,7 @@ describe('a server that fails every request: the crawl gives up', () => {
     server = await failingServer('429');
     const out = join(tmp(), 'out.jsonl');
     const r = await runCli(crawlArgs(out, server.url, ['--max-failure-streak', '3', '--max-failure-time', '1']), { env: { OPENAI_API_KEY: KEY } });
-    expect(r.code, r.stderr).toBe(1);
-    expect(lines(r.stderr)).toHaveLength(1);
-    expect(r.stderr).toMatch(/gave up: attempts kept failing for \d+ s with no successful reply \(--max-failure-time 1\); last error: http 429/);
+    expectGaveUp(r, /gave up: attempts kept failing for \d+ s with no successful reply \(--max-failure-time 1\); last error: http 429/);
     expect(server.ledger.faults.s429).toBeGreaterThan(3);
     expectKeptItems(out, server, 10);
   });
@@ -164,9 +164,8 @@ describe('a reply without end', () => {
     // what the server got to send: a little over 8 MiB per reply (socket buffers), far from 256 MiB
     expect(server.ledger.faults.endless).toBeLessThanOrEqual(3 + 1);
     expect(server.ledger.endlessBytes).toBeLessThan(4 * 24 * (1 << 20));
-    expect(r.code, r.stderr).toBe(1);
-    expect(lines(r.stderr)).toHaveLength(1);
-    expect(r.stderr).toMatch(
+    expectGaveUp(
+      r,
       /^cllama-crawl: gave up: 3 attempts in a row failed \(--max-failure-streak 3\); last error: too-large: reply larger than 8 MiB \(--max-reply-mb\); the request was aborted/,
     );
     // an over-size reply is not retried: each failed request has one attempt
