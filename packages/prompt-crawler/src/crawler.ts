@@ -459,10 +459,10 @@ class CrawlRun {
         if (this.fatal === undefined) this.fatal = e;
         this.controller.abort();
       });
-      // backpressure: a disk slower than the replies makes workers wait instead of piling up lines
-      if (this.commits.pendingChars > MAX_PENDING_CHARS) await written;
       this.notifier.notify();
       opts.onStatus?.(this.snapshot());
+      // backpressure: a disk slower than the replies makes workers wait instead of piling up lines
+      if (this.commits.pendingChars > MAX_PENDING_CHARS) await written;
     }
   }
 
