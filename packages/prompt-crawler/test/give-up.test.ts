@@ -42,8 +42,9 @@ function crawlArgs(out: string, url: string, extra: string[] = []): string[] {
     url,
     '--concurrency',
     '4',
+    // long enough for a good reply on a loaded machine; the stall cases shorten it
     '--timeout',
-    '0.3',
+    '10',
     '--max-attempts',
     '3',
     '--retry-base-ms',
@@ -79,7 +80,7 @@ function expectKeptItems(out: string, s: FaultServer, n: number) {
 
 describe('a server that fails every request: the crawl gives up', () => {
   const cases: Array<[ScriptedFault, string, RegExp]> = [
-    ['stall', 'timeout', /last error: timeout: no complete reply within 300 ms \(--timeout\)/],
+    ['stall', 'timeout', /last error: timeout: no complete reply within 2000 ms \(--timeout\)/],
     ['500', 'http', /last error: http 500: 500 The server had an error while processing your request: Incorrect API key provided: \[REDACTED\]\./],
     ['reset', 'connection', /last error: connection: connection error: (other side closed|.*ECONNRESET)/],
   ];
@@ -88,7 +89,8 @@ describe('a server that fails every request: the crawl gives up', () => {
       server = await failingServer(fault);
       const dir = tmp();
       const out = join(dir, 'out.jsonl');
-      const r = await runCli(crawlArgs(out, server.url, ['--max-failure-streak', '6']), { env: { OPENAI_API_KEY: KEY } });
+      const timeout = fault === 'stall' ? ['--timeout', '2'] : [];
+      const r = await runCli(crawlArgs(out, server.url, ['--max-failure-streak', '6', ...timeout]), { env: { OPENAI_API_KEY: KEY } });
       const line = expectGaveUp(r, /^cllama-crawl: gave up: 6 attempts in a row failed \(--max-failure-streak 6\); /);
       expect(line).toMatch(last);
       expect(line).toContain(`10/100 items are kept in ${out}`);
@@ -120,10 +122,12 @@ describe('a server that fails every request: the crawl gives up', () => {
   it('--max-failure-time bounds a streak of stalls in time', async () => {
     server = await failingServer('stall');
     const out = join(tmp(), 'out.jsonl');
-    const r = await runCli(crawlArgs(out, server.url, ['--max-failure-time', '1', '--concurrency', '2']), { env: { OPENAI_API_KEY: KEY } });
-    expectGaveUp(r, /^cllama-crawl: gave up: attempts kept failing for \d+ s with no successful reply \(--max-failure-time 1\); last error: timeout/);
-    // each attempt lasts at least the 0.3 s timeout: 2 workers fit at most 6 each into the second and the one that ends it
-    expect(server.ledger.requests).toBeLessThanOrEqual(2 + 2 * 6);
+    const r = await runCli(crawlArgs(out, server.url, ['--timeout', '1', '--max-failure-time', '3', '--concurrency', '2']), {
+      env: { OPENAI_API_KEY: KEY },
+    });
+    expectGaveUp(r, /^cllama-crawl: gave up: attempts kept failing for \d+ s with no successful reply \(--max-failure-time 3\); last error: timeout/);
+    // each attempt lasts at least the 1 s timeout: 2 workers fit at most 5 each into the streak's 3 s and the one that starts it
+    expect(server.ledger.requests).toBeLessThanOrEqual(2 + 2 * 5);
     expectKeptItems(out, server, 10);
   });
 
