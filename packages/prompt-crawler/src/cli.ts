@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseFiniteNumber, parseWholeNumber, runMain } from '@cllama/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { crawl, type CrawlStatus } from './crawler.js';
+import { crawl, DEFAULT_MAX_FAILURE_STREAK, DEFAULT_MAX_FAILURE_TIME_MS, DEFAULT_MAX_REPLY_BYTES, type CrawlStatus } from './crawler.js';
 import { ConfigError } from './errors.js';
 import { defaultFilterOptions } from './filters.js';
 import { buildPrompt, defaultPromptSpec, parseListFile, type PromptLanguage, type PromptSpec } from './prompt.js';
@@ -165,7 +165,9 @@ async function runCrawl(o: Record<string, any>): Promise<number> {
       priceIn: o.priceIn,
       priceOut: o.priceOut,
       maxRequests: o.maxRequests,
-      maxConsecutiveFailures: o.maxConsecutiveFailures,
+      maxFailureStreak: o.maxFailureStreak,
+      maxFailureTimeMs: o.maxFailureTime * 1000,
+      maxReplyBytes: Math.floor(o.maxReplyMb * (1 << 20)),
       signal: controller.signal,
       onStatus,
       onNotice: (line) => warn(`cllama-crawl: ${line}`),
@@ -225,7 +227,24 @@ export function buildProgram(): Command {
     .option('--blacklist <file>', 'keyword blacklist, one per line (default: Stanford Alpaca list, + Chinese equivalents for zh)')
     .option('--no-blacklist', 'turn the keyword blacklist off')
     .option('--max-requests <n>', 'stop after this many requests in this run', int('--max-requests', 1))
-    .option('--max-consecutive-failures <n>', 'abort after this many requests in a row fail permanently', int('--max-consecutive-failures', 1), 20)
+    .option(
+      '--max-failure-streak <n>',
+      'give up (exit 1) when this many attempts in a row fail, any worker, 429s not counted',
+      int('--max-failure-streak', 1),
+      DEFAULT_MAX_FAILURE_STREAK,
+    )
+    .option(
+      '--max-failure-time <s>',
+      'give up (exit 1) when attempts keep failing for this many seconds with no successful reply',
+      num('--max-failure-time', 0.001),
+      DEFAULT_MAX_FAILURE_TIME_MS / 1000,
+    )
+    .option(
+      '--max-reply-mb <mb>',
+      'largest reply read, in MiB; a larger one is cut off and its request fails',
+      num('--max-reply-mb', 0.001, 1024),
+      DEFAULT_MAX_REPLY_BYTES / (1 << 20),
+    )
     .option('--quiet', 'no progress bar; a status line every --status-every seconds (for background runs)')
     .option('--status-every <s>', 'seconds between status lines when quiet or not on a terminal', num('--status-every', 0), 30);
   addPromptOptions(crawlCmd).action(async (o) => {

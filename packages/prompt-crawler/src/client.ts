@@ -5,8 +5,11 @@
  * user's --retry-max-ms (a longer server wait is capped there and reported through `onNotice`, never
  * waited out), timeouts and connection errors retried. The per-attempt timeout is our own and covers
  * the whole attempt, reading the body included (the SDK's `timeout` stops at the response headers, so a
- * server that sends headers and then stalls would hang it forever). Errors are described by `describeError`, which copies only status,
- * kind and message — never the error object, whose fields include response headers.
+ * server that sends headers and then stalls would hang it forever). A reply is read through a counting
+ * stream and cut at `maxReplyBytes` (a Content-Length above it is refused before reading): the SDK
+ * buffers whole bodies, so without the cap a server streaming without end would take all memory; the
+ * attempt then fails as `too-large` and is not retried. Errors are described by `describeError`, which
+ * copies only status, kind and message — never the error object, whose fields include response headers.
  */
 import OpenAI from 'openai';
 import { FatalApiError } from './errors.js';
@@ -27,10 +30,93 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** things the user should hear about (a capped Retry-After); once per kind per client */
   onNotice?: (line: string) => void;
+  /** the largest reply body read (error bodies included); a larger one fails the attempt */
+  maxReplyBytes: number;
 }
 
 /** An attempt that outlived ClientOptions.timeoutMs (headers or body). */
 class AttemptTimeoutError extends Error {}
+
+/** A reply body (or its Content-Length) larger than ClientOptions.maxReplyBytes. */
+class ReplyTooLargeError extends Error {
+  constructor(maxBytes: number) {
+    super(`reply larger than ${formatBytes(maxBytes)} (--max-reply-mb); the request was aborted`);
+  }
+}
+
+/** What the fetch wrapper learned about one attempt; passed to it through the SDK's fetchOptions. */
+interface AttemptState {
+  tooLarge: boolean;
+}
+const ATTEMPT_KEY = 'cllamaAttempt';
+
+/** Bytes in binary units for messages: 8 MiB, 512 KiB, 300 B. */
+export function formatBytes(n: number): string {
+  if (n >= 1 << 20) return `${Number((n / (1 << 20)).toFixed(2))} MiB`;
+  if (n >= 1 << 10) return `${Number((n / (1 << 10)).toFixed(2))} KiB`;
+  return `${n} B`;
+}
+
+/** Responses that may not carry a body (new Response refuses one for them). */
+const NULL_BODY_STATUS = new Set([101, 204, 205, 304]);
+
+/**
+ * A fetch whose response bodies stop at `maxBytes`: a Content-Length above it is refused before the
+ * body is read, and a body that grows past it (no Content-Length, or a lying one) is cancelled — the
+ * connection closed — as soon as the cap is passed. Either way the attempt's state says why.
+ */
+export function cappedFetch(inner: typeof fetch, maxBytes: number): typeof fetch {
+  return async (input, init) => {
+    const state = (init as Record<string, unknown> | undefined)?.[ATTEMPT_KEY] as AttemptState | undefined;
+    const res = await inner(input, init);
+    const tooLarge = () => {
+      if (state) state.tooLarge = true;
+      return new ReplyTooLargeError(maxBytes);
+    };
+    const declared = Number(res.headers.get('content-length') ?? Number.NaN);
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      await res.body?.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    if (!res.body || NULL_BODY_STATUS.has(res.status)) return res;
+    const reader = res.body.getReader();
+    let seen = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (done) {
+          controller.close();
+          return;
+        }
+        seen += value.byteLength;
+        if (seen > maxBytes) {
+          const err = tooLarge();
+          await reader.cancel(err).catch(() => undefined);
+          controller.error(err);
+          return;
+        }
+        controller.enqueue(value);
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    });
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+}
+
+/**
+ * Refuses an API key that no HTTP header can carry — a control character (a newline or escape code
+ * pasted inside it) or a character outside ASCII (a curly quote) — instead of letting every request
+ * fail as a "connection error". Leading and trailing whitespace is not counted (the key is sent
+ * trimmed). Returns the problem, or undefined; the key itself is never part of the message.
+ */
+export function apiKeyProblem(apiKey: string): string | undefined {
+  const key = apiKey.trim();
+  if (/[\x00-\x1f\x7f]/.test(key)) return 'a control character (a newline, tab or escape code pasted into it)';
+  if (/[^\x00-\x7f]/.test(key)) return 'a character outside ASCII (a curly quote or other text pasted into it)';
+  return undefined;
+}
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -45,7 +131,7 @@ export interface Completion {
   completionTokens: number;
 }
 
-export type ErrorKind = 'http' | 'timeout' | 'connection' | 'bad-response' | 'aborted';
+export type ErrorKind = 'http' | 'timeout' | 'connection' | 'bad-response' | 'too-large' | 'aborted';
 
 export interface ErrorInfo {
   kind: ErrorKind;
@@ -56,11 +142,18 @@ export interface ErrorInfo {
 export function describeError(err: unknown, redactor: Redactor): ErrorInfo {
   const clip = (s: string) => redactor.redact(s.length > 300 ? `${s.slice(0, 300)}…` : s);
   if (err instanceof AttemptTimeoutError) return { kind: 'timeout', message: err.message };
+  if (err instanceof ReplyTooLargeError) return { kind: 'too-large', message: err.message };
   if (err instanceof OpenAI.APIUserAbortError) return { kind: 'aborted', message: 'request aborted' };
   if (err instanceof OpenAI.APIConnectionTimeoutError) return { kind: 'timeout', message: 'request timed out' };
   if (err instanceof OpenAI.APIConnectionError) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const detail = cause?.code ?? cause?.message ?? err.message;
+    // fetch's "fetch failed" wraps the socket's error: say the innermost one (ECONNRESET, other side closed)
+    let detail = err.message;
+    let cause = (err as { cause?: unknown }).cause as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
+    for (let depth = 0; cause && depth < 4; depth++, cause = cause.cause as typeof cause) {
+      const code = typeof cause.code === 'string' ? cause.code : undefined;
+      const message = typeof cause.message === 'string' ? cause.message : undefined;
+      if (code || message) detail = code && message && !message.includes(code) ? `${message} (${code})` : (message ?? code ?? detail);
+    }
     return { kind: 'connection', message: clip(`connection error: ${detail}`) };
   }
   if (err instanceof OpenAI.APIError && typeof err.status === 'number') {
@@ -120,7 +213,7 @@ export class ChatClient {
       timeout: opts.timeoutMs, // headers only; once() bounds the whole attempt
       maxRetries: 0,
       logLevel: 'off',
-      ...(opts.fetch ? { fetch: opts.fetch } : {}),
+      fetch: cappedFetch(opts.fetch ?? fetch, opts.maxReplyBytes),
     });
   }
 
@@ -142,10 +235,14 @@ export class ChatClient {
       timedOut = true;
       attempt.abort();
     }, this.opts.timeoutMs);
+    const state: AttemptState = { tooLarge: false };
     let res: OpenAI.Chat.ChatCompletion;
     try {
-      res = await this.client.chat.completions.create(params, { signal: attempt.signal });
+      // the state object travels in fetchOptions to cappedFetch, which marks an over-size reply on it
+      const fetchOptions = { [ATTEMPT_KEY]: state } as OpenAI.RequestOptions['fetchOptions'];
+      res = await this.client.chat.completions.create(params, { signal: attempt.signal, fetchOptions });
     } catch (e) {
+      if (state.tooLarge) throw new ReplyTooLargeError(this.opts.maxReplyBytes);
       if (timedOut) throw new AttemptTimeoutError(`no complete reply within ${this.opts.timeoutMs} ms (--timeout)`);
       throw e;
     } finally {
@@ -212,7 +309,8 @@ export class ChatClient {
                 : 'no such endpoint or model: check --base-url and --model';
           throw new FatalApiError(`${hint} (HTTP ${status}: ${info.message})`, status);
         }
-        let retryable = info.kind !== 'http' || status === 408 || status === 409 || status === 429 || (status ?? 0) >= 500;
+        // an over-size reply is not retried: the same prompt to the same server would most likely do it again
+        let retryable = (info.kind !== 'http' && info.kind !== 'too-large') || status === 408 || status === 409 || status === 429 || (status ?? 0) >= 500;
         if (status === 400 && this.structured) {
           // most likely the server does not support response_format json_schema: fall back to free text
           this.structured = false;

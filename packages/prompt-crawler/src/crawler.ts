@@ -14,9 +14,19 @@
  * Resume: everything in <out> is loaded first (dedupe set and ROUGE index rebuilt from it), request
  * numbering continues after the highest index in the journal/failures, and the run stops at exactly
  * --count items in <out>.
+ *
+ * Giving up: a failure streak — failed attempts of any worker since the last successful reply — ends
+ * the run when it reaches --max-failure-streak attempts (429s not counted: they are the server pacing
+ * us, and its Retry-After already pauses every worker) or has lasted --max-failure-time (429s
+ * included). So a server that fails everything gets at most streak + concurrency − 1 more attempts.
+ *
+ * Memory: what a run holds is the dedupe set and the ROUGE-L index (both grow with the items kept,
+ * never with what the server sends), up to `concurrency` replies of at most --max-reply-mb each, and
+ * the lines waiting for the next group commit — a worker waits for its write once more than
+ * MAX_PENDING_CHARS are waiting, so a slow disk cannot make them pile up.
  */
 import { setMaxListeners } from 'node:events';
-import { ChatClient, type AttemptFailure, type RetryPolicy } from './client.js';
+import { apiKeyProblem, ChatClient, type AttemptFailure, type RetryPolicy } from './client.js';
 import { ConfigError, TooManyFailuresError } from './errors.js';
 import { ItemFilter, normalizeInstruction, type FilterOptions } from './filters.js';
 import { parseReply, type Item } from './parse.js';
@@ -50,8 +60,12 @@ export interface CrawlOptions {
   priceOut?: number;
   /** stop after this many requests in this run even if --count is not reached */
   maxRequests?: number;
-  /** abort when this many requests in a row fail permanently */
-  maxConsecutiveFailures?: number;
+  /** give up when this many attempts in a row fail, 429s not counted (default DEFAULT_MAX_FAILURE_STREAK) */
+  maxFailureStreak?: number;
+  /** give up when attempts have kept failing, with no successful reply, for this long (default DEFAULT_MAX_FAILURE_TIME_MS) */
+  maxFailureTimeMs?: number;
+  /** the largest reply body read; a larger one fails its request (default DEFAULT_MAX_REPLY_BYTES) */
+  maxReplyBytes?: number;
   signal?: AbortSignal;
   onStatus?: (s: CrawlStatus) => void;
   /** override fetch (tests) */
@@ -83,10 +97,23 @@ export interface CrawlSummary extends CrawlStatus {
   files: { out: string; rejects: string; failures: string; journal: string };
 }
 
+/** Failed attempts in a row (429s not counted) that end a run. */
+export const DEFAULT_MAX_FAILURE_STREAK = 50;
+/** How long attempts may keep failing with no successful reply before the run ends: 15 minutes. */
+export const DEFAULT_MAX_FAILURE_TIME_MS = 15 * 60_000;
+/** The largest reply read: 8 MiB, some 20× a chat completion of 16k tokens even when every character is \u-escaped. */
+export const DEFAULT_MAX_REPLY_BYTES = 8 << 20;
+/** Characters waiting for the next group commit above which a worker waits for its write before the next request. */
+const MAX_PENDING_CHARS = 16 << 20;
+
 type Lines = { items: string[]; rejects: string[]; failures: string[]; journal: string[] };
 
 function emptyLines(): Lines {
   return { items: [], rejects: [], failures: [], journal: [] };
+}
+
+function formatSeconds(ms: number): string {
+  return ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`;
 }
 
 function cost(promptTokens: number, completionTokens: number, priceIn?: number, priceOut?: number): number | undefined {
@@ -99,6 +126,12 @@ function cost(promptTokens: number, completionTokens: number, priceIn?: number, 
  * is not an http(s) URL, an empty key for the OpenAI default endpoint. Runs before any file is touched.
  */
 export function validateCrawlOptions(opts: CrawlOptions): void {
+  const keyProblem = apiKeyProblem(opts.apiKey);
+  if (keyProblem) {
+    throw new ConfigError(`OPENAI_API_KEY contains ${keyProblem}, which no HTTP header can carry; set it again to the bare key (the key is not printed)`, {
+      usage: true,
+    });
+  }
   if (opts.baseURL !== undefined && opts.baseURL !== '') {
     let url: URL | undefined;
     try {
@@ -120,19 +153,24 @@ export function validateCrawlOptions(opts: CrawlOptions): void {
  */
 class GroupCommit {
   private pending = emptyLines();
+  /** characters in `pending` (a bound on its memory) */
+  pendingChars = 0;
   private scheduled: Promise<void> | undefined;
   private tail: Promise<void> = Promise.resolve();
   constructor(private readonly store: OutputStore) {}
 
   add(lines: Lines): Promise<void> {
-    this.pending.items.push(...lines.items);
-    this.pending.rejects.push(...lines.rejects);
-    this.pending.failures.push(...lines.failures);
-    this.pending.journal.push(...lines.journal);
+    for (const key of ['items', 'rejects', 'failures', 'journal'] as const) {
+      for (const l of lines[key]) {
+        this.pending[key].push(l);
+        this.pendingChars += l.length;
+      }
+    }
     if (!this.scheduled) {
       const scheduled = this.tail.then(() => {
         const batch = this.pending;
         this.pending = emptyLines();
+        this.pendingChars = 0;
         this.scheduled = undefined;
         return this.store.append(batch);
       });
@@ -179,10 +217,14 @@ class CrawlRun {
   private readonly notifier = new Notifier();
   private readonly commits: GroupCommit;
   private readonly maxRequests: number;
-  private readonly maxConsecutive: number;
+  private readonly maxStreak: number;
+  private readonly maxFailureTimeMs: number;
   private readonly onOuterAbort = () => this.controller.abort();
   private nextIndex: number;
-  private consecutiveFailures = 0;
+  /** failed attempts since the last successful reply, 429s not counted */
+  private streak = 0;
+  /** when the first failed attempt since the last successful reply ended (429s included) */
+  private streakSince: number | undefined;
   private completionTokensAvg: number;
   /** the error that stops the run (first one wins) */
   fatal: unknown;
@@ -209,6 +251,7 @@ class CrawlRun {
         temperature: opts.temperature,
         structured: opts.structured,
         fetch: opts.fetch,
+        maxReplyBytes: opts.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
         onNotice: opts.onNotice ? (line) => opts.onNotice?.(redactor.redact(line)) : undefined,
       },
       redactor,
@@ -217,7 +260,8 @@ class CrawlRun {
     setMaxListeners(0, this.controller.signal); // every in-flight request listens to it
     opts.signal?.addEventListener('abort', this.onOuterAbort, { once: true });
     this.maxRequests = opts.maxRequests ?? Number.POSITIVE_INFINITY;
-    this.maxConsecutive = opts.maxConsecutiveFailures ?? 20;
+    this.maxStreak = opts.maxFailureStreak ?? DEFAULT_MAX_FAILURE_STREAK;
+    this.maxFailureTimeMs = opts.maxFailureTimeMs ?? DEFAULT_MAX_FAILURE_TIME_MS;
     this.nextIndex = maxIndex + 1;
     this.completionTokensAvg = opts.maxTokens ?? 2048;
   }
@@ -304,7 +348,8 @@ class CrawlRun {
     const c = result.completion!;
     status.attempts.total++;
     status.requests.succeeded++;
-    this.consecutiveFailures = 0;
+    this.streak = 0;
+    this.streakSince = undefined;
     status.usage.promptTokens += c.promptTokens;
     status.usage.completionTokens += c.completionTokens;
     status.usageAllRuns.promptTokens += c.promptTokens;
@@ -328,10 +373,9 @@ class CrawlRun {
     lines.journal.push(this.redactor.redact(JSON.stringify(j)) + '\n');
   }
 
-  /** A request that used up its attempts: its failure line; too many in a row stops the run. */
+  /** A request that used up its attempts (or was cut short by giving up): its failure line. */
   private recordFailure(index: number, promptText: string, result: RequestResult, lines: Lines, time: string): void {
     this.status.requests.failed++;
-    this.consecutiveFailures++;
     const f: FailureRecord = {
       request: index,
       prompt: promptText,
@@ -339,13 +383,29 @@ class CrawlRun {
       time,
     };
     lines.failures.push(this.redactor.redact(JSON.stringify(f)) + '\n');
-    if (this.consecutiveFailures >= this.maxConsecutive && this.fatal === undefined) {
-      const last = result.failures[result.failures.length - 1];
-      this.fatal = new TooManyFailuresError(
-        `${this.consecutiveFailures} requests in a row failed after all retries (last: ${last.kind}${last.status ? ` ${last.status}` : ''}: ${last.message}); check the server, --base-url and --model. Details in ${this.store.paths.failures}`,
-      );
-      this.controller.abort();
-    }
+  }
+
+  /** Every failed attempt extends the failure streak; a streak past either bound ends the run. */
+  private attemptFailed(f: AttemptFailure): void {
+    const { status } = this;
+    status.attempts.total++;
+    status.attempts.failed++;
+    const now = Date.now();
+    this.streakSince ??= now;
+    if (f.status !== 429) this.streak++;
+    if (this.fatal !== undefined) return;
+    const lasted = now - this.streakSince;
+    let why: string | undefined;
+    if (this.streak >= this.maxStreak) why = `${this.streak} attempts in a row failed (--max-failure-streak ${this.maxStreak})`;
+    else if (lasted >= this.maxFailureTimeMs)
+      why = `attempts kept failing for ${formatSeconds(lasted)} with no successful reply (--max-failure-time ${this.maxFailureTimeMs / 1000})`;
+    if (!why) return;
+    const paths = this.store.paths;
+    this.fatal = new TooManyFailuresError(
+      `gave up: ${why}; last error: ${f.kind}${f.status ? ` ${f.status}` : ''}: ${f.message.replace(/[.\s]+$/, '')}. ` +
+        `${status.accepted}/${this.opts.count} items are kept in ${paths.out}; check the server, --base-url and --model, then run the same command again to continue (failed requests: ${paths.failures})`,
+    );
+    this.controller.abort();
   }
 
   private yieldEstimate(): number {
@@ -378,10 +438,7 @@ class CrawlRun {
       const estimated = Math.ceil(prompt.text.length * 1.5) + this.completionTokensAvg;
       let result: RequestResult;
       try {
-        result = await this.client.request(prompt.text, opts.retry, this.limiter, estimated, this.controller.signal, (_f: AttemptFailure) => {
-          status.attempts.total++;
-          status.attempts.failed++;
-        });
+        result = await this.client.request(prompt.text, opts.retry, this.limiter, estimated, this.controller.signal, (f) => this.attemptFailed(f));
       } catch (e) {
         this.fatal = e;
         this.controller.abort();
@@ -392,16 +449,20 @@ class CrawlRun {
       const lines = emptyLines();
       const time = new Date().toISOString();
       if (result.completion) this.recordCompletion(index, result, lines, time);
-      else if (result.failures.length > 0 && !this.controller.signal.aborted) this.recordFailure(index, prompt.text, result, lines, time);
+      // a request cut short by Ctrl-C is not a failure; one cut short by giving up is, with the attempts it made
+      else if (result.failures.length > 0 && (!this.controller.signal.aborted || this.fatal instanceof TooManyFailuresError))
+        this.recordFailure(index, prompt.text, result, lines, time);
       status.inFlight--;
       // The decision is made; the write joins the next group commit. The worker does not wait for the
       // fsync before its next request (the run waits for all writes before it returns).
-      this.commits.add(lines).catch((e) => {
+      const written = this.commits.add(lines).catch((e) => {
         if (this.fatal === undefined) this.fatal = e;
         this.controller.abort();
       });
       this.notifier.notify();
       opts.onStatus?.(this.snapshot());
+      // backpressure: a disk slower than the replies makes workers wait instead of piling up lines
+      if (this.commits.pendingChars > MAX_PENDING_CHARS) await written;
     }
   }
 

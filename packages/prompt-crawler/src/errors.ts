@@ -1,19 +1,20 @@
 /** Typed errors; each message says what is wrong and what to do. */
-import { CllamaError } from '@cllama/core';
+import { CllamaError, EXIT_USAGE } from '@cllama/core';
 
 export class CrawlerError extends CllamaError {
   constructor(
     message: string,
     readonly code: string,
+    exitCode?: number,
   ) {
-    super(message);
+    super(message, exitCode === undefined ? undefined : { exitCode });
   }
 }
 
-/** A bad option or input file. */
+/** A bad option or input file (`usage`: a bad setting the user gave, exit 2 in the CLI). */
 export class ConfigError extends CrawlerError {
-  constructor(message: string) {
-    super(message, 'config');
+  constructor(message: string, opts: { usage?: boolean } = {}) {
+    super(message, 'config', opts.usage ? EXIT_USAGE : undefined);
   }
 }
 
@@ -21,6 +22,13 @@ export class ConfigError extends CrawlerError {
 export class OutputFileError extends CrawlerError {
   constructor(message: string) {
     super(message, 'output-file');
+  }
+}
+
+/** Writing one of the crawl's files failed (a full disk): the file was cut back to its last complete line. */
+export class OutputWriteError extends CrawlerError {
+  constructor(message: string) {
+    super(message, 'output-write');
   }
 }
 
@@ -41,7 +49,7 @@ export class FatalApiError extends CrawlerError {
   }
 }
 
-/** Too many requests in a row failed permanently: something is wrong with the server or options. */
+/** The failure streak passed --max-failure-streak or --max-failure-time: the server is not answering. */
 export class TooManyFailuresError extends CrawlerError {
   constructor(message: string) {
     super(message, 'too-many-failures');

@@ -7,6 +7,9 @@
  *   <out>.lock            pid of the crawler using these files
  * Each commit appends to every file and fsyncs it before the commit's promise resolves; items are
  * written (and synced) first, so after a kill the output never claims less than the journal says.
+ * A write or fsync that fails (a full disk) cuts that file back to its size before the append, so no
+ * torn line is left, and fails the store with one message naming the file: later appends are refused,
+ * so the files hold exactly the groups committed before the failure, and a resume continues from there.
  * A process killed mid-write can leave a torn last line: on open it is cut off (the file is truncated
  * back to the last complete line) and the torn text is recorded in the rejects file. Only what can be a
  * torn line of ours is cut: a last line that is complete JSON and only lacks its '\n' is read as a
@@ -16,7 +19,7 @@
 import { constants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { ConfigError, LockedError, OutputFileError } from './errors.js';
+import { ConfigError, LockedError, OutputFileError, OutputWriteError } from './errors.js';
 import type { Item } from './parse.js';
 
 export interface RejectRecord {
@@ -61,6 +64,22 @@ export function sideFiles(out: string) {
     journal: `${out}.journal.jsonl`,
     lock: `${out}.lock`,
   };
+}
+
+/** Why a write failed, in words, without the path (Node's FileHandle errors do not carry it). */
+function writeReason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'ENOSPC') return 'no space left on device (ENOSPC)';
+  if (e?.code === 'EDQUOT') return 'disk quota exceeded (EDQUOT)';
+  if (e?.code === 'EFBIG') return 'file too large for this file system (EFBIG)';
+  return (e instanceof Error ? e.message : String(err)).replace(/\s*\n\s*/g, ' ');
+}
+
+/** One line naming the file that could not be written and what to do. */
+function writeError(path: string, err: unknown, what: string): OutputWriteError {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const todo = code === 'ENOSPC' || code === 'EDQUOT' ? 'free some space' : 'fix that';
+  return new OutputWriteError(`cannot write ${path}: ${writeReason(err)}; ${what} — ${todo} and run the same command again to continue`);
 }
 
 /**
@@ -133,8 +152,13 @@ export async function readJsonLines(
         onRecord(record, lineNo + 1);
         count++;
         if (repair) {
-          await fh.write('\n', size);
-          await fh.sync();
+          try {
+            await fh.write('\n', size);
+            await fh.sync();
+          } catch (e) {
+            await fh.truncate(size).catch(() => undefined);
+            throw writeError(path, e, 'it was left as it was');
+          }
         }
         return { count };
       }
@@ -146,8 +170,12 @@ export async function readJsonLines(
       }
       torn = { file: path, bytes: size - completeEnd, text };
       if (repair) {
-        await fh.truncate(completeEnd);
-        await fh.sync();
+        try {
+          await fh.truncate(completeEnd);
+          await fh.sync();
+        } catch (e) {
+          throw writeError(path, e, 'its torn last line could not be cut');
+        }
       }
     }
   } finally {
@@ -176,19 +204,27 @@ function pidAlive(pid: number): boolean {
 
 async function acquireLock(path: string): Promise<void> {
   for (let tries = 0; tries < 2; tries++) {
+    let fh: FileHandle;
     try {
-      const fh = await fsp.open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-      await fh.writeFile(`${process.pid}\n`);
-      await fh.sync();
-      await fh.close();
-      return;
+      fh = await fsp.open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw writeError(path, e, 'no lock was taken and nothing was written');
       const pid = Number((await fsp.readFile(path, 'utf8').catch(() => '')).trim());
       if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) {
         throw new LockedError(`another crawler (pid ${pid}) is writing to ${path.replace(/\.lock$/, '')}; stop it or choose another --out`);
       }
       await fsp.rm(path, { force: true }); // stale lock from a killed process
+      continue;
+    }
+    try {
+      await fh.writeFile(`${process.pid}\n`);
+      await fh.sync();
+      await fh.close();
+      return;
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      await fsp.rm(path, { force: true });
+      throw writeError(path, e, 'the lock was removed and nothing was written');
     }
   }
   throw new LockedError(`could not take the lock ${path}; remove it if no crawler is running`);
@@ -203,11 +239,17 @@ export interface OpenedStore {
   torn: TornTail[];
 }
 
+type Handles = { out: FileHandle; rejects: FileHandle; failures: FileHandle; journal: FileHandle };
+
 export class OutputStore {
   private closed = false;
+  /** the first write that failed: every later append is refused with it */
+  private failed: OutputWriteError | undefined;
   private constructor(
     readonly paths: ReturnType<typeof sideFiles>,
-    private readonly handles: { out: FileHandle; rejects: FileHandle; failures: FileHandle; journal: FileHandle },
+    private readonly handles: Handles,
+    /** each file's size after the last good append (the crawler is its only writer: it holds the lock) */
+    private readonly sizes: Record<keyof Handles, number>,
   ) {}
 
   /**
@@ -265,13 +307,15 @@ export class OutputStore {
       const rejectsRead = await readJsonLines(paths.rejects, true, () => {}, SIDE_LINE_START);
       for (const r of [journalRead, failuresRead, rejectsRead]) if (r.torn) torn.push(r.torn);
       const open = (p: string) => fsp.open(p, 'a');
-      const handles = {
+      const handles: Handles = {
         out: await open(paths.out),
         rejects: await open(paths.rejects),
         failures: await open(paths.failures),
         journal: await open(paths.journal),
       };
-      const store = new OutputStore(paths, handles);
+      const sizes = { out: 0, rejects: 0, failures: 0, journal: 0 };
+      for (const k of Object.keys(handles) as Array<keyof Handles>) sizes[k] = (await handles[k].stat()).size;
+      const store = new OutputStore(paths, handles, sizes);
       // account for a torn output line: its text goes to the rejects file
       const tornOut = torn.filter((t) => t.file === paths.out);
       if (tornOut.length) {
@@ -288,21 +332,39 @@ export class OutputStore {
 
   /**
    * Appends pre-serialized lines (each ending in '\n') and fsyncs each touched file. Items first,
-   * so a kill between files loses bookkeeping, never data. One write call per file.
+   * so a kill between files loses bookkeeping, never data. One write call per file. A failed write or
+   * fsync cuts the file back to where this append began and fails the store (see the header).
    */
   async append(lines: { items?: string[]; rejects?: string[]; failures?: string[]; journal?: string[] }): Promise<void> {
     if (this.closed) throw new Error('store is closed');
-    const order: Array<[keyof typeof lines, FileHandle]> = [
-      ['items', this.handles.out],
-      ['failures', this.handles.failures],
-      ['journal', this.handles.journal],
-      ['rejects', this.handles.rejects],
+    if (this.failed) throw this.failed;
+    const order: Array<[keyof typeof lines, keyof Handles]> = [
+      ['items', 'out'],
+      ['failures', 'failures'],
+      ['journal', 'journal'],
+      ['rejects', 'rejects'],
     ];
-    for (const [key, fh] of order) {
+    for (const [key, file] of order) {
       const l = lines[key];
       if (!l || l.length === 0) continue;
-      await fh.appendFile(l.join(''));
-      await fh.sync();
+      const fh = this.handles[file];
+      const data = Buffer.from(l.join(''), 'utf8');
+      try {
+        await fh.appendFile(data);
+        await fh.sync();
+      } catch (e) {
+        const cut = await fh.truncate(this.sizes[file]).then(
+          () => fh.sync().then(() => true),
+          () => false,
+        );
+        this.failed = writeError(
+          this.paths[file],
+          e,
+          cut ? 'it was cut back to its last complete line, everything written before is kept' : 'its torn end is cut by the next run',
+        );
+        throw this.failed;
+      }
+      this.sizes[file] += data.length;
     }
   }
 

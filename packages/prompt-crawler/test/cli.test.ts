@@ -1,21 +1,15 @@
 /** The built CLI: help, dry-run, one-line errors, and the API key kept out of output on error paths. */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildPrompt, defaultPromptSpec } from '../src/prompt.js';
+import { ensureBuilt, runCli } from './helpers/cli.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
 
 const KEY = 'sk-cllama-CLITEST-0a9b8c7d6e5f4a3b2c1d0e9f';
-const pkg = join(import.meta.dirname, '..');
-const cli = join(pkg, 'dist', 'cli.js');
 
-beforeAll(() => {
-  const src = join(pkg, 'src');
-  const newest = Math.max(...readdirSync(src).map((f) => statSync(join(src, f)).mtimeMs));
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newest) execFileSync('npx', ['tsup'], { cwd: pkg, stdio: 'ignore' });
-});
+beforeAll(ensureBuilt);
 
 let server: FaultServer | undefined;
 afterEach(async () => {
@@ -23,19 +17,7 @@ afterEach(async () => {
   server = undefined;
 });
 
-function run(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      env: { ...process.env, OPENAI_API_KEY: KEY, OPENAI_BASE_URL: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[], env: Record<string, string | undefined> = {}) => runCli(args, { env: { OPENAI_API_KEY: KEY, ...env } });
 
 describe('cllama-crawl', () => {
   it('prints help', async () => {
@@ -93,16 +75,22 @@ describe('cllama-crawl', () => {
       '2',
       '--retry-base-ms',
       '1',
-      '--max-consecutive-failures',
+      '--max-failure-streak',
       '3',
       '--concurrency',
       '1',
     ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/3 requests in a row failed/);
+    expect(r.stderr).toMatch(/gave up: 3 attempts in a row failed/);
     expect(r.stdout + r.stderr).not.toContain(KEY);
+    // request 1 used its 2 attempts; request 2 was cut short by giving up after its first
     const failures = readFileSync(`${out}.failures.jsonl`, 'utf8');
-    expect(failures.trim().split('\n')).toHaveLength(3);
+    expect(
+      failures
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).attempts.length),
+    ).toEqual([2, 1]);
     expect(failures).toContain('[REDACTED]');
     expect(failures).not.toContain(KEY);
   });

@@ -3,8 +3,8 @@
  * benchmarks. It invents instruction items and injects the faults a crawler meets in practice:
  * 429 with Retry-After, 500, connection resets, replies slower than the client's timeout, a cut-off
  * HTTP body, messy reply text (fences, prose, one object per line), malformed objects, truncated
- * final items (finish_reason=length), duplicates of items already served, and "doomed" prompts that
- * always fail. It keeps a ledger of everything it did so tests can account for every outcome.
+ * final items (finish_reason=length), duplicates of items already served, "doomed" prompts that
+ * always fail, and a body streamed without end (no content-length). It keeps a ledger of everything it did so tests can account for every outcome.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -41,8 +41,12 @@ export interface FaultPlan {
   echoAuthInContent?: boolean;
   /** reply instantly with a fixed body (overhead benchmark) */
   instant?: boolean;
-  /** the first requests get these faults, in order, whatever the probabilities say */
-  initialFaults?: Array<'429' | '500' | 'reset' | 'slow' | 'badBody' | 'stall'>;
+  /** the first requests get these faults, in order, whatever the probabilities say ('ok': a normal reply) */
+  initialFaults?: ScriptedFault[];
+  /** every request after `initialFaults` gets this fault (a server that fails everything) */
+  everyRequest?: ScriptedFault;
+  /** an 'endless' body ends, unterminated JSON, after this many bytes (default 1 GiB: a client without a cap still finishes) */
+  endlessLimitBytes?: number;
   /** the first successful replies carry exactly these items (then generated ones) */
   firstReplies?: Array<Array<{ instruction: string; input: string; output: string }>>;
   /** answer 400 to requests that carry response_format (a server without structured output) */
@@ -51,10 +55,14 @@ export interface FaultPlan {
   forceStatus?: number;
 }
 
+export type ScriptedFault = 'ok' | '429' | '500' | 'reset' | 'slow' | 'badBody' | 'stall' | 'endless';
+
 export interface Ledger {
   requests: number;
   ok: number;
-  faults: { s429: number; s500: number; reset: number; slow: number; badBody: number; stall: number; doomed: number; forced: number };
+  faults: { s429: number; s500: number; reset: number; slow: number; badBody: number; stall: number; endless: number; doomed: number; forced: number };
+  /** body bytes the server managed to send for 'endless' replies (what the client read or buffered) */
+  endlessBytes: number;
   malformedItems: number;
   truncatedItems: number;
   duplicatesSent: number;
@@ -83,7 +91,8 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
   const ledger: Ledger = {
     requests: 0,
     ok: 0,
-    faults: { s429: 0, s500: 0, reset: 0, slow: 0, badBody: 0, stall: 0, doomed: 0, forced: 0 },
+    faults: { s429: 0, s500: 0, reset: 0, slow: 0, badBody: 0, stall: 0, endless: 0, doomed: 0, forced: 0 },
+    endlessBytes: 0,
     malformedItems: 0,
     truncatedItems: 0,
     duplicatesSent: 0,
@@ -182,7 +191,7 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
         res.end(errorBody('this prompt always fails'));
         return;
       }
-      const scripted = plan.initialFaults?.[ledger.requests - 1];
+      const scripted = plan.initialFaults?.[ledger.requests - 1] ?? plan.everyRequest;
       const r = scripted ? 2 : rng();
       let edge = 0;
       if (scripted === '429' || r < (edge += plan.p429 ?? 0)) {
@@ -218,6 +227,28 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
         ledger.faults.stall++;
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
         res.write('{"id":"chatcmpl-x","obj');
+        return;
+      }
+      if (scripted === 'endless') {
+        // a 200 whose body never ends: no content-length, chunks as fast as the client takes them
+        ledger.faults.endless++;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"id":"chatcmpl-x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"');
+        const chunk = Buffer.alloc(64 << 10, 'a');
+        const limit = plan.endlessLimitBytes ?? 1 << 30;
+        let sent = 0;
+        const pump = () => {
+          while (!res.destroyed && sent < limit) {
+            sent += chunk.length;
+            ledger.endlessBytes += chunk.length;
+            if (!res.write(chunk)) {
+              res.once('drain', pump);
+              return;
+            }
+          }
+          if (!res.destroyed) res.end();
+        };
+        pump();
         return;
       }
       if (scripted === 'badBody' || r < (edge += plan.pBadBody ?? 0)) {

@@ -1,0 +1,233 @@
+/**
+ * Hostile servers, round 2 (issue #21): a server that fails every request — bodies that stall until
+ * --timeout cuts them, 500 forever, connections reset, 429 forever — makes the built CLI give up after
+ * a bounded failure streak with ONE line saying why (the last error, redacted), exit 1, and every item
+ * already written kept whole; a reply body without end is cut at --max-reply-mb with the process's
+ * memory bounded; a key no HTTP header can carry is refused up front (exit 2), nothing sent.
+ */
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { crawl } from '../src/crawler.js';
+import { defaultFilterOptions } from '../src/filters.js';
+import { defaultPromptSpec } from '../src/prompt.js';
+import { type CliRun, ensureBuilt, lines, runCli } from './helpers/cli.js';
+import { startFaultServer, type FaultServer, type ScriptedFault } from './helpers/fault-server.js';
+
+const KEY = 'sk-cllama-GIVEUP-7c1e5a9b3d2f4e6a8b0c1d2e';
+
+beforeAll(ensureBuilt);
+
+let server: FaultServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'crawl-giveup-'));
+
+/** Two good replies of 5 items, then `fault` on every request. */
+async function failingServer(fault: ScriptedFault, extra: Parameters<typeof startFaultServer>[0] = {}) {
+  return startFaultServer({ seed: 4, itemsPerReply: 5, initialFaults: ['ok', 'ok'], everyRequest: fault, echoKeyInErrors: true, ...extra });
+}
+
+function crawlArgs(out: string, url: string, extra: string[] = []): string[] {
+  return [
+    '--out',
+    out,
+    '--count',
+    '100',
+    '--base-url',
+    url,
+    '--concurrency',
+    '4',
+    // long enough for a good reply on a loaded machine; the stall cases shorten it
+    '--timeout',
+    '10',
+    '--max-attempts',
+    '3',
+    '--retry-base-ms',
+    '1',
+    '--retry-max-ms',
+    '5',
+    '--quiet',
+    '--status-every',
+    '3600',
+    ...extra,
+  ];
+}
+
+/** Exit 1 with exactly one line on stderr, matching `why`. */
+function expectGaveUp(r: CliRun, why: RegExp) {
+  expect(r.code, r.stderr).toBe(1);
+  const err = lines(r.stderr);
+  expect(err, r.stderr).toHaveLength(1);
+  expect(err[0]).toMatch(why);
+  return err[0];
+}
+
+const jsonl = (path: string) => lines(readFileSync(path, 'utf8')).map((l) => JSON.parse(l));
+
+/** The output holds exactly the items the good replies served, each line whole. */
+function expectKeptItems(out: string, s: FaultServer, n: number) {
+  const text = readFileSync(out, 'utf8');
+  expect(text.endsWith('\n')).toBe(true);
+  const items = jsonl(out);
+  expect(items).toHaveLength(n);
+  for (const it of items) expect(s.ledger.served.get(it.instruction)).toEqual(it);
+}
+
+describe('a server that fails every request: the crawl gives up', () => {
+  const cases: Array<[ScriptedFault, string, RegExp]> = [
+    ['stall', 'timeout', /last error: timeout: no complete reply within 2000 ms \(--timeout\)/],
+    ['500', 'http', /last error: http 500: 500 The server had an error while processing your request: Incorrect API key provided: \[REDACTED\]\./],
+    ['reset', 'connection', /last error: connection: connection error: (other side closed|.*ECONNRESET)/],
+  ];
+  for (const [fault, kind, last] of cases) {
+    it(`${fault}: after --max-failure-streak attempts, one line, exit 1, the items kept`, async () => {
+      server = await failingServer(fault);
+      const dir = tmp();
+      const out = join(dir, 'out.jsonl');
+      const timeout = fault === 'stall' ? ['--timeout', '2'] : [];
+      const r = await runCli(crawlArgs(out, server.url, ['--max-failure-streak', '6', ...timeout]), { env: { OPENAI_API_KEY: KEY } });
+      const line = expectGaveUp(r, /^cllama-crawl: gave up: 6 attempts in a row failed \(--max-failure-streak 6\); /);
+      expect(line).toMatch(last);
+      expect(line).toContain(`10/100 items are kept in ${out}`);
+      expect(r.stdout + r.stderr).not.toContain(KEY);
+      // bounded: the 2 good replies, the 6 failed attempts of the streak, at most 3 more in flight
+      expect(server.ledger.ok).toBe(2);
+      expect(server.ledger.requests).toBeGreaterThanOrEqual(8);
+      expect(server.ledger.requests).toBeLessThanOrEqual(2 + 6 + 3);
+      expectKeptItems(out, server, 10);
+      // every failed attempt that ended (not one cut by the give-up itself) is in the failures file
+      const attempts = jsonl(`${out}.failures.jsonl`).flatMap((f) => f.attempts);
+      expect(attempts.length).toBeGreaterThanOrEqual(6);
+      expect(attempts.length).toBeLessThanOrEqual(server.ledger.requests - 2);
+      for (const a of attempts) expect(a.kind).toBe(kind);
+      for (const f of readdirSync(dir)) expect(readFileSync(join(dir, f), 'utf8')).not.toContain(KEY);
+      expect(readdirSync(dir)).not.toContain('out.jsonl.lock');
+    });
+  }
+
+  it('the default streak is 50 attempts', async () => {
+    server = await failingServer('500');
+    const out = join(tmp(), 'out.jsonl');
+    const r = await runCli(crawlArgs(out, server.url), { env: { OPENAI_API_KEY: KEY } });
+    expectGaveUp(r, /^cllama-crawl: gave up: 50 attempts in a row failed \(--max-failure-streak 50\)/);
+    expect(server.ledger.requests).toBeLessThanOrEqual(2 + 50 + 3);
+    expectKeptItems(out, server, 10);
+  });
+
+  it('--max-failure-time bounds a streak of stalls in time', async () => {
+    server = await failingServer('stall');
+    const out = join(tmp(), 'out.jsonl');
+    const r = await runCli(crawlArgs(out, server.url, ['--timeout', '1', '--max-failure-time', '3', '--concurrency', '2']), {
+      env: { OPENAI_API_KEY: KEY },
+    });
+    expectGaveUp(r, /^cllama-crawl: gave up: attempts kept failing for \d+ s with no successful reply \(--max-failure-time 3\); last error: timeout/);
+    // each attempt lasts at least the 1 s timeout: 2 workers fit at most 5 each into the streak's 3 s and the one that starts it
+    expect(server.ledger.requests).toBeLessThanOrEqual(2 + 2 * 5);
+    expectKeptItems(out, server, 10);
+  });
+
+  it('429s do not count in the streak (the server is pacing us), but the time bound ends them', async () => {
+    server = await failingServer('429');
+    const out = join(tmp(), 'out.jsonl');
+    const r = await runCli(crawlArgs(out, server.url, ['--max-failure-streak', '3', '--max-failure-time', '1']), { env: { OPENAI_API_KEY: KEY } });
+    expectGaveUp(r, /gave up: attempts kept failing for \d+ s with no successful reply \(--max-failure-time 1\); last error: http 429/);
+    expect(server.ledger.faults.s429).toBeGreaterThan(3);
+    expectKeptItems(out, server, 10);
+  });
+
+  it('a successful reply ends the streak', async () => {
+    // 5 failures, a good reply, 5 failures, … never 6 in a row: the crawl finishes
+    const pattern: ScriptedFault[] = [];
+    for (let i = 0; i < 6; i++) pattern.push('500', '500', '500', '500', '500', 'ok');
+    server = await startFaultServer({ seed: 4, itemsPerReply: 5, initialFaults: pattern });
+    const out = join(tmp(), 'out.jsonl');
+    const r = await runCli(crawlArgs(out, server.url, ['--count', '30', '--concurrency', '1', '--max-failure-streak', '6']), { env: { OPENAI_API_KEY: KEY } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`done: 30 items in ${out}`);
+    expect(server.ledger.faults.s500).toBe(30);
+  });
+});
+
+describe('a reply without end', () => {
+  it('is cut at --max-reply-mb (default 8 MiB), fails its request, and memory stays bounded', async () => {
+    // without the cap the client buffers each reply whole: the server's 256 MiB limit, two at a time
+    server = await startFaultServer({ seed: 4, initialFaults: ['ok'], everyRequest: 'endless', endlessLimitBytes: 256 << 20 });
+    const out = join(tmp(), 'out.jsonl');
+    const r = await runCli(crawlArgs(out, server.url, ['--timeout', '60', '--concurrency', '2', '--max-failure-streak', '3']), {
+      env: { OPENAI_API_KEY: KEY },
+      peakRss: true,
+    });
+    // the crawler's peak RSS: its ~100 MiB baseline plus a few capped replies, far from 2 × 256 MiB
+    expect(r.peakRssBytes).toBeDefined();
+    expect(r.peakRssBytes!).toBeLessThan(320 * (1 << 20));
+    // what the server got to send: a little over 8 MiB per reply (socket buffers), far from 256 MiB
+    expect(server.ledger.faults.endless).toBeLessThanOrEqual(3 + 1);
+    expect(server.ledger.endlessBytes).toBeLessThan(4 * 24 * (1 << 20));
+    expectGaveUp(
+      r,
+      /^cllama-crawl: gave up: 3 attempts in a row failed \(--max-failure-streak 3\); last error: too-large: reply larger than 8 MiB \(--max-reply-mb\); the request was aborted/,
+    );
+    // an over-size reply is not retried: each failed request has one attempt
+    const failures = jsonl(`${out}.failures.jsonl`);
+    expect(failures.length).toBeGreaterThanOrEqual(3);
+    for (const f of failures) expect(f.attempts.map((a: { kind: string }) => a.kind)).toEqual(['too-large']);
+    expectKeptItems(out, server, 5);
+  });
+
+  it('a Content-Length above the cap is refused before the body is read', async () => {
+    // 'stall' declares content-length 4096 and then never finishes: refused at once, not after the 10 s timeout
+    server = await startFaultServer({ seed: 4, initialFaults: ['stall'] });
+    const out = join(tmp(), 'out.jsonl');
+    const s = await crawl({
+      out,
+      count: 5,
+      concurrency: 1,
+      model: 'm',
+      baseURL: server.url,
+      apiKey: KEY,
+      seed: 1,
+      structured: false,
+      prompt: defaultPromptSpec('zh'),
+      filters: defaultFilterOptions('zh'),
+      timeoutMs: 10_000,
+      retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1 },
+      maxReplyBytes: 2048,
+      maxRequests: 1,
+    });
+    expect(s.requests.failed).toBe(1);
+    expect(server.ledger.requests).toBe(1);
+    const f = jsonl(`${out}.failures.jsonl`);
+    expect(f[0].attempts).toEqual([{ attempt: 1, kind: 'too-large', message: 'reply larger than 2 KiB (--max-reply-mb); the request was aborted' }]);
+  });
+});
+
+describe('an API key no HTTP header can carry', () => {
+  const bad: Array<[string, string, RegExp]> = [
+    ['a newline inside', `${KEY.slice(0, 20)}\n${KEY.slice(20)}`, /contains a control character/],
+    ['a \\x01 inside', `${KEY.slice(0, 20)}\x01${KEY.slice(20)}`, /contains a control character/],
+    ['an escape code', `\x1b[200~${KEY}`, /contains a control character/],
+    ['a curly quote', `“${KEY}”`, /contains a character outside ASCII/],
+  ];
+  for (const [what, key, why] of bad) {
+    it(`is refused up front (${what}): one line, exit 2, nothing sent or written, the key not printed`, async () => {
+      server = await startFaultServer({ seed: 4 });
+      const dir = tmp();
+      const r = await runCli(crawlArgs(join(dir, 'out.jsonl'), server.url), { env: { OPENAI_API_KEY: key } });
+      expect(r.code, r.stderr).toBe(2);
+      const err = lines(r.stderr);
+      expect(err).toHaveLength(1);
+      expect(err[0]).toMatch(/^cllama-crawl: OPENAI_API_KEY contains /);
+      expect(err[0]).toMatch(why);
+      expect(err[0]).toMatch(/set it again to the bare key \(the key is not printed\)$/);
+      expect(r.stdout + r.stderr).not.toContain(KEY.slice(0, 20));
+      expect(r.stdout + r.stderr).not.toContain(KEY.slice(20));
+      expect(server.ledger.requests).toBe(0);
+      expect(readdirSync(dir)).toEqual([]);
+    });
+  }
+});
