@@ -12,7 +12,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { crawl } from '../src/crawler.js';
 import { defaultFilterOptions } from '../src/filters.js';
 import { defaultPromptSpec } from '../src/prompt.js';
-import { type CliRun, ensureBuilt, lines, runCli } from './helpers/cli.js';
+import { type BinRun, expectOneLine } from '../../core/test/helpers/run-bin.js';
+import { ensureBuilt, lines, runCli } from './helpers/cli.js';
 import { startFaultServer, type FaultServer, type ScriptedFault } from './helpers/fault-server.js';
 
 const KEY = 'sk-cllama-GIVEUP-7c1e5a9b3d2f4e6a8b0c1d2e';
@@ -58,13 +59,10 @@ function crawlArgs(out: string, url: string, extra: string[] = []): string[] {
   ];
 }
 
-/** Exit 1 with exactly one line on stderr, matching `why`. */
-function expectGaveUp(r: CliRun, why: RegExp) {
-  expect(r.code, r.stderr).toBe(1);
-  const err = lines(r.stderr);
-  expect(err, r.stderr).toHaveLength(1);
-  expect(err[0]).toMatch(why);
-  return err[0];
+/** Exit 1 with exactly one line on stderr, matching `why`; returns the line. */
+function expectGaveUp(r: BinRun, why: RegExp) {
+  expectOneLine(r, why);
+  return r.lines[0];
 }
 
 const jsonl = (path: string) => lines(readFileSync(path, 'utf8')).map((l) => JSON.parse(l));
@@ -160,11 +158,10 @@ describe('a reply without end', () => {
     const out = join(tmp(), 'out.jsonl');
     const r = await runCli(crawlArgs(out, server.url, ['--timeout', '60', '--concurrency', '2', '--max-failure-streak', '3']), {
       env: { OPENAI_API_KEY: KEY },
-      peakRss: true,
     });
     // the crawler's peak RSS: its ~100 MiB baseline plus a few capped replies, far from 2 × 256 MiB
-    expect(r.peakRssBytes).toBeDefined();
-    expect(r.peakRssBytes!).toBeLessThan(320 * (1 << 20));
+    expect(r.peakKb).toBeGreaterThan(0);
+    expect(r.peakKb).toBeLessThan(320 * 1024);
     // what the server got to send: a little over 8 MiB per reply (socket buffers), far from 256 MiB
     expect(server.ledger.faults.endless).toBeLessThanOrEqual(3 + 1);
     expect(server.ledger.endlessBytes).toBeLessThan(4 * 24 * (1 << 20));
@@ -218,12 +215,8 @@ describe('an API key no HTTP header can carry', () => {
       server = await startFaultServer({ seed: 4 });
       const dir = tmp();
       const r = await runCli(crawlArgs(join(dir, 'out.jsonl'), server.url), { env: { OPENAI_API_KEY: key } });
-      expect(r.code, r.stderr).toBe(2);
-      const err = lines(r.stderr);
-      expect(err).toHaveLength(1);
-      expect(err[0]).toMatch(/^cllama-crawl: OPENAI_API_KEY contains /);
-      expect(err[0]).toMatch(why);
-      expect(err[0]).toMatch(/set it again to the bare key \(the key is not printed\)$/);
+      expectOneLine(r, /^cllama-crawl: OPENAI_API_KEY contains .*set it again to the bare key \(the key is not printed\)$/, 2);
+      expect(r.lines[0]).toMatch(why);
       expect(r.stdout + r.stderr).not.toContain(KEY.slice(0, 20));
       expect(r.stdout + r.stderr).not.toContain(KEY.slice(20));
       expect(server.ledger.requests).toBe(0);
