@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { skipTmpfsTests, withTmpfs } from '../../core/test/helpers/disk-full.js';
 import { expectOneLine, literal } from '../../core/test/helpers/run-bin.js';
-import { normalizeInstruction } from '../src/filters.js';
+import { WriteError } from '@cllama/core';
+import { crawl } from '../src/crawler.js';
+import { defaultFilterOptions, normalizeInstruction } from '../src/filters.js';
+import { defaultPromptSpec } from '../src/prompt.js';
 import { ensureBuilt, lines, runCli } from './helpers/cli.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
 
@@ -64,6 +67,36 @@ describe('a full disk under --out', () => {
       expect(items.slice(0, kept.length).map((i) => JSON.stringify(i))).toEqual(kept);
       expect(new Set(items.map((i) => normalizeInstruction(i.instruction))).size).toBe(N);
       for (const it of items) expect(s.ledger.served.get(it.instruction)).toEqual(it);
+    });
+  });
+
+  it.skipIf(skipTmpfsTests)("the library's error is core's WriteError naming the crawl's file", async () => {
+    const s = await startFaultServer({ seed: 11, itemsPerReply: 5 });
+    server = s;
+    await withTmpfs(64, async (dir) => {
+      const out = join(dir, 'out.jsonl');
+      const err = await crawl({
+        out,
+        count: 1500,
+        concurrency: 2,
+        model: 'm',
+        baseURL: s.url,
+        apiKey: KEY,
+        seed: 1,
+        structured: false,
+        prompt: defaultPromptSpec('zh'),
+        filters: defaultFilterOptions('zh'),
+        timeoutMs: 10_000,
+        retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(WriteError);
+      const w = err as WriteError;
+      expect([out, `${out}.rejects.jsonl`, `${out}.failures.jsonl`, `${out}.journal.jsonl`]).toContain(w.file);
+      expect(w.reason).toMatch(/^no space left on device \(ENOSPC\); it was cut back to its last complete line/);
+      expect(w.message).toBe(`cannot write ${w.file}: ${w.reason}`);
     });
   });
 });

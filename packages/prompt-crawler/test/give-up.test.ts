@@ -1,18 +1,19 @@
 /**
  * Hostile servers, round 2 (issue #21): a server that fails every request — bodies that stall until
- * --timeout cuts them, 500 forever, connections reset, 429 forever — makes the built CLI give up after
+ * --timeout cuts them, 500 forever, connections reset, 429 forever, 200s with nothing usable in them
+ * (junk, refusals, empty lists) — makes the built CLI give up after
  * a bounded failure streak with ONE line saying why (the last error, redacted), exit 1, and every item
  * already written kept whole; a reply body without end is cut at --max-reply-mb with the process's
  * memory bounded; a key no HTTP header can carry is refused up front (exit 2), nothing sent.
  */
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { crawl } from '../src/crawler.js';
 import { defaultFilterOptions } from '../src/filters.js';
 import { defaultPromptSpec } from '../src/prompt.js';
-import { type BinRun, expectOneLine } from '../../core/test/helpers/run-bin.js';
+import { type BinRun, expectOneLine, literal } from '../../core/test/helpers/run-bin.js';
 import { ensureBuilt, lines, runCli } from './helpers/cli.js';
 import { startFaultServer, type FaultServer, type ScriptedFault } from './helpers/fault-server.js';
 
@@ -148,6 +149,89 @@ describe('a server that fails every request: the crawl gives up', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`done: 30 items in ${out}`);
     expect(server.ledger.faults.s500).toBe(30);
+  });
+});
+
+describe('a server that answers 200 with nothing usable, forever', () => {
+  it('gives up after --max-failure-streak replies that kept no item: one line, exit 1, bounded requests, not retried, the items kept whole', async () => {
+    // prose, a refusal, [], {"items": []}, an item the filters drop, items already kept — in turn, forever;
+    // without the streak counting them the crawl would go on until --max-requests (exit 3)
+    server = await failingServer('junk');
+    const dir = tmp();
+    const out = join(dir, 'out.jsonl');
+    const r = await runCli(crawlArgs(out, server.url, ['--max-failure-streak', '6', '--max-requests', '40']), { env: { OPENAI_API_KEY: KEY } });
+    const line = expectGaveUp(
+      r,
+      /^cllama-crawl: gave up: 6 attempts in a row failed \(--max-failure-streak 6\); last error: no-items: a reply \(\d+ characters, finish_reason stop\) kept no item \((rejected: [a-z-]+ \d+(, [a-z-]+ \d+)*|it held none)\)\. /,
+    );
+    expect(line).toContain(`10/100 items are kept in ${out}; check the server, --base-url and --model, then run the same command again to continue`);
+    expect(line).toMatch(new RegExp(`\\(what the replies held: ${literal(`${out}.rejects.jsonl`)}\\)$`));
+    expect(r.stdout + r.stderr).not.toContain(KEY);
+    // bounded: the 2 good replies, the 6 junk replies of the streak, at most 3 more in flight
+    expect(server.ledger.ok).toBe(2);
+    expect(server.ledger.faults.junk).toBeGreaterThanOrEqual(6);
+    expect(server.ledger.requests).toBeLessThanOrEqual(2 + 6 + 3);
+    expectKeptItems(out, server, 10);
+    // not retried: every reply is one request of one attempt in the journal, the junk ones keeping nothing
+    const journal = jsonl(`${out}.journal.jsonl`);
+    expect(journal.length).toBeGreaterThanOrEqual(2 + 6);
+    for (const j of journal) expect(j.attempts).toBe(1);
+    expect(journal.filter((j) => j.accepted > 0).map((j) => j.accepted)).toEqual([5, 5]);
+    // the junk is in the rejects file; the failures file holds at most the requests cut by the give-up
+    const reasons = new Set(jsonl(`${out}.rejects.jsonl`).map((x) => x.reason));
+    for (const why of ['no-items-found', 'instruction-too-short', 'duplicate']) expect(reasons).toContain(why);
+    const failed = existsSync(`${out}.failures.jsonl`) ? jsonl(`${out}.failures.jsonl`) : [];
+    expect(failed.length).toBeLessThanOrEqual(3);
+    for (const f of failed) expect(f.attempts.map((a: { kind: string }) => a.kind)).toEqual(['aborted']);
+    expect(readdirSync(dir)).not.toContain('out.jsonl.lock');
+  });
+
+  it('a reply that keeps an item ends the streak of junk and failures', async () => {
+    // 500s and junk mixed, 5 in a row, then a good reply, …: never 6 in a row, the crawl finishes
+    const pattern: ScriptedFault[] = [];
+    for (let i = 0; i < 6; i++) pattern.push('500', 'junk', '500', 'junk', 'junk', 'ok');
+    server = await startFaultServer({ seed: 4, itemsPerReply: 5, initialFaults: pattern });
+    const out = join(tmp(), 'out.jsonl');
+    const r = await runCli(crawlArgs(out, server.url, ['--count', '30', '--concurrency', '1', '--max-failure-streak', '6']), { env: { OPENAI_API_KEY: KEY } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`done: 30 items in ${out}`);
+    expect(server.ledger.faults.junk).toBe(18);
+  });
+});
+
+describe('a reply that keeps nothing once --count is reached', () => {
+  it('does not give up the finished crawl', async () => {
+    // two requests in flight (the prompt asks for 1 item each); the first brings 5 items and reaches --count,
+    // the second's junk arrives after it: with a streak bound of 1 it must not turn the finished crawl into a give-up
+    server = await startFaultServer({ seed: 4, itemsPerReply: 5, initialFaults: ['ok', 'junk'] });
+    let n = 0;
+    const slowSecond: typeof fetch = async (input, init) => {
+      const i = n++;
+      const res = await fetch(input, init);
+      if (i === 1) await new Promise((r) => setTimeout(r, 300));
+      return res;
+    };
+    const out = join(tmp(), 'out.jsonl');
+    const s = await crawl({
+      out,
+      count: 5,
+      concurrency: 2,
+      model: 'm',
+      baseURL: server.url,
+      apiKey: KEY,
+      seed: 1,
+      structured: false,
+      prompt: { ...defaultPromptSpec('zh'), itemsPerRequest: 1 },
+      filters: defaultFilterOptions('zh'),
+      timeoutMs: 10_000,
+      retry: { maxAttempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      maxFailureStreak: 1,
+      fetch: slowSecond,
+    });
+    expect(s.complete).toBe(true);
+    expect(s.accepted).toBe(5);
+    expect(server.ledger.faults.junk).toBe(1);
+    expect(jsonl(`${out}.journal.jsonl`).map((j) => j.accepted)).toEqual([5, 0]);
   });
 });
 
