@@ -7,30 +7,22 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { skipTmpfsTests, withTmpfs } from '../../core/test/helpers/disk-full.js';
 import { expectOneLine, literal } from '../../core/test/helpers/run-bin.js';
 import { WriteError } from '@cllama/core';
 import { crawl } from '../src/crawler.js';
-import { defaultFilterOptions, normalizeInstruction } from '../src/filters.js';
-import { defaultPromptSpec } from '../src/prompt.js';
-import { ensureBuilt, lines, runCli } from './helpers/cli.js';
-import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
+import { normalizeInstruction } from '../src/filters.js';
+import { cliTests, lines, runCli } from './helpers/cli.js';
+import { crawlOptions } from './helpers/options.js';
 
 const KEY = 'sk-cllama-DISKFULL-3e5a7c9b1d2f4a6c8e0b';
 
-beforeAll(ensureBuilt);
-
-let server: FaultServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
+const serve = cliTests();
 
 describe('a full disk under --out', () => {
   it.skipIf(skipTmpfsTests)('stops with one line naming the file, exit 1, no torn line; the same command resumes once there is room', async () => {
-    const s = await startFaultServer({ seed: 11, itemsPerReply: 5 });
-    server = s;
+    const s = await serve({ seed: 11, itemsPerReply: 5 });
     await withTmpfs(64, async (dir, resize) => {
       const out = join(dir, 'out.jsonl');
       const N = 1500;
@@ -71,24 +63,10 @@ describe('a full disk under --out', () => {
   });
 
   it.skipIf(skipTmpfsTests)("the library's error is core's WriteError naming the crawl's file", async () => {
-    const s = await startFaultServer({ seed: 11, itemsPerReply: 5 });
-    server = s;
+    const s = await serve({ seed: 11, itemsPerReply: 5 });
     await withTmpfs(64, async (dir) => {
       const out = join(dir, 'out.jsonl');
-      const err = await crawl({
-        out,
-        count: 1500,
-        concurrency: 2,
-        model: 'm',
-        baseURL: s.url,
-        apiKey: KEY,
-        seed: 1,
-        structured: false,
-        prompt: defaultPromptSpec('zh'),
-        filters: defaultFilterOptions('zh'),
-        timeoutMs: 10_000,
-        retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 1 },
-      }).then(
+      const err = await crawl(crawlOptions(out, s.url, KEY, { count: 1500, concurrency: 2, timeoutMs: 10_000 })).then(
         () => undefined,
         (e: unknown) => e,
       );

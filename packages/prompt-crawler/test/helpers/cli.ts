@@ -7,7 +7,9 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterEach, beforeAll } from 'vitest';
 import { type BinRun, runBinAsync } from '../../../core/test/helpers/run-bin.js';
+import { type FaultPlan, type FaultServer, startFaultServer } from './fault-server.js';
 
 const pkg = join(import.meta.dirname, '..', '..');
 export const BIN = join(pkg, 'bin', 'cllama-crawl.js');
@@ -23,6 +25,23 @@ export function ensureBuilt(): void {
 /** `cllama-crawl …args` with OPENAI_BASE_URL emptied (nothing from the shell leaks in) and `env` on top. */
 export function runCli(args: string[], opts: Parameters<typeof runBinAsync>[2] = {}): Promise<BinRun> {
   return runBinAsync(BIN, args, { ...opts, env: { OPENAI_BASE_URL: '', ...opts.env } });
+}
+
+/**
+ * The set-up of a test file that runs the CLI against fault servers: dist/ built before the tests, and
+ * every server started through the returned `serve` closed after its test.
+ */
+export function cliTests(): (plan?: FaultPlan) => Promise<FaultServer> {
+  const open: FaultServer[] = [];
+  beforeAll(ensureBuilt);
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
+  });
+  return async (plan) => {
+    const s = await startFaultServer(plan);
+    open.push(s);
+    return s;
+  };
 }
 
 /** The non-empty lines of a text. */
