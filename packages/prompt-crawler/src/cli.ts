@@ -229,13 +229,13 @@ export function buildProgram(): Command {
     .option('--max-requests <n>', 'stop after this many requests in this run', int('--max-requests', 1))
     .option(
       '--max-failure-streak <n>',
-      'give up (exit 1) when this many attempts in a row fail, any worker, 429s not counted',
+      'give up (exit 1) when this many attempts in a row fail, any worker, 429s not counted (a reply that keeps no item counts as failed)',
       int('--max-failure-streak', 1),
       DEFAULT_MAX_FAILURE_STREAK,
     )
     .option(
       '--max-failure-time <s>',
-      'give up (exit 1) when attempts keep failing for this many seconds with no successful reply',
+      'give up (exit 1) when attempts keep failing for this many seconds with no reply that kept an item',
       num('--max-failure-time', 0.001),
       DEFAULT_MAX_FAILURE_TIME_MS / 1000,
     )

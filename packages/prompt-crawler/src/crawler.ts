@@ -19,6 +19,10 @@
  * the run when it reaches --max-failure-streak attempts (429s not counted: they are the server pacing
  * us, and its Retry-After already pauses every worker) or has lasted --max-failure-time (429s
  * included). So a server that fails everything gets at most streak + concurrency − 1 more attempts.
+ * A reply counts as successful only when it keeps an item: a 200 that yields none (junk, a refusal,
+ * an empty list, only items the filters or the dedupe drop) is a failed attempt of the streak, of
+ * kind `no-items`. Like a reply that does not parse, it is not retried — the next request, with its
+ * own prompt, is the retry — and it stays in the journal, its fragments in the rejects file.
  *
  * Memory: what a run holds is the dedupe set and the ROUGE-L index (both grow with the items kept,
  * never with what the server sends), up to `concurrency` replies of at most --max-reply-mb each, and
@@ -60,9 +64,9 @@ export interface CrawlOptions {
   priceOut?: number;
   /** stop after this many requests in this run even if --count is not reached */
   maxRequests?: number;
-  /** give up when this many attempts in a row fail, 429s not counted (default DEFAULT_MAX_FAILURE_STREAK) */
+  /** give up when this many attempts in a row fail, 429s not counted, a reply that keeps no item counted (default DEFAULT_MAX_FAILURE_STREAK) */
   maxFailureStreak?: number;
-  /** give up when attempts have kept failing, with no successful reply, for this long (default DEFAULT_MAX_FAILURE_TIME_MS) */
+  /** give up when attempts have kept failing, with no successful reply (one that keeps an item), for this long (default DEFAULT_MAX_FAILURE_TIME_MS) */
   maxFailureTimeMs?: number;
   /** the largest reply body read; a larger one fails its request (default DEFAULT_MAX_REPLY_BYTES) */
   maxReplyBytes?: number;
@@ -107,6 +111,9 @@ export const DEFAULT_MAX_REPLY_BYTES = 8 << 20;
 const MAX_PENDING_CHARS = 16 << 20;
 
 type Lines = { items: string[]; rejects: string[]; failures: string[]; journal: string[] };
+
+/** A failed attempt as the failure streak sees it: an HTTP-level failure, or a reply that kept no item. */
+type StreakFailure = { kind: string; status?: number; message: string };
 
 function emptyLines(): Lines {
   return { items: [], rejects: [], failures: [], journal: [] };
@@ -294,13 +301,15 @@ class CrawlRun {
     return new CrawlRun(opts, store, seen, rouge, status, previous.maxRequestIndex, redactor);
   }
 
-  private reject(lines: string[], r: RejectRecord): void {
+  /** Records a reject (and counts its reason in `tally`, the reply's own count). */
+  private reject(lines: string[], r: RejectRecord, tally: Record<string, number>): void {
     this.status.items.rejected[r.reason] = (this.status.items.rejected[r.reason] ?? 0) + 1;
+    tally[r.reason] = (tally[r.reason] ?? 0) + 1;
     lines.push(this.redactor.redact(JSON.stringify(r)) + '\n');
   }
 
   /** Decides, synchronously and in arrival order, which parsed items are kept; returns how many. */
-  private acceptItems(index: number, parsedItems: Item[], lines: Lines): number {
+  private acceptItems(index: number, parsedItems: Item[], lines: Lines, tally: Record<string, number>): number {
     const { status, redactor, rouge } = this;
     let kept = 0;
     for (const raw of parsedItems) {
@@ -311,12 +320,12 @@ class CrawlRun {
       };
       const why = this.filter.check(item);
       if (why) {
-        this.reject(lines.rejects, { request: index, reason: why, item });
+        this.reject(lines.rejects, { request: index, reason: why, item }, tally);
         continue;
       }
       const key = normalizeInstruction(item.instruction);
       if (this.seen.has(key)) {
-        this.reject(lines.rejects, { request: index, reason: 'duplicate', item });
+        this.reject(lines.rejects, { request: index, reason: 'duplicate', item }, tally);
         continue;
       }
       let ids: Int32Array | undefined;
@@ -324,12 +333,12 @@ class CrawlRun {
         ids = rouge.tokenIds(item.instruction);
         const sim = rouge.findSimilar(ids);
         if (sim) {
-          this.reject(lines.rejects, { request: index, reason: 'rouge-similar', item, score: Number(sim.score.toFixed(4)) });
+          this.reject(lines.rejects, { request: index, reason: 'rouge-similar', item, score: Number(sim.score.toFixed(4)) }, tally);
           continue;
         }
       }
       if (status.accepted >= this.opts.count) {
-        this.reject(lines.rejects, { request: index, reason: 'surplus', item });
+        this.reject(lines.rejects, { request: index, reason: 'surplus', item }, tally);
         continue;
       }
       this.seen.add(key);
@@ -342,14 +351,15 @@ class CrawlRun {
     return kept;
   }
 
-  /** A reply: usage, parse, keep/reject, and its journal line. */
+  /**
+   * A reply: usage, parse, keep/reject, and its journal line. One that keeps an item ends the failure
+   * streak; one that keeps none (unless --count was reached meanwhile) extends it (see the header).
+   */
   private recordCompletion(index: number, result: RequestResult, lines: Lines, time: string): void {
     const { status } = this;
     const c = result.completion!;
     status.attempts.total++;
     status.requests.succeeded++;
-    this.streak = 0;
-    this.streakSince = undefined;
     status.usage.promptTokens += c.promptTokens;
     status.usage.completionTokens += c.completionTokens;
     status.usageAllRuns.promptTokens += c.promptTokens;
@@ -357,8 +367,21 @@ class CrawlRun {
     if (c.completionTokens > 0) this.completionTokensAvg = 0.9 * this.completionTokensAvg + 0.1 * c.completionTokens;
     const parsed = parseReply(c.text, { finishReason: c.finishReason });
     status.items.parsed += parsed.items.length;
-    for (const r of parsed.rejects) this.reject(lines.rejects, { request: index, reason: r.reason, raw: r.raw.slice(0, 4000) });
-    const kept = this.acceptItems(index, parsed.items, lines);
+    const tally: Record<string, number> = {};
+    for (const r of parsed.rejects) this.reject(lines.rejects, { request: index, reason: r.reason, raw: r.raw.slice(0, 4000) }, tally);
+    const kept = this.acceptItems(index, parsed.items, lines, tally);
+    if (kept > 0 || tally.surplus) {
+      this.streak = 0;
+      this.streakSince = undefined;
+    } else {
+      const why = Object.entries(tally).map(([reason, n]) => `${reason} ${n}`);
+      this.extendStreak({
+        kind: 'no-items',
+        message: `a reply (${c.text.length} characters, finish_reason ${c.finishReason ?? 'none'}) kept no item (${
+          why.length ? `rejected: ${why.join(', ')}` : 'it held none'
+        })`,
+      });
+    }
     const j: JournalRecord = {
       request: index,
       attempts: result.failures.length + 1,
@@ -385,15 +408,20 @@ class CrawlRun {
     lines.failures.push(this.redactor.redact(JSON.stringify(f)) + '\n');
   }
 
-  /** Every failed attempt extends the failure streak; a streak past either bound ends the run. */
+  /** Every failed attempt extends the failure streak. */
   private attemptFailed(f: AttemptFailure): void {
+    this.status.attempts.total++;
+    this.status.attempts.failed++;
+    this.extendStreak(f);
+  }
+
+  /** A failed attempt or a reply that kept no item: a streak past either bound ends the run (unless --count is reached). */
+  private extendStreak(f: StreakFailure): void {
     const { status } = this;
-    status.attempts.total++;
-    status.attempts.failed++;
     const now = Date.now();
     this.streakSince ??= now;
     if (f.status !== 429) this.streak++;
-    if (this.fatal !== undefined) return;
+    if (this.fatal !== undefined || status.accepted >= this.opts.count) return;
     const lasted = now - this.streakSince;
     let why: string | undefined;
     if (this.streak >= this.maxStreak) why = `${this.streak} attempts in a row failed (--max-failure-streak ${this.maxStreak})`;
@@ -403,7 +431,9 @@ class CrawlRun {
     const paths = this.store.paths;
     this.fatal = new TooManyFailuresError(
       `gave up: ${why}; last error: ${f.kind}${f.status ? ` ${f.status}` : ''}: ${f.message.replace(/[.\s]+$/, '')}. ` +
-        `${status.accepted}/${this.opts.count} items are kept in ${paths.out}; check the server, --base-url and --model, then run the same command again to continue (failed requests: ${paths.failures})`,
+        `${status.accepted}/${this.opts.count} items are kept in ${paths.out}; check the server, --base-url and --model, then run the same command again to continue (${
+          f.kind === 'no-items' ? `what the replies held: ${paths.rejects}` : `failed requests: ${paths.failures}`
+        })`,
     );
     this.controller.abort();
   }

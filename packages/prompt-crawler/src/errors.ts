@@ -25,13 +25,6 @@ export class OutputFileError extends CrawlerError {
   }
 }
 
-/** Writing one of the crawl's files failed (a full disk): the file was cut back to its last complete line. */
-export class OutputWriteError extends CrawlerError {
-  constructor(message: string) {
-    super(message, 'output-write');
-  }
-}
-
 /** Another crawler process holds the lock on the same --out. */
 export class LockedError extends CrawlerError {
   constructor(message: string) {

@@ -19,7 +19,8 @@
 import { constants, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { ConfigError, LockedError, OutputFileError, OutputWriteError } from './errors.js';
+import { fsErrorReason, WriteError } from '@cllama/core';
+import { ConfigError, LockedError, OutputFileError } from './errors.js';
 import type { Item } from './parse.js';
 
 export interface RejectRecord {
@@ -66,20 +67,15 @@ export function sideFiles(out: string) {
   };
 }
 
-/** Why a write failed, in words, without the path (Node's FileHandle errors do not carry it). */
-function writeReason(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  if (e?.code === 'ENOSPC') return 'no space left on device (ENOSPC)';
-  if (e?.code === 'EDQUOT') return 'disk quota exceeded (EDQUOT)';
-  if (e?.code === 'EFBIG') return 'file too large for this file system (EFBIG)';
-  return (e instanceof Error ? e.message : String(err)).replace(/\s*\n\s*/g, ' ');
-}
-
-/** One line naming the file that could not be written and what to do. */
-function writeError(path: string, err: unknown, what: string): OutputWriteError {
+/**
+ * One line naming the file that could not be written, what became of it and what to do: core's
+ * `WriteError` (`cannot write <file>: no space left on device (ENOSPC); …`) with the crawler's advice,
+ * which ends in resuming — the same command continues from what the files hold.
+ */
+function writeError(path: string, err: unknown, what: string): WriteError {
   const code = (err as NodeJS.ErrnoException)?.code;
   const todo = code === 'ENOSPC' || code === 'EDQUOT' ? 'free some space' : 'fix that';
-  return new OutputWriteError(`cannot write ${path}: ${writeReason(err)}; ${what} — ${todo} and run the same command again to continue`);
+  return new WriteError(path, `${fsErrorReason(err)}; ${what} — ${todo} and run the same command again to continue`, { cause: err });
 }
 
 /**
@@ -244,7 +240,7 @@ type Handles = { out: FileHandle; rejects: FileHandle; failures: FileHandle; jou
 export class OutputStore {
   private closed = false;
   /** the first write that failed: every later append is refused with it */
-  private failed: OutputWriteError | undefined;
+  private failed: WriteError | undefined;
   private constructor(
     readonly paths: ReturnType<typeof sideFiles>,
     private readonly handles: Handles,

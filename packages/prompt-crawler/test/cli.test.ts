@@ -2,20 +2,13 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildPrompt, defaultPromptSpec } from '../src/prompt.js';
-import { ensureBuilt, runCli } from './helpers/cli.js';
-import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
+import { cliTests, runCli } from './helpers/cli.js';
 
 const KEY = 'sk-cllama-CLITEST-0a9b8c7d6e5f4a3b2c1d0e9f';
 
-beforeAll(ensureBuilt);
-
-let server: FaultServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
+const serve = cliTests();
 
 const run = (args: string[], env: Record<string, string | undefined> = {}) => runCli(args, { env: { OPENAI_API_KEY: KEY, ...env } });
 
@@ -50,7 +43,7 @@ describe('cllama-crawl', () => {
   });
 
   it('fails with one line and no key when the server rejects the key (401 echoing it back)', async () => {
-    server = await startFaultServer({ forceStatus: 401, echoAuthInErrors: true });
+    const server = await serve({ forceStatus: 401, echoAuthInErrors: true });
     const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
     const r = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', server.url]);
     expect(r.code).toBe(1);
@@ -61,7 +54,7 @@ describe('cllama-crawl', () => {
   });
 
   it('keeps the key out of output when every request fails and the errors echo it', async () => {
-    server = await startFaultServer({ forceStatus: 500, echoAuthInErrors: true });
+    const server = await serve({ forceStatus: 500, echoAuthInErrors: true });
     const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
     const out = join(dir, 'o.jsonl');
     const r = await run([
@@ -96,7 +89,7 @@ describe('cllama-crawl', () => {
   });
 
   it('runs a quiet background crawl with heartbeat status lines, ROUGE-L and a cost estimate', async () => {
-    server = await startFaultServer({ seed: 8, itemsPerReply: 5, latencyMs: [150, 250] });
+    const server = await serve({ seed: 8, itemsPerReply: 5, latencyMs: [150, 250] });
     const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
     const out = join(dir, 'o.jsonl');
     const r = await run([
@@ -142,7 +135,7 @@ describe('cllama-crawl', () => {
   });
 
   it('keeps a key with trailing whitespace out of stderr when a 401 echoes the bare key', async () => {
-    server = await startFaultServer({ forceStatus: 401, echoKeyInErrors: true });
+    const server = await serve({ forceStatus: 401, echoKeyInErrors: true });
     const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
     const r = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', server.url], { OPENAI_API_KEY: `${KEY} \n` });
     expect(r.code).toBe(1);
@@ -152,7 +145,7 @@ describe('cllama-crawl', () => {
   });
 
   it('an empty key with --base-url uses no key (one-line error from the server, not the SDK text)', async () => {
-    server = await startFaultServer({ forceStatus: 401 });
+    const server = await serve({ forceStatus: 401 });
     const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
     const r = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', server.url], { OPENAI_API_KEY: '' });
     expect(r.code).toBe(1);
@@ -170,7 +163,7 @@ describe('cllama-crawl', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim()).toBe('cllama-crawl: --base-url "ftp://example.com/v1" is not an http(s) URL; give one like http://localhost:8000/v1');
     expect(readdirSync(dir)).toEqual([]);
-    server = await startFaultServer({ seed: 3, itemsPerReply: 5, initialFaults: ['429'], retryAfter: '99999' });
+    const server = await serve({ seed: 3, itemsPerReply: 5, initialFaults: ['429'], retryAfter: '99999' });
     const r = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', server.url, '--retry-max-ms', '100', '--quiet', '--status-every', '60']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/^cllama-crawl: the server asked to wait 27\.8 h \(Retry-After\), longer than --retry-max-ms \(100 ms\); waiting 100 ms instead/m);

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { crawl, type CrawlOptions } from '../src/crawler.js';
 import { FatalApiError, LockedError } from '../src/errors.js';
-import { defaultFilterOptions, normalizeInstruction } from '../src/filters.js';
-import { defaultPromptSpec } from '../src/prompt.js';
+import { normalizeInstruction } from '../src/filters.js';
 import { hashString as hash32 } from '@cllama/core';
 import { lcsLengthDP, rougeLF, rougeTokens } from '../src/rouge.js';
 import { OutputStore } from '../src/store.js';
+import { crawlOptions } from './helpers/options.js';
 import { startFaultServer, type FaultPlan, type FaultServer } from './helpers/fault-server.js';
 
 export const KEY = 'sk-cllama-TEST-key-7f3a9c21e4b8d6055aa1b2c3';
@@ -33,21 +33,7 @@ function lines<T = any>(path: string): T[] {
 }
 
 function options(out: string, url: string, over: Partial<CrawlOptions> = {}): CrawlOptions {
-  return {
-    out,
-    count: 50,
-    concurrency: 8,
-    model: 'test-model',
-    baseURL: url,
-    apiKey: KEY,
-    seed: 1,
-    structured: false,
-    prompt: defaultPromptSpec('zh'),
-    filters: defaultFilterOptions('zh'),
-    timeoutMs: 2000,
-    retry: { maxAttempts: 4, baseDelayMs: 5, maxDelayMs: 40 },
-    ...over,
-  };
+  return crawlOptions(out, url, KEY, { count: 50, concurrency: 8, retry: { maxAttempts: 4, baseDelayMs: 5, maxDelayMs: 40 }, ...over });
 }
 
 function allFilesText(dir: string): string {

@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { crawl, type CrawlOptions } from '../src/crawler.js';
 import { ConfigError, FatalApiError, OutputFileError } from '../src/errors.js';
-import { defaultFilterOptions } from '../src/filters.js';
-import { defaultPromptSpec } from '../src/prompt.js';
 import { Redactor } from '../src/redact.js';
+import { crawlOptions } from './helpers/options.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
 
 const KEY = 'sk-cllama-FAULT-key-1e2d3c4b5a69788776655';
@@ -23,21 +22,7 @@ afterEach(async () => {
 });
 
 function options(out: string, url: string, over: Partial<CrawlOptions> = {}): CrawlOptions {
-  return {
-    out,
-    count: 5,
-    concurrency: 1,
-    model: 'test-model',
-    baseURL: url,
-    apiKey: KEY,
-    seed: 1,
-    structured: false,
-    prompt: defaultPromptSpec('zh'),
-    filters: defaultFilterOptions('zh'),
-    timeoutMs: 2000,
-    retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 50 },
-    ...over,
-  };
+  return crawlOptions(out, url, KEY, over);
 }
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'crawl-faults-'));

@@ -3,40 +3,22 @@
  * until it finishes; the output must end with exactly N unique items, each one the server really
  * served, with every permanently failed request in the failures file and the API key nowhere.
  */
-import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BinRun } from '../../core/test/helpers/run-bin.js';
 import { normalizeInstruction } from '../src/filters.js';
 import { hashString as hash32, mulberry32 } from '@cllama/core';
+import { ensureBuilt, runCli } from './helpers/cli.js';
 import { startFaultServer, type FaultServer } from './helpers/fault-server.js';
 
 const KEY = 'sk-cllama-KILLTEST-5d1c9e7a3b2f8a64c0d2e1f3';
-const pkg = join(import.meta.dirname, '..');
-const cli = join(pkg, 'dist', 'cli.js');
 
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const f of readdirSync(dir)) t = Math.max(t, statSync(join(dir, f)).mtimeMs);
-  return t;
-}
-
-beforeAll(() => {
-  // the test runs the built CLI; build it if it is missing or older than the sources
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newestMtime(join(pkg, 'src'))) {
-    execFileSync('npx', ['tsup'], { cwd: pkg, stdio: 'ignore' });
-  }
-});
+beforeAll(ensureBuilt);
 
 let server: FaultServer;
 afterAll(async () => server?.close());
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  output: string;
-}
 
 function fileSize(p: string): number {
   try {
@@ -46,17 +28,13 @@ function fileSize(p: string): number {
   }
 }
 
-function runCli(args: string[], killAfterProgress?: { out: string; delayMs: number }): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      env: { ...process.env, OPENAI_API_KEY: KEY, OPENAI_BASE_URL: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    let poll: NodeJS.Timeout | undefined;
-    if (killAfterProgress) {
+/** Runs the crawler; with `killAfterProgress`, SIGKILLs it `delayMs` after --out first grows. */
+function run(args: string[], killAfterProgress?: { out: string; delayMs: number }): Promise<BinRun & { output: string }> {
+  let poll: NodeJS.Timeout | undefined;
+  return runCli(args, {
+    env: { OPENAI_API_KEY: KEY },
+    onSpawn: (child) => {
+      if (!killAfterProgress) return;
       const start = fileSize(killAfterProgress.out);
       poll = setInterval(() => {
         if (fileSize(killAfterProgress.out) > start) {
@@ -64,11 +42,10 @@ function runCli(args: string[], killAfterProgress?: { out: string; delayMs: numb
           setTimeout(() => child.kill('SIGKILL'), killAfterProgress.delayMs);
         }
       }, 10);
-    }
-    child.on('exit', (code, signal) => {
-      if (poll) clearInterval(poll);
-      resolve({ code, signal, output });
-    });
+    },
+  }).then((r) => {
+    clearInterval(poll);
+    return { ...r, output: r.stdout + r.stderr };
   });
 }
 
@@ -129,11 +106,11 @@ describe('SIGKILL at random points, then restart', () => {
       '0',
     ];
     const rng = mulberry32(99);
-    const runs: Run[] = [];
+    const runs: Array<{ output: string }> = [];
     let kills = 0;
     for (let round = 0; round < 6; round++) {
       server.generation = round;
-      const r = await runCli(args, { out, delayMs: Math.floor(rng() * 250) });
+      const r = await run(args, { out, delayMs: Math.floor(rng() * 250) });
       runs.push(r);
       if (r.signal === 'SIGKILL') kills++;
       else break;
@@ -144,7 +121,7 @@ describe('SIGKILL at random points, then restart', () => {
     }
     expect(kills).toBeGreaterThanOrEqual(3);
     server.generation = 100;
-    const final = await runCli(args);
+    const final = await run(args);
     runs.push(final);
     expect(final.code, final.output).toBe(0);
     expect(final.output).toContain(`done: ${N} items`);

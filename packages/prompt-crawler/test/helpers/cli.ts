@@ -1,16 +1,19 @@
 /**
- * Runs the built `cllama-crawl` (dist/cli.js) as a child process, as a user runs it, building it first
- * when it is missing or older than the sources. `peakRss` runs the child with a preload that reports
- * its peak resident set size at exit (process.resourceUsage().maxRSS), so tests can bound memory.
+ * Runs the installed `cllama-crawl` (bin/cllama-crawl.js → dist/cli.js) as a user runs it, through core's
+ * shared run-bin helper: asynchronously (the tests' loopback servers live in the test's own process),
+ * with its peak RSS measured and stderr's lines split. `ensureBuilt` builds dist/ first when it is
+ * missing or older than the sources (nx builds it before the tests; this is for a bare `vitest run`).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { afterEach, beforeAll } from 'vitest';
+import { type BinRun, runBinAsync } from '../../../core/test/helpers/run-bin.js';
+import { type FaultPlan, type FaultServer, startFaultServer } from './fault-server.js';
 
 const pkg = join(import.meta.dirname, '..', '..');
-export const CLI = join(pkg, 'dist', 'cli.js');
+export const BIN = join(pkg, 'bin', 'cllama-crawl.js');
+const CLI = join(pkg, 'dist', 'cli.js');
 
 /** Builds dist/ with tsup when it is missing or older than any source file. */
 export function ensureBuilt(): void {
@@ -19,32 +22,26 @@ export function ensureBuilt(): void {
   if (!existsSync(CLI) || statSync(CLI).mtimeMs < newest) execFileSync('npx', ['tsup'], { cwd: pkg, stdio: 'ignore' });
 }
 
-export interface CliRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** peak RSS of the child in bytes (only with `peakRss`) */
-  peakRssBytes?: number;
+/** `cllama-crawl …args` with OPENAI_BASE_URL emptied (nothing from the shell leaks in) and `env` on top. */
+export function runCli(args: string[], opts: Parameters<typeof runBinAsync>[2] = {}): Promise<BinRun> {
+  return runBinAsync(BIN, args, { ...opts, env: { OPENAI_BASE_URL: '', ...opts.env } });
 }
 
-export function runCli(args: string[], opts: { env?: Record<string, string | undefined>; peakRss?: boolean } = {}): Promise<CliRun> {
-  const rssFile = opts.peakRss ? join(mkdtempSync(join(tmpdir(), 'crawl-rss-')), 'maxrss') : undefined;
-  const preload = rssFile ? ['--import', pathToFileURL(join(import.meta.dirname, 'peak-rss.mjs')).href] : [];
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...preload, CLI, ...args], {
-      env: { ...process.env, OPENAI_BASE_URL: '', ...opts.env, ...(rssFile ? { CLLAMA_TEST_PEAK_RSS_FILE: rssFile } : {}) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code, signal) => {
-      const peakRssBytes = rssFile && existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) * 1024 : undefined;
-      resolve({ code, signal, stdout, stderr, peakRssBytes });
-    });
+/**
+ * The set-up of a test file that runs the CLI against fault servers: dist/ built before the tests, and
+ * every server started through the returned `serve` closed after its test.
+ */
+export function cliTests(): (plan?: FaultPlan) => Promise<FaultServer> {
+  const open: FaultServer[] = [];
+  beforeAll(ensureBuilt);
+  afterEach(async () => {
+    for (const s of open.splice(0)) await s.close();
   });
+  return async (plan) => {
+    const s = await startFaultServer(plan);
+    open.push(s);
+    return s;
+  };
 }
 
 /** The non-empty lines of a text. */

@@ -4,7 +4,9 @@
  * 429 with Retry-After, 500, connection resets, replies slower than the client's timeout, a cut-off
  * HTTP body, messy reply text (fences, prose, one object per line), malformed objects, truncated
  * final items (finish_reason=length), duplicates of items already served, "doomed" prompts that
- * always fail, and a body streamed without end (no content-length). It keeps a ledger of everything it did so tests can account for every outcome.
+ * always fail, a body streamed without end (no content-length), and 200 replies with nothing usable in
+ * them ('junk': prose, a refusal, empty lists, items the filters drop, an item already served). It keeps a
+ * ledger of everything it did so tests can account for every outcome.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -55,12 +57,33 @@ export interface FaultPlan {
   forceStatus?: number;
 }
 
-export type ScriptedFault = 'ok' | '429' | '500' | 'reset' | 'slow' | 'badBody' | 'stall' | 'endless';
+export type ScriptedFault = 'ok' | '429' | '500' | 'reset' | 'slow' | 'badBody' | 'stall' | 'endless' | 'junk';
+
+/** What a 'junk' reply says, in turn: a 200 that yields no item a crawl can keep. */
+const JUNK_REPLIES: Array<(served: Array<{ instruction: string; input: string; output: string }>) => string> = [
+  (served) => JSON.stringify(served.slice(0, 2)),
+  () => 'Sure! Here are some ideas you could explore on your own. Let me know if you want more.',
+  () => JSON.stringify([{ instruction: '嗨', input: '', output: '好' }]),
+  () => "I'm sorry, but I can't help with that request.",
+  () => '[]',
+  () => '```json\n{"items": []}\n```',
+];
 
 export interface Ledger {
   requests: number;
   ok: number;
-  faults: { s429: number; s500: number; reset: number; slow: number; badBody: number; stall: number; endless: number; doomed: number; forced: number };
+  faults: {
+    s429: number;
+    s500: number;
+    reset: number;
+    slow: number;
+    badBody: number;
+    stall: number;
+    endless: number;
+    junk: number;
+    doomed: number;
+    forced: number;
+  };
   /** body bytes the server managed to send for 'endless' replies (what the client read or buffered) */
   endlessBytes: number;
   malformedItems: number;
@@ -91,7 +114,7 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
   const ledger: Ledger = {
     requests: 0,
     ok: 0,
-    faults: { s429: 0, s500: 0, reset: 0, slow: 0, badBody: 0, stall: 0, endless: 0, doomed: 0, forced: 0 },
+    faults: { s429: 0, s500: 0, reset: 0, slow: 0, badBody: 0, stall: 0, endless: 0, junk: 0, doomed: 0, forced: 0 },
     endlessBytes: 0,
     malformedItems: 0,
     truncatedItems: 0,
@@ -249,6 +272,13 @@ export async function startFaultServer(plan: FaultPlan = {}): Promise<FaultServe
           if (!res.destroyed) res.end();
         };
         pump();
+        return;
+      }
+      if (scripted === 'junk') {
+        const content = JUNK_REPLIES[ledger.faults.junk % JUNK_REPLIES.length]!(servedList);
+        ledger.faults.junk++;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(completionBody(content, 'stop')));
         return;
       }
       if (scripted === 'badBody' || r < (edge += plan.pBadBody ?? 0)) {
