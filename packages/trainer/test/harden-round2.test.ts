@@ -91,3 +91,87 @@ describe('--peft-path where no adapter is trained is a usage error (#13)', () =>
     });
   }
 });
+
+describe('SFT examples that keep no trained token after truncation (#7)', () => {
+  const long = (i: number) => ({ instruction: `${'请详细解释一下这个非常长的问题，'.repeat(8)}第${i}个`, input: '', output: `答案${i}` });
+  const short = (i: number) => ({ instruction: `问题${i}`, input: '', output: `这是第${i}个答案。` });
+  const sftFlags = (dataDir: string, out: string, extra: string[] = []) => [
+    'sft',
+    '--backend',
+    'wasm',
+    '--model-name-or-path',
+    TINY,
+    '--tokenizer-name-or-path',
+    ZH_TOKENIZER,
+    '--dataset-dir',
+    dataDir,
+    '--output-dir',
+    out,
+    '--max-seq-length',
+    '100',
+    '--per-device-train-batch-size',
+    '4',
+    '--max-steps',
+    '1',
+    '--logging-steps',
+    '1',
+    '--validation-split-percentage',
+    '0',
+    '--no-progress',
+    ...extra,
+  ];
+  const writeData = async (name: string, records: object[]) => {
+    const dir = path.join(root, name);
+    await fs.mkdir(dir);
+    await fs.writeFile(path.join(dir, 'train.json'), JSON.stringify(records));
+    return dir;
+  };
+
+  it('every example truncated to its prompt: refused in one line with the count and what to do, exit 1, no output dir', async () => {
+    const data = await writeData('sft-all-long', [0, 1, 2, 3, 4, 5].map(long));
+    const out = path.join(root, 'sft-all-long-out');
+    const r = cli(sftFlags(data, out));
+    expect(r.status, r.stderr).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toBe(
+      'cllama-train: all 6 training examples have no trained token after truncation to --max-seq-length 100 (the prompt fills each one), so the loss would be 0 and nothing learned: raise --max-seq-length or shorten the prompts',
+    );
+    expect(await exists(out)).toBe(false);
+    // with room for the answers the same data trains
+    const ok = cli(sftFlags(data, out, ['--max-seq-length', '256']));
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stderr).not.toMatch(/no trained token/);
+  });
+
+  it('some examples truncated to their prompt: one warning line with the count, and the run trains on the others', async () => {
+    const data = await writeData('sft-some-long', [long(0), short(1), long(2), short(3), short(4), short(5), short(6), short(7)]);
+    const out = path.join(root, 'sft-some-long-out');
+    const r = cli(sftFlags(data, out));
+    expect(r.status, r.stderr).toBe(0);
+    const warnings = r.stderr.split('\n').filter((l) => l.includes('no trained token'));
+    expect(warnings).toEqual([
+      'cllama-train: warning: 2 of 8 training examples have no trained token after truncation to --max-seq-length 100 (the prompt fills them) and add nothing to the loss: raise --max-seq-length or shorten those prompts',
+    ]);
+    expect(await exists(path.join(out, 'adapter_model.safetensors'))).toBe(true);
+    const log = JSON.parse((await fs.readFile(path.join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n')[0]!);
+    expect(log.loss).toBeGreaterThan(1);
+  });
+
+  it('--do-eval on a --validation-file whose examples all lose their answers is refused; a cache hit is checked the same way', async () => {
+    const data = await writeData('sft-eval-long', [0, 1, 2, 3].map(short));
+    const valid = path.join(root, 'valid-long.json');
+    await fs.writeFile(valid, JSON.stringify([long(0), long(1)]));
+    const out = path.join(root, 'sft-eval-long-out');
+    const cache = path.join(root, 'sft-eval-cache');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const r = cli(sftFlags(data, out, ['--validation-file', valid, '--do-eval', '--data-cache-dir', cache]));
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        'cllama-train: all 2 evaluation examples have no trained token after truncation to --max-seq-length 100 (the prompt fills each one), so the loss would be 0 and nothing learned: raise --max-seq-length or shorten the prompts',
+      ]);
+      expect(await exists(out)).toBe(false);
+    }
+    expect((await fs.readdir(cache)).length).toBe(2); // the second attempt read the cached datasets
+  });
+});

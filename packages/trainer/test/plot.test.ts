@@ -79,7 +79,7 @@ function pathPoints(svg: string): number[] {
 async function writeMetrics(file: string, lines: number, entry: (i: number) => LogEntry): Promise<void> {
   const out = createWriteStream(file);
   for (let i = 0; i < lines; i++) {
-    if (!out.write(`${JSON.stringify(entry(i))}\n`)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(`${JSON.stringify(entry(i))}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
 }

@@ -23,7 +23,15 @@ import { loadLlama, saveLlama } from '../model/io.js';
 import { applySavedWeights, readAdapterTensors, assignChecked, loraTensorsOf, restoreAdapterTensors } from '../model/adapter.js';
 import type { LlamaModel } from '../model/llama.js';
 import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, planOutputDir, prepareOutputDir } from './checkpoint.js';
-import { listFiles, preparePretrainData, prepareSftData, type PreparedData } from './data.js';
+import {
+  listFiles,
+  NoTrainedTokensError,
+  noTrainedTokensMessage,
+  preparePretrainData,
+  prepareSftData,
+  someUntrainedMessage,
+  type PreparedData,
+} from './data.js';
 import { DataParallel } from './data-parallel.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
@@ -201,6 +209,8 @@ export async function runTrainingSession(
     onStep?: Parameters<typeof runTrainingLoop>[5]['onStep'];
     /** Called once the model and data are ready, before the first step (the CLI prints the backend). */
     onStart?: (backend: BackendInfo | undefined) => void;
+    /** A problem that does not stop the run (default: one `cllama-train: warning: …` line on stderr). */
+    onWarning?: (message: string) => void;
   } = {},
 ): Promise<SessionResult> {
   await checkTrainInputs(args);
@@ -245,6 +255,15 @@ export async function runTrainingSession(
           );
     if (args.doEval && !data.eval) {
       throw new TrainSessionError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
+    }
+    // SFT examples truncated to their prompt (no training split without a trained token gets here: prepareSftData refuses it)
+    const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`cllama-train: ${m}\n`));
+    if (data.untrained) {
+      const { train: untrainedTrain, eval: untrainedEval } = data.untrained;
+      if (untrainedTrain > 0) warn(someUntrainedMessage('training', untrainedTrain, data.train.length, args.maxSeqLength));
+      if (args.doEval && data.eval && untrainedEval === data.eval.length)
+        throw new NoTrainedTokensError(noTrainedTokensMessage('evaluation', untrainedEval, args.maxSeqLength));
+      if (args.doEval && untrainedEval > 0) warn(someUntrainedMessage('evaluation', untrainedEval, data.eval!.length, args.maxSeqLength));
     }
     const isLora = t.lora !== undefined;
     training = true;
