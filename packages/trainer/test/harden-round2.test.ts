@@ -175,3 +175,71 @@ describe('SFT examples that keep no trained token after truncation (#7)', () => 
     expect((await fs.readdir(cache)).length).toBe(2); // the second attempt read the cached datasets
   });
 });
+
+describe('resume refuses a changed --lora-alpha or another base model of the same shapes (#12)', () => {
+  const stage2 = (out: string, extra: string[] = []) =>
+    pretrainFlags(out, ['--stage', '2', '--lora-rank', '4', '--trainable', 'q_proj,v_proj', '--save-steps', '2', '--max-steps', '2', ...extra]);
+
+  it('--lora-alpha 32 on a checkpoint trained with 16: one line, exit 1, the checkpoint untouched; 16 resumes', async () => {
+    const out = path.join(root, 'alpha');
+    const first = cli(stage2(out, ['--lora-alpha', '16']));
+    expect(first.status, first.stderr).toBe(0);
+    const state = JSON.parse(await fs.readFile(path.join(out, 'checkpoint-2/trainer_state.json'), 'utf8'));
+    expect(state.identity.loraAlpha).toBe(16);
+    expect(state.identity.baseModel.fingerprint).toMatch(/^[0-9a-f]{16}$/);
+    const before = await fs.readFile(path.join(out, 'checkpoint-2/adapter_model.safetensors'));
+    const changed = cli(stage2(out, ['--lora-alpha', '32', '--max-steps', '4']));
+    expect(changed.status, changed.stderr).toBe(1);
+    expect(
+      changed.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !l.includes('backend')),
+    ).toEqual([
+      `cllama-train: ${path.join(out, 'checkpoint-2')} was trained with --lora-alpha 16, not 32 (the adapter's scale alpha/r would change under its weights); resume with --lora-alpha 16, or start over with --overwrite-output-dir`,
+    ]);
+    expect((await fs.readFile(path.join(out, 'checkpoint-2/adapter_model.safetensors'))).equals(before)).toBe(true);
+    expect(await exists(path.join(out, 'checkpoint-4'))).toBe(false);
+    const same = cli(stage2(out, ['--lora-alpha', '16', '--max-steps', '4']));
+    expect(same.status, same.stderr).toBe(0);
+    expect(same.stdout).toMatch(/resumed_from: .*checkpoint-2/);
+  });
+
+  it('another base model of the same shapes is refused; the same weights re-saved in shards are accepted', async () => {
+    const { loadLlama, saveLlama } = await import('../src/model/io.js');
+    const { initBackend } = await import('../src/backend.js');
+    const { LlamaModel } = await import('../src/model/llama.js');
+    await initBackend('wasm');
+    const base = await loadLlama(TINY);
+    const other = path.join(root, 'other-base');
+    const random = LlamaModel.random(base.config, 7);
+    await saveLlama(other, random);
+    random.dispose();
+    const sharded = path.join(root, 'sharded-base');
+    await saveLlama(sharded, base, { maxShardBytes: 100_000 });
+    base.dispose();
+    expect((await fs.readdir(sharded)).filter((f) => f.endsWith('.safetensors')).length).toBeGreaterThan(1);
+
+    const out = path.join(root, 'base');
+    const first = cli(stage2(out));
+    expect(first.status, first.stderr).toBe(0);
+    const fingerprint = JSON.parse(await fs.readFile(path.join(out, 'checkpoint-2/trainer_state.json'), 'utf8')).identity.baseModel.fingerprint;
+    const swap = (model: string, steps: string) => stage2(out, ['--max-steps', steps]).map((a) => (a === TINY ? model : a));
+    const wrong = cli(swap(other, '4'));
+    expect(wrong.status, wrong.stderr).toBe(1);
+    const lines = wrong.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => !l.includes('backend'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^cllama-train: .*checkpoint-2 was trained on another base model \\(.*tiny-llama, fingerprint ${fingerprint}; --model-name-or-path .*other-base has [0-9a-f]{16}\\); resume with the same base model, or start over with --overwrite-output-dir$`,
+      ),
+    );
+    expect(await exists(path.join(out, 'checkpoint-4'))).toBe(false);
+    const resharded = cli(swap(sharded, '4'));
+    expect(resharded.status, resharded.stderr).toBe(0);
+    expect(resharded.stdout).toMatch(/resumed_from: .*checkpoint-2/);
+  });
+});

@@ -44,6 +44,18 @@ export interface TrainerState {
   trainSeconds: number;
   trainable: string[];
   logHistory: LogEntry[];
+  /** What the run trains on and with, checked on resume (absent in checkpoints of older versions). */
+  identity?: RunIdentity;
+}
+
+/**
+ * Settings a resumed run must share with the checkpoint beyond the trainable names, data and seed:
+ * LoRA's alpha (the adapter's scale, alpha / r — the weights mean something else under another one)
+ * and the base model (baseModelFingerprint in session.ts: its architecture and sampled weight values).
+ */
+export interface RunIdentity {
+  loraAlpha?: number;
+  baseModel?: { fingerprint: string; path: string };
 }
 
 export class TrainingCheckpointError extends CllamaError {

@@ -23,7 +23,16 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CllamaError, writeFileAtomic, Xoshiro128 } from '@cllama/core';
 import { AdamW, defaultDecayFor, type OptimizedParameter } from './adamw.js';
-import { STATE_FORMAT, TRAINER_STATE_FILE, readOptimizerState, readTrainerState, writeCheckpoint, type LogEntry, type TrainerState } from './checkpoint.js';
+import {
+  STATE_FORMAT,
+  TRAINER_STATE_FILE,
+  readOptimizerState,
+  readTrainerState,
+  writeCheckpoint,
+  type LogEntry,
+  type RunIdentity,
+  type TrainerState,
+} from './checkpoint.js';
 import type { DataParallel } from './data-parallel.js';
 import { GradientAccumulator, clipByGlobalNorm } from './gradients.js';
 import { microBatchGradients, microBatchLoss, type Batch } from './micro-batch.js';
@@ -86,6 +95,8 @@ export interface LoopOptions {
   maxEvalSamples?: number;
   /** Checkpoint to resume from (already validated by prepareOutputDir). */
   resumeFrom: string | undefined;
+  /** Recorded in every checkpoint and compared on resume (LoRA alpha, base model fingerprint). */
+  identity?: RunIdentity;
   progress: boolean;
   title?: string;
   /** Worker threads that share every micro-batch (--threads > 1); this thread alone when absent. */
@@ -195,6 +206,7 @@ export async function runTrainingLoop(
     trainSeconds: 0,
     trainable: params.map((p) => p.name),
     logHistory: [],
+    ...(o.identity ? { identity: o.identity } : {}),
   };
   if (o.resumeFrom) {
     const saved = await readTrainerState(o.resumeFrom);
@@ -208,9 +220,10 @@ export async function runTrainingLoop(
         `${o.resumeFrom} was written for another data set or seed (${saved.data.numMicroBatchesPerEpoch} micro-batches per epoch, seed ${saved.data.seed}; now ${microBatchesPerEpoch}, seed ${o.seed}); resume with the same data and --seed`,
       );
     }
+    checkIdentity(o.resumeFrom, saved.identity, o.identity);
     await hooks.restoreWeights(o.resumeFrom);
     optimizer.loadState(await readOptimizerState(o.resumeFrom));
-    state = { ...saved, maxSteps, scheduler: state.scheduler };
+    state = { ...saved, maxSteps, scheduler: state.scheduler, ...(o.identity ? { identity: o.identity } : {}) };
   }
   const bad = await firstNonFiniteParam(params);
   if (bad) {
@@ -364,6 +377,25 @@ export async function runTrainingLoop(
     progress.stop();
     accumulator.dispose();
     optimizer.dispose();
+  }
+}
+
+/**
+ * Refuses a resume whose LoRA alpha or base model differs from what the checkpoint recorded (a field
+ * either side lacks — a checkpoint of an older version — is not compared).
+ */
+export function checkIdentity(checkpoint: string, saved: RunIdentity | undefined, now: RunIdentity | undefined): void {
+  if (saved?.loraAlpha !== undefined && now?.loraAlpha !== undefined && saved.loraAlpha !== now.loraAlpha) {
+    throw new TrainLoopError(
+      `${checkpoint} was trained with --lora-alpha ${saved.loraAlpha}, not ${now.loraAlpha} (the adapter's scale alpha/r would change under its weights); resume with --lora-alpha ${saved.loraAlpha}, or start over with --overwrite-output-dir`,
+    );
+  }
+  const a = saved?.baseModel;
+  const b = now?.baseModel;
+  if (a && b && a.fingerprint !== b.fingerprint) {
+    throw new TrainLoopError(
+      `${checkpoint} was trained on another base model (${a.path}, fingerprint ${a.fingerprint}; --model-name-or-path ${b.path} has ${b.fingerprint}); resume with the same base model, or start over with --overwrite-output-dir`,
+    );
   }
 }
 

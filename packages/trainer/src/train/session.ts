@@ -33,6 +33,7 @@ import {
   type PreparedData,
 } from './data.js';
 import { DataParallel } from './data-parallel.js';
+import { baseModelFingerprint } from './fingerprint.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
 import { CllamaError, copyFileAtomic, realTarget } from '@cllama/core';
@@ -53,6 +54,8 @@ export interface TrainedModel {
   /** Trainable variables under their HF names (LoRA: `<module>.lora_A.weight`). */
   params: Array<{ name: string; variable: tf.Variable }>;
   lora: LoraConfig | undefined;
+  /** The base model as loaded (before the vocabulary resize): its path and fingerprint.ts fingerprint. */
+  baseModel: { fingerprint: string; path: string };
 }
 
 /** Loads model + tokenizer and selects the trainable variables for the run's mode/stage. */
@@ -66,6 +69,7 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
     vocabSize: tokenizer.vocabSize,
   });
   const model = await loadLlama(args.modelNameOrPath);
+  const baseModel = { fingerprint: await baseModelFingerprint(model), path: path.resolve(args.modelNameOrPath) };
   // HF: model.resize_token_embeddings(len(tokenizer)) before anything else
   if (model.config.vocabSize !== tokenizer.vocabSize) model.resizeTokenEmbeddings(tokenizer.vocabSize, args.seed);
   const plan = trainablePlan(args);
@@ -110,7 +114,7 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
     if (!variable) throw new TrainSessionError(`no weight '${name}' in this model to train`);
     return { name, variable };
   });
-  return { model, tokenizer, params, lora };
+  return { model, tokenizer, params, lora, baseModel };
 }
 
 function moduleWeight(module: string): string {
@@ -307,6 +311,7 @@ export async function runTrainingSession(
         ...args,
         outputDir: args.outputDir,
         resumeFrom: prepared.resumeFrom,
+        identity: { ...(t.lora ? { loraAlpha: t.lora.loraAlpha } : {}), baseModel: t.baseModel },
         progress: !args.noProgress,
         title: `cllama-train ${args.mode}${args.mode === 'pretrain' ? ` stage ${args.stage}` : ''}`,
         onStep: opts.onStep,
