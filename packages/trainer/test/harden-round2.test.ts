@@ -243,3 +243,104 @@ describe('resume refuses a changed --lora-alpha or another base model of the sam
     expect(resharded.stdout).toMatch(/resumed_from: .*checkpoint-2/);
   });
 });
+
+describe('one run per --output-dir: the lock file (#4)', () => {
+  const lockOf = (out: string) => path.join(out, '.cllama-train.lock');
+  const start = (args: string[]) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: PKG, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+    return { child, done, out: () => stdout, err: () => stderr };
+  };
+  const waitFor = async (cond: () => Promise<boolean>, what: string) => {
+    const deadline = Date.now() + 120_000;
+    while (!(await cond())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const long = (out: string, extra: string[] = []) =>
+    pretrainFlags(out, ['--stage', '2', '--lora-rank', '4', '--max-steps', '30', '--save-steps', '3', ...extra]);
+
+  it('a second run into the same folder, started while the first trains, is refused in one line naming the lock and the pid; the first is unaffected', async () => {
+    const out = path.join(root, 'locked');
+    const first = start(long(out));
+    await waitFor(() => exists(path.join(out, 'checkpoint-3')), 'checkpoint-3');
+    const lock = JSON.parse(await fs.readFile(lockOf(out), 'utf8'));
+    expect(lock.pid).toBe(first.child.pid);
+    const second = start(long(out, ['--learning-rate', '1e-3', '--seed', '9']));
+    const refused = await second.done;
+    expect(refused.code, second.err()).toBe(1);
+    const lines = second.err().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toBe(
+      `cllama-train: --output-dir ${out} is in use by another cllama-train run (pid ${first.child.pid}, started ${lock.started}; lock file ${lockOf(out)}): wait for it to finish, or choose another --output-dir`,
+    );
+    expect(second.out()).toBe('');
+    const finished = await first.done;
+    expect(finished.code, first.err()).toBe(0);
+    const steps = (await fs.readFile(path.join(out, 'metrics.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).step);
+    expect(steps).toEqual(Array.from({ length: 30 }, (_, i) => i + 1)); // one run's lines, once each
+    expect(await exists(lockOf(out))).toBe(false);
+    // once the first has finished, the folder is free again
+    const after = cli(long(out, ['--max-steps', '33']));
+    expect(after.status, after.stderr).toBe(0);
+    expect(after.stdout).toMatch(/resumed_from: .*checkpoint-30/);
+  }, 300_000);
+
+  it('SIGTERM and SIGINT release the lock and end the process by that signal; the next run resumes', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const out = path.join(root, `signal-${signal}`);
+      const run = start(long(out, ['--max-steps', '300']));
+      await waitFor(() => exists(path.join(out, 'checkpoint-3')), 'checkpoint-3');
+      expect(await exists(lockOf(out))).toBe(true);
+      run.child.kill(signal);
+      expect(await run.done).toEqual({ code: null, signal });
+      expect(await exists(lockOf(out))).toBe(false);
+      const next = cli(long(out, ['--max-steps', '6']));
+      expect(next.status, next.stderr).toBe(0);
+      expect(next.stdout).toMatch(/resumed_from: .*checkpoint-\d+/);
+    }
+  }, 300_000);
+
+  it('a stale lock (its pid has exited on this host, e.g. after SIGKILL) is taken over; one of another host is refused with what to do', async () => {
+    const out = path.join(root, 'stale');
+    const killed = start(long(out, ['--max-steps', '300']));
+    await waitFor(() => exists(path.join(out, 'checkpoint-3')), 'checkpoint-3');
+    killed.child.kill('SIGKILL');
+    await killed.done;
+    expect(JSON.parse(await fs.readFile(lockOf(out), 'utf8')).pid).toBe(killed.child.pid);
+    const resumed = cli(long(out, ['--max-steps', '6']));
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/resumed_from: .*checkpoint-\d+/);
+    expect(await exists(lockOf(out))).toBe(false);
+
+    const foreign = { pid: 4242, host: 'other-machine.example', started: '2026-01-02T03:04:05.000Z', token: 'abc', command: [] };
+    await fs.writeFile(lockOf(out), JSON.stringify(foreign));
+    const refused = cli(long(out, ['--max-steps', '9']));
+    expect(refused.status).toBe(1);
+    expect(refused.stderr.trim()).toBe(
+      `cllama-train: --output-dir ${out} is in use by another cllama-train run (pid 4242 on host other-machine.example, started 2026-01-02T03:04:05.000Z; lock file ${lockOf(out)}): wait for it to finish (if that run is gone, remove ${lockOf(out)}), or choose another --output-dir`,
+    );
+    expect(JSON.parse(await fs.readFile(lockOf(out), 'utf8'))).toEqual(foreign); // not touched
+  }, 300_000);
+
+  it('a run refused before training (no data) leaves neither the folder it created nor a lock', async () => {
+    const empty = path.join(root, 'short-text');
+    await fs.mkdir(empty);
+    await fs.writeFile(path.join(empty, 'a.txt'), '短\n');
+    const out = path.join(root, 'never-locked');
+    const r = cli(pretrainFlags(out, ['--max-steps', '1']).map((a) => (a === textDir ? empty : a)));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/gives no complete block of 32 tokens/);
+    expect(await exists(out)).toBe(false);
+  });
+});

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { SafetensorsFile, writeSafetensors } from '@cllama/lora';
 import { CllamaError, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import type { AdamWState } from './adamw.js';
+import { LOCK_FILE } from './lock.js';
 import type { RngState } from '@cllama/core';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -153,7 +154,8 @@ export async function prepareOutputDir(outputDir: string, opts: { overwrite: boo
   return plan;
 }
 
-const RESTARTABLE_LEFTOVERS = new Set([DATA_CACHE_DIR, 'metrics.jsonl', 'training_plot.svg']);
+// (the lock: a stale one of a killed run, or this run's own, taken before the decision is made again)
+const RESTARTABLE_LEFTOVERS = new Set([DATA_CACHE_DIR, 'metrics.jsonl', 'training_plot.svg', LOCK_FILE]);
 
 /** Files the trainer writes at the top of the output dir (besides checkpoints and the data cache). */
 export const OWN_OUTPUTS = new Set([

@@ -34,6 +34,7 @@ import {
 } from './data.js';
 import { DataParallel } from './data-parallel.js';
 import { baseModelFingerprint } from './fingerprint.js';
+import { OutputDirLock } from './lock.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
 import { CllamaError, copyFileAtomic, realTarget } from '@cllama/core';
@@ -219,17 +220,27 @@ export async function runTrainingSession(
 ): Promise<SessionResult> {
   await checkTrainInputs(args);
   const outputOpts = { overwrite: args.overwriteOutputDir, resumeFromCheckpoint: args.resumeFromCheckpoint };
-  await planOutputDir(args.outputDir, outputOpts); // refuses (writing nothing) before the model is loaded
-  const t = await setUpModel(args, opts);
+  await planOutputDir(args.outputDir, outputOpts); // refuses (writing nothing) before anything is created
+  // one run per output dir (lock.ts): the folder is created to hold the lock, and removed again if this
+  // run created it and stops before training
+  await fs.mkdir(path.dirname(path.resolve(args.outputDir)), { recursive: true });
+  const createdOutputDir = await fs.mkdir(args.outputDir).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EEXIST') return false;
+      throw err;
+    },
+  );
+  let lock: OutputDirLock | undefined;
+  let t: TrainedModel | undefined;
   let data: PreparedData | undefined;
   const cacheRoot = args.dataCacheDir ?? path.join(args.outputDir, DATA_CACHE_DIR);
   let parallel: DataParallel | undefined;
-  const createdOutputDir = !(await fs.stat(args.outputDir).then(
-    () => true,
-    () => false,
-  ));
   let training = false;
   try {
+    lock = await OutputDirLock.acquire(args.outputDir);
+    t = await setUpModel(args, opts);
+    // decided again under the lock: what a run that held it before left is what this one resumes from
     const prepared = await prepareOutputDir(args.outputDir, outputOpts);
     if (args.threads > 1) {
       const backend = activeBackend()?.name;
@@ -270,6 +281,7 @@ export async function runTrainingSession(
       if (args.doEval && untrainedEval > 0) warn(someUntrainedMessage('evaluation', untrainedEval, data.eval!.length, args.maxSeqLength));
     }
     const isLora = t.lora !== undefined;
+    const trained = t;
     training = true;
     opts.onStart?.(activeBackend());
     const result = await runTrainingLoop(
@@ -279,16 +291,16 @@ export async function runTrainingSession(
       data.eval,
       {
         writeWeights: async (dir) => {
-          if (isLora) await writePeftAdapter(dir, t.lora!, await readAdapterTensors(t.params));
-          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), await trainableTensors(t));
+          if (isLora) await writePeftAdapter(dir, trained.lora!, await readAdapterTensors(trained.params));
+          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), await trainableTensors(trained));
         },
         restoreWeights: async (dir) => {
           if (isLora) {
-            restoreAdapterTensors(t.params, (await readPeftAdapter(dir)).tensors, dir);
+            restoreAdapterTensors(trained.params, (await readPeftAdapter(dir)).tensors, dir);
           } else {
             const st = await SafetensorsFile.open(path.join(dir, TRAINABLE_WEIGHTS_FILE));
             try {
-              for (const p of t.params) assignChecked(p.variable, await st.read(p.name), st.info(p.name).shape, `${dir}: ${p.name}`);
+              for (const p of trained.params) assignChecked(p.variable, await st.read(p.name), st.info(p.name).shape, `${dir}: ${p.name}`);
             } finally {
               await st.close();
             }
@@ -299,9 +311,9 @@ export async function runTrainingSession(
           await fs.rm(staging, { recursive: true, force: true });
           if (isLora) {
             await fs.mkdir(staging);
-            await writePeftAdapter(staging, t.lora!, await readAdapterTensors(t.params));
+            await writePeftAdapter(staging, trained.lora!, await readAdapterTensors(trained.params));
           } else {
-            await saveLlama(staging, t.model, { force: true });
+            await saveLlama(staging, trained.model, { force: true });
           }
           await copyTokenizer(args.tokenizerNameOrPath, staging);
           await moveFilesInto(staging, outputDir);
@@ -327,16 +339,19 @@ export async function runTrainingSession(
       cacheHit: data.cacheHit,
     };
   } catch (err) {
-    // nothing trained yet: an output dir this run created holds at most a data cache; leave nothing behind
-    if (!training && createdOutputDir) {
+    // nothing trained yet: an output dir this run created holds at most a data cache and its lock; leave
+    // nothing behind (a folder another run locked is not this run's to remove)
+    if (!training && createdOutputDir && lock) {
       data?.close();
       data = undefined;
+      lock.releaseSync();
       await fs.rm(args.outputDir, { recursive: true, force: true });
     }
     throw err;
   } finally {
     await parallel?.close();
     data?.close();
-    t.model.dispose();
+    t?.model.dispose();
+    lock?.releaseSync();
   }
 }
