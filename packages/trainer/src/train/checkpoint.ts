@@ -16,6 +16,7 @@ import { SafetensorsFile, writeSafetensors } from '@cllama/lora';
 import { CllamaError, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import type { AdamWState } from './adamw.js';
 import { LOCK_FILE } from './lock.js';
+import { FINAL_STAGING_PREFIX } from './write-errors.js';
 import type { RngState } from '@cllama/core';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -73,7 +74,16 @@ export class OutputDirNotEmptyError extends CllamaError {
 }
 
 const CHECKPOINT_RE = /^checkpoint-(\d+)$/;
-const STALE_RE = /^\.checkpoint-\d+\.(tmp|old|deleting)-/;
+/**
+ * Hidden temporaries a killed run can leave at the top of the output dir: atomic writes of a checkpoint
+ * (also the nested `..checkpoint-N.tmp-….tmp-…` of the adapter written into one), of the trainer's own
+ * files, and the final output's staging folder.
+ */
+function isStale(name: string): boolean {
+  if (name.replace(/^\.+/, '.').startsWith(FINAL_STAGING_PREFIX)) return true; // the staging folder, or a temporary next to it
+  const m = /^\.+(.+?)\.(?:tmp|old|deleting)-\d+-[0-9a-f]+/.exec(name);
+  return m !== null && (CHECKPOINT_RE.test(m[1]!) || OWN_OUTPUTS.has(m[1]!));
+}
 
 export function checkpointName(step: number): string {
   return `checkpoint-${step}`;
@@ -137,7 +147,7 @@ export async function planOutputDir(outputDir: string, opts: { overwrite: boolea
   const latest = await latestCheckpoint(outputDir);
   if (latest) return { resumeFrom: latest };
   // what a run killed before its first checkpoint leaves (cache, log, plot, temporaries) does not count as content
-  const others = entries.filter((n) => !RESTARTABLE_LEFTOVERS.has(n) && !STALE_RE.test(n));
+  const others = entries.filter((n) => !RESTARTABLE_LEFTOVERS.has(n) && !isStale(n));
   if (others.length > 0) throw new OutputDirNotEmptyError(outputDir);
   return { resumeFrom: undefined };
 }
@@ -180,7 +190,7 @@ export const OWN_OUTPUTS = new Set([
 
 async function removeStaleTemporaries(outputDir: string): Promise<void> {
   for (const name of await fs.readdir(outputDir)) {
-    if (STALE_RE.test(name)) await fs.rm(path.join(outputDir, name), { recursive: true, force: true });
+    if (isStale(name)) await fs.rm(path.join(outputDir, name), { recursive: true, force: true });
   }
 }
 

@@ -106,8 +106,14 @@ export class OutputDirLock {
         try {
           await handle.writeFile(`${JSON.stringify(info)}\n`);
           await handle.sync();
+        } catch (err) {
+          // (a full disk) no half-written lock left behind for the next run to wait on
+          await handle.close().catch(() => undefined);
+          handle = undefined;
+          await fs.rm(file, { force: true });
+          throw err;
         } finally {
-          await handle.close();
+          await handle?.close();
         }
         return new OutputDirLock(file, info);
       }

@@ -26,6 +26,7 @@ import { AdamW, defaultDecayFor, type OptimizedParameter } from './adamw.js';
 import {
   STATE_FORMAT,
   TRAINER_STATE_FILE,
+  checkpointName,
   readOptimizerState,
   readTrainerState,
   writeCheckpoint,
@@ -39,6 +40,7 @@ import { microBatchGradients, microBatchLoss, type Batch } from './micro-batch.j
 import { MetricsLog } from './metrics.js';
 import { renderTrainingPlot } from './plot.js';
 import { TrainProgress } from './progress.js';
+import { writingOutput } from './write-errors.js';
 import { LrSchedule, type SchedulerType } from './schedule.js';
 import { epochOrder } from './data.js';
 
@@ -231,7 +233,11 @@ export async function runTrainingLoop(
       `the starting weight '${bad}' holds NaN or Inf (${o.resumeFrom ? `checkpoint ${o.resumeFrom}` : 'the model or --peft-path adapter'} is broken); nothing was trained or saved`,
     );
   }
-  await metrics.reset(state.logHistory);
+  let savedStep = o.resumeFrom ? state.globalStep : 0;
+  const lastGood = () =>
+    savedStep > 0 ? `the last good checkpoint, ${path.join(o.outputDir, `checkpoint-${savedStep}`)}, is kept` : 'no checkpoint was saved';
+  const afterFailure = () => `${lastGood()}: free space and run the same command again${savedStep > 0 ? ' to resume from it' : ''}`;
+  await writingOutput(metrics.file, afterFailure(), () => metrics.reset(state.logHistory));
   const rng = Xoshiro128.fromState(state.rng);
   const progress = new TrainProgress(maxSteps, state.globalStep, o.progress);
   const accumulator = new GradientAccumulator();
@@ -246,9 +252,6 @@ export async function runTrainingLoop(
   const baseSeconds = state.trainSeconds;
   model.setTraining(true);
 
-  let savedStep = o.resumeFrom ? state.globalStep : 0;
-  const lastGood = () =>
-    savedStep > 0 ? `the last good checkpoint, ${path.join(o.outputDir, `checkpoint-${savedStep}`)}, is kept` : 'no checkpoint was saved';
   const assertFiniteWeights = async (what: string) => {
     const name = await firstNonFiniteParam(params);
     if (name) {
@@ -261,13 +264,16 @@ export async function runTrainingLoop(
     await assertFiniteWeights(`checkpoint-${state.globalStep}`);
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
     state.rng = rng.state();
-    await writeCheckpoint(o.outputDir, { state, optimizer: await optimizer.exportState(), writeWeights: hooks.writeWeights }, o.saveTotalLimit);
+    const exported = await optimizer.exportState();
+    await writingOutput(path.join(o.outputDir, checkpointName(state.globalStep)), afterFailure(), () =>
+      writeCheckpoint(o.outputDir, { state, optimizer: exported, writeWeights: hooks.writeWeights }, o.saveTotalLimit),
+    );
     savedStep = state.globalStep;
-    await writePlot(o.outputDir, state, o.title);
+    await writePlot(o.outputDir, state, afterFailure(), o.title);
   };
   const record = async (entry: LogEntry) => {
     state.logHistory.push(entry);
-    await metrics.append(entry);
+    await writingOutput(metrics.file, afterFailure(), () => metrics.append(entry));
     progress.log(
       Object.entries(entry)
         .map(([k, v]) => `${k}=${formatMetric(v)}`)
@@ -352,9 +358,11 @@ export async function runTrainingLoop(
     // the last step is always checkpointed (HF saves at the end too), then the final result
     await saveAll();
     await assertFiniteWeights('the final result');
-    await hooks.writeFinal(o.outputDir);
+    const final = `${afterFailure()}, which writes the final result`;
+    await writingOutput(o.outputDir, final, () => hooks.writeFinal(o.outputDir));
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
-    await writeFileAtomic(path.join(o.outputDir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    const stateFile = path.join(o.outputDir, TRAINER_STATE_FILE);
+    await writingOutput(stateFile, final, () => writeFileAtomic(stateFile, `${JSON.stringify(state, null, 2)}\n`));
     const seconds = (Date.now() - started) / 1000;
     const results = {
       train_steps: state.globalStep,
@@ -363,8 +371,9 @@ export async function runTrainingLoop(
       tokens_per_second: round(tokensThisRun / Math.max(seconds, 1e-9), 2),
       ...(evalLoss !== undefined ? { eval_loss: evalLoss, perplexity: Math.exp(evalLoss) } : {}),
     };
-    await writeFileAtomic(path.join(o.outputDir, 'all_results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    await writePlot(o.outputDir, state, o.title);
+    const resultsFile = path.join(o.outputDir, 'all_results.json');
+    await writingOutput(resultsFile, final, () => writeFileAtomic(resultsFile, `${JSON.stringify(results, null, 2)}\n`));
+    await writePlot(o.outputDir, state, final, o.title);
     return {
       globalStep: state.globalStep,
       stepLosses,
@@ -399,9 +408,12 @@ export function checkIdentity(checkpoint: string, saved: RunIdentity | undefined
   }
 }
 
-async function writePlot(outputDir: string, state: TrainerState, title?: string): Promise<void> {
-  await fs.mkdir(outputDir, { recursive: true });
-  await writeFileAtomic(path.join(outputDir, 'training_plot.svg'), renderTrainingPlot(state.logHistory, { title, maxSteps: state.maxSteps }));
+async function writePlot(outputDir: string, state: TrainerState, afterFailure: string, title?: string): Promise<void> {
+  const file = path.join(outputDir, 'training_plot.svg');
+  await writingOutput(file, afterFailure, async () => {
+    await fs.mkdir(outputDir, { recursive: true });
+    await writeFileAtomic(file, renderTrainingPlot(state.logHistory, { title, maxSteps: state.maxSteps }));
+  });
 }
 
 function round(x: number, digits: number): number {

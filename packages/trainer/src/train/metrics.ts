@@ -26,9 +26,27 @@ export class MetricsLog {
     await writeFileAtomic(this.file, history.map((e) => `${JSON.stringify(e)}\n`).join(''));
   }
 
-  /** Appends one entry as a single write (a line is either whole or absent after a crash, short of a torn sector). */
+  /**
+   * Appends one entry: the whole line, or — when a write fails part-way (a full disk first shows as a
+   * short write) — nothing: the file is cut back to its previous size and the error thrown.
+   */
   async append(entry: LogEntry): Promise<void> {
-    await fs.appendFile(this.file, `${JSON.stringify(entry)}\n`);
+    const line = Buffer.from(`${JSON.stringify(entry)}\n`);
+    const handle = await fs.open(this.file, 'a');
+    let size: number | undefined;
+    try {
+      size = (await handle.stat()).size;
+      for (let done = 0; done < line.length; ) {
+        const { bytesWritten } = await handle.write(line, done, line.length - done);
+        if (bytesWritten <= 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        done += bytesWritten;
+      }
+    } catch (err) {
+      if (size !== undefined) await handle.truncate(size).catch(() => undefined);
+      throw err;
+    } finally {
+      await handle.close();
+    }
   }
 }
 

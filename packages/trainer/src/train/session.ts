@@ -34,7 +34,8 @@ import {
 } from './data.js';
 import { DataParallel } from './data-parallel.js';
 import { baseModelFingerprint } from './fingerprint.js';
-import { OutputDirLock } from './lock.js';
+import { LOCK_FILE, OutputDirLock, OutputDirLockedError } from './lock.js';
+import { FINAL_STAGING_PREFIX, writingOutput } from './write-errors.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
 import { CllamaError, copyFileAtomic, realTarget } from '@cllama/core';
@@ -223,14 +224,17 @@ export async function runTrainingSession(
   await planOutputDir(args.outputDir, outputOpts); // refuses (writing nothing) before anything is created
   // one run per output dir (lock.ts): the folder is created to hold the lock, and removed again if this
   // run created it and stops before training
-  await fs.mkdir(path.dirname(path.resolve(args.outputDir)), { recursive: true });
-  const createdOutputDir = await fs.mkdir(args.outputDir).then(
-    () => true,
-    (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EEXIST') return false;
-      throw err;
-    },
-  );
+  const nothingYet = 'nothing was trained yet: free space and run again';
+  const createdOutputDir = await writingOutput(args.outputDir, nothingYet, async () => {
+    await fs.mkdir(path.dirname(path.resolve(args.outputDir)), { recursive: true });
+    return fs.mkdir(args.outputDir).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST') return false;
+        throw err;
+      },
+    );
+  });
   let lock: OutputDirLock | undefined;
   let t: TrainedModel | undefined;
   let data: PreparedData | undefined;
@@ -238,10 +242,11 @@ export async function runTrainingSession(
   let parallel: DataParallel | undefined;
   let training = false;
   try {
-    lock = await OutputDirLock.acquire(args.outputDir);
+    lock = await writingOutput(path.join(args.outputDir, LOCK_FILE), nothingYet, () => OutputDirLock.acquire(args.outputDir));
     t = await setUpModel(args, opts);
     // decided again under the lock: what a run that held it before left is what this one resumes from
-    const prepared = await prepareOutputDir(args.outputDir, outputOpts);
+    const prepared = await writingOutput(args.outputDir, nothingYet, () => prepareOutputDir(args.outputDir, outputOpts));
+    const trainedModel: TrainedModel = t;
     if (args.threads > 1) {
       const backend = activeBackend()?.name;
       if (backend !== 'wasm' && backend !== 'cpu') {
@@ -251,13 +256,15 @@ export async function runTrainingSession(
       }
       parallel = await DataParallel.start({ threads: args.threads, backend, model: t.model, params: t.params, lora: t.lora });
     }
-    data =
+    // the tokenized cache (in the output dir unless --data-cache-dir puts it elsewhere)
+    const cacheFull = `${nothingYet}${args.dataCacheDir ? '' : ', or put the cache on another disk with --data-cache-dir'}`;
+    data = await writingOutput(cacheRoot, cacheFull, () =>
       args.mode === 'pretrain'
-        ? await preparePretrainData(
+        ? preparePretrainData(
             { datasetDir: args.datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
-            t.tokenizer,
+            trainedModel.tokenizer,
           )
-        : await prepareSftData(
+        : prepareSftData(
             {
               datasetDir: args.datasetDir,
               cacheRoot,
@@ -266,8 +273,9 @@ export async function runTrainingSession(
               validationSplitPercentage: args.validationSplitPercentage,
               seed: args.seed,
             },
-            t.tokenizer,
-          );
+            trainedModel.tokenizer,
+          ),
+    );
     if (args.doEval && !data.eval) {
       throw new TrainSessionError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
     }
@@ -281,7 +289,7 @@ export async function runTrainingSession(
       if (args.doEval && untrainedEval > 0) warn(someUntrainedMessage('evaluation', untrainedEval, data.eval!.length, args.maxSeqLength));
     }
     const isLora = t.lora !== undefined;
-    const trained = t;
+    const trained = trainedModel;
     training = true;
     opts.onStart?.(activeBackend());
     const result = await runTrainingLoop(
@@ -307,15 +315,21 @@ export async function runTrainingSession(
           }
         },
         writeFinal: async (outputDir) => {
-          const staging = path.join(outputDir, `.final.tmp-${process.pid}`);
+          const staging = path.join(outputDir, `${FINAL_STAGING_PREFIX}${process.pid}`);
           await fs.rm(staging, { recursive: true, force: true });
-          if (isLora) {
-            await fs.mkdir(staging);
-            await writePeftAdapter(staging, trained.lora!, await readAdapterTensors(trained.params));
-          } else {
-            await saveLlama(staging, trained.model, { force: true });
+          try {
+            if (isLora) {
+              await fs.mkdir(staging);
+              await writePeftAdapter(staging, trained.lora!, await readAdapterTensors(trained.params));
+            } else {
+              await saveLlama(staging, trained.model, { force: true });
+            }
+            await copyTokenizer(args.tokenizerNameOrPath, staging);
+          } catch (err) {
+            // (a full disk) nothing half-staged left behind; the output dir has not been touched yet
+            await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
+            throw err;
           }
-          await copyTokenizer(args.tokenizerNameOrPath, staging);
           await moveFilesInto(staging, outputDir);
         },
       },
@@ -341,10 +355,10 @@ export async function runTrainingSession(
   } catch (err) {
     // nothing trained yet: an output dir this run created holds at most a data cache and its lock; leave
     // nothing behind (a folder another run locked is not this run's to remove)
-    if (!training && createdOutputDir && lock) {
+    if (!training && createdOutputDir && !(err instanceof OutputDirLockedError)) {
       data?.close();
       data = undefined;
-      lock.releaseSync();
+      lock?.releaseSync();
       await fs.rm(args.outputDir, { recursive: true, force: true });
     }
     throw err;
