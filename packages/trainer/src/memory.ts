@@ -90,20 +90,14 @@ export const JS_BACKEND_ACTIVATION_FACTOR = 5;
  * sizes only enter as products of numbers (no allocation), and Number.isSafeInteger in the config
  * parser bounds each of them, so no product reaches Infinity.
  */
-export function countParameters(config: LlamaConfig, plan: TrainingPlan): ParameterCount {
+export function countParameters(config: LlamaConfig, plan: TrainingPlan): Omit<ParameterCount, 'summary'> {
   const layers = config.numHiddenLayers;
-  if (layers <= 2) return countTrainableParameters(config, plan);
   const one = countTrainableParameters({ ...config, numHiddenLayers: 1 }, plan);
+  if (layers === 1) return one;
   const two = countTrainableParameters({ ...config, numHiddenLayers: 2 }, plan);
   const trainable = one.trainable + (layers - 1) * (two.trainable - one.trainable);
   const total = one.total + (layers - 1) * (two.total - one.total);
-  const percent = (100 * trainable) / total;
-  return {
-    trainable,
-    total,
-    percent,
-    summary: `trainable params: ${trainable.toLocaleString('en-US')} || all params: ${total.toLocaleString('en-US')} || trainable%: ${percent.toFixed(4)}`,
-  };
+  return { trainable, total, percent: (100 * trainable) / total };
 }
 
 export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: string): MemoryEstimate {

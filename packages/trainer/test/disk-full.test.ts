@@ -16,6 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { resolveArgs } from '../src/train/options.js';
 import { runTrainingSession } from '../src/train/session.js';
+import { errorLines, exists, tinyTrainFlags } from './helpers.js';
 
 const PKG = path.resolve(__dirname, '..');
 const FIX = path.resolve(PKG, '../../test-fixtures');
@@ -222,12 +223,7 @@ describe('a full disk under the trainer outputs (tmpfs)', () => {
     );
     expect(err).toBeInstanceOf(CllamaError);
     expect(err!.message).toBe(`cannot write ${path.join(out, '.cllama-train.lock')}: ${ENOSPC}; nothing was trained yet: free space and run again`);
-    expect(
-      await fs.stat(out).then(
-        () => true,
-        () => false,
-      ),
-    ).toBe(false);
+    expect(await exists(out)).toBe(false);
   });
 
   it('the tokenized cache (CLI): one line naming the cache, exit 1, no output dir and no temporary left; a second run with space trains', async () => {
@@ -236,50 +232,22 @@ describe('a full disk under the trainer outputs (tmpfs)', () => {
     mount(cacheDisk, '16k');
     try {
       const out = path.join(root, 'cache-out');
-      const flags = [
-        'pretrain',
+      const flags = tinyTrainFlags('pretrain', { datasetDir: textDir, outputDir: out, dataCacheDir: path.join(cacheDisk, 'cache') }, [
         '--stage',
         '2',
-        '--backend',
-        'wasm',
-        '--model-name-or-path',
-        path.join(FIX, 'tiny-llama'),
-        '--tokenizer-name-or-path',
-        path.join(FIX, 'tokenizers/chinese_sp.model'),
-        '--dataset-dir',
-        textDir,
-        '--data-cache-dir',
-        path.join(cacheDisk, 'cache'),
-        '--output-dir',
-        out,
-        '--block-size',
-        '32',
-        '--per-device-train-batch-size',
-        '4',
-        '--validation-split-percentage',
-        '0',
         '--max-steps',
         '2',
-        '--no-progress',
-      ];
+      ]);
       const r = spawnSync(process.execPath, [CLI, ...flags], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(1);
-      const lines = r.stderr
-        .trim()
-        .split('\n')
-        .filter((l) => !l.startsWith('cllama-train: backend'));
+      const lines = errorLines(r.stderr);
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(
         new RegExp(
           `^cllama-train: cannot write ${escapeRe(path.join(cacheDisk, 'cache'))}(/[\\w./]+)?: ${escapeRe(ENOSPC)}; nothing was trained yet: free space and run again$`,
         ),
       );
-      expect(
-        await fs.stat(out).then(
-          () => true,
-          () => false,
-        ),
-      ).toBe(false);
+      expect(await exists(out)).toBe(false);
       expect(await fs.readdir(cacheDisk, { recursive: true })).toEqual(['cache']); // the empty cache root, no temporary
       unmount(cacheDisk);
       const ok = spawnSync(process.execPath, [CLI, ...flags], { encoding: 'utf8' });

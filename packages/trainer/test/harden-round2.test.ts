@@ -8,12 +8,11 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorLines, exists, FIXTURES, TINY_LLAMA, tinyTrainFlags } from './helpers.js';
 
 const PKG = path.resolve(__dirname, '..');
-const FIX = path.resolve(PKG, '../../test-fixtures');
 const CLI = path.join(PKG, 'dist/cli.js');
-const TINY = path.join(FIX, 'tiny-llama');
-const ZH_TOKENIZER = path.join(FIX, 'tokenizers/chinese_sp.model');
+const TINY = TINY_LLAMA;
 let root: string;
 let textDir: string;
 
@@ -21,51 +20,25 @@ beforeAll(async () => {
   root = await fs.mkdtemp(path.join(tmpdir(), 'cllama-round2-'));
   textDir = path.join(root, 'text');
   await fs.mkdir(textDir);
-  const lines = (await fs.readFile(path.join(FIX, 'train/zh_text.txt'), 'utf8')).split('\n').slice(0, 80);
+  const lines = (await fs.readFile(path.join(FIXTURES, 'train/zh_text.txt'), 'utf8')).split('\n').slice(0, 80);
   await fs.writeFile(path.join(textDir, 'zh.txt'), lines.join('\n'));
 });
 afterAll(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
 
-const exists = (p: string) =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
-
 function cli(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [CLI, ...args], { cwd: PKG, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 180_000 });
 }
 
 function pretrainFlags(outputDir: string, extra: string[] = []): string[] {
-  return [
-    'pretrain',
-    '--backend',
-    'wasm',
-    '--model-name-or-path',
-    TINY,
-    '--tokenizer-name-or-path',
-    ZH_TOKENIZER,
-    '--dataset-dir',
-    textDir,
-    '--data-cache-dir',
-    path.join(root, 'cache'),
-    '--output-dir',
-    outputDir,
-    '--block-size',
-    '32',
-    '--per-device-train-batch-size',
-    '4',
-    '--validation-split-percentage',
-    '0',
+  return tinyTrainFlags('pretrain', { datasetDir: textDir, outputDir, dataCacheDir: path.join(root, 'cache') }, [
     '--logging-steps',
     '1',
     '--seed',
     '3',
-    '--no-progress',
     ...extra,
-  ];
+  ]);
 }
 
 describe('--peft-path where no adapter is trained is a usage error (#13)', () => {
@@ -95,31 +68,8 @@ describe('--peft-path where no adapter is trained is a usage error (#13)', () =>
 describe('SFT examples that keep no trained token after truncation (#7)', () => {
   const long = (i: number) => ({ instruction: `${'请详细解释一下这个非常长的问题，'.repeat(8)}第${i}个`, input: '', output: `答案${i}` });
   const short = (i: number) => ({ instruction: `问题${i}`, input: '', output: `这是第${i}个答案。` });
-  const sftFlags = (dataDir: string, out: string, extra: string[] = []) => [
-    'sft',
-    '--backend',
-    'wasm',
-    '--model-name-or-path',
-    TINY,
-    '--tokenizer-name-or-path',
-    ZH_TOKENIZER,
-    '--dataset-dir',
-    dataDir,
-    '--output-dir',
-    out,
-    '--max-seq-length',
-    '100',
-    '--per-device-train-batch-size',
-    '4',
-    '--max-steps',
-    '1',
-    '--logging-steps',
-    '1',
-    '--validation-split-percentage',
-    '0',
-    '--no-progress',
-    ...extra,
-  ];
+  const sftFlags = (dataDir: string, out: string, extra: string[] = []) =>
+    tinyTrainFlags('sft', { datasetDir: dataDir, outputDir: out }, ['--max-seq-length', '100', '--max-steps', '1', '--logging-steps', '1', ...extra]);
   const writeData = async (name: string, records: object[]) => {
     const dir = path.join(root, name);
     await fs.mkdir(dir);
@@ -190,12 +140,7 @@ describe('resume refuses a changed --lora-alpha or another base model of the sam
     const before = await fs.readFile(path.join(out, 'checkpoint-2/adapter_model.safetensors'));
     const changed = cli(stage2(out, ['--lora-alpha', '32', '--max-steps', '4']));
     expect(changed.status, changed.stderr).toBe(1);
-    expect(
-      changed.stderr
-        .trim()
-        .split('\n')
-        .filter((l) => !l.includes('backend')),
-    ).toEqual([
+    expect(errorLines(changed.stderr)).toEqual([
       `cllama-train: ${path.join(out, 'checkpoint-2')} was trained with --lora-alpha 16, not 32 (the adapter's scale alpha/r would change under its weights); resume with --lora-alpha 16, or start over with --overwrite-output-dir`,
     ]);
     expect((await fs.readFile(path.join(out, 'checkpoint-2/adapter_model.safetensors'))).equals(before)).toBe(true);
@@ -227,10 +172,7 @@ describe('resume refuses a changed --lora-alpha or another base model of the sam
     const swap = (model: string, steps: string) => stage2(out, ['--max-steps', steps]).map((a) => (a === TINY ? model : a));
     const wrong = cli(swap(other, '4'));
     expect(wrong.status, wrong.stderr).toBe(1);
-    const lines = wrong.stderr
-      .trim()
-      .split('\n')
-      .filter((l) => !l.includes('backend'));
+    const lines = errorLines(wrong.stderr);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
       new RegExp(

@@ -226,8 +226,7 @@ describe('hostile config.json sizes (issue 21 #3): the check is O(1) in the laye
       ]) {
         const exact = countTrainableParameters(config, plan);
         const fast = countParameters(config, plan);
-        expect([fast.trainable, fast.total]).toEqual([exact.trainable, exact.total]);
-        expect(fast.summary).toBe(exact.summary);
+        expect([fast.trainable, fast.total, fast.percent]).toEqual([exact.trainable, exact.total, exact.percent]);
       }
     }
   });
