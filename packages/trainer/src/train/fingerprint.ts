@@ -10,11 +10,12 @@
  * The values are read from the model as loaded (float32, before any vocabulary resize), so the same
  * weights stored sharded or not, or widened from F16 / BF16 to F32, give the same fingerprint; a model
  * whose weights differ in one of the sampled positions of any tensor — a different initialisation,
- * another fine-tune, a merged adapter, or a rounding to F16 — gives another. Cost: one 16-element gather per weight (a few hundred
- * tiny reads for a 7B model), no copy of a weight.
+ * another fine-tune, a merged adapter, or a rounding to F16 — gives another. Cost: one asynchronous
+ * read per weight, sampled in JS (on native / cpu the read is the weight's own array; on wasm a copy of
+ * one weight at a time). Not a device gather: on webgpu that would move the freshly loaded weights to
+ * the GPU, and the vocabulary resize that follows reads them synchronously from the CPU side.
  */
 import { createHash } from 'node:crypto';
-import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaModel } from '../model/llama.js';
 
 /** Values sampled per weight. */
@@ -43,10 +44,8 @@ export async function baseModelFingerprint(model: LlamaModel): Promise<string> {
     const v = vars.get(name)!;
     const n = v.size;
     const count = Math.min(FINGERPRINT_SAMPLES, n);
-    const positions = Int32Array.from({ length: count }, (_, k) => (count === 1 ? 0 : Math.round((k * (n - 1)) / (count - 1))));
-    const sample = tf.tidy(() => tf.gather(tf.reshape(v, [n]), tf.tensor1d(positions, 'int32')));
-    const values = Float32Array.from((await sample.data()) as Float32Array);
-    sample.dispose();
+    const all = (await v.data()) as Float32Array;
+    const values = Float32Array.from({ length: count }, (_, k) => all[count === 1 ? 0 : Math.round((k * (n - 1)) / (count - 1))]!);
     h.update(`${name}\0${v.shape.join('x')}\0`);
     h.update(new Uint8Array(values.buffer));
   }

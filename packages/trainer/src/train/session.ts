@@ -11,6 +11,13 @@
  * (checkTrainInputs), the output-dir decision (planOutputDir), the model + tokenizer + adapter (loaded).
  * A failure while the data is tokenized removes an output dir this run created; a failure during
  * training keeps what the loop saved (its checkpoints never hold non-finite weights, see loop.ts).
+ *
+ * How this version differs: the output dir is locked for the run (lock.ts) before the resume decision
+ * is made again under the lock; the base model's fingerprint (fingerprint.ts) and the LoRA alpha go
+ * into every checkpoint and are compared on resume (loop.ts); SFT data whose truncation leaves no
+ * trained token is refused (data.ts) and a partial count warned about; every write names its output
+ * when it fails (write-errors.ts), and the final result is staged in a hidden folder that is removed
+ * if it cannot be completed.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs } from 'node:fs';
@@ -289,7 +296,6 @@ export async function runTrainingSession(
       if (args.doEval && untrainedEval > 0) warn(someUntrainedMessage('evaluation', untrainedEval, data.eval!.length, args.maxSeqLength));
     }
     const isLora = t.lora !== undefined;
-    const trained = trainedModel;
     training = true;
     opts.onStart?.(activeBackend());
     const result = await runTrainingLoop(
@@ -299,16 +305,16 @@ export async function runTrainingSession(
       data.eval,
       {
         writeWeights: async (dir) => {
-          if (isLora) await writePeftAdapter(dir, trained.lora!, await readAdapterTensors(trained.params));
-          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), await trainableTensors(trained));
+          if (isLora) await writePeftAdapter(dir, trainedModel.lora!, await readAdapterTensors(trainedModel.params));
+          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), await trainableTensors(trainedModel));
         },
         restoreWeights: async (dir) => {
           if (isLora) {
-            restoreAdapterTensors(trained.params, (await readPeftAdapter(dir)).tensors, dir);
+            restoreAdapterTensors(trainedModel.params, (await readPeftAdapter(dir)).tensors, dir);
           } else {
             const st = await SafetensorsFile.open(path.join(dir, TRAINABLE_WEIGHTS_FILE));
             try {
-              for (const p of trained.params) assignChecked(p.variable, await st.read(p.name), st.info(p.name).shape, `${dir}: ${p.name}`);
+              for (const p of trainedModel.params) assignChecked(p.variable, await st.read(p.name), st.info(p.name).shape, `${dir}: ${p.name}`);
             } finally {
               await st.close();
             }
@@ -320,9 +326,9 @@ export async function runTrainingSession(
           try {
             if (isLora) {
               await fs.mkdir(staging);
-              await writePeftAdapter(staging, trained.lora!, await readAdapterTensors(trained.params));
+              await writePeftAdapter(staging, trainedModel.lora!, await readAdapterTensors(trainedModel.params));
             } else {
-              await saveLlama(staging, trained.model, { force: true });
+              await saveLlama(staging, trainedModel.model, { force: true });
             }
             await copyTokenizer(args.tokenizerNameOrPath, staging);
           } catch (err) {
