@@ -5,6 +5,12 @@
  * Where the backend reads synchronously (wasm, cpu, tensorflow) the logits row comes to JS and the
  * token is picked there (pickNextToken). On webgpu the same steps run as tensor ops on the device
  * (pickNextTokenOnDevice) and only the chosen id comes back.
+ *
+ * Padded embeddings: a model's embedding is often larger than its tokenizer (rounded up to a multiple
+ * of 64 or 128 for the GPU kernels); ids past the tokenizer have rows but no piece. `vocabLimit` (the
+ * CLI passes the tokenizer's size) cuts the logits row to the ids below it before anything else, so
+ * neither greedy nor sampled decoding can pick an id the tokenizer cannot decode — the same as giving
+ * those ids −Infinity (what HF's SuppressTokensLogitsProcessor does for listed ids).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { canReadSync } from './backend.js';
@@ -35,6 +41,8 @@ export interface GenerationOptions {
   seed?: number;
   /** Stop after generating this token (default: the model config's eos_token_id; null = never). */
   eosTokenId?: number | null;
+  /** Only ids below this are generated (the tokenizer's size when the embedding is padded past it; default: every row). */
+  vocabLimit?: number;
 }
 
 /** The Alpaca prompt the Chinese-LLaMA-Alpaca models were fine-tuned with (input appended to the instruction). */
@@ -55,6 +63,8 @@ interface ResolvedOptions {
   repetitionPenalty: number;
   seed: number;
   eosTokenId: number | null;
+  /** Ids at or past this are never picked (undefined: none excluded). */
+  vocabLimit: number | undefined;
 }
 
 function resolve(opts: GenerationOptions, defaultEos: number): ResolvedOptions {
@@ -67,7 +77,10 @@ function resolve(opts: GenerationOptions, defaultEos: number): ResolvedOptions {
     repetitionPenalty: opts.repetitionPenalty ?? 1,
     seed: opts.seed ?? 0,
     eosTokenId: opts.eosTokenId === undefined ? defaultEos : opts.eosTokenId,
+    vocabLimit: opts.vocabLimit,
   };
+  if (r.vocabLimit !== undefined && !(Number.isInteger(r.vocabLimit) && r.vocabLimit >= 1))
+    throw new GenerationError(`vocabLimit must be a positive integer, got ${r.vocabLimit}`);
   if (!Number.isInteger(r.maxNewTokens) || r.maxNewTokens < 0) throw new GenerationError(`maxNewTokens must be a non-negative integer, got ${r.maxNewTokens}`);
   if (!(r.temperature > 0)) throw new GenerationError(`temperature must be > 0 (use doSample: false for greedy), got ${r.temperature}`);
   if (!Number.isInteger(r.topK) || r.topK < 0) throw new GenerationError(`topK must be a non-negative integer, got ${r.topK}`);
@@ -127,7 +140,8 @@ export function argmax(scores: ArrayLike<number>): number {
 
 /** Picks the next token from one row of logits (copied), given the tokens so far. */
 export function pickNextToken(logits: Float32Array, history: readonly number[], opts: ResolvedOptions, rng: Mulberry32): number {
-  const scores = Float32Array.from(logits);
+  // ids past the tokenizer (a padded embedding) are not candidates at all
+  const scores = Float32Array.from(opts.vocabLimit !== undefined && opts.vocabLimit < logits.length ? logits.subarray(0, opts.vocabLimit) : logits);
   applyRepetitionPenalty(scores, history, opts.repetitionPenalty);
   if (!opts.doSample) return argmax(scores);
   if (opts.temperature !== 1) for (let i = 0; i < scores.length; i++) scores[i]! /= opts.temperature;
@@ -150,13 +164,14 @@ export function pickNextToken(logits: Float32Array, history: readonly number[], 
  * whose cumulative probability (in vocabulary order, as pickNextToken) exceeds u. Reads one id.
  */
 export async function pickNextTokenOnDevice(logits: tf.Tensor2D, history: readonly number[], opts: ResolvedOptions, rng: Mulberry32): Promise<number> {
-  const vocab = logits.shape[1];
+  const vocab = Math.min(logits.shape[1], opts.vocabLimit ?? Infinity);
   const u = opts.doSample ? rng.next() : 0;
   const id = tf.tidy(() => {
-    let scores = tf.reshape(logits, [vocab]) as tf.Tensor1D;
+    // ids past the tokenizer (a padded embedding) are cut off first, as in pickNextToken
+    let scores = tf.reshape(vocab < logits.shape[1] ? tf.slice(logits, [0, 0], [1, vocab]) : logits, [vocab]) as tf.Tensor1D;
     if (opts.repetitionPenalty !== 1) {
       const seen = new Float32Array(vocab);
-      for (const t of history) seen[t] = 1;
+      for (const t of history) if (t < vocab) seen[t] = 1;
       const p = opts.repetitionPenalty;
       const penalised = tf.where(tf.less(scores, 0), tf.mul(scores, p), tf.div(scores, p));
       scores = tf.where(tf.cast(tf.tensor1d(seen), 'bool'), penalised, scores) as tf.Tensor1D;

@@ -17,6 +17,9 @@
  *                 (2 · batch · seq · vocab). Scoring / generation keep one layer's worth at a time;
  *                 so does training with gradient checkpointing, plus every layer's input (hidden).
  *
+ * The parameter count is O(1) in the layer count (countParameters): the check must refuse a hostile
+ * config.json (3,000,000 layers, hidden sizes near 2^53) in milliseconds, without allocating per layer.
+ *
  * The total is compared with the memory the OS can still hand out (os.freemem() — MemAvailable on
  * Linux — or the cgroup limit, whichever is less) and, on the wasm backend, with the wasm heap: every
  * tfjs-wasm tensor lives in one 32-bit heap, and tfjs 4.22's build aborts past 2 GiB (measured: a
@@ -30,7 +33,7 @@
  * check only refuses a run that is clearly over; CLLAMA_MEMORY_CHECK=off skips it.
  */
 import * as os from 'node:os';
-import { countTrainableParameters, readLlamaConfig, type LlamaConfig } from '@cllama/lora';
+import { countTrainableParameters, readLlamaConfig, type LlamaConfig, type ParameterCount, type TrainingPlan } from '@cllama/lora';
 import { trainablePlan, type TrainArgs } from './train/options.js';
 
 /** What the model is loaded for; `gradientCheckpointing`: a training step recomputes each layer's activations. */
@@ -78,6 +81,25 @@ const F32 = 4;
  */
 export const JS_BACKEND_ACTIVATION_FACTOR = 5;
 
+/**
+ * @cllama/lora's countTrainableParameters in O(1) of the layer count: it lists every weight of the
+ * model (nine per layer), so a config.json claiming 3,000,000 layers would build 27 M objects (V8 runs
+ * out of heap) before the memory check could refuse it. Every decoder layer has the same shapes, so the
+ * counts are linear in the layer count: count a 1-layer and a 2-layer model and extrapolate (exact up
+ * to 2^53; beyond that a float estimate, which is what a refusal needs). Hidden, vocabulary and head
+ * sizes only enter as products of numbers (no allocation), and Number.isSafeInteger in the config
+ * parser bounds each of them, so no product reaches Infinity.
+ */
+export function countParameters(config: LlamaConfig, plan: TrainingPlan): Omit<ParameterCount, 'summary'> {
+  const layers = config.numHiddenLayers;
+  const one = countTrainableParameters({ ...config, numHiddenLayers: 1 }, plan);
+  if (layers === 1) return one;
+  const two = countTrainableParameters({ ...config, numHiddenLayers: 2 }, plan);
+  const trainable = one.trainable + (layers - 1) * (two.trainable - one.trainable);
+  const total = one.total + (layers - 1) * (two.total - one.total);
+  return { trainable, total, percent: (100 * trainable) / total };
+}
+
 export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: string): MemoryEstimate {
   const { hiddenSize: h, intermediateSize: inter, numHiddenLayers: layers, numAttentionHeads: heads, vocabSize: vocab } = config;
   const tokens = job.batchSize * job.seqLen;
@@ -87,7 +109,7 @@ export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: st
       : job.kind === 'lora'
         ? { lora: { r: job.r, targetModules: job.targetModules }, modulesToSave: job.modulesToSave }
         : {};
-  const count = countTrainableParameters(config, plan);
+  const count = countParameters(config, plan);
   const parameters = count.total;
   const trainable = job.kind === 'inference' ? 0 : job.kind === 'full' ? parameters : count.trainable;
   // x @ Wᵀ transposes each projection (and the loss head) once per step; the copies live as long as the
@@ -132,7 +154,14 @@ export function availableMemoryBytes(): number {
 }
 
 function gb(bytes: number): string {
-  return `${(bytes / 1e9).toFixed(1)} GB`;
+  const v = bytes / 1e9;
+  return `${v >= 1e6 ? v.toExponential(1) : v.toFixed(1)} GB`;
+}
+
+/** A parameter count in millions; a hostile config's astronomically large one in exponent form. */
+function millions(n: number): string {
+  const m = n / 1e6;
+  return `${m >= 1e9 ? m.toExponential(1) : m.toFixed(0)} M`;
 }
 
 function describe(e: MemoryEstimate, job: MemoryJob): string {
@@ -142,7 +171,7 @@ function describe(e: MemoryEstimate, job: MemoryJob): string {
       : job.kind === 'lora'
         ? 'weights + LoRA/Adam state + activations'
         : 'weights + gradients + 2 Adam moments + activations';
-  return `${(e.parameters / 1e6).toFixed(0)} M parameters need ~${gb(e.totalBytes)} for ${job.kind === 'inference' ? 'inference' : `${job.kind} training`} (${what}, batch ${job.batchSize} × seq ${job.seqLen})`;
+  return `${millions(e.parameters)} parameters need ~${gb(e.totalBytes)} for ${job.kind === 'inference' ? 'inference' : `${job.kind} training`} (${what}, batch ${job.batchSize} × seq ${job.seqLen})`;
 }
 
 export interface MemoryCheckOptions {
@@ -171,15 +200,16 @@ export function checkMemory(config: LlamaConfig, job: MemoryJob, opts: MemoryChe
     (job.kind === 'full' ? 'a smaller model or LoRA (stage 2 / sft without --stage full)' : 'a smaller model, a smaller batch or sequence length');
   // on wasm, XNNPACK packs every weight it multiplies into one more copy inside the same heap
   const wasmBytes = e.totalBytes + e.projectionCopyBytes;
-  if (opts.backend === 'wasm' && wasmBytes > WASM_USABLE_BYTES) {
+  if (opts.backend === 'wasm' && !(wasmBytes <= WASM_USABLE_BYTES)) {
     throw new MemoryCheckError(
       `${describe({ ...e, totalBytes: wasmBytes }, job)}, over the ~${gb(WASM_USABLE_BYTES)} a step can use of the wasm backend's ${gb(WASM_HEAP_LIMIT_BYTES)} heap: use --backend native (npm install onnxruntime-node) or --backend tensorflow, or ${smaller} (CLLAMA_MEMORY_CHECK=off skips this check)`,
     );
   }
   const available = opts.availableBytes ?? availableMemoryBytes();
   // each data-parallel replica holds its own weights; the batch (activations) is split among them
+  // (written as !(a <= b): an estimate that is not a number is refused, never waved through)
   const needed = e.totalBytes + (replicas - 1) * e.weightsBytes;
-  if (needed > available) {
+  if (!(needed <= available)) {
     const times = replicas > 1 ? ` (~${gb(needed)} with ${replicas} threads' model copies)` : '';
     throw new MemoryCheckError(
       `${describe(e, job)}${times}, more than the ${gb(available)} of memory available: use ${smaller}${replicas > 1 ? ', fewer --threads' : ''}, or free memory (CLLAMA_MEMORY_CHECK=off skips this check)`,

@@ -457,7 +457,7 @@ describe('the launch plan (pure)', () => {
   it('stage 1 trains embed_tokens only; full trains everything; neither has an adapter', async () => {
     const { buildLaunchPlan } = await import('../src/launch/plan.js');
     const { resolveArgs } = await import('../src/train/options.js');
-    const s1 = buildLaunchPlan(await resolveArgs('pretrain', { ...base, stage: '1', peftPath: '/ignored' }));
+    const s1 = buildLaunchPlan(await resolveArgs('pretrain', { ...base, stage: '1' }));
     expect(s1.trainPyArgs).toMatchObject({ train_kind: 'embeddings', modules_to_save: 'embed_tokens', trainable: '', peft_path: null });
     const full = buildLaunchPlan(await resolveArgs('pretrain', { ...base, stage: 'full' }));
     expect(full.trainPyArgs).toMatchObject({ train_kind: 'full', modules_to_save: '', trainable: '' });

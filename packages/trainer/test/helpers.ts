@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -58,4 +59,48 @@ export async function l2(t: tf.Tensor): Promise<number> {
 /** Row `index` of the last axis of a [..., V] tensor's flat data. */
 export function row(data: ArrayLike<number>, index: number, width: number, count = width): number[] {
   return Array.from({ length: count }, (_, j) => data[index * width + j]!);
+}
+
+export const ZH_TOKENIZER = path.join(FIXTURES, 'tokenizers/chinese_sp.model');
+
+export const exists = (p: string): Promise<boolean> =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * Flags of a small `cllama-train pretrain` / `sft` run on the tiny model and the 20,000-piece Chinese
+ * tokenizer: wasm, batch 4, no eval split, no progress bar (pretrain: blocks of 32); `extra` wins.
+ */
+export function tinyTrainFlags(mode: 'pretrain' | 'sft', o: { datasetDir: string; outputDir: string; dataCacheDir?: string }, extra: string[] = []): string[] {
+  return [
+    mode,
+    '--backend',
+    'wasm',
+    '--model-name-or-path',
+    TINY_LLAMA,
+    '--tokenizer-name-or-path',
+    ZH_TOKENIZER,
+    '--dataset-dir',
+    o.datasetDir,
+    ...(o.dataCacheDir ? ['--data-cache-dir', o.dataCacheDir] : []),
+    '--output-dir',
+    o.outputDir,
+    ...(mode === 'pretrain' ? ['--block-size', '32'] : []),
+    '--per-device-train-batch-size',
+    '4',
+    '--validation-split-percentage',
+    '0',
+    '--no-progress',
+    ...extra,
+  ];
+}
+
+/** A CLI run's stderr lines other than the backend line it prints once its inputs are valid. */
+export function errorLines(stderr: string): string[] {
+  return stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('cllama-train: backend '));
 }

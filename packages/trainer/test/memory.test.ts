@@ -3,14 +3,23 @@
  * the one-line refusals (wasm heap, available memory) through the real training session on a real
  * model folder, before any weight is read.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, promises as fs, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { createLlamaConfig, writeLlamaConfig } from '@cllama/lora';
+import { countTrainableParameters, createLlamaConfig, writeLlamaConfig } from '@cllama/lora';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkMemory, checkModelMemory, estimateMemory, MemoryCheckError, WASM_HEAP_LIMIT_BYTES, WASM_USABLE_BYTES, type MemoryJob } from '../src/memory.js';
+import {
+  checkMemory,
+  checkModelMemory,
+  countParameters,
+  estimateMemory,
+  MemoryCheckError,
+  WASM_HEAP_LIMIT_BYTES,
+  WASM_USABLE_BYTES,
+  type MemoryJob,
+} from '../src/memory.js';
 import { FIXTURES } from './helpers.js';
 
 const LORA7 = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
@@ -196,3 +205,109 @@ describe('checkModelMemory on a model folder', () => {
 function plenty(): number {
   return 1e12;
 }
+
+describe('hostile config.json sizes (issue 21 #3): the check is O(1) in the layer count and allocates nothing per weight', () => {
+  it("countParameters equals @cllama/lora's per-weight count for every plan, tied or not", () => {
+    const tied = createLlamaConfig({
+      hiddenSize: 64,
+      intermediateSize: 172,
+      numHiddenLayers: 7,
+      numAttentionHeads: 4,
+      numKeyValueHeads: 2,
+      vocabSize: 512,
+      tieWordEmbeddings: true,
+    });
+    for (const config of [smol, tinyLlama, tied]) {
+      for (const plan of [
+        { trainInPlace: ['embed_tokens'] },
+        { lora: { r: 8, targetModules: LORA7 }, modulesToSave: ['embed_tokens', 'lm_head'] },
+        { lora: { r: 4, targetModules: ['q_proj', 'v_proj'] } },
+        { trainInPlace: ['embed_tokens', 'lm_head', '_proj', 'norm'] },
+      ]) {
+        const exact = countTrainableParameters(config, plan);
+        const fast = countParameters(config, plan);
+        expect([fast.trainable, fast.total, fast.percent]).toEqual([exact.trainable, exact.total, exact.percent]);
+      }
+    }
+  });
+
+  it('3,000,000 layers: the exact count (linear in the layers) and a refusal, without building per-layer objects', () => {
+    const huge = createLlamaConfig({ hiddenSize: 64, intermediateSize: 172, numHiddenLayers: 3_000_000, numAttentionHeads: 4, vocabSize: 512 });
+    const perLayer = 4 * 64 * 64 + 3 * 172 * 64 + 2 * 64; // q k v o, gate up down, two norms
+    const e = estimateMemory(huge, lora(64));
+    expect(e.parameters - e.trainableParameters).toBe(2 * 512 * 64 + 64 + 3_000_000 * perLayer);
+    expect(() => checkMemory(huge, lora(64), { backend: 'native', availableBytes: 24e9, env: {} })).toThrow(
+      /^1\d{5} M parameters need ~\d+\.\d GB for lora training .* more than the 24\.0 GB of memory available/,
+    );
+  });
+
+  it('sizes at the edge of a safe integer give a finite estimate that is refused, never NaN waved through', () => {
+    const big = 2 ** 52;
+    const c = createLlamaConfig({ hiddenSize: big, intermediateSize: big, numHiddenLayers: 2 ** 40, numAttentionHeads: 4, vocabSize: big });
+    for (const job of [lora(2 ** 30, 2 ** 20), { kind: 'full', batchSize: 2 ** 20, seqLen: 2 ** 30 } as MemoryJob]) {
+      const e = estimateMemory(c, job, 'native');
+      expect(Number.isFinite(e.totalBytes)).toBe(true);
+      expect(() => checkMemory(c, job, { backend: 'native', availableBytes: 1e15, env: {} })).toThrow(MemoryCheckError);
+      expect(() => checkMemory(c, job, { backend: 'wasm', availableBytes: 1e15, env: {} })).toThrow(/wasm backend/);
+    }
+  });
+
+  it('the CLI refuses a 3,000,000-layer or 2^52-wide config.json in one line with a 96 MB V8 heap (score, sft), and --dry-run counts it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cllama-hugecfg-'));
+    try {
+      const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dist/cli.js');
+      const tok = path.join(FIXTURES, 'tokenizers/chinese_sp.model');
+      const data = path.join(dir, 'data');
+      await fs.mkdir(data);
+      await fs.writeFile(path.join(data, 'a.json'), JSON.stringify([{ instruction: 'a', input: '', output: 'b' }]));
+      writeFileSync(path.join(dir, 'ids.json'), JSON.stringify([[1, 2, 3, 4]]));
+      const run = (args: string[]) => spawnSync('node', ['--max-old-space-size=96', cli, ...args], { encoding: 'utf8', timeout: 60_000 });
+      for (const [name, fields] of [
+        ['layers', { num_hidden_layers: 3_000_000 }],
+        ['hidden', { hidden_size: 2 ** 52, intermediate_size: 2 ** 52 }],
+        ['vocab', { vocab_size: 2 ** 52 }],
+        ['heads', { hidden_size: 2 ** 40, num_attention_heads: 2 ** 30, num_key_value_heads: 2 ** 30 }],
+      ] as const) {
+        const model = path.join(dir, name);
+        await fs.mkdir(model);
+        const base = JSON.parse(await fs.readFile(path.join(FIXTURES, 'tiny-llama/config.json'), 'utf8'));
+        await fs.writeFile(path.join(model, 'config.json'), JSON.stringify({ ...base, ...fields }));
+        const score = run(['score', '--model', model, '--input-ids', path.join(dir, 'ids.json'), '--backend', 'native']);
+        expect(score.status, `${name}: ${score.stderr}`).toBe(1);
+        expect(score.stderr.trim().split('\n'), name).toHaveLength(1);
+        expect(score.stderr, name).toMatch(
+          /^cllama-train: [\d.e+]+ M parameters need ~[\d.e+]+ GB for inference .*CLLAMA_MEMORY_CHECK=off skips this check\)$/m,
+        );
+        const out = path.join(dir, `out-${name}`);
+        const sft = run([
+          'sft',
+          '--backend',
+          'native',
+          '--model-name-or-path',
+          model,
+          '--tokenizer-name-or-path',
+          tok,
+          '--dataset-dir',
+          data,
+          '--output-dir',
+          out,
+        ]);
+        expect(sft.status, `${name}: ${sft.stderr}`).toBe(1);
+        expect(
+          sft.stderr
+            .trim()
+            .split('\n')
+            .filter((l) => !l.includes('has no effect here')),
+          name,
+        ).toHaveLength(1);
+        expect(sft.stderr, name).toMatch(/for lora training/);
+        expect(existsSync(out), name).toBe(false);
+        const dry = run(['pretrain', '--stage', '2', '--model-name-or-path', model, '--dry-run', '--json']);
+        expect(dry.status, `${name}: ${dry.stderr}`).toBe(0);
+        expect(JSON.parse(dry.stdout).totalParameters, name).toBeGreaterThan(1e9);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});

@@ -90,7 +90,8 @@ export async function streamCompletion(
   const promptIds = tokenizer.encode(prompt, { addBos: true });
   const generated: number[] = [];
   let printed = '';
-  for await (const id of generateTokens(model, promptIds, { ...opts, eosTokenId: tokenizer.eosId })) {
+  // a padded embedding (more rows than the tokenizer has pieces): only ids the tokenizer can decode are generated
+  for await (const id of generateTokens(model, promptIds, { ...opts, eosTokenId: tokenizer.eosId, vocabLimit: tokenizer.vocabSize })) {
     if (id === tokenizer.eosId) break;
     generated.push(id);
     const text = tokenizer.decode(generated);

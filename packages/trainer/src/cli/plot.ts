@@ -2,24 +2,38 @@
  * `cllama-train plot <output-dir>`: draws training_plot.svg from the folder's metrics.jsonl — for runs
  * trained elsewhere (train.py of `--emit-launch` writes metrics.jsonl in our format but no plot), so
  * the recipe report shows their curves like ours. Written atomically; nothing else is touched.
+ *
+ * Memory is bounded whatever the files' sizes: metrics.jsonl is streamed line by line into the plot's
+ * downsampling envelope (train/plot.ts), and max_steps is found by scanning trainer_state.json in
+ * chunks (HF's sorts its keys, so max_steps comes after a log history that may be megabytes long).
  */
-import { promises as fs } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { writeFileAtomic } from '@cllama/core';
-import { METRICS_FILE, readMetrics } from '../train/metrics.js';
-import { renderTrainingPlot } from '../train/plot.js';
+import { forEachMetric, METRICS_FILE, MetricsFileError } from '../train/metrics.js';
+import { renderPlotData, TrainingPlotData } from '../train/plot.js';
 import { UsageError } from './common.js';
 
-/** max_steps of trainer_state.json, HF's (max_steps) or ours (maxSteps); undefined when absent. */
+const MAX_STEPS_RE = /"(?:max_steps|maxSteps)"\s*:\s*(\d+)/;
+
+/** max_steps of trainer_state.json, HF's (max_steps) or ours (maxSteps); undefined when absent. Reads in chunks. */
 async function maxStepsOf(dir: string): Promise<number | undefined> {
   try {
-    const state = JSON.parse(await fs.readFile(path.join(dir, 'trainer_state.json'), 'utf8')) as { max_steps?: unknown; maxSteps?: unknown };
-    const n = Number(state.max_steps ?? state.maxSteps);
-    return Number.isInteger(n) && n > 0 ? n : undefined;
+    let tail = '';
+    for await (const chunk of createReadStream(path.join(dir, 'trainer_state.json'), { encoding: 'utf8' }) as AsyncIterable<string>) {
+      const text = tail + chunk;
+      const m = MAX_STEPS_RE.exec(text);
+      if (m) {
+        const n = Number(m[1]);
+        return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+      }
+      tail = text.slice(-64); // a key split over two chunks
+    }
   } catch {
-    return undefined;
+    // no (readable) trainer_state.json: the x axis ends at the last step logged
   }
+  return undefined;
 }
 
 export function plotCommand(): Command {
@@ -29,13 +43,17 @@ export function plotCommand(): Command {
     .option('--title <text>', 'chart title (default: the folder name)')
     .action(async (dir: string, flags: { title?: string }) => {
       const file = path.join(dir, METRICS_FILE);
-      const history = await readMetrics(file).catch((err: Error) => {
+      const data = new TrainingPlotData();
+      await forEachMetric(file, (entry, line) => {
+        if (typeof entry.step !== 'number' || !Number.isFinite(entry.step)) throw new MetricsFileError(`${file}:${line}: no numeric "step"; nothing to plot`);
+        data.add(entry);
+      }).catch((err: Error) => {
+        if (err instanceof MetricsFileError) throw err;
         throw new UsageError(`cannot read ${file} (${err.message}); give a training output folder`);
       });
-      if (history.length === 0 || !history.every((e) => Number.isFinite(e.step)))
-        throw new UsageError(`${file} has no metric lines with a step; nothing to plot`);
+      if (data.entries === 0) throw new UsageError(`${file} has no metric lines with a step; nothing to plot`);
       const out = path.join(dir, 'training_plot.svg');
-      await writeFileAtomic(out, renderTrainingPlot(history, { title: flags.title ?? path.basename(path.resolve(dir)), maxSteps: await maxStepsOf(dir) }));
-      console.log(`wrote ${out} (${history.length} metric lines)`);
+      await writeFileAtomic(out, renderPlotData(data, { title: flags.title ?? path.basename(path.resolve(dir)), maxSteps: await maxStepsOf(dir) }));
+      console.log(`wrote ${out} (${data.entries} metric lines)`);
     });
 }

@@ -15,6 +15,8 @@ import * as path from 'node:path';
 import { SafetensorsFile, writeSafetensors } from '@cllama/lora';
 import { CllamaError, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import type { AdamWState } from './adamw.js';
+import { LOCK_FILE } from './lock.js';
+import { FINAL_STAGING_PREFIX } from './write-errors.js';
 import type { RngState } from '@cllama/core';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -44,6 +46,18 @@ export interface TrainerState {
   trainSeconds: number;
   trainable: string[];
   logHistory: LogEntry[];
+  /** What the run trains on and with, checked on resume (absent in checkpoints of older versions). */
+  identity?: RunIdentity;
+}
+
+/**
+ * Settings a resumed run must share with the checkpoint beyond the trainable names, data and seed:
+ * LoRA's alpha (the adapter's scale, alpha / r — the weights mean something else under another one)
+ * and the base model (baseModelFingerprint in session.ts: its architecture and sampled weight values).
+ */
+export interface RunIdentity {
+  loraAlpha?: number;
+  baseModel?: { fingerprint: string; path: string };
 }
 
 export class TrainingCheckpointError extends CllamaError {
@@ -60,7 +74,16 @@ export class OutputDirNotEmptyError extends CllamaError {
 }
 
 const CHECKPOINT_RE = /^checkpoint-(\d+)$/;
-const STALE_RE = /^\.checkpoint-\d+\.(tmp|old|deleting)-/;
+/**
+ * Hidden temporaries a killed run can leave at the top of the output dir: atomic writes of a checkpoint
+ * (also the nested `..checkpoint-N.tmp-….tmp-…` of the adapter written into one), of the trainer's own
+ * files, and the final output's staging folder.
+ */
+function isStale(name: string): boolean {
+  if (name.replace(/^\.+/, '.').startsWith(FINAL_STAGING_PREFIX)) return true; // the staging folder, or a temporary next to it
+  const m = /^\.+(.+?)\.(?:tmp|old|deleting)-\d+-[0-9a-f]+/.exec(name);
+  return m !== null && (CHECKPOINT_RE.test(m[1]!) || OWN_OUTPUTS.has(m[1]!));
+}
 
 export function checkpointName(step: number): string {
   return `checkpoint-${step}`;
@@ -124,7 +147,7 @@ export async function planOutputDir(outputDir: string, opts: { overwrite: boolea
   const latest = await latestCheckpoint(outputDir);
   if (latest) return { resumeFrom: latest };
   // what a run killed before its first checkpoint leaves (cache, log, plot, temporaries) does not count as content
-  const others = entries.filter((n) => !RESTARTABLE_LEFTOVERS.has(n) && !STALE_RE.test(n));
+  const others = entries.filter((n) => !RESTARTABLE_LEFTOVERS.has(n) && !isStale(n));
   if (others.length > 0) throw new OutputDirNotEmptyError(outputDir);
   return { resumeFrom: undefined };
 }
@@ -141,7 +164,8 @@ export async function prepareOutputDir(outputDir: string, opts: { overwrite: boo
   return plan;
 }
 
-const RESTARTABLE_LEFTOVERS = new Set([DATA_CACHE_DIR, 'metrics.jsonl', 'training_plot.svg']);
+// (the lock: a stale one of a killed run, or this run's own, taken before the decision is made again)
+const RESTARTABLE_LEFTOVERS = new Set([DATA_CACHE_DIR, 'metrics.jsonl', 'training_plot.svg', LOCK_FILE]);
 
 /** Files the trainer writes at the top of the output dir (besides checkpoints and the data cache). */
 export const OWN_OUTPUTS = new Set([
@@ -166,7 +190,7 @@ export const OWN_OUTPUTS = new Set([
 
 async function removeStaleTemporaries(outputDir: string): Promise<void> {
   for (const name of await fs.readdir(outputDir)) {
-    if (STALE_RE.test(name)) await fs.rm(path.join(outputDir, name), { recursive: true, force: true });
+    if (isStale(name)) await fs.rm(path.join(outputDir, name), { recursive: true, force: true });
   }
 }
 

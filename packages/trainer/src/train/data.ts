@@ -12,6 +12,12 @@
  *
  * Without a separate eval file, --validation-split-percentage of the examples (seeded random choice,
  * like datasets' train_test_split) is held out.
+ *
+ * SFT examples whose prompt fills --max-seq-length keep no trained token after truncation (every label
+ * −100): they add nothing to the loss, and if every example is like that the run would train on a loss
+ * of 0 and save an unchanged adapter. prepareSftData counts them (one pass over the labels, a record at
+ * a time, on a cache hit too) and refuses a training set with no trained token at all; the session warns
+ * about a partial count. HF's Trainer has no such check (torch's mean over no tokens is NaN there).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
@@ -19,6 +25,7 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   AlpacaDataError,
+  IGNORE_INDEX,
   buildPretrainBlocks,
   buildSftExample,
   collate,
@@ -128,6 +135,8 @@ async function cacheKey(files: string[], tok: Tokenizer, extra: Record<string, u
 export interface PreparedData {
   train: BatchSource;
   eval: BatchSource | undefined;
+  /** SFT: examples with no trained token left after truncation, per split. */
+  untrained?: { train: number; eval: number };
   /** Where the tokenized cache is (pre-training). */
   cacheDir?: string;
   /** True when the cache was reused. */
@@ -210,6 +219,46 @@ async function sftDataset(
   return cachedDataset(dir, examples, { kind: 'sft', maxSeqLength, files: files.map((f) => path.basename(f)), tokenizerVocabSize: tok.vocabSize });
 }
 
+/**
+ * How many of `indices` have no trained token: every label after the first is −100 (the loss predicts
+ * token t + 1 from t, so the first label is never counted). Reads one record at a time.
+ */
+export function countUntrained(ds: RecordStore, indices: ArrayLike<number>): number {
+  let n = 0;
+  for (let k = 0; k < indices.length; k++) {
+    const labels = ds.get(indices[k]!).labels;
+    let trained = false;
+    for (let t = 1; t < (labels?.length ?? 0) && !trained; t++) trained = labels![t] !== IGNORE_INDEX;
+    if (!trained) n += 1;
+  }
+  return n;
+}
+
+export class NoTrainedTokensError extends TrainDataError {
+  override name = 'NoTrainedTokensError';
+}
+
+/** The refusal when no example of a split keeps a trained token. */
+export function noTrainedTokensMessage(split: 'training' | 'evaluation', count: number, maxSeqLength: number): string {
+  return `all ${count} ${split} examples have no trained token after truncation to --max-seq-length ${maxSeqLength} (the prompt fills each one), so the loss would be 0 and nothing learned: raise --max-seq-length or shorten the prompts`;
+}
+
+/** The warning when some (not all) examples of a split lose every trained token. */
+export function someUntrainedMessage(split: 'training' | 'evaluation', untrained: number, count: number, maxSeqLength: number): string {
+  return `warning: ${untrained} of ${count} ${split} examples have no trained token after truncation to --max-seq-length ${maxSeqLength} (the prompt fills them) and add nothing to the loss: raise --max-seq-length or shorten those prompts`;
+}
+
+/** Refuses a training split in which no example keeps a trained token; returns the per-split counts. */
+function checkTrainedTokens(
+  train: { ds: RecordStore; indices: Uint32Array },
+  evalSplit: { ds: RecordStore; indices: Uint32Array } | undefined,
+  maxSeqLength: number,
+): { train: number; eval: number } {
+  const counts = { train: countUntrained(train.ds, train.indices), eval: evalSplit ? countUntrained(evalSplit.ds, evalSplit.indices) : 0 };
+  if (counts.train === train.indices.length) throw new NoTrainedTokensError(noTrainedTokensMessage('training', counts.train, maxSeqLength));
+  return counts;
+}
+
 export async function prepareSftData(
   opts: { datasetDir: string; cacheRoot: string; validationFile?: string; maxSeqLength: number; validationSplitPercentage: number; seed: number },
   tok: Tokenizer,
@@ -227,9 +276,18 @@ export async function prepareSftData(
       train.ds.close();
       throw err;
     });
+    let untrained: { train: number; eval: number };
+    try {
+      untrained = checkTrainedTokens({ ds: train.ds, indices: all(train.ds.length) }, { ds: evalSet.ds, indices: all(evalSet.ds.length) }, opts.maxSeqLength);
+    } catch (err) {
+      train.ds.close();
+      evalSet.ds.close();
+      throw err;
+    }
     return {
       train: new IndexedBatchSource(train.ds, all(train.ds.length), pad),
       eval: evalSet.ds.length > 0 ? new IndexedBatchSource(evalSet.ds, all(evalSet.ds.length), pad) : undefined,
+      untrained,
       cacheHit: train.hit && evalSet.hit,
       close: () => {
         train.ds.close();
@@ -238,9 +296,17 @@ export async function prepareSftData(
     };
   }
   const split = splitIndices(train.ds.length, opts.validationSplitPercentage, opts.seed);
+  let untrained: { train: number; eval: number };
+  try {
+    untrained = checkTrainedTokens({ ds: train.ds, indices: split.train }, { ds: train.ds, indices: split.eval }, opts.maxSeqLength);
+  } catch (err) {
+    train.ds.close();
+    throw err;
+  }
   return {
     train: new IndexedBatchSource(train.ds, split.train, pad),
     eval: split.eval.length > 0 ? new IndexedBatchSource(train.ds, split.eval, pad) : undefined,
+    untrained,
     cacheHit: train.hit,
     close: () => train.ds.close(),
   };

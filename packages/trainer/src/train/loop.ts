@@ -23,13 +23,24 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CllamaError, writeFileAtomic, Xoshiro128 } from '@cllama/core';
 import { AdamW, defaultDecayFor, type OptimizedParameter } from './adamw.js';
-import { STATE_FORMAT, TRAINER_STATE_FILE, readOptimizerState, readTrainerState, writeCheckpoint, type LogEntry, type TrainerState } from './checkpoint.js';
+import {
+  STATE_FORMAT,
+  TRAINER_STATE_FILE,
+  checkpointName,
+  readOptimizerState,
+  readTrainerState,
+  writeCheckpoint,
+  type LogEntry,
+  type RunIdentity,
+  type TrainerState,
+} from './checkpoint.js';
 import type { DataParallel } from './data-parallel.js';
 import { GradientAccumulator, clipByGlobalNorm } from './gradients.js';
 import { microBatchGradients, microBatchLoss, type Batch } from './micro-batch.js';
 import { MetricsLog } from './metrics.js';
 import { renderTrainingPlot } from './plot.js';
 import { TrainProgress } from './progress.js';
+import { writingOutput } from './write-errors.js';
 import { LrSchedule, type SchedulerType } from './schedule.js';
 import { epochOrder } from './data.js';
 
@@ -86,6 +97,8 @@ export interface LoopOptions {
   maxEvalSamples?: number;
   /** Checkpoint to resume from (already validated by prepareOutputDir). */
   resumeFrom: string | undefined;
+  /** Recorded in every checkpoint and compared on resume (LoRA alpha, base model fingerprint). */
+  identity?: RunIdentity;
   progress: boolean;
   title?: string;
   /** Worker threads that share every micro-batch (--threads > 1); this thread alone when absent. */
@@ -195,6 +208,7 @@ export async function runTrainingLoop(
     trainSeconds: 0,
     trainable: params.map((p) => p.name),
     logHistory: [],
+    ...(o.identity ? { identity: o.identity } : {}),
   };
   if (o.resumeFrom) {
     const saved = await readTrainerState(o.resumeFrom);
@@ -208,9 +222,10 @@ export async function runTrainingLoop(
         `${o.resumeFrom} was written for another data set or seed (${saved.data.numMicroBatchesPerEpoch} micro-batches per epoch, seed ${saved.data.seed}; now ${microBatchesPerEpoch}, seed ${o.seed}); resume with the same data and --seed`,
       );
     }
+    checkIdentity(o.resumeFrom, saved.identity, o.identity);
     await hooks.restoreWeights(o.resumeFrom);
     optimizer.loadState(await readOptimizerState(o.resumeFrom));
-    state = { ...saved, maxSteps, scheduler: state.scheduler };
+    state = { ...saved, maxSteps, scheduler: state.scheduler, ...(o.identity ? { identity: o.identity } : {}) };
   }
   const bad = await firstNonFiniteParam(params);
   if (bad) {
@@ -218,7 +233,11 @@ export async function runTrainingLoop(
       `the starting weight '${bad}' holds NaN or Inf (${o.resumeFrom ? `checkpoint ${o.resumeFrom}` : 'the model or --peft-path adapter'} is broken); nothing was trained or saved`,
     );
   }
-  await metrics.reset(state.logHistory);
+  let savedStep = o.resumeFrom ? state.globalStep : 0;
+  const lastGood = () =>
+    savedStep > 0 ? `the last good checkpoint, ${path.join(o.outputDir, `checkpoint-${savedStep}`)}, is kept` : 'no checkpoint was saved';
+  const afterFailure = () => `${lastGood()}: free space and run the same command again${savedStep > 0 ? ' to resume from it' : ''}`;
+  await writingOutput(metrics.file, afterFailure(), () => metrics.reset(state.logHistory));
   const rng = Xoshiro128.fromState(state.rng);
   const progress = new TrainProgress(maxSteps, state.globalStep, o.progress);
   const accumulator = new GradientAccumulator();
@@ -233,9 +252,6 @@ export async function runTrainingLoop(
   const baseSeconds = state.trainSeconds;
   model.setTraining(true);
 
-  let savedStep = o.resumeFrom ? state.globalStep : 0;
-  const lastGood = () =>
-    savedStep > 0 ? `the last good checkpoint, ${path.join(o.outputDir, `checkpoint-${savedStep}`)}, is kept` : 'no checkpoint was saved';
   const assertFiniteWeights = async (what: string) => {
     const name = await firstNonFiniteParam(params);
     if (name) {
@@ -248,13 +264,16 @@ export async function runTrainingLoop(
     await assertFiniteWeights(`checkpoint-${state.globalStep}`);
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
     state.rng = rng.state();
-    await writeCheckpoint(o.outputDir, { state, optimizer: await optimizer.exportState(), writeWeights: hooks.writeWeights }, o.saveTotalLimit);
+    const exported = await optimizer.exportState();
+    await writingOutput(path.join(o.outputDir, checkpointName(state.globalStep)), afterFailure(), () =>
+      writeCheckpoint(o.outputDir, { state, optimizer: exported, writeWeights: hooks.writeWeights }, o.saveTotalLimit),
+    );
     savedStep = state.globalStep;
-    await writePlot(o.outputDir, state, o.title);
+    await writePlot(o.outputDir, state, afterFailure(), o.title);
   };
   const record = async (entry: LogEntry) => {
     state.logHistory.push(entry);
-    await metrics.append(entry);
+    await writingOutput(metrics.file, afterFailure(), () => metrics.append(entry));
     progress.log(
       Object.entries(entry)
         .map(([k, v]) => `${k}=${formatMetric(v)}`)
@@ -339,9 +358,11 @@ export async function runTrainingLoop(
     // the last step is always checkpointed (HF saves at the end too), then the final result
     await saveAll();
     await assertFiniteWeights('the final result');
-    await hooks.writeFinal(o.outputDir);
+    const final = `${afterFailure()}, which writes the final result`;
+    await writingOutput(o.outputDir, final, () => hooks.writeFinal(o.outputDir));
     state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
-    await writeFileAtomic(path.join(o.outputDir, TRAINER_STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    const stateFile = path.join(o.outputDir, TRAINER_STATE_FILE);
+    await writingOutput(stateFile, final, () => writeFileAtomic(stateFile, `${JSON.stringify(state, null, 2)}\n`));
     const seconds = (Date.now() - started) / 1000;
     const results = {
       train_steps: state.globalStep,
@@ -350,8 +371,9 @@ export async function runTrainingLoop(
       tokens_per_second: round(tokensThisRun / Math.max(seconds, 1e-9), 2),
       ...(evalLoss !== undefined ? { eval_loss: evalLoss, perplexity: Math.exp(evalLoss) } : {}),
     };
-    await writeFileAtomic(path.join(o.outputDir, 'all_results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    await writePlot(o.outputDir, state, o.title);
+    const resultsFile = path.join(o.outputDir, 'all_results.json');
+    await writingOutput(resultsFile, final, () => writeFileAtomic(resultsFile, `${JSON.stringify(results, null, 2)}\n`));
+    await writePlot(o.outputDir, state, final, o.title);
     return {
       globalStep: state.globalStep,
       stepLosses,
@@ -367,9 +389,31 @@ export async function runTrainingLoop(
   }
 }
 
-async function writePlot(outputDir: string, state: TrainerState, title?: string): Promise<void> {
-  await fs.mkdir(outputDir, { recursive: true });
-  await writeFileAtomic(path.join(outputDir, 'training_plot.svg'), renderTrainingPlot(state.logHistory, { title, maxSteps: state.maxSteps }));
+/**
+ * Refuses a resume whose LoRA alpha or base model differs from what the checkpoint recorded (a field
+ * either side lacks — a checkpoint of an older version — is not compared).
+ */
+export function checkIdentity(checkpoint: string, saved: RunIdentity | undefined, now: RunIdentity | undefined): void {
+  if (saved?.loraAlpha !== undefined && now?.loraAlpha !== undefined && saved.loraAlpha !== now.loraAlpha) {
+    throw new TrainLoopError(
+      `${checkpoint} was trained with --lora-alpha ${saved.loraAlpha}, not ${now.loraAlpha} (the adapter's scale alpha/r would change under its weights); resume with --lora-alpha ${saved.loraAlpha}, or start over with --overwrite-output-dir`,
+    );
+  }
+  const a = saved?.baseModel;
+  const b = now?.baseModel;
+  if (a && b && a.fingerprint !== b.fingerprint) {
+    throw new TrainLoopError(
+      `${checkpoint} was trained on another base model (${a.path}, fingerprint ${a.fingerprint}; --model-name-or-path ${b.path} has ${b.fingerprint}); resume with the same base model, or start over with --overwrite-output-dir`,
+    );
+  }
+}
+
+async function writePlot(outputDir: string, state: TrainerState, afterFailure: string, title?: string): Promise<void> {
+  const file = path.join(outputDir, 'training_plot.svg');
+  await writingOutput(file, afterFailure, async () => {
+    await fs.mkdir(outputDir, { recursive: true });
+    await writeFileAtomic(file, renderTrainingPlot(state.logHistory, { title, maxSteps: state.maxSteps }));
+  });
 }
 
 function round(x: number, digits: number): number {

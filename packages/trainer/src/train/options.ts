@@ -383,6 +383,16 @@ export function validateArgs(a: TrainArgs): TrainArgs {
   need(a.loraAlpha > 0, `--lora-alpha must be > 0, got ${a.loraAlpha}`);
   need(a.seed >= 0, `--seed must be a non-negative integer, got ${a.seed}`);
   need(a.maxEvalSamples === undefined || a.maxEvalSamples >= 1, `--max-eval-samples must be >= 1, got ${a.maxEvalSamples}`);
+  // --peft-path continues a LoRA adapter; stage 1 (embeddings only) and full fine-tuning have no adapter to continue and
+  // would ignore it without a word (run_clm_pt_with_peft.py loads it only on the LoRA path)
+  need(
+    a.peftPath === undefined || !(a.mode === 'pretrain' && a.stage === 1),
+    `--peft-path is for LoRA training (pretrain --stage 2, sft): --stage 1 trains embed_tokens only and would ignore the adapter; drop --peft-path, or use --stage 2`,
+  );
+  need(
+    a.peftPath === undefined || a.stage !== 'full',
+    `--peft-path is for LoRA training (pretrain --stage 2, sft): --stage full trains the base model's own weights and would ignore the adapter; merge it first (cllama-lora merge) and train the merged model, or drop --peft-path`,
+  );
   for (const t of a.trainable) need(ALL_TARGETS.includes(t), `--trainable: '${t}' is not a LoRA target of LLaMA; choose from ${ALL_TARGETS.join(',')}`);
   for (const m of a.modulesToSave) need(m === 'embed_tokens' || m === 'lm_head', `--modules-to-save: '${m}' is not supported; use embed_tokens and/or lm_head`);
   return a;

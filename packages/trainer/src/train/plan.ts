@@ -1,7 +1,9 @@
 /**
  * --dry-run: what a run would do, from config.json (and the tokenizer's size) alone — no weights are
  * loaded. Trainable parameters come from @cllama/lora's accounting (PEFT's print_trainable_parameters
- * convention: the total counts the base model at the tokenizer's vocabulary plus the LoRA weights).
+ * convention: the total counts the base model at the tokenizer's vocabulary plus the LoRA weights),
+ * extrapolated from one and two layers (memory.ts countParameters: a config claiming millions of layers
+ * costs nothing).
  *
  * Memory estimate (float32 everywhere, as this trainer runs):
  *   weights 4·P_total + gradients 4·P_trainable + AdamW moments 8·P_trainable
@@ -10,7 +12,8 @@
  *   + logits / softmax of the LM head: 2·B·T·V·4 (chunked fused loss makes this an upper bound)
  * It is an estimate of the peak, good to a factor of about 1.5; it ignores allocator slack.
  */
-import { countTrainableParameters, readLlamaConfig, type LlamaConfig } from '@cllama/lora';
+import { readLlamaConfig, type LlamaConfig } from '@cllama/lora';
+import { countParameters } from '../memory.js';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
 import { plannedSteps } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
@@ -39,10 +42,10 @@ export async function dryRunPlan(args: TrainArgs, opts: { numTrainExamples?: num
   const resized: LlamaConfig = { ...config, vocabSize };
   const counted =
     plan.kind === 'embeddings'
-      ? countTrainableParameters(resized, { trainInPlace: ['embed_tokens'] })
+      ? countParameters(resized, { trainInPlace: ['embed_tokens'] })
       : plan.kind === 'full'
-        ? countTrainableParameters(resized, { trainInPlace: ['embed_tokens', 'lm_head', '_proj', 'norm'] }) // every weight
-        : countTrainableParameters(resized, { lora: { r: args.loraRank, targetModules: plan.loraTargets }, modulesToSave: plan.modulesToSave });
+        ? countParameters(resized, { trainInPlace: ['embed_tokens', 'lm_head', '_proj', 'norm'] }) // every weight
+        : countParameters(resized, { lora: { r: args.loraRank, targetModules: plan.loraTargets }, modulesToSave: plan.modulesToSave });
   const seqLen = args.mode === 'pretrain' ? args.blockSize : args.maxSeqLength;
   const examplesPerStep = args.perDeviceTrainBatchSize * args.gradientAccumulationSteps;
   let steps: number | null = null;

@@ -11,6 +11,13 @@
  * (checkTrainInputs), the output-dir decision (planOutputDir), the model + tokenizer + adapter (loaded).
  * A failure while the data is tokenized removes an output dir this run created; a failure during
  * training keeps what the loop saved (its checkpoints never hold non-finite weights, see loop.ts).
+ *
+ * How this version differs: the output dir is locked for the run (lock.ts) before the resume decision
+ * is made again under the lock; the base model's fingerprint (fingerprint.ts) and the LoRA alpha go
+ * into every checkpoint and are compared on resume (loop.ts); SFT data whose truncation leaves no
+ * trained token is refused (data.ts) and a partial count warned about; every write names its output
+ * when it fails (write-errors.ts), and the final result is staged in a hidden folder that is removed
+ * if it cannot be completed.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs } from 'node:fs';
@@ -23,8 +30,19 @@ import { loadLlama, saveLlama } from '../model/io.js';
 import { applySavedWeights, readAdapterTensors, assignChecked, loraTensorsOf, restoreAdapterTensors } from '../model/adapter.js';
 import type { LlamaModel } from '../model/llama.js';
 import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, planOutputDir, prepareOutputDir } from './checkpoint.js';
-import { listFiles, preparePretrainData, prepareSftData, type PreparedData } from './data.js';
+import {
+  listFiles,
+  NoTrainedTokensError,
+  noTrainedTokensMessage,
+  preparePretrainData,
+  prepareSftData,
+  someUntrainedMessage,
+  type PreparedData,
+} from './data.js';
 import { DataParallel } from './data-parallel.js';
+import { baseModelFingerprint } from './fingerprint.js';
+import { LOCK_FILE, OutputDirLock, OutputDirLockedError } from './lock.js';
+import { FINAL_STAGING_PREFIX, writingOutput } from './write-errors.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
 import { CllamaError, copyFileAtomic, realTarget } from '@cllama/core';
@@ -45,6 +63,8 @@ export interface TrainedModel {
   /** Trainable variables under their HF names (LoRA: `<module>.lora_A.weight`). */
   params: Array<{ name: string; variable: tf.Variable }>;
   lora: LoraConfig | undefined;
+  /** The base model as loaded (before the vocabulary resize): its path and fingerprint.ts fingerprint. */
+  baseModel: { fingerprint: string; path: string };
 }
 
 /** Loads model + tokenizer and selects the trainable variables for the run's mode/stage. */
@@ -58,6 +78,7 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
     vocabSize: tokenizer.vocabSize,
   });
   const model = await loadLlama(args.modelNameOrPath);
+  const baseModel = { fingerprint: await baseModelFingerprint(model), path: path.resolve(args.modelNameOrPath) };
   // HF: model.resize_token_embeddings(len(tokenizer)) before anything else
   if (model.config.vocabSize !== tokenizer.vocabSize) model.resizeTokenEmbeddings(tokenizer.vocabSize, args.seed);
   const plan = trainablePlan(args);
@@ -102,7 +123,7 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
     if (!variable) throw new TrainSessionError(`no weight '${name}' in this model to train`);
     return { name, variable };
   });
-  return { model, tokenizer, params, lora };
+  return { model, tokenizer, params, lora, baseModel };
 }
 
 function moduleWeight(module: string): string {
@@ -201,22 +222,38 @@ export async function runTrainingSession(
     onStep?: Parameters<typeof runTrainingLoop>[5]['onStep'];
     /** Called once the model and data are ready, before the first step (the CLI prints the backend). */
     onStart?: (backend: BackendInfo | undefined) => void;
+    /** A problem that does not stop the run (default: one `cllama-train: warning: …` line on stderr). */
+    onWarning?: (message: string) => void;
   } = {},
 ): Promise<SessionResult> {
   await checkTrainInputs(args);
   const outputOpts = { overwrite: args.overwriteOutputDir, resumeFromCheckpoint: args.resumeFromCheckpoint };
-  await planOutputDir(args.outputDir, outputOpts); // refuses (writing nothing) before the model is loaded
-  const t = await setUpModel(args, opts);
+  await planOutputDir(args.outputDir, outputOpts); // refuses (writing nothing) before anything is created
+  // one run per output dir (lock.ts): the folder is created to hold the lock, and removed again if this
+  // run created it and stops before training
+  const nothingYet = 'nothing was trained yet: free space and run again';
+  const createdOutputDir = await writingOutput(args.outputDir, nothingYet, async () => {
+    await fs.mkdir(path.dirname(path.resolve(args.outputDir)), { recursive: true });
+    return fs.mkdir(args.outputDir).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST') return false;
+        throw err;
+      },
+    );
+  });
+  let lock: OutputDirLock | undefined;
+  let t: TrainedModel | undefined;
   let data: PreparedData | undefined;
   const cacheRoot = args.dataCacheDir ?? path.join(args.outputDir, DATA_CACHE_DIR);
   let parallel: DataParallel | undefined;
-  const createdOutputDir = !(await fs.stat(args.outputDir).then(
-    () => true,
-    () => false,
-  ));
   let training = false;
   try {
-    const prepared = await prepareOutputDir(args.outputDir, outputOpts);
+    lock = await writingOutput(path.join(args.outputDir, LOCK_FILE), nothingYet, () => OutputDirLock.acquire(args.outputDir));
+    t = await setUpModel(args, opts);
+    // decided again under the lock: what a run that held it before left is what this one resumes from
+    const prepared = await writingOutput(args.outputDir, nothingYet, () => prepareOutputDir(args.outputDir, outputOpts));
+    const trainedModel: TrainedModel = t;
     if (args.threads > 1) {
       const backend = activeBackend()?.name;
       if (backend !== 'wasm' && backend !== 'cpu') {
@@ -226,13 +263,15 @@ export async function runTrainingSession(
       }
       parallel = await DataParallel.start({ threads: args.threads, backend, model: t.model, params: t.params, lora: t.lora });
     }
-    data =
+    // the tokenized cache (in the output dir unless --data-cache-dir puts it elsewhere)
+    const cacheFull = `${nothingYet}${args.dataCacheDir ? '' : ', or put the cache on another disk with --data-cache-dir'}`;
+    data = await writingOutput(cacheRoot, cacheFull, () =>
       args.mode === 'pretrain'
-        ? await preparePretrainData(
+        ? preparePretrainData(
             { datasetDir: args.datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
-            t.tokenizer,
+            trainedModel.tokenizer,
           )
-        : await prepareSftData(
+        : prepareSftData(
             {
               datasetDir: args.datasetDir,
               cacheRoot,
@@ -241,10 +280,20 @@ export async function runTrainingSession(
               validationSplitPercentage: args.validationSplitPercentage,
               seed: args.seed,
             },
-            t.tokenizer,
-          );
+            trainedModel.tokenizer,
+          ),
+    );
     if (args.doEval && !data.eval) {
       throw new TrainSessionError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
+    }
+    // SFT examples truncated to their prompt (no training split without a trained token gets here: prepareSftData refuses it)
+    const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`cllama-train: ${m}\n`));
+    if (data.untrained) {
+      const { train: untrainedTrain, eval: untrainedEval } = data.untrained;
+      if (untrainedTrain > 0) warn(someUntrainedMessage('training', untrainedTrain, data.train.length, args.maxSeqLength));
+      if (args.doEval && data.eval && untrainedEval === data.eval.length)
+        throw new NoTrainedTokensError(noTrainedTokensMessage('evaluation', untrainedEval, args.maxSeqLength));
+      if (args.doEval && untrainedEval > 0) warn(someUntrainedMessage('evaluation', untrainedEval, data.eval!.length, args.maxSeqLength));
     }
     const isLora = t.lora !== undefined;
     training = true;
@@ -256,31 +305,37 @@ export async function runTrainingSession(
       data.eval,
       {
         writeWeights: async (dir) => {
-          if (isLora) await writePeftAdapter(dir, t.lora!, await readAdapterTensors(t.params));
-          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), await trainableTensors(t));
+          if (isLora) await writePeftAdapter(dir, trainedModel.lora!, await readAdapterTensors(trainedModel.params));
+          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), await trainableTensors(trainedModel));
         },
         restoreWeights: async (dir) => {
           if (isLora) {
-            restoreAdapterTensors(t.params, (await readPeftAdapter(dir)).tensors, dir);
+            restoreAdapterTensors(trainedModel.params, (await readPeftAdapter(dir)).tensors, dir);
           } else {
             const st = await SafetensorsFile.open(path.join(dir, TRAINABLE_WEIGHTS_FILE));
             try {
-              for (const p of t.params) assignChecked(p.variable, await st.read(p.name), st.info(p.name).shape, `${dir}: ${p.name}`);
+              for (const p of trainedModel.params) assignChecked(p.variable, await st.read(p.name), st.info(p.name).shape, `${dir}: ${p.name}`);
             } finally {
               await st.close();
             }
           }
         },
         writeFinal: async (outputDir) => {
-          const staging = path.join(outputDir, `.final.tmp-${process.pid}`);
+          const staging = path.join(outputDir, `${FINAL_STAGING_PREFIX}${process.pid}`);
           await fs.rm(staging, { recursive: true, force: true });
-          if (isLora) {
-            await fs.mkdir(staging);
-            await writePeftAdapter(staging, t.lora!, await readAdapterTensors(t.params));
-          } else {
-            await saveLlama(staging, t.model, { force: true });
+          try {
+            if (isLora) {
+              await fs.mkdir(staging);
+              await writePeftAdapter(staging, trainedModel.lora!, await readAdapterTensors(trainedModel.params));
+            } else {
+              await saveLlama(staging, trainedModel.model, { force: true });
+            }
+            await copyTokenizer(args.tokenizerNameOrPath, staging);
+          } catch (err) {
+            // (a full disk) nothing half-staged left behind; the output dir has not been touched yet
+            await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
+            throw err;
           }
-          await copyTokenizer(args.tokenizerNameOrPath, staging);
           await moveFilesInto(staging, outputDir);
         },
       },
@@ -288,6 +343,7 @@ export async function runTrainingSession(
         ...args,
         outputDir: args.outputDir,
         resumeFrom: prepared.resumeFrom,
+        identity: { ...(t.lora ? { loraAlpha: t.lora.loraAlpha } : {}), baseModel: t.baseModel },
         progress: !args.noProgress,
         title: `cllama-train ${args.mode}${args.mode === 'pretrain' ? ` stage ${args.stage}` : ''}`,
         onStep: opts.onStep,
@@ -303,16 +359,19 @@ export async function runTrainingSession(
       cacheHit: data.cacheHit,
     };
   } catch (err) {
-    // nothing trained yet: an output dir this run created holds at most a data cache; leave nothing behind
-    if (!training && createdOutputDir) {
+    // nothing trained yet: an output dir this run created holds at most a data cache and its lock; leave
+    // nothing behind (a folder another run locked is not this run's to remove)
+    if (!training && createdOutputDir && !(err instanceof OutputDirLockedError)) {
       data?.close();
       data = undefined;
+      lock?.releaseSync();
       await fs.rm(args.outputDir, { recursive: true, force: true });
     }
     throw err;
   } finally {
     await parallel?.close();
     data?.close();
-    t.model.dispose();
+    t?.model.dispose();
+    lock?.releaseSync();
   }
 }
