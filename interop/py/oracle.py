@@ -74,6 +74,8 @@ def make_model(job: dict) -> dict:
 
 
 def _with_adapter(model, job: dict):
+    if job.get("resize"):  # as a user does before loading an adapter trained on a larger vocabulary
+        model.resize_token_embeddings(int(job["resize"]), mean_resizing=False)
     if not job.get("adapter"):
         return model
     from peft import PeftModel
@@ -118,8 +120,9 @@ def make_adapter(job: dict) -> dict:
         for name, p in model.named_parameters():
             if p.requires_grad:
                 p.add_(0.05 * torch.randn_like(p) if "lora_" in name else 0.02 * torch.randn_like(p))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     model.save_pretrained(job["out"])
-    return {"files": sorted(os.listdir(job["out"])), **adapter_keys({"dir": job["out"]})}
+    return {"files": sorted(os.listdir(job["out"])), "trainable": trainable, **adapter_keys({"dir": job["out"]})}
 
 
 def adapter_keys(job: dict) -> dict:
