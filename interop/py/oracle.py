@@ -139,27 +139,52 @@ def encode(job: dict) -> dict:
         lines.pop()
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
     backend = job["backend"]
-    if backend == "spm":
+    if backend == "spm":  # Python sentencepiece on the .model file
         import sentencepiece as spm
 
         sp = spm.SentencePieceProcessor(model_file=job["tokenizer"])
         ids = [sp.encode(line) for line in lines]
-    else:
+        kind = "SentencePieceProcessor"
+    elif backend == "sentencepiece":  # transformers' sentencepiece backend (the "slow" tokenizer of transformers 5)
+        from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
+
+        tok = SentencePieceBackend(vocab_file=job["tokenizer"])
+        ids = [tok.encode(line, add_special_tokens=False) for line in lines]
+        kind = type(tok).__name__
+    else:  # AutoTokenizer on the folder: the tokenizers (Rust) backend, tokenizer.json or converted from tokenizer.model
         from transformers import AutoTokenizer
 
-        kw = {"use_fast": backend == "fast"}
-        if backend == "sentencepiece":
-            kw["backend"] = "sentencepiece"
-        tok = AutoTokenizer.from_pretrained(job["tokenizer"], **kw)
-        ids = [tok.encode(line, add_special_tokens=False) for line in lines]
+        tok = AutoTokenizer.from_pretrained(job["tokenizer"])
+        # split_special_tokens: "<s>" typed in the text is text, as in SentencePiece (transformers' default maps it to BOS)
+        ids = [tok.encode(line, add_special_tokens=False, split_special_tokens=True) for line in lines]
         kind = type(tok).__name__
     with open(job["out"], "w", encoding="utf-8") as f:
         for row in ids:
             f.write(" ".join(map(str, row)) + "\n")
-    return {"lines": len(lines), "class": kind if backend != "spm" else "SentencePieceProcessor"}
+    return {"lines": len(lines), "class": kind}
 
 
-OPS = {"make_model": make_model, "forward": forward, "save_merged": save_merged, "make_adapter": make_adapter, "encode": encode, "adapter_keys": adapter_keys}
+def tie_check(job: dict) -> dict:
+    """Lines where two id sequences differ: is each an exact tie of the unigram Viterbi (same text, same total score)?"""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=job["tokenizer"])
+    ours = open(job["ours"], encoding="utf-8").read().split("\n")
+    theirs = open(job["theirs"], encoding="utf-8").read().split("\n")
+    ties, other = 0, []
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if a == b:
+            continue
+        x, y = [int(t) for t in a.split()], [int(t) for t in b.split()]
+        sx, sy = sum(sp.get_score(t) for t in x), sum(sp.get_score(t) for t in y)
+        if sp.decode(x) == sp.decode(y) and abs(sx - sy) <= 1e-5 * max(1.0, abs(sy)):
+            ties += 1
+        else:
+            other.append(i)
+    return {"ties": ties, "other": other}
+
+
+OPS = {"tie_check": tie_check, "make_model": make_model, "forward": forward, "save_merged": save_merged, "make_adapter": make_adapter, "encode": encode, "adapter_keys": adapter_keys}
 
 
 def main() -> int:
