@@ -350,10 +350,16 @@ export const REQUIREMENTS = [
 
 const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/** A path as one shell word: as it is when it is plainly safe, else single-quoted (for the printed "run it:" line). */
+export function shellWord(s: string): string {
+  return /^[A-Za-z0-9_./@%+=:,-]+$/.test(s) ? s : sh(s);
+}
+
 /** torchrun wrapper: nodes × GPUs from flags or environment; everything else goes to train.py. */
 export function launchScript(py: LaunchPlan['trainPyArgs']): string {
   return `#!/usr/bin/env bash
-# torchrun launcher written by cllama-train --emit-launch. Defaults: 1 node x every local GPU.
+# torchrun launcher written by cllama-train --emit-launch. Defaults: 1 node x every local GPU (1 process without CUDA;
+# --nproc_per_node N runs N data-parallel CPU processes). The recorded paths are absolute: run it from anywhere.
 #   bash launch.sh                                   # this machine, all GPUs
 #   NPROC_PER_NODE=1 bash launch.sh --max_steps 10   # one GPU; extra arguments go to train.py
 #   # N nodes x M GPUs: on node r (0..N-1), with node 0 reachable as MASTER_ADDR
@@ -390,8 +396,15 @@ done
 if [ -z "$NPROC_PER_NODE" ]; then
   NPROC_PER_NODE="$(python3 -c 'import torch; print(max(torch.cuda.device_count(), 1))')"
 fi
+# CPU threads per process: the cores shared out between the local processes (torchrun would set 1)
+if [ -z "\${OMP_NUM_THREADS:-}" ]; then
+  CORES="$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)"
+  OMP_NUM_THREADS=$(( CORES / NPROC_PER_NODE ))
+  [ "$OMP_NUM_THREADS" -ge 1 ] || OMP_NUM_THREADS=1
+  export OMP_NUM_THREADS
+fi
 if command -v torchrun >/dev/null 2>&1; then RUN=(torchrun); else RUN=(python3 -m torch.distributed.run); fi
-echo "launch.sh: $NNODES node(s) x $NPROC_PER_NODE process(es), node rank $NODE_RANK, master $MASTER_ADDR:$MASTER_PORT" >&2
+echo "launch.sh: $NNODES node(s) x $NPROC_PER_NODE process(es), node rank $NODE_RANK, master $MASTER_ADDR:$MASTER_PORT, $OMP_NUM_THREADS thread(s) each" >&2
 exec "\${RUN[@]}" --nnodes "$NNODES" --nproc_per_node "$NPROC_PER_NODE" --node_rank "$NODE_RANK" \\
   --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \\
   "$HERE/train.py" --model_name_or_path "$MODEL_PATH" --output_dir "$OUTPUT_DIR" \\
