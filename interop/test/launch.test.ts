@@ -22,6 +22,8 @@ import { cpSync, existsSync, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { HFCheckpoint, readPeftAdapter } from '@cllama/lora';
+import { resizedEmbeddingRows } from '@cllama/trainer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, assertReady, cliOk, oracle, pythonEnv, relativeError, report } from './helpers.js';
 
@@ -205,6 +207,33 @@ describe('--emit-launch folders under torchrun, 2 CPU processes', () => {
       if (evals.length > 1) expect(evals.at(-1)!.eval_loss!).toBeLessThan(evals[0]!.eval_loss!);
     });
   }
+
+  it('stage 2 started from our resized rows: embed_tokens rows of ids the data never holds are still exactly ours', async () => {
+    // a row whose token never occurs gets no gradient, and AdamW (no weight decay) leaves it as it started
+    const meta = JSON.parse(await fs.readFile(p('stage 2 launch/data/meta.json'), 'utf8'));
+    const seen = new Set<number>();
+    for (const split of ['train', 'eval']) {
+      const flat = new Int32Array((await fs.readFile(p('stage 2 launch/data', meta.splits[split].files.input_ids))).buffer.slice(0));
+      for (const id of flat) seen.add(id);
+    }
+    const base = await HFCheckpoint.open(path.join(FIXTURES, 'tiny-llama'));
+    const old = await base.read('model.embed_tokens.weight');
+    await base.close();
+    const ours = resizedEmbeddingRows(old, 512, 64, 49954, 42); // cllama-train: embed_tokens with --seed, lm_head with --seed + 1
+    const { tensors } = await readPeftAdapter(p('out-s2'));
+    const trained = tensors.get('base_model.model.model.embed_tokens.weight')!;
+    expect(trained.shape).toEqual([49954, 64]);
+    let checked = 0;
+    let maxDiff = 0;
+    for (let id = 512; id < 49954; id++) {
+      if (seen.has(id)) continue;
+      checked++;
+      for (let j = 0; j < 64; j++) maxDiff = Math.max(maxDiff, Math.abs(trained.data[id * 64 + j]! - ours[id * 64 + j]!));
+    }
+    report('stage 2: untouched resized rows vs ours', { rows: checked, max_abs_diff: maxDiff });
+    expect(checked).toBeGreaterThan(40000);
+    expect(maxDiff).toBe(0);
+  });
 
   it('the outputs come back: info, merge and score --lora give PyTorch scores (1e-4)', async () => {
     // eval blocks of the stage-2 export: what both sides score
