@@ -360,10 +360,11 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     p.add_argument("--min_loss_scale", type=float, help="fp16: stop when the loss scale falls below this")
     p.add_argument("--dataloader_num_workers", type=int)
     p.add_argument("--ddp_timeout", type=int)
+    p.add_argument("--log_rank_losses", type=b, help="every process prints its own micro-batch losses (to see the ranks share the work)")
     builtin = {
         "precision": "auto", "torch_dtype": "auto", "gradient_checkpointing": True, "deepspeed": "auto",
         "min_loss_scale": 1e-4, "dataloader_num_workers": 0, "ddp_timeout": 1800, "overwrite_output_dir": False,
-        "do_eval": False, "logging_first_step": False, "disable_tqdm": False,
+        "do_eval": False, "logging_first_step": False, "disable_tqdm": False, "log_rank_losses": False,
     }
     p.set_defaults(**{**builtin, **defaults})
     args = p.parse_args(argv)
@@ -534,6 +535,7 @@ def main(argv: list | None = None) -> int:
     resume = check_output_dir(args)
     if resume:
         log(f"resuming from {resume}")
+    transformers.set_seed(args.seed)  # as run_clm_pt: LoRA A's initialisation is then the same on every run
     dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     model = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, **{dtype_kw: load_dtype})
     vocab = int(meta["tokenizer"]["vocab_size"])
@@ -610,7 +612,11 @@ def main(argv: list | None = None) -> int:
 
         def training_step(self, model, inputs, *rest, **kwargs):
             self.tokens_seen += int(inputs["input_ids"].numel())
-            return super().training_step(model, inputs, *rest, **kwargs)
+            loss = super().training_step(model, inputs, *rest, **kwargs)
+            if args.log_rank_losses:
+                rank = os.environ.get("RANK", "0")
+                print(f"[train.py rank {rank}] step {self.state.global_step + 1} micro-batch loss {float(loss):.6f} ({inputs['input_ids'].shape[0]} records)", flush=True)
+            return loss
 
         def _get_train_sampler(self, *a, **kw):
             return EpochOrderSampler(len(train_ds), args.seed)
