@@ -108,3 +108,15 @@ describe('tied base + saved embed_tokens / lm_head (PEFT semantics)', () => {
     expect(e.data.some((x, i) => x !== h.data[i])).toBe(true); // trained apart
   });
 });
+
+describe('--dry-run on a tied base', () => {
+  it('counts embed_tokens and lm_head as two trained copies when both are modules_to_save', async () => {
+    const { dryRunPlan } = await import('../src/train/plan.js');
+    const base = { stage: '2', modelNameOrPath: TIED, datasetDir: '/data', outputDir: '/out', trainable: 'q_proj', loraRank: '2', dryRun: true };
+    const both = await dryRunPlan(await resolveArgs('pretrain', { ...base, modulesToSave: 'embed_tokens,lm_head' }));
+    const none = await dryRunPlan(await resolveArgs('pretrain', { ...base, modulesToSave: '' }));
+    // tiny-llama-tied: vocab 280 × hidden 48 per copy; q_proj LoRA r 2 on 2 layers: 2 × 2 × (48 + 48)
+    expect(none.trainableParameters).toBe(2 * 2 * 96);
+    expect(both.trainableParameters).toBe(2 * 2 * 96 + 2 * 280 * 48);
+  });
+});
