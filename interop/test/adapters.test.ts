@@ -95,6 +95,20 @@ async function vocabOf(c: AdapterCase): Promise<number> {
 }
 
 const trainCommon = ['--backend', 'wasm', '--threads', '1', '--seed', '3', '--logging-steps', '1', '--save-steps', '100', '--lora-dropout', '0'];
+/** the two short SFT runs of ours */
+const sftShort = [
+  '--max-seq-length',
+  '96',
+  '--validation-split-percentage',
+  '0',
+  '--per-device-train-batch-size',
+  '4',
+  '--max-steps',
+  '2',
+  '--learning-rate',
+  '5e-3',
+  ...trainCommon,
+];
 
 beforeAll(async () => {
   assertReady();
@@ -188,17 +202,7 @@ beforeAll(async () => {
     p('ours-sft-tied'),
     '--peft-path',
     p('ours-stage2'),
-    '--max-seq-length',
-    '96',
-    '--validation-split-percentage',
-    '0',
-    '--per-device-train-batch-size',
-    '4',
-    '--max-steps',
-    '2',
-    '--learning-rate',
-    '5e-3',
-    ...trainCommon,
+    ...sftShort,
   ]);
   await cliOk('train', [
     'sft',
@@ -210,17 +214,7 @@ beforeAll(async () => {
     p('sft'),
     '--output-dir',
     p('ours-sft-gqa'),
-    '--max-seq-length',
-    '96',
-    '--validation-split-percentage',
-    '0',
-    '--per-device-train-batch-size',
-    '4',
-    '--max-steps',
-    '2',
-    '--learning-rate',
-    '5e-3',
-    ...trainCommon,
+    ...sftShort,
   ]);
 
   // our merges of every adapter (the CLI a user runs)

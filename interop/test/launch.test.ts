@@ -66,6 +66,8 @@ async function launch(folder: string, env: Record<string, string> = {}, extra: s
   }
 }
 
+/** logging, checkpoints and seed shared by both phases */
+const LOGGING = ['--logging-steps', '1', '--logging-first-step', '--save-steps', '2', '--seed', '42'];
 const STAGE2 = [
   'pretrain',
   '--stage',
@@ -94,13 +96,7 @@ const STAGE2 = [
   '2e-3',
   '--lr-scheduler-type',
   'cosine',
-  '--logging-steps',
-  '1',
-  '--logging-first-step',
-  '--save-steps',
-  '2',
-  '--seed',
-  '42',
+  ...LOGGING,
   '--do-eval',
   '--eval-steps',
   '2',
@@ -119,13 +115,7 @@ const SFT = [
   '10',
   '--learning-rate',
   '2e-3',
-  '--logging-steps',
-  '1',
-  '--logging-first-step',
-  '--save-steps',
-  '2',
-  '--seed',
-  '42',
+  ...LOGGING,
   '--lora-dropout',
   '0',
 ];
