@@ -204,42 +204,48 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return out
 
 
-def _mulberry32_normals(seed: int, count: int) -> np.ndarray:
-    """`count` normals of Mulberry32.scrambled(seed).normal() (Box-Muller, the spare kept), vectorised."""
-    state0 = (int(seed) ^ 0x9E3779B9) & _M32
-    pairs = (count + 1) // 2
-    k = np.arange(1, 2 * pairs + 1, dtype=np.uint64)
-    t = (np.uint64(state0) + k * np.uint64(0x6D2B79F5)) & np.uint64(_M32)
-    t = ((t ^ (t >> np.uint64(15))) * (t | np.uint64(1))) & np.uint64(_M32)
-    t = t ^ ((t + (((t ^ (t >> np.uint64(7))) * (t | np.uint64(61))) & np.uint64(_M32))) & np.uint64(_M32))
-    u = ((t ^ (t >> np.uint64(14))) & np.uint64(_M32)).astype(np.float64) / 4294967296.0
-    if np.any(u[0::2] == 0):  # normal() redraws a zero u, which shifts the stream: do it one by one
-        return _mulberry32_normals_slow(state0, count)
-    r = np.sqrt(-2.0 * np.log(u[0::2]))
-    z = np.empty(2 * pairs, dtype=np.float64)
-    z[0::2] = r * np.cos(2 * math.pi * u[1::2])
-    z[1::2] = r * np.sin(2 * math.pi * u[1::2])
-    return z[:count]
+class Mulberry32Normals:
+    """
+    Mulberry32.scrambled(seed).normal() (Box-Muller, the spare kept, a zero u redrawn), vectorised: the
+    k-th uniform of mulberry32 depends on k alone (state0 + k * 0x6D2B79F5), so draws come in chunks.
+    """
 
+    CHUNK_PAIRS = 1 << 20
 
-def _mulberry32_normals_slow(state: int, count: int) -> np.ndarray:
-    def nxt() -> float:
-        nonlocal state
-        state = (state + 0x6D2B79F5) & _M32
-        t = state
-        t = ((t ^ (t >> 15)) * (t | 1)) & _M32
-        t = t ^ ((t + (((t ^ (t >> 7)) * (t | 61)) & _M32)) & _M32)
-        return ((t ^ (t >> 14)) & _M32) / 4294967296.0
+    def __init__(self, seed: int):
+        self.state0 = (int(seed) ^ 0x9E3779B9) & _M32
+        self.k = 1  # index of the next uniform
+        self.spare: float | None = None
 
-    out = []
-    while len(out) < count:
-        u = 0.0
-        while u == 0.0:
-            u = nxt()
-        v = nxt()
-        r = math.sqrt(-2.0 * math.log(u))
-        out += [r * math.cos(2 * math.pi * v), r * math.sin(2 * math.pi * v)]
-    return np.array(out[:count], dtype=np.float64)
+    def _uniforms(self, n: int) -> np.ndarray:
+        m = np.uint64(_M32)
+        t = (np.uint64(self.state0) + np.arange(self.k, self.k + n, dtype=np.uint64) * np.uint64(0x6D2B79F5)) & m
+        t = ((t ^ (t >> np.uint64(15))) * (t | np.uint64(1))) & m
+        t = t ^ ((t + (((t ^ (t >> np.uint64(7))) * (t | np.uint64(61))) & m)) & m)
+        return ((t ^ (t >> np.uint64(14))) & m).astype(np.float64) / 4294967296.0
+
+    def take(self, count: int) -> np.ndarray:
+        out = np.empty(count, dtype=np.float64)
+        filled = 0
+        if count and self.spare is not None:
+            out[0], self.spare, filled = self.spare, None, 1
+        while filled < count:
+            pairs = min((count - filled + 1) // 2, self.CHUNK_PAIRS)
+            u = self._uniforms(2 * pairs)
+            zero = np.flatnonzero(u[0::2] == 0)
+            good = int(zero[0]) if zero.size else pairs  # pairs before a zero u (normal() draws u again there)
+            r = np.sqrt(-2.0 * np.log(u[0 : 2 * good : 2]))
+            angle = 2 * math.pi * u[1 : 2 * good : 2]
+            z = np.empty(2 * good, dtype=np.float64)
+            z[0::2] = r * np.cos(angle)
+            z[1::2] = r * np.sin(angle)
+            n = min(2 * good, count - filled)
+            out[filled : filled + n] = z[:n]
+            if n < 2 * good:
+                self.spare = float(z[n])
+            filled += n
+            self.k += 2 * good + (1 if zero.size else 0)
+        return out
 
 
 def resized_rows(old: np.ndarray, new_rows: int, seed: int) -> np.ndarray:
@@ -265,9 +271,13 @@ def resized_rows(old: np.ndarray, new_rows: int, seed: int) -> np.ndarray:
         factor = None
     if factor is None:
         out[old_rows:] = mean.astype(np.float32)
-    else:
-        z = _mulberry32_normals(seed, added * width).reshape(added, width)
-        out[old_rows:] = (mean + z @ factor.T).astype(np.float32)
+        return out
+    normals = Mulberry32Normals(seed)
+    step = max(1, (1 << 22) // width)  # rows per chunk: memory stays ~32 MB of normals whatever the vocabulary
+    for start in range(old_rows, new_rows, step):
+        rows = min(step, new_rows - start)
+        z = normals.take(rows * width).reshape(rows, width)
+        out[start : start + rows] = (mean + z @ factor.T).astype(np.float32)
     return out
 
 

@@ -671,7 +671,7 @@ describe('--emit-launch paths and refusals (issue 21, class 10)', () => {
 });
 
 describe("train.py's ports of cllama's seeded streams (numpy only)", () => {
-  it('epoch_order = Xoshiro128.fromSeed(seed, epoch).permutation(n); resized_rows = resizedEmbeddingRows', async () => {
+  it('epoch_order = Xoshiro128.fromSeed(seed, epoch).permutation(n); resized_rows = resizedEmbeddingRows; Mulberry32Normals = Mulberry32.normal()', async () => {
     const { Xoshiro128 } = await import('@cllama/core');
     const { resizedEmbeddingRows } = await import('../src/model/resize.js');
     const orders: Array<[number, number, number]> = [
@@ -693,6 +693,8 @@ d = json.loads(sys.stdin.read())
 out = {'orders': [train.epoch_order(s, e, n).tolist() for s, e, n in d['orders']]}
 out['wide'] = train.resized_rows(np.array(d['wide'], dtype=np.float32).reshape(40, 8), 45, 7).reshape(-1).tolist()
 out['narrow'] = train.resized_rows(np.array(d['narrow'], dtype=np.float32).reshape(4, 8), 7, 3).reshape(-1).tolist()
+g = train.Mulberry32Normals(9)
+out['normals'] = [x for m in (5, 6, 1, 3) for x in g.take(m).tolist()]  # drawn in pieces: the spare carries over
 sampler = train.EpochOrderSampler(6, 42)
 first = list(sampler); sampler.set_epoch(1); out['sampler'] = [first, list(sampler)]
 print(json.dumps(out))
@@ -704,6 +706,21 @@ print(json.dumps(out))
       expect(py.orders[i], `seed ${s} epoch ${e} n ${n}`).toEqual(Array.from(Xoshiro128.fromSeed(s, e).permutation(n)));
     expect(py.wide).toEqual(Array.from(resizedEmbeddingRows(wide, 40, 8, 45, 7)));
     expect(py.narrow).toEqual(Array.from(resizedEmbeddingRows(narrow, 4, 8, 7, 3)));
+    const { Mulberry32 } = await import('@cllama/core');
+    const m = Mulberry32.scrambled(9);
+    const normals = Array.from({ length: 15 }, () => m.normal());
+    expect(Math.max(...normals.map((x, i) => Math.abs(x - py.normals[i])))).toBeLessThan(1e-12); // cos/sin/log of two libms
     expect(py.sampler).toEqual([Array.from(Xoshiro128.fromSeed(42, 0).permutation(6)), Array.from(Xoshiro128.fromSeed(42, 1).permutation(6))]);
+  });
+});
+
+describe('requirements.txt of the folder', () => {
+  it('pins what npm run test:interop runs train.py with (interop/requirements.txt)', async () => {
+    const { REQUIREMENTS } = await import('../src/launch/plan.js');
+    const pins = (text: string) => new Map([...text.matchAll(/^([A-Za-z0-9_-]+)==(\S+)$/gm)].map((m) => [m[1]!.toLowerCase(), m[2]!]));
+    const interop = pins(await fs.readFile(path.join(FIXTURES, '../interop/requirements.txt'), 'utf8'));
+    const emitted = pins(REQUIREMENTS);
+    expect([...emitted.keys()].sort()).toEqual(['accelerate', 'numpy', 'peft', 'safetensors', 'sentencepiece', 'torch', 'transformers']);
+    for (const [name, version] of emitted) expect(interop.get(name), name).toBe(version);
   });
 });

@@ -332,19 +332,20 @@ export function deepSpeedZero2(): Record<string, unknown> {
   };
 }
 
-/** Pinned versions (the newest releases of each at the time of writing); deepspeed optional. */
+/** Pinned to what `npm run test:interop` runs train.py with (interop/requirements.txt); deepspeed optional. */
 export const REQUIREMENTS = [
-  '# train.py needs these; the versions are pinned so a cluster gets what was checked.',
+  '# train.py needs these; the versions are the ones CI runs this folder with (npm run test:interop, torchrun on CPU).',
   '# It also runs on transformers 4.46+ and peft 0.13+ (renamed TrainingArguments are mapped at run time).',
-  'torch==2.11.0',
-  'transformers==5.23.0',
-  'peft==0.21.2',
+  'torch==2.13.0',
+  'transformers==5.18.0',
+  'peft==0.21.0',
   'accelerate==1.15.0',
   'safetensors==0.8.0',
-  'sentencepiece==0.2.3',
-  'numpy==2.5.5',
-  '# optional: ZeRO-2 across GPUs/nodes; train.py falls back to plain torchrun DDP without it (and says so)',
-  '# deepspeed==0.19.8',
+  'sentencepiece==0.2.2',
+  'numpy==2.4.6',
+  '# optional: ZeRO-2 across GPUs/nodes; train.py falls back to plain torchrun DDP without it (and says so).',
+  '# 0.19.6 built from source ran ds_zero2.json on 2 CPU processes (docs/recipe.md)',
+  '# deepspeed==0.19.6',
   '',
 ].join('\n');
 
