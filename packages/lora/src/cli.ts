@@ -122,7 +122,9 @@ program
         const base = await readLlamaConfig(opts.base);
         // The adapter's saved vocabulary (if any) is the model it trains.
         const embedRows = saved['model.embed_tokens.weight']?.[0] ?? saved['lm_head.weight']?.[0];
-        const model = embedRows ? { ...base, vocabSize: embedRows } : base;
+        // on a tied base, PEFT trains a saved embed_tokens / lm_head as its own copy: count the model untied
+        const apart = base.tieWordEmbeddings && (saved['model.embed_tokens.weight'] !== undefined || saved['lm_head.weight'] !== undefined);
+        const model = { ...base, ...(embedRows ? { vocabSize: embedRows } : {}), ...(apart ? { tieWordEmbeddings: false } : {}) };
         const count = countTrainableParameters(model, { lora: { r: c.r, targetModules: loraTargets(c) }, modulesToSave: c.modulesToSave });
         info.trainable = { trainable: count.trainable, total: count.total, percent: Number(count.percent.toFixed(4)), vocabSize: model.vocabSize };
       }

@@ -108,8 +108,8 @@ export function parseLlamaConfig(json: unknown, file?: string): LlamaConfig {
     numAttentionHeads,
     numKeyValueHeads,
     rmsNormEps: positiveNumber('rms_norm_eps', DEFAULTS.rms_norm_eps),
-    ropeTheta: positiveNumber('rope_theta', DEFAULTS.rope_theta),
-    ropeScaling: parseRopeScaling(raw.rope_scaling, fail),
+    ropeTheta: ropeTheta(raw, fail),
+    ropeScaling: parseRopeScaling(ropeParameters(raw, fail) ?? raw.rope_scaling, fail),
     tieWordEmbeddings: tie as boolean,
     vocabSize: positiveInt('vocab_size'),
     maxPositionEmbeddings: positiveInt('max_position_embeddings', DEFAULTS.max_position_embeddings),
@@ -122,12 +122,30 @@ export function parseLlamaConfig(json: unknown, file?: string): LlamaConfig {
   return config;
 }
 
+/**
+ * transformers 5 writes the rotary settings as one object, `rope_parameters: {rope_type, rope_theta,
+ * factor, …}`, and no top-level rope_theta / rope_scaling; older files have those two. Either is read;
+ * rope_parameters wins when both are there (it is what transformers 5 itself reads).
+ */
+function ropeParameters(raw: Record<string, unknown>, fail: (msg: string) => never): Record<string, unknown> | undefined {
+  const v = raw.rope_parameters;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) fail(`rope_parameters must be an object, got ${JSON.stringify(v)}`);
+  return v as Record<string, unknown>;
+}
+
+function ropeTheta(raw: Record<string, unknown>, fail: (msg: string) => never): number {
+  const v = ropeParameters(raw, fail)?.rope_theta ?? raw.rope_theta ?? DEFAULTS.rope_theta;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(`'rope_theta' must be a positive number, got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
 function parseRopeScaling(value: unknown, fail: (msg: string) => never): LlamaConfig['ropeScaling'] {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'object' || Array.isArray(value)) fail(`rope_scaling must be null or an object, got ${JSON.stringify(value)}`);
   const v = value as Record<string, unknown>;
   const kind = v.rope_type ?? v.type;
-  if (kind === 'default') return null; // newer transformers write {rope_type: 'default'} for "no scaling"
+  if (kind === 'default' || (kind === undefined && v.factor === undefined)) return null; // {rope_type: 'default'} (or rope_parameters with rope_theta alone): no scaling
   if (kind !== 'linear') {
     fail(`rope_scaling type ${JSON.stringify(kind)} is not supported; only 'linear' (or none) is — remove rope_scaling or convert the model`);
   }
@@ -178,6 +196,14 @@ export function llamaConfigToJson(config: LlamaConfig): Record<string, unknown> 
     rms_norm_eps: config.rmsNormEps,
     rope_theta: config.ropeTheta,
     rope_scaling: config.ropeScaling ? { type: 'linear', factor: config.ropeScaling.factor } : null,
+    // a transformers 5 file's rope_parameters is rewritten to agree with the two fields above
+    ...(config.raw.rope_parameters !== undefined
+      ? {
+          rope_parameters: config.ropeScaling
+            ? { rope_type: 'linear', factor: config.ropeScaling.factor, rope_theta: config.ropeTheta }
+            : { rope_type: 'default', rope_theta: config.ropeTheta },
+        }
+      : {}),
     tie_word_embeddings: config.tieWordEmbeddings,
     vocab_size: config.vocabSize,
     max_position_embeddings: config.maxPositionEmbeddings,

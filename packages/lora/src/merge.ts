@@ -202,8 +202,10 @@ export async function mergeAdaptersIntoCheckpoint(opts: MergeOptions): Promise<M
 
     // Plan the vocabulary: the largest row count embed_tokens or lm_head ends with.
     const tied = base.config.tieWordEmbeddings;
-    const lmHeadSaved = adapters.some((a) => a.fullTensors.has(LM_HEAD) || a.loraPairs.has(LM_HEAD));
-    const untie = tied && lmHeadSaved; // an adapter trained lm_head separately: the merged model is untied
+    // PEFT on a tied model gives a saved embed_tokens or lm_head its own copy (the other module keeps the
+    // shared base matrix), so input and output embeddings differ from then on: the merged model is untied
+    const embeddingsApart = adapters.some((a) => a.fullTensors.has(LM_HEAD) || a.loraPairs.has(LM_HEAD) || a.fullTensors.has(EMBED));
+    const untie = tied && embeddingsApart;
     const baseVocab = base.info(EMBED).shape[0];
     let vocab = plannedRows(EMBED, baseVocab, adapters);
     if (!tied || untie) vocab = Math.max(vocab, plannedRows(LM_HEAD, base.has(LM_HEAD) ? base.info(LM_HEAD).shape[0] : baseVocab, adapters));

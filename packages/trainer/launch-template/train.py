@@ -23,16 +23,25 @@ The algorithm is HF Trainer's; what this script adds around it:
     "continued" run would silently train nothing); the trainable count is printed and must be > 0;
   - trainable weights are kept in float32 (fp16 AMP cannot unscale half gradients), the frozen base
     may be loaded in bf16/fp16 for LoRA runs;
+  - the run starts from exactly cllama-train's starting weights: a vocabulary resize draws the new
+    embed_tokens / lm_head rows with cllama's own seeded mean-resizing (resized_rows below, a port of
+    packages/trainer/src/model/resize.ts), not transformers' mean_resizing (torch's generator);
+  - the records are visited in cllama-train's epoch order (epoch_order below: a port of its seeded
+    xoshiro128** permutation), sharded across processes by accelerate: one optimizer step covers the
+    records one cllama-train step of per_device_train_batch_size x processes x accumulation would;
   - DeepSpeed ZeRO-2 when `import deepspeed` works, else plain torchrun DDP; the choice is printed;
+    without CUDA it runs on the CPU (use_cpu, gloo): every process is a data-parallel rank, never a
+    lone trainer;
   - the final adapter is gathered (accelerator.get_state_dict) before saving, checked to be non-empty
     and finite, written in PEFT layout (adapter_model.safetensors + adapter_config.json) and read back;
   - fp16 loss-scale collapse (scale under --min_loss_scale, or a non-finite logged loss) stops the run
     with a message instead of saving NaNs;
   - metrics.jsonl in cllama's format ({step, epoch, loss, learning_rate, grad_norm, tokens_per_second}
     and {step, epoch, eval_loss, eval_perplexity}), so the recipe report reads it.
-Known differences from cllama-train: the data order is HF's seeded sampler (cllama's own shuffle is
-not reproduced), and SFT losses under gradient accumulation are token-weighted (HF) rather than the
-mean of micro-batch means.
+Known differences from cllama-train: LoRA A is initialised by torch's generator and dropout masks are
+torch's (B starts at zero, so with --lora_dropout 0 the first step's loss is the same; later steps
+drift apart by that much), the last batch of an epoch is sharded as accelerate does, and SFT losses under gradient accumulation are token-weighted (HF) rather than the mean of
+micro-batch means.
 
 The dataset, collator and metrics helpers import only numpy, so they can be tested without torch.
 """
@@ -146,6 +155,133 @@ class Collator:
 
 
 # ----------------------------------------------------------------------------------------------
+# cllama's seeded streams, ported (numpy only): the data order and the rows of a resized vocabulary.
+# Changing them breaks "the launched run starts where cllama-train starts"; the emit-launch tests
+# compare both with the TypeScript originals (packages/core/src/random.ts, trainer/src/model/resize.ts).
+
+_M32 = 0xFFFFFFFF
+
+
+def _splitmix32(seed: int):
+    x = seed & _M32
+
+    def nxt() -> int:
+        nonlocal x
+        x = (x + 0x9E3779B9) & _M32
+        z = ((x ^ (x >> 16)) * 0x85EBCA6B) & _M32
+        z = ((z ^ (z >> 13)) * 0xC2B2AE35) & _M32
+        return (z ^ (z >> 16)) & _M32
+
+    return nxt
+
+
+def _rotl(x: int, k: int) -> int:
+    return ((x << k) | (x >> (32 - k))) & _M32
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """cllama-train's order of epoch `epoch` over n records: Xoshiro128.fromSeed(seed, epoch).permutation(n)."""
+    mixed = (_splitmix32((seed & _M32) ^ (((epoch + 1) * 0x27D4EB2D) & _M32))() ^ epoch) & _M32
+    nxt = _splitmix32(mixed)
+    s0, s1, s2, s3 = nxt(), nxt(), nxt(), nxt()
+    out = np.arange(n, dtype=np.int64)
+    for i in range(n - 1, 0, -1):
+        bound = i + 1
+        limit = 4294967296 - (4294967296 % bound)
+        while True:  # nextInt: rejection sampling on xoshiro128** draws
+            x = ((_rotl((s1 * 5) & _M32, 7) * 9) & _M32)
+            t = (s1 << 9) & _M32
+            s2 ^= s0
+            s3 ^= s1
+            s1 ^= s2
+            s0 ^= s3
+            s2 ^= t
+            s3 = _rotl(s3, 11)
+            if x < limit:
+                break
+        j = x % bound
+        out[i], out[j] = out[j], out[i]
+    return out
+
+
+class Mulberry32Normals:
+    """
+    Mulberry32.scrambled(seed).normal() (Box-Muller, the spare kept, a zero u redrawn), vectorised: the
+    k-th uniform of mulberry32 depends on k alone (state0 + k * 0x6D2B79F5), so draws come in chunks.
+    """
+
+    CHUNK_PAIRS = 1 << 20
+
+    def __init__(self, seed: int):
+        self.state0 = (int(seed) ^ 0x9E3779B9) & _M32
+        self.k = 1  # index of the next uniform
+        self.spare: float | None = None
+
+    def _uniforms(self, n: int) -> np.ndarray:
+        m = np.uint64(_M32)
+        t = (np.uint64(self.state0) + np.arange(self.k, self.k + n, dtype=np.uint64) * np.uint64(0x6D2B79F5)) & m
+        t = ((t ^ (t >> np.uint64(15))) * (t | np.uint64(1))) & m
+        t = t ^ ((t + (((t ^ (t >> np.uint64(7))) * (t | np.uint64(61))) & m)) & m)
+        return ((t ^ (t >> np.uint64(14))) & m).astype(np.float64) / 4294967296.0
+
+    def take(self, count: int) -> np.ndarray:
+        out = np.empty(count, dtype=np.float64)
+        filled = 0
+        if count and self.spare is not None:
+            out[0], self.spare, filled = self.spare, None, 1
+        while filled < count:
+            pairs = min((count - filled + 1) // 2, self.CHUNK_PAIRS)
+            u = self._uniforms(2 * pairs)
+            zero = np.flatnonzero(u[0::2] == 0)
+            good = int(zero[0]) if zero.size else pairs  # pairs before a zero u (normal() draws u again there)
+            r = np.sqrt(-2.0 * np.log(u[0 : 2 * good : 2]))
+            angle = 2 * math.pi * u[1 : 2 * good : 2]
+            z = np.empty(2 * good, dtype=np.float64)
+            z[0::2] = r * np.cos(angle)
+            z[1::2] = r * np.sin(angle)
+            n = min(2 * good, count - filled)
+            out[filled : filled + n] = z[:n]
+            if n < 2 * good:
+                self.spare = float(z[n])
+            filled += n
+            self.k += 2 * good + (1 if zero.size else 0)
+        return out
+
+
+def resized_rows(old: np.ndarray, new_rows: int, seed: int) -> np.ndarray:
+    """
+    cllama's resizedEmbeddingRows: the first rows kept; new rows ~ N(mean, 1e-9 cov) of the old rows,
+    drawn from Mulberry32.scrambled(seed), or exactly the mean when 1e-9 cov is not positive definite
+    (transformers' mean_resizing rule, with cllama's generator). float32 [new_rows, width].
+    """
+    old = np.asarray(old, dtype=np.float32)
+    old_rows, width = old.shape
+    out = np.empty((new_rows, width), dtype=np.float32)
+    out[: min(old_rows, new_rows)] = old[:new_rows]
+    added = new_rows - old_rows
+    if added <= 0:
+        return out
+    x = old.astype(np.float64)
+    mean = x.mean(axis=0)
+    centered = x - mean
+    cov = (centered.T @ centered) / old_rows * 1e-9
+    try:
+        factor = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        factor = None
+    if factor is None:
+        out[old_rows:] = mean.astype(np.float32)
+        return out
+    normals = Mulberry32Normals(seed)
+    step = max(1, (1 << 22) // width)  # rows per chunk: memory stays ~32 MB of normals whatever the vocabulary
+    for start in range(old_rows, new_rows, step):
+        rows = min(step, new_rows - start)
+        z = normals.take(rows * width).reshape(rows, width)
+        out[start : start + rows] = (mean + z @ factor.T).astype(np.float32)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
 # metrics.jsonl in cllama's format (packages/trainer/src/train/loop.ts)
 
 
@@ -234,10 +370,11 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     p.add_argument("--min_loss_scale", type=float, help="fp16: stop when the loss scale falls below this")
     p.add_argument("--dataloader_num_workers", type=int)
     p.add_argument("--ddp_timeout", type=int)
+    p.add_argument("--log_rank_losses", type=b, help="every process prints its own micro-batch losses (to see the ranks share the work)")
     builtin = {
         "precision": "auto", "torch_dtype": "auto", "gradient_checkpointing": True, "deepspeed": "auto",
         "min_loss_scale": 1e-4, "dataloader_num_workers": 0, "ddp_timeout": 1800, "overwrite_output_dir": False,
-        "do_eval": False, "logging_first_step": False, "disable_tqdm": False,
+        "do_eval": False, "logging_first_step": False, "disable_tqdm": False, "log_rank_losses": False,
     }
     p.set_defaults(**{**builtin, **defaults})
     args = p.parse_args(argv)
@@ -292,6 +429,10 @@ def training_arguments(transformers, kw: dict):
                 kw["warmup_steps"] = int(kw["max_steps"])
             else:
                 raise LaunchError("--warmup_ratio 1 needs --max_steps with this transformers (its warmup_steps=1 means one step)")
+    # fields that only older transformers have and whose behaviour newer ones always have (5: always safetensors)
+    for quiet in ("save_safetensors",):
+        if quiet not in fields:
+            kw.pop(quiet, None)
     dropped = sorted(k for k in kw if k not in fields)
     if dropped:
         log(f"this transformers has no TrainingArguments {', '.join(dropped)}; left out")
@@ -335,6 +476,43 @@ def adapter_vocab(peft_path: str) -> int | None:
     return None
 
 
+def resize_like_cllama(model, vocab: int, seed: int, torch) -> None:
+    """
+    cllama-train's resize (HF: resize_token_embeddings(len(tokenizer)) first thing): new embed_tokens rows
+    from resized_rows(seed), new lm_head rows from resized_rows(seed + 1) when untied, kept rows as they
+    are; transformers' own mean_resizing would draw them from torch's generator instead.
+    """
+    embed = model.get_input_embeddings().weight
+    rows = embed.shape[0]
+    if rows == vocab:
+        return
+    log(f"resizing the token embeddings {rows} -> {vocab} (cllama's seeded mean-resizing, seed {seed})")
+    head = model.get_output_embeddings()
+    tied = head is not None and head.weight.data_ptr() == embed.data_ptr()
+    olds = [embed.detach().float().cpu().numpy()] + ([] if tied or head is None else [head.weight.detach().float().cpu().numpy()])
+    model.resize_token_embeddings(vocab, mean_resizing=False)
+    news = [model.get_input_embeddings().weight] + ([] if tied or head is None else [model.get_output_embeddings().weight])
+    with torch.no_grad():
+        for i, (old, param) in enumerate(zip(olds, news)):
+            param.copy_(torch.from_numpy(resized_rows(old, vocab, seed + i)).to(param.dtype))
+
+
+class EpochOrderSampler:
+    """cllama-train's record order: epoch e visits epoch_order(seed, e, n); HF calls set_epoch before each epoch."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(epoch_order(self.seed, self.epoch, self.n).tolist())
+
+
 def main(argv: list | None = None) -> int:
     args = parse_args(argv)
     import torch
@@ -367,14 +545,13 @@ def main(argv: list | None = None) -> int:
     resume = check_output_dir(args)
     if resume:
         log(f"resuming from {resume}")
+    transformers.set_seed(args.seed)  # as run_clm_pt: LoRA A's initialisation is then the same on every run
     dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
     model = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, **{dtype_kw: load_dtype})
     vocab = int(meta["tokenizer"]["vocab_size"])
     if args.peft_path:
         vocab = max(vocab, adapter_vocab(args.peft_path) or 0)
-    if model.get_input_embeddings().weight.shape[0] != vocab:
-        log(f"resizing the token embeddings {model.get_input_embeddings().weight.shape[0]} -> {vocab}")
-        model.resize_token_embeddings(vocab)
+    resize_like_cllama(model, vocab, args.seed, torch)
     model.config.use_cache = False
 
     if args.train_kind == "lora":
@@ -391,6 +568,10 @@ def main(argv: list | None = None) -> int:
                 bias="none", inference_mode=False,
             )
             model = get_peft_model(model, config)
+        # every save (checkpoint-N too, through Trainer._save) writes embed_tokens / lm_head as modules_to_save only:
+        # with a resized vocabulary PEFT's "auto" would add the frozen base layers under keys no loader expects
+        peft_save = model.save_pretrained
+        model.save_pretrained = lambda *a, **kw: peft_save(*a, **{"save_embedding_layers": False, **kw})
     elif args.train_kind == "embeddings":
         # cllama's stage 1: embed_tokens only; lm_head stays frozen
         for name, param in model.named_parameters():
@@ -425,7 +606,12 @@ def main(argv: list | None = None) -> int:
         gradient_checkpointing=bool(args.gradient_checkpointing), gradient_checkpointing_kwargs={"use_reentrant": False},
         deepspeed=ds_config, ddp_find_unused_parameters=False, ddp_timeout=args.ddp_timeout,
         dataloader_num_workers=args.dataloader_num_workers, remove_unused_columns=False, report_to="none",
-        save_safetensors=True, label_names=["labels"], prediction_loss_only=True,  # eval keeps no [batch, seq, vocab] logits disable_tqdm=bool(args.disable_tqdm),
+        # without CUDA: train on the CPU as data-parallel ranks (gloo); without use_cpu each torchrun process
+        # trains alone ("process group is initialized, but parallel_mode != ParallelMode.DISTRIBUTED")
+        use_cpu=not torch.cuda.is_available(),
+        save_safetensors=True, label_names=["labels"],
+        prediction_loss_only=True,  # eval keeps no [batch, seq, vocab] logits
+        disable_tqdm=bool(args.disable_tqdm),
     )
     targs = training_arguments(transformers, kw)
 
@@ -436,7 +622,14 @@ def main(argv: list | None = None) -> int:
 
         def training_step(self, model, inputs, *rest, **kwargs):
             self.tokens_seen += int(inputs["input_ids"].numel())
-            return super().training_step(model, inputs, *rest, **kwargs)
+            loss = super().training_step(model, inputs, *rest, **kwargs)
+            if args.log_rank_losses:
+                rank = os.environ.get("RANK", "0")
+                print(f"[train.py rank {rank}] step {self.state.global_step + 1} micro-batch loss {float(loss):.6f} ({inputs['input_ids'].shape[0]} records)", flush=True)
+            return loss
+
+        def _get_train_sampler(self, *a, **kw):
+            return EpochOrderSampler(len(train_ds), args.seed)
 
     class CllamaCallback(TrainerCallback):
         """metrics.jsonl in cllama's format, and fp16 loss-scale collapse detection."""
@@ -524,7 +717,9 @@ def save_final(trainer, args, torch) -> None:
     if args.train_kind == "lora":
         from peft import get_peft_model_state_dict
 
-        adapter = get_peft_model_state_dict(model, state_dict=state_dict)
+        # save_embedding_layers=False here and below: embed_tokens / lm_head travel as modules_to_save only (with a
+        # resized vocabulary PEFT's "auto" would add the base layers too, and the two counts would differ)
+        adapter = get_peft_model_state_dict(model, state_dict=state_dict, save_embedding_layers=False)
         n_lora = sum(1 for k in adapter if ".lora_A." in k or ".lora_B." in k)
         if n_lora == 0 or any(v.numel() == 0 for v in adapter.values()):
             raise LaunchError(f"the gathered adapter is empty ({len(adapter)} tensors, {n_lora} LoRA); not saving an empty adapter")

@@ -587,3 +587,140 @@ print(json.dumps(out))
     expect(await fs.readdir(other)).toEqual(['notes.txt']);
   });
 });
+
+describe('--emit-launch paths and refusals (issue 21, class 10)', () => {
+  const flagsAt = (emit: string, out = 'rel-out') => [
+    'pretrain',
+    '--stage',
+    '2',
+    '--model-name-or-path',
+    path.relative(root, TINY_LLAMA),
+    '--tokenizer-name-or-path',
+    path.relative(root, ZH_TOKENIZER),
+    '--dataset-dir',
+    'zh',
+    '--output-dir',
+    out,
+    '--peft-path',
+    path.relative(root, path.join(TINY_LLAMA, 'lora')),
+    '--block-size',
+    '64',
+    '--max-steps',
+    '2',
+    '--emit-launch',
+    emit,
+  ];
+  const cliAt = async (cwd: string, args: string[]) => {
+    try {
+      const { stdout, stderr } = await run('node', [CLI, ...args], { cwd, maxBuffer: 1 << 26 });
+      return { stdout, stderr, code: 0 };
+    } catch (err) {
+      const e = err as { stdout: string; stderr: string; code: number };
+      return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+    }
+  };
+
+  it('relative paths are recorded absolute, so launch.sh finds them from any directory', async () => {
+    const r = await cliAt(root, flagsAt('rel-launch'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(await fs.readFile(path.join(root, 'rel-launch/launch.json'), 'utf8'));
+    expect(j.train_py_args).toMatchObject({
+      model_name_or_path: TINY_LLAMA,
+      output_dir: path.join(root, 'rel-out'),
+      peft_path: path.join(TINY_LLAMA, 'lora'),
+    });
+    const meta = JSON.parse(await fs.readFile(path.join(root, 'rel-launch/data/meta.json'), 'utf8'));
+    expect(meta.tokenizer.source).toBe(ZH_TOKENIZER);
+    const sh = await fs.readFile(path.join(root, 'rel-launch/launch.sh'), 'utf8');
+    const file = path.join(root, 'vars-abs.sh');
+    writeFileSync(file, `${sh.split('\nPASS=()')[0]}\nprintf '%s|%s|%s' "$MODEL_PATH" "$OUTPUT_DIR" "$PEFT_PATH"\n`);
+    const out = execFileSync('bash', [file], { cwd: '/', encoding: 'utf8', env: { PATH: process.env.PATH! } });
+    expect(out).toBe(`${TINY_LLAMA}|${path.join(root, 'rel-out')}|${path.join(TINY_LLAMA, 'lora')}`);
+  });
+
+  it("--emit-launch '' is a usage error (it used to train)", async () => {
+    const r = await cliAt(root, flagsAt('', 'empty-out'));
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual(['cllama-train: --emit-launch needs a folder to write (got an empty path)']);
+    expect(existsSync(path.join(root, 'empty-out'))).toBe(false);
+  });
+
+  it('a launch folder inside --output-dir is refused up front (train.py would refuse that output folder)', async () => {
+    const r = await cliAt(root, flagsAt('inside-out/launch', 'inside-out'));
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^cllama-train: --emit-launch .*inside-out\/launch is inside --output-dir .*inside-out; .*put the launch folder beside it/);
+    expect(existsSync(path.join(root, 'inside-out'))).toBe(false);
+  });
+
+  it('the printed "run it:" line is shell-quoted: pasting it runs launch.sh, never a $(…) in the name', async () => {
+    const name = "d$(touch PWN) `touch PWN2` it's";
+    const r = await cliAt(root, flagsAt(name, 'quoted-out'));
+    expect(r.code).toBe(0);
+    const line = r.stdout.split('\n').find((l) => l.startsWith('run it: '))!;
+    const word = line.slice('run it: bash '.length).split('   (see ')[0]!;
+    const pasted = execFileSync('bash', ['-c', `printf '%s' ${word}`], { cwd: root, encoding: 'utf8' });
+    expect(pasted).toBe(path.join(root, name, 'launch.sh'));
+    expect(existsSync(path.join(root, 'PWN'))).toBe(false);
+    expect(existsSync(path.join(root, 'PWN2'))).toBe(false);
+    // a plain path stays as it is
+    const plain = await cliAt(root, flagsAt('plain-launch', 'plain-out'));
+    expect(plain.stdout).toContain(`run it: bash ${path.join(root, 'plain-launch/launch.sh')}   (see`);
+  });
+});
+
+describe("train.py's ports of cllama's seeded streams (numpy only)", () => {
+  it('epoch_order = Xoshiro128.fromSeed(seed, epoch).permutation(n); resized_rows = resizedEmbeddingRows; Mulberry32Normals = Mulberry32.normal()', async () => {
+    const { Xoshiro128 } = await import('@cllama/core');
+    const { resizedEmbeddingRows } = await import('../src/model/resize.js');
+    const orders: Array<[number, number, number]> = [
+      [42, 0, 10],
+      [42, 1, 1000],
+      [0, 3, 777],
+      [4294967295, 2, 5],
+      [7, 0, 1],
+    ];
+    const wide = Float32Array.from({ length: 40 * 8 }, (_, i) => Math.sin(i * 1.7) * 0.1 + (i % 8) * 0.01); // 1e-9·cov positive definite: drawn rows
+    const narrow = Float32Array.from({ length: 4 * 8 }, (_, i) => Math.cos(i)); // fewer rows than width: every new row = the mean
+    const input = { orders, wide: Array.from(wide), narrow: Array.from(narrow) };
+    const script = `
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import train
+d = json.loads(sys.stdin.read())
+out = {'orders': [train.epoch_order(s, e, n).tolist() for s, e, n in d['orders']]}
+out['wide'] = train.resized_rows(np.array(d['wide'], dtype=np.float32).reshape(40, 8), 45, 7).reshape(-1).tolist()
+out['narrow'] = train.resized_rows(np.array(d['narrow'], dtype=np.float32).reshape(4, 8), 7, 3).reshape(-1).tolist()
+g = train.Mulberry32Normals(9)
+out['normals'] = [x for m in (5, 6, 1, 3) for x in g.take(m).tolist()]  # drawn in pieces: the spare carries over
+sampler = train.EpochOrderSampler(6, 42)
+first = list(sampler); sampler.set_epoch(1); out['sampler'] = [first, list(sampler)]
+print(json.dumps(out))
+`;
+    const py = JSON.parse(
+      execFileSync(PYTHON, ['-B', '-c', script, path.resolve(path.dirname(CLI), '../launch-template')], { input: JSON.stringify(input), encoding: 'utf8' }),
+    );
+    for (const [i, [s, e, n]] of orders.entries())
+      expect(py.orders[i], `seed ${s} epoch ${e} n ${n}`).toEqual(Array.from(Xoshiro128.fromSeed(s, e).permutation(n)));
+    expect(py.wide).toEqual(Array.from(resizedEmbeddingRows(wide, 40, 8, 45, 7)));
+    expect(py.narrow).toEqual(Array.from(resizedEmbeddingRows(narrow, 4, 8, 7, 3)));
+    const { Mulberry32 } = await import('@cllama/core');
+    const m = Mulberry32.scrambled(9);
+    const normals = Array.from({ length: 15 }, () => m.normal());
+    expect(Math.max(...normals.map((x, i) => Math.abs(x - py.normals[i])))).toBeLessThan(1e-12); // cos/sin/log of two libms
+    expect(py.sampler).toEqual([Array.from(Xoshiro128.fromSeed(42, 0).permutation(6)), Array.from(Xoshiro128.fromSeed(42, 1).permutation(6))]);
+  });
+});
+
+describe('requirements.txt of the folder', () => {
+  it('pins what npm run test:interop runs train.py with (interop/requirements.txt)', async () => {
+    const { REQUIREMENTS } = await import('../src/launch/plan.js');
+    const pins = (text: string) => new Map([...text.matchAll(/^([A-Za-z0-9_-]+)==(\S+)$/gm)].map((m) => [m[1]!.toLowerCase(), m[2]!]));
+    const interop = pins(await fs.readFile(path.join(FIXTURES, '../interop/requirements.txt'), 'utf8'));
+    const emitted = pins(REQUIREMENTS);
+    expect([...emitted.keys()].sort()).toEqual(['accelerate', 'numpy', 'peft', 'safetensors', 'sentencepiece', 'torch', 'transformers']);
+    for (const [name, version] of emitted) expect(interop.get(name), name).toBe(version);
+  });
+});

@@ -15,7 +15,9 @@ export interface EncodeCommandOptions {
 }
 
 const MAX_WARNINGS = 5;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a U+FEFF that opens the file (or a line) is text and is kept, as Python's open(encoding='utf-8'),
+// Python sentencepiece and transformers keep it and as `--text` passes it; TextDecoder would drop it
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Offset of the first byte that breaks UTF-8 (decoding ever longer prefixes would be quadratic: step by sequence). */
 export function firstInvalidUtf8(b: Uint8Array): number {
@@ -38,7 +40,9 @@ export function firstInvalidUtf8(b: Uint8Array): number {
  * The lines of a text file, streamed: one line and a 1 MiB read chunk in memory at a time. A line that
  * is not valid UTF-8 is skipped with a warning naming its line and the offset of the first bad byte
  * (the same rule as cllama-data's readers: never encode U+FFFD replacement characters silently in its
- * place); the first few are shown, then a count.
+ * place); the first few are shown, then a count. A byte-order mark (U+FEFF) at the start of the file or
+ * of a line is kept as a character, as `open(f, encoding='utf-8')` does in Python (strip it yourself, or
+ * re-save the file without it, if it is not meant as text).
  */
 export async function* utf8Lines(file: string, warn: (line: string) => void): AsyncGenerator<string> {
   let bad = 0;

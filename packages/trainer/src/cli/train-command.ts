@@ -4,7 +4,9 @@ import type { BackendChoice } from '../backend.js';
 import { backendOption, reportBackend } from './common.js';
 import { addTrainOptions, resolveArgs, type TrainMode } from '../train/options.js';
 import { dryRunPlan, formatPlan } from '../train/plan.js';
+import * as path from 'node:path';
 import { emitLaunchFolder } from '../launch/emit.js';
+import { shellWord } from '../launch/plan.js';
 import { runTrainingSession } from '../train/session.js';
 
 export function trainCommand(mode: TrainMode, description: string): Command {
@@ -28,7 +30,7 @@ export function trainCommand(mode: TrainMode, description: string): Command {
               eval_records: summary.eval?.count ?? 0,
               not_applicable: plan.notApplicableGiven.map((f) => f.flag),
             })
-          : `wrote ${dir}: ${summary.train.count} train records (${summary.train.numTokens} tokens)${ev}, ${plan.trainKind} training\nrun it: bash ${dir}/launch.sh   (see ${dir}/README.md)`,
+          : `wrote ${dir}: ${summary.train.count} train records (${summary.train.numTokens} tokens)${ev}, ${plan.trainKind} training\nrun it: bash ${shellWord(path.join(dir, 'launch.sh'))}   (see ${path.join(dir, 'README.md')})`,
       );
       return;
     }

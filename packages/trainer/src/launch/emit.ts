@@ -11,6 +11,9 @@
  *   train.py     the template shipped in the package (launch-template/train.py)
  *   launch.sh, ds_zero2.json, requirements.txt, README.md, launch.json (plan.ts)
  *
+ * Every path recorded there is absolute (withAbsolutePaths), so launch.sh runs from any directory. A
+ * launch folder inside --output-dir is refused up front (train.py would refuse that output folder).
+ *
  * An existing non-empty folder is never replaced: the emitted folder may hold a user's edits, so the
  * user removes it or picks another path.
  */
@@ -92,9 +95,15 @@ async function validate(args: TrainArgs, dir: string): Promise<void> {
     );
   }
   const resolvedTarget = path.resolve(dir);
-  if (path.resolve(args.outputDir) === resolvedTarget)
+  const outputDir = path.resolve(args.outputDir);
+  if (outputDir === resolvedTarget)
     throw new LaunchError(
       '--emit-launch and --output-dir are the same folder; train.py writes its results to --output-dir, give the launch folder another path',
+    );
+  const inside = path.relative(outputDir, resolvedTarget);
+  if (!inside.startsWith('..') && !path.isAbsolute(inside))
+    throw new LaunchError(
+      `--emit-launch ${dir} is inside --output-dir ${args.outputDir}; train.py refuses an output folder that holds other files, so put the launch folder beside it`,
     );
   await readLlamaConfig(args.modelNameOrPath).catch((err: Error) => {
     throw new LaunchError(`--model-name-or-path ${args.modelNameOrPath}: ${err.message}`);
@@ -202,10 +211,31 @@ export interface EmitResult {
   summary: DataSummary;
 }
 
-export async function emitLaunchFolder(args: TrainArgs, opts: EmitOptions = {}): Promise<EmitResult> {
-  if (!args.emitLaunch) throw new LaunchError('--emit-launch <dir> is required here');
+/**
+ * The flags with every path made absolute (resolved against this process's working directory): launch.sh,
+ * launch.json and train.py then find the model, adapter and output folder wherever they are started.
+ */
+export function withAbsolutePaths(args: TrainArgs): TrainArgs {
+  const abs = (p: string | undefined) => (p === undefined ? undefined : path.resolve(p));
+  return {
+    ...args,
+    modelNameOrPath: path.resolve(args.modelNameOrPath),
+    tokenizerNameOrPath: path.resolve(args.tokenizerNameOrPath),
+    datasetDir: path.resolve(args.datasetDir),
+    outputDir: path.resolve(args.outputDir),
+    dataCacheDir: abs(args.dataCacheDir),
+    validationFile: abs(args.validationFile),
+    peftPath: abs(args.peftPath),
+    resumeFromCheckpoint: abs(args.resumeFromCheckpoint),
+    emitLaunch: abs(args.emitLaunch),
+  };
+}
+
+export async function emitLaunchFolder(given: TrainArgs, opts: EmitOptions = {}): Promise<EmitResult> {
+  if (!given.emitLaunch) throw new LaunchError('--emit-launch <dir> is required here');
+  const args = withAbsolutePaths(given);
   if (endianness() !== 'LE') throw new LaunchError('the exported token files are little-endian; this host is big-endian');
-  const dir = path.resolve(args.emitLaunch);
+  const dir = args.emitLaunch!;
   const plan = buildLaunchPlan(args, opts.rawFlags, opts.extraGiven);
   await validate(args, dir);
   const template = await fs.readFile(trainPyTemplatePath(), 'utf8');

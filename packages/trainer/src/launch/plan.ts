@@ -332,28 +332,35 @@ export function deepSpeedZero2(): Record<string, unknown> {
   };
 }
 
-/** Pinned versions (the newest releases of each at the time of writing); deepspeed optional. */
+/** Pinned to what `npm run test:interop` runs train.py with (interop/requirements.txt); deepspeed optional. */
 export const REQUIREMENTS = [
-  '# train.py needs these; the versions are pinned so a cluster gets what was checked.',
+  '# train.py needs these; the versions are the ones CI runs this folder with (npm run test:interop, torchrun on CPU).',
   '# It also runs on transformers 4.46+ and peft 0.13+ (renamed TrainingArguments are mapped at run time).',
-  'torch==2.11.0',
-  'transformers==5.23.0',
-  'peft==0.21.2',
+  'torch==2.13.0',
+  'transformers==5.18.0',
+  'peft==0.21.0',
   'accelerate==1.15.0',
   'safetensors==0.8.0',
-  'sentencepiece==0.2.3',
-  'numpy==2.5.5',
-  '# optional: ZeRO-2 across GPUs/nodes; train.py falls back to plain torchrun DDP without it (and says so)',
-  '# deepspeed==0.19.8',
+  'sentencepiece==0.2.2',
+  'numpy==2.4.6',
+  '# optional: ZeRO-2 across GPUs/nodes; train.py falls back to plain torchrun DDP without it (and says so).',
+  '# 0.19.6 built from source ran ds_zero2.json on 2 CPU processes (docs/recipe.md)',
+  '# deepspeed==0.19.6',
   '',
 ].join('\n');
 
 const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/** A path as one shell word: as it is when it is plainly safe, else single-quoted (for the printed "run it:" line). */
+export function shellWord(s: string): string {
+  return /^[A-Za-z0-9_./@%+=:,-]+$/.test(s) ? s : sh(s);
+}
+
 /** torchrun wrapper: nodes × GPUs from flags or environment; everything else goes to train.py. */
 export function launchScript(py: LaunchPlan['trainPyArgs']): string {
   return `#!/usr/bin/env bash
-# torchrun launcher written by cllama-train --emit-launch. Defaults: 1 node x every local GPU.
+# torchrun launcher written by cllama-train --emit-launch. Defaults: 1 node x every local GPU (1 process without CUDA;
+# --nproc_per_node N runs N data-parallel CPU processes). The recorded paths are absolute: run it from anywhere.
 #   bash launch.sh                                   # this machine, all GPUs
 #   NPROC_PER_NODE=1 bash launch.sh --max_steps 10   # one GPU; extra arguments go to train.py
 #   # N nodes x M GPUs: on node r (0..N-1), with node 0 reachable as MASTER_ADDR
@@ -390,8 +397,15 @@ done
 if [ -z "$NPROC_PER_NODE" ]; then
   NPROC_PER_NODE="$(python3 -c 'import torch; print(max(torch.cuda.device_count(), 1))')"
 fi
+# CPU threads per process: the cores shared out between the local processes (torchrun would set 1)
+if [ -z "\${OMP_NUM_THREADS:-}" ]; then
+  CORES="$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)"
+  OMP_NUM_THREADS=$(( CORES / NPROC_PER_NODE ))
+  [ "$OMP_NUM_THREADS" -ge 1 ] || OMP_NUM_THREADS=1
+  export OMP_NUM_THREADS
+fi
 if command -v torchrun >/dev/null 2>&1; then RUN=(torchrun); else RUN=(python3 -m torch.distributed.run); fi
-echo "launch.sh: $NNODES node(s) x $NPROC_PER_NODE process(es), node rank $NODE_RANK, master $MASTER_ADDR:$MASTER_PORT" >&2
+echo "launch.sh: $NNODES node(s) x $NPROC_PER_NODE process(es), node rank $NODE_RANK, master $MASTER_ADDR:$MASTER_PORT, $OMP_NUM_THREADS thread(s) each" >&2
 exec "\${RUN[@]}" --nnodes "$NNODES" --nproc_per_node "$NPROC_PER_NODE" --node_rank "$NODE_RANK" \\
   --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \\
   "$HERE/train.py" --model_name_or_path "$MODEL_PATH" --output_dir "$OUTPUT_DIR" \\

@@ -494,6 +494,24 @@ export class LlamaModel {
   }
 
   /**
+   * Gives a tied model its own `lm_head.weight`, a copy of embed_tokens (on the device, every backend),
+   * and marks the config untied. What PEFT does on a tied model with `modules_to_save` embed_tokens
+   * and/or lm_head: each named module gets its own trainable copy, the other keeps the shared base
+   * weight — so from then on input and output embeddings differ. No-op on an untied model.
+   */
+  untieWordEmbeddings(): void {
+    this.assertAlive();
+    if (!this.config.tieWordEmbeddings) return;
+    if (this.lora) throw new ModelError('untie the word embeddings before attaching LoRA');
+    const embed = this.param('model.embed_tokens.weight');
+    const copy = tf.clone(embed);
+    this.params.set('lm_head.weight', tf.variable(copy, true, `${this.variableName('lm_head.weight')}#untied`));
+    copy.dispose();
+    this.config.tieWordEmbeddings = false;
+    this.config.raw = { ...this.config.raw, tie_word_embeddings: false };
+  }
+
+  /**
    * Adds LoRA A/B variables (PEFT semantics: y = W x + B A dropout(x) · alpha / r) to every
    * projection matched by `config.targetModules`. `tensors` (PEFT key names) loads a trained
    * adapter; otherwise A is kaiming-uniform and B zero, as PEFT initialises them. Seeded.

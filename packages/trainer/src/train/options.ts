@@ -370,6 +370,7 @@ export function validateArgs(a: TrainArgs): TrainArgs {
   need(a.saveTotalLimit === undefined || a.saveTotalLimit >= 1, `--save-total-limit must be >= 1, got ${a.saveTotalLimit}`);
   need(a.evalSteps === undefined || a.evalSteps >= 1, `--eval-steps must be >= 1, got ${a.evalSteps}`);
   need(a.stage === 1 || a.stage === 2 || a.stage === 'full', `--stage must be 1, 2 or full, got ${a.stage}`);
+  need(a.emitLaunch === undefined || a.emitLaunch.trim() !== '', '--emit-launch needs a folder to write (got an empty path)');
   need(a.doTrain || a.dryRun, '--do-train false (evaluation only) is not a training run: use `cllama-train score` to evaluate a model or adapter');
   // the optimizer and schedule ranges of torch.optim.AdamW / HF TrainingArguments, checked before anything is created
   need(a.warmupRatio >= 0 && a.warmupRatio <= 1, `--warmup-ratio must be in [0, 1], got ${a.warmupRatio}`);

@@ -39,7 +39,9 @@ export async function dryRunPlan(args: TrainArgs, opts: { numTrainExamples?: num
   const config = await readLlamaConfig(args.modelNameOrPath);
   const vocabSize = args.tokenizerNameOrPath ? (await loadTokenizer(args.tokenizerNameOrPath)).vocabSize : config.vocabSize;
   const plan = trainablePlan(args);
-  const resized: LlamaConfig = { ...config, vocabSize };
+  // a tied base with embed_tokens / lm_head in modules_to_save trains them as two copies (untied, as PEFT does)
+  const untied = config.tieWordEmbeddings && plan.kind === 'lora' && plan.modulesToSave.some((m) => m === 'embed_tokens' || m === 'lm_head');
+  const resized: LlamaConfig = { ...config, vocabSize, ...(untied ? { tieWordEmbeddings: false } : {}) };
   const counted =
     plan.kind === 'embeddings'
       ? countParameters(resized, { trainInPlace: ['embed_tokens'] })

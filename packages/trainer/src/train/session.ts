@@ -27,7 +27,7 @@ import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
 import { activeBackend, initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
 import { checkModelMemory, trainingMemoryJob } from '../memory.js';
 import { loadLlama, saveLlama } from '../model/io.js';
-import { applySavedWeights, readAdapterTensors, assignChecked, loraTensorsOf, restoreAdapterTensors } from '../model/adapter.js';
+import { applySavedWeights, readAdapterTensors, assignChecked, loraTensorsOf, restoreAdapterTensors, untieForSavedEmbeddings } from '../model/adapter.js';
 import type { LlamaModel } from '../model/llama.js';
 import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, planOutputDir, prepareOutputDir } from './checkpoint.js';
 import {
@@ -107,6 +107,8 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
         inferenceMode: false,
       };
     }
+    // PEFT on a tied model: modules_to_save embed_tokens / lm_head are trained as separate copies
+    untieForSavedEmbeddings(model, lora.modulesToSave);
     const loraTensors = loaded ? loraTensorsOf(loaded.tensors) : undefined;
     model.attachLora({ r: lora.r, loraAlpha: lora.loraAlpha, loraDropout: lora.loraDropout, targetModules: lora.targetModules }, loraTensors, args.seed);
     if (loaded) applySavedWeights(model, loaded.tensors, lora.modulesToSave.map(moduleWeight), args.peftPath!);
