@@ -23,6 +23,8 @@
  *                   one ORT call; the gradient norm's Σ g² without writing g² out
  *   UnsortedSegmentSum (the embedding gradient) → one pass over the rows in JS; tfjs-cpu's kernel
  *                   runs a mask-and-sum per segment, O(vocabulary × tokens), minutes on a real vocab
+ *   CllamaDecoderLayer, CllamaDecoderLayerGrad → a whole decoder layer's forward / backward as one
+ *                   ORT graph each (src/native/decoder-layer.ts)
  *
  * through src/native/ort.ts (synchronous native calls on the arrays in place). Elementwise kernels
  * stay the cpu backend's JS loops. Non-float32 inputs go to the cpu kernels.
@@ -44,6 +46,8 @@ import {
 import { ArrayPool } from './pool.js';
 import { ADAMW_KERNEL, adamwUpdate, HEAD_SOFTMAX_KERNEL, SUM_OF_SQUARES_KERNEL, sumOfSquares, type AdamWKernelAttrs } from './fused.js';
 import type { OrtRuntime } from './ort.js';
+import { registerDecoderLayerKernels } from './decoder-layer.js';
+import { f32, prod, type CpuBackend, type KernelFn } from './kernel-util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
 
@@ -58,26 +62,11 @@ const POOL_BYTES = Math.min(1024 ** 3, totalmem() / 16);
 const UNARY: UnaryOp[] = ['Square', 'Sqrt', 'Rsqrt', 'Floor'];
 const REDUCE: ReduceOp[] = ['Sum', 'Max', 'Mean'];
 
-type CpuBackend = tf.KernelBackend & {
-  data: { get(id: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo;
-};
-type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: CpuBackend; attrs?: Record<string, unknown> };
-type KernelFn = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
-
 function cpuKernel(name: string): KernelFn {
   const k = tf.getKernel(name, 'cpu');
   if (!k) throw new Error(`tfjs-backend-cpu has no ${name} kernel`);
   return k.kernelFunc as unknown as KernelFn;
 }
-
-function f32(backend: CpuBackend, t: tf.TensorInfo): Float32Array | undefined {
-  if (t.dtype !== 'float32') return undefined;
-  const v = backend.data.get(t.dataId).values;
-  return v instanceof Float32Array ? v : undefined;
-}
-
-const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
 
 /** op(A) @ op(B) natively when the shapes allow it, else undefined (the caller falls back to cpu). */
 function nativeMatMul(ort: OrtRuntime, backend: CpuBackend, a: tf.TensorInfo, b: tf.TensorInfo, transA: boolean, transB: boolean): tf.TensorInfo | undefined {
@@ -357,6 +346,9 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
       return args.backend.makeTensorInfo(shape, 'float32', reduceRows(op, xv, rowLength));
     });
   }
+
+  // a decoder layer's forward and backward as one ORT graph each (src/model/fused-layer.ts runs them)
+  registerDecoderLayerKernels(ort, NATIVE_BACKEND_NAME);
 
   // AdamW in one pass (src/train/adamw.ts runs it when the kernel is there)
   registerKernel(ADAMW_KERNEL, (args) => {

@@ -83,3 +83,46 @@ export function adamwUpdate(
   }
   return { p: po, m: mo, v: vo };
 }
+
+/**
+ * One LLaMA decoder layer (src/model/llama.ts `decoderLayer`: RMSNorm, q/k/v/o with LoRA branches and
+ * their dropout, rotary, causal softmax attention with grouped-query heads, RMSNorm, SwiGLU MLP, both
+ * residuals) as one kernel. The op chain stays the definition; src/model/fused-layer.ts runs this
+ * kernel where the backend has it, under tf.customGrad with DECODER_LAYER_GRAD_KERNEL as its gradient.
+ *
+ * Inputs: x [B, T, hidden]; cos, sin [T, headDim]; bias [B|1, 1, T, T]; input_layernorm,
+ * post_attention_layernorm [hidden]; q_proj … down_proj (HF layout [out, in]); `<proj>.lora_A` [r, in]
+ * and `<proj>.lora_B` [out, r] for each projection in attrs.lora.
+ * Outputs: y [B, T, hidden]; then one keep mask per LoRA projection with dropout (bool [B, T, in],
+ * drawn as tf.dropout(x, rate, undefined, seed) would, in attrs.lora order); then, when attrs.save,
+ * the values the backward reads (which and how many is the backend's business).
+ */
+export const DECODER_LAYER_KERNEL = 'CllamaDecoderLayer';
+
+/**
+ * The decoder layer's backward. Inputs: dy, the forward's inputs, `<proj>.mask` for each mask the
+ * forward returned, and `saved.<i>` for the forward's i-th saved value unless attrs.recompute (then the forward
+ * is run again inside the kernel: gradient checkpointing). Outputs: the gradients of attrs.wanted, in
+ * order (`x`, a projection or norm name, or `<proj>.lora_A` / `<proj>.lora_B`).
+ */
+export const DECODER_LAYER_GRAD_KERNEL = 'CllamaDecoderLayerGrad';
+
+export interface DecoderLayerAttrs {
+  hidden: number;
+  intermediate: number;
+  heads: number;
+  kvHeads: number;
+  eps: number;
+  lora: Array<{ module: string; rank: number; scaling: number }>;
+  /** LoRA dropout rate; 0 = no dropout (no masks). */
+  dropoutRate: number;
+  /** One dropout seed per entry of `lora` when dropoutRate > 0. */
+  seeds: number[];
+  /** Forward: also return the saved values (off under gradient checkpointing and without a tape). */
+  save: boolean;
+}
+
+export interface DecoderLayerGradAttrs extends Omit<DecoderLayerAttrs, 'save' | 'seeds'> {
+  recompute: boolean;
+  wanted: string[];
+}
