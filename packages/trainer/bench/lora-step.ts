@@ -7,6 +7,7 @@
  *        [--checkpointing] [--backend native] [--seq 512] [--steps 2] [--profile]
  *
  * --profile: a per-kernel time breakdown of the last step, forward and backward (bench/kernel-profile.ts).
+ * --no-fused-layers: the decoder layers as the op chain, where the backend has the fused layer kernel.
  */
 import { createLlamaConfig } from '@cllama/lora';
 import { initBackend, type BackendChoice } from '../src/backend.js';
@@ -68,6 +69,7 @@ const t = performance.now();
 const model = new LlamaModel(config, weights());
 model.attachLora({ r: 8, loraAlpha: 16, loraDropout: 0.05, targetModules: TARGETS }, undefined, 0);
 model.gradientCheckpointing = CHECKPOINTING;
+model.fusedLayers = !process.argv.includes('--no-fused-layers');
 const names = [...model.namedVariables((n) => n.includes('.lora_')).keys(), ...(MODULES_TO_SAVE.length ? ['model.embed_tokens.weight', 'lm_head.weight'] : [])];
 const chosen = new Set(names);
 model.setTrainable((n) => chosen.has(n));

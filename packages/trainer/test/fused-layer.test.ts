@@ -93,15 +93,17 @@ describe.skipIf(!ort.ok).each([
     model.gradientCheckpointing = checkpointing;
     model.train(true);
     model.reseedDropout(11);
+    const out: Grads = new Map();
+    let loss = Number.NaN;
     try {
-      return tf.tidy(() => {
+      tf.tidy(() => {
         const x = tf.tensor2d(ids, undefined, 'int32');
         const mask = tf.tensor2d(attention, undefined, 'int32');
         const { value, grads } = tf.variableGrads(() => model.loss(x, x, { attentionMask: mask }));
-        const out: Grads = new Map();
         for (const [name, g] of Object.entries(grads)) out.set(name, Float32Array.from(g.dataSync() as Float32Array));
-        return { loss: value.dataSync()[0]!, grads: out };
+        loss = value.dataSync()[0]!;
       });
+      return { loss, grads: out };
     } finally {
       model.fusedLayers = true;
       model.gradientCheckpointing = false;

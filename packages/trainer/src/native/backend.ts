@@ -17,6 +17,7 @@
  *                   which made it most of a training step
  *   Softmax (last axis), SplitV, Slice, Neg, Square, Sqrt, Rsqrt, Floor, and Sum / Max / Mean over
  *                 trailing axes → typed-array loops (tfjs-cpu calls a closure per element)
+ *   GatherV2, PadV2 → slice / row copies (src/native/gather.ts, pad.ts)
  *   Softmax       → ONNX Softmax from 32 Ki elements
  *   CllamaAdamW, CllamaHeadSoftmax, CllamaSumOfSquares → fused kernels (src/native/fused.ts): the
  *                   optimizer's update in one pass; the loss head's product, softmax and log-sum-exp in
@@ -47,6 +48,8 @@ import { ArrayPool } from './pool.js';
 import { ADAMW_KERNEL, adamwUpdate, HEAD_SOFTMAX_KERNEL, SUM_OF_SQUARES_KERNEL, sumOfSquares, type AdamWKernelAttrs } from './fused.js';
 import type { OrtRuntime } from './ort.js';
 import { registerDecoderLayerKernels } from './decoder-layer.js';
+import { gatherKernel } from './gather.js';
+import { padKernel } from './pad.js';
 import { f32, prod, type CpuBackend, type KernelFn } from './kernel-util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -157,6 +160,8 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
   const binary: BinaryOp[] = ['Add', 'Sub', 'Multiply', 'RealDiv'];
   const overridden = new Set<string>([
     'BatchMatMul',
+    'GatherV2',
+    'PadV2',
     '_FusedMatMul',
     'Transpose',
     'UnsortedSegmentSum',
@@ -217,7 +222,7 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     const ids = args.backend.data.get(segmentIds!.dataId).values;
     if (!xv || segmentIds!.shape.length !== 1 || !(ids instanceof Int32Array)) return cpuSegmentSum(args);
     const width = xv.length / ids.length;
-    const out = new Float32Array(numSegments * width);
+    const out = alloc(numSegments * width).fill(0);
     for (let r = 0; r < ids.length; r++) {
       const seg = ids[r]!;
       if (seg < 0 || seg >= numSegments) continue; // TF drops out-of-range ids
@@ -346,6 +351,9 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
       return args.backend.makeTensorInfo(shape, 'float32', reduceRows(op, xv, rowLength));
     });
   }
+
+  registerKernel('GatherV2', gatherKernel(cpuKernel('GatherV2'), alloc));
+  registerKernel('PadV2', padKernel(cpuKernel('PadV2'), alloc));
 
   // a decoder layer's forward and backward as one ORT graph each (src/model/fused-layer.ts runs them)
   registerDecoderLayerKernels(ort, NATIVE_BACKEND_NAME);

@@ -170,13 +170,19 @@ export function elementwiseModel(op: string, ranks: readonly number[]): Uint8Arr
 /**
  * The loss head's forward: X = A · Bᵀ (hidden states [n, H] times the head [V, H]), then
  * Y = softmax(X) and L = log Σ exp(X) over the vocabulary (L kept as [n, 1]); X stays inside ORT.
+ * L is read off the softmax: max(Y) = exp(max(X) − L), so L = max(X) − log max(Y) — two max passes
+ * instead of ONNX ReduceLogSumExp's generic reduction (measured ~0.1 s less on [1020, 49954]); max(Y)
+ * ≥ 1/V never underflows, so this is as exact as log Σ exp to a float32 ulp of L.
  */
 export function headSoftmaxModel(): Uint8Array {
   return model(
     [
       node('Gemm', ['A', 'B'], ['X'], [intAttr('transB', 1)]),
       node('Softmax', ['X'], ['Y'], [intAttr('axis', -1)]),
-      node('ReduceLogSumExp', ['X'], ['L'], [intsAttr('axes', [-1]), intAttr('keepdims', 1)]),
+      node('ReduceMax', ['X'], ['M'], [intsAttr('axes', [-1]), intAttr('keepdims', 1)]),
+      node('ReduceMax', ['Y'], ['P'], [intsAttr('axes', [-1]), intAttr('keepdims', 1)]),
+      node('Log', ['P'], ['LP']),
+      node('Sub', ['M', 'LP'], ['L']),
     ],
     [floatInput('A', 2), floatInput('B', 2)],
     [floatInput('Y', 2), floatInput('L', 2)],
