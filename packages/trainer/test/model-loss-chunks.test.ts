@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { fusedLinearCrossEntropy, referenceLinearCrossEntropy } from '../src/model/lm-head-loss.js';
 import { releaseHeadBlocks } from '../src/model/lm-head-blocks.js';
-import { MODEL_TEST_BACKENDS, PARITY_TEST_BACKENDS, useBackend, values } from './helpers.js';
+import { PARITY_TEST_BACKENDS, useBackend, values } from './helpers.js';
 
 const n = 10;
 const hiddenSize = 6;
