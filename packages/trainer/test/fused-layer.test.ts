@@ -11,7 +11,7 @@ import { createLlamaConfig } from '@cllama/lora';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { LlamaModel } from '../src/model/llama.js';
-import { dropoutKeepMask } from '../src/native/dropout-mask.js';
+import { dropoutKeepMask, dropoutKeepMasks, leastKept } from '../src/native/dropout-mask.js';
 import { loadOrt } from '../src/native/ort.js';
 
 const ort = await loadOrt({ env: {} });
@@ -36,6 +36,31 @@ describe('LoRA dropout masks (src/native/dropout-mask.ts)', () => {
         kept += mask[i]!;
       }
       expect(Math.abs(kept / n - (1 - rate))).toBeLessThan(0.05);
+    }
+  });
+
+  it('the keep test u ≥ leastKept(rate) is float32(u + keep) ≥ 1 for every float32 u near the boundary', () => {
+    const f = new Float32Array(1);
+    const bits = new Uint32Array(f.buffer);
+    for (const rate of [0.01, 0.05, 0.1, 0.123, 0.3, 0.5, 0.9]) {
+      const keep = Math.fround(1 - rate);
+      f[0] = leastKept(rate);
+      const base = bits[0]!;
+      let mismatches = 0;
+      for (let d = -20000; d <= 20000; d++) {
+        bits[0] = base + d;
+        if (Math.fround(f[0]! + keep) >= 1 !== f[0]! >= leastKept(rate)) mismatches++;
+      }
+      expect(mismatches, `rate ${rate}`).toBe(0);
+    }
+  });
+
+  it('drawn several streams at once (interleaved), each is the mask its seed alone gives', () => {
+    for (const count of [1, 2, 3, 4, 5, 7, 9]) {
+      const seeds = Array.from({ length: count }, (_, i) => 1000003 * i - 77);
+      const lengths = seeds.map((_, i) => 500 + ((i * 337) % 700)); // unequal: the groups' tails run alone
+      const together = dropoutKeepMasks(seeds, 0.2, lengths);
+      seeds.forEach((seed, i) => expect(together[i], `${count} streams, stream ${i}`).toEqual(dropoutKeepMask(seed, 0.2, lengths[i]!)));
     }
   });
 });

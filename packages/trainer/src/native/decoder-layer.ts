@@ -21,7 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backwardGraph, forwardGraph, gradOutputName, projectionShape, savedShapes, type DecoderLayerSpec, type Projection } from './decoder-layer-graph.js';
-import { dropoutKeepMask } from './dropout-mask.js';
+import { dropoutKeepMasks } from './dropout-mask.js';
 import { DECODER_LAYER_GRAD_KERNEL, DECODER_LAYER_KERNEL, type DecoderLayerAttrs, type DecoderLayerGradAttrs } from './fused.js';
 import { f32, type CpuBackend, type KernelArgs } from './kernel-util.js';
 import type { GraphTensor, OrtRuntime } from './ort.js';
@@ -88,11 +88,15 @@ export function registerDecoderLayerKernels(ort: OrtRuntime, backendName: string
     const masks: tf.TensorInfo[] = [];
     if (spec.dropoutRate > 0) {
       if (attrs.seeds.length !== spec.lora.length) throw new Error(`${DECODER_LAYER_KERNEL}: one dropout seed per LoRA projection is needed`);
+      const shapes = spec.lora.map((l) => [batch, seq, projectionShape(spec, l.module)[1]]);
+      const drawn = dropoutKeepMasks(
+        attrs.seeds,
+        spec.dropoutRate,
+        shapes.map((s) => batch * seq * s[2]!),
+      );
       spec.lora.forEach((l, i) => {
-        const shape = [batch, seq, projectionShape(spec, l.module)[1]];
-        const mask = dropoutKeepMask(attrs.seeds[i]!, spec.dropoutRate, batch * seq * shape[2]!);
-        feeds[`${l.module}.mask`] = { data: mask, dims: shape };
-        masks.push(backend.makeTensorInfo(shape, 'bool', mask));
+        feeds[`${l.module}.mask`] = { data: drawn[i]!, dims: shapes[i]! };
+        masks.push(backend.makeTensorInfo(shapes[i]!, 'bool', drawn[i]!));
       });
     }
     const saved = attrs.save ? savedShapes(spec, batch, seq) : {};
