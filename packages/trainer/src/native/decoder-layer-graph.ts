@@ -22,10 +22,11 @@
  *   - grouped-query attention without copies: the query heads that share a key/value head are laid out
  *     as one [groups · T, D] block ([B, kvHeads, groups · T, D] is a free reshape of [B, heads, T, D]),
  *     so q kᵀ, P v and the backward's products are one GEMM per key/value head, and the backward's sum
- *     over the group falls out of its GEMMs; only the [T, T] mask is repeated over the group;
- *   - the score scale and the LoRA scaling are GEMM alphas (FusedMatMul), so rounding differs from the
- *     chain's separate multiplications by float32 ulps;
- *   - the dropout mask arrives as uint8 (1 = keep) and the kept values are x · (1/keep), as tf.dropout's;
+ *     over the group falls out of its GEMMs; only the [T, T] mask comes repeated over the group
+ *     (`bias` is [B|1, 1, groups · T, T], made once per mask by the kernel);
+ *   - the dropout mask arrives as bool (true = keep): the dropped input is Where(mask, x, 0), and the
+ *     1/keep factor, the score scale and the LoRA scaling are GEMM alphas (FusedMatMul / Gemm), so
+ *     rounding differs from the chain's separate multiplications by float32 ulps;
  *   - the backward recomputes what is cheap (the norms' outputs, silu, the dropped inputs) from what
  *     the forward saved (see SAVED) — or, under gradient checkpointing, the whole forward from x.
  */
@@ -94,6 +95,7 @@ class LayerBuilder {
   readonly groups: number;
   readonly lora: Map<Projection, LayerLoraSpec>;
   private readonly keepScale: number;
+  private readonly droppedCache = new Map<string, string>();
 
   constructor(readonly spec: DecoderLayerSpec) {
     this.d = spec.hidden / spec.heads;
@@ -115,7 +117,7 @@ class LayerBuilder {
     for (const l of this.spec.lora) {
       g.input(`${l.module}.lora_A`, 2);
       g.input(`${l.module}.lora_B`, 2);
-      if (l.dropout) g.input(`${l.module}.mask`, 3, 'uint8');
+      if (l.dropout) g.input(`${l.module}.mask`, 3, 'bool');
     }
   }
 
@@ -124,12 +126,22 @@ class LayerBuilder {
     return this.g.op('FusedMatMul', [a, b], { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0, alpha: { f: opts.alpha ?? 1 } }, MS);
   }
 
-  /** X ⊙ mask · (1/keep) for a projection with dropout, else X. */
+  /** X with the dropped elements zeroed (the 1/keep factor is left to the GEMM that reads it), else X. */
   dropped(module: Projection, x: string): string {
     const l = this.lora.get(module);
     if (!l?.dropout) return x;
-    const mask = this.g.op('Mul', [this.g.op('Cast', [`${module}.mask`], { to: 1 }), this.g.scalar(this.keepScale)]);
-    return this.g.op('Mul', [x, mask]);
+    const key = `${module}:${x}`;
+    let d = this.droppedCache.get(key);
+    if (!d) {
+      d = this.g.op('Where', [`${module}.mask`, x, this.g.scalar(0)]);
+      this.droppedCache.set(key, d);
+    }
+    return d;
+  }
+
+  /** The factor `dropped` leaves out: 1/keep with dropout, else 1. */
+  dropScale(module: Projection): number {
+    return this.lora.get(module)?.dropout ? this.keepScale : 1;
   }
 
   /** x Wᵀ (+ s · (dropout(x) Aᵀ) Bᵀ); also returns t = dropout(x) Aᵀ for the backward. */
@@ -137,8 +149,8 @@ class LayerBuilder {
     const base = this.matMul(x, module, { transB: true });
     const l = this.lora.get(module);
     if (!l) return { y: base };
-    const t = this.matMul(this.dropped(module, x), `${module}.lora_A`, { transB: true });
-    const branch = this.g.op('Mul', [this.matMul(t, `${module}.lora_B`, { transB: true }), this.g.scalar(l.scaling)]);
+    const t = this.matMul(this.dropped(module, x), `${module}.lora_A`, { transB: true, alpha: this.dropScale(module) });
+    const branch = this.matMul(t, `${module}.lora_B`, { transB: true, alpha: l.scaling });
     return { y: this.g.op('Add', [base, branch]), t };
   }
 
@@ -183,14 +195,6 @@ class LayerBuilder {
     return this.g.op('Reshape', [x, this.g.ints([0, this.spec.heads, -1, this.d])]);
   }
 
-  /** The mask bias [Bb, 1, T, T] repeated over the group: [Bb, 1, groups·T, T]. */
-  groupedBias(): string {
-    if (this.groups === 1) return 'bias';
-    const g = this.g;
-    const expanded = g.op('Expand', [g.op('Unsqueeze', ['bias', g.ints([2])]), g.ints([1, 1, this.groups, 1, 1])]);
-    return g.op('Reshape', [expanded, g.ints([0, 0, -1, 0])]);
-  }
-
   /** The forward's values; `saved` names come from graph inputs when the backward does not recompute. */
   forward(): Record<string, string> {
     const g = this.g;
@@ -204,7 +208,7 @@ class LayerBuilder {
     v.qr = this.rotary(this.splitHeads(q.y, this.spec.heads));
     v.kr = this.rotary(this.splitHeads(k.y, this.spec.kvHeads));
     v.v = this.splitHeads(val.y, this.spec.kvHeads);
-    const scores = g.op('Add', [this.matMul(this.grouped(v.qr), v.kr, { transB: true, alpha: scale }), this.groupedBias()]);
+    const scores = g.op('Add', [this.matMul(this.grouped(v.qr), v.kr, { transB: true, alpha: scale }), 'bias']);
     v.probs = g.op('Softmax', [scores], { axis: -1 });
     v.merged = this.mergeHeads(this.ungrouped(g.op('MatMul', [v.probs, v.v])), this.spec.heads);
     const o = this.linear('o_proj', v.merged);
@@ -247,8 +251,11 @@ class LayerBuilder {
     const r = l.rank;
     if (want.has(`${module}.lora_B`)) grads[`${module}.lora_B`] = g.op('Gemm', [rows(dy, out), rows(t, r)], { transA: 1, alpha: { f: l.scaling } });
     const dt = this.matMul(dy, `${module}.lora_B`, { alpha: l.scaling });
-    if (want.has(`${module}.lora_A`)) grads[`${module}.lora_A`] = g.op('Gemm', [rows(dt, r), rows(this.dropped(module, x), inFeatures)], { transA: 1 });
-    const dxBranch = this.dropped(module, g.op('MatMul', [dt, `${module}.lora_A`]));
+    const keep = this.dropScale(module);
+    if (want.has(`${module}.lora_A`)) {
+      grads[`${module}.lora_A`] = g.op('Gemm', [rows(dt, r), rows(this.dropped(module, x), inFeatures)], { transA: 1, alpha: { f: keep } });
+    }
+    const dxBranch = this.dropped(module, this.matMul(dt, `${module}.lora_A`, { alpha: keep }));
     dx = g.op('Add', [dx, dxBranch]);
     return dx;
   }
@@ -277,8 +284,8 @@ class LayerBuilder {
     const dact = this.linearBackward('down_proj', act, v['down_proj.t'], 'dy', want, grads);
     const du = g.op('Mul', [dact, silu]);
     const dsilu = g.op('Mul', [dact, v.u!]);
-    // d silu / dg = σ(g) (1 + g (1 − σ(g)))
-    const dsdg = g.op('Mul', [sg, g.op('Add', [g.scalar(1), g.op('Mul', [v.g!, g.op('Sub', [g.scalar(1), sg])])])]);
+    // d silu / dg = σ(g) (1 + g (1 − σ(g))) = σ(g) + silu(g) (1 − σ(g))
+    const dsdg = g.op('Add', [sg, g.op('Mul', [silu, g.op('Sub', [g.scalar(1), sg])])]);
     const dg = g.op('Mul', [dsilu, dsdg]);
     const dn2 = g.op('Add', [
       this.linearBackward('gate_proj', n2, v['gate_proj.t'], dg, want, grads),

@@ -54,7 +54,26 @@ function specOf(attrs: Omit<DecoderLayerAttrs, 'save' | 'seeds'>): DecoderLayerS
   };
 }
 
-/** The float32 inputs every layer graph reads, in place. */
+/** The mask bias repeated over each group of query heads, made once per bias tensor (see the graph). */
+const groupedBiases = new WeakMap<object, { groups: number; data: Float32Array }>();
+
+function groupedBias(bias: GraphTensor, dataId: object, groups: number): GraphTensor {
+  const [bb, one, t, k] = bias.dims as [number, number, number, number];
+  if (groups === 1) return bias;
+  let cached = groupedBiases.get(dataId);
+  if (cached?.groups !== groups) {
+    const data = new Float32Array(bb * groups * t * k);
+    for (let b = 0; b < bb; b++) {
+      const rows = bias.data.subarray(b * t * k, (b + 1) * t * k);
+      for (let g = 0; g < groups; g++) data.set(rows, (b * groups + g) * t * k);
+    }
+    cached = { groups, data };
+    groupedBiases.set(dataId, cached);
+  }
+  return { data: cached.data, dims: [bb, one, groups * t, k] };
+}
+
+/** The float32 inputs every layer graph reads, in place (the bias grouped). */
 function layerFeeds(backend: CpuBackend, inputs: Record<string, tf.TensorInfo>, spec: DecoderLayerSpec, kernel: string): Record<string, GraphTensor> {
   const feeds: Record<string, GraphTensor> = {};
   const take = (name: string) => {
@@ -64,6 +83,9 @@ function layerFeeds(backend: CpuBackend, inputs: Record<string, tf.TensorInfo>, 
     feeds[name] = { data, dims: t.shape };
   };
   for (const name of FORWARD_INPUTS) take(name);
+  const bias = inputs.bias!;
+  if (bias.shape.length !== 4 || bias.shape[1] !== 1) throw new Error(`${kernel}: bias must be [batch|1, 1, seq, seq], got [${bias.shape}]`);
+  feeds.bias = groupedBias(feeds.bias!, bias.dataId, spec.heads / spec.kvHeads);
   for (const l of spec.lora) {
     take(`${l.module}.lora_A`);
     take(`${l.module}.lora_B`);

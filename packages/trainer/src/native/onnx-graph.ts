@@ -74,6 +74,7 @@ class Writer {
 const FLOAT = 1; // TensorProto.DataType.FLOAT
 const UINT8 = 2;
 const INT64 = 7;
+const BOOL = 9;
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
 const ATTR_INTS = 7;
@@ -204,9 +205,9 @@ export class OnnxGraph {
   private readonly constants = new Map<string, string>();
   private next = 0;
 
-  /** A float input (or uint8, for masks) of the given rank. */
-  input(name: string, rank: number, type: 'float32' | 'uint8' = 'float32'): string {
-    this.inputs.push(floatInput(name, rank, type === 'uint8' ? UINT8 : FLOAT));
+  /** A float input (or bool / uint8, for masks) of the given rank. */
+  input(name: string, rank: number, type: 'float32' | 'uint8' | 'bool' = 'float32'): string {
+    this.inputs.push(floatInput(name, rank, type === 'uint8' ? UINT8 : type === 'bool' ? BOOL : FLOAT));
     return name;
   }
 
