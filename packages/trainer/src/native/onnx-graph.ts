@@ -197,8 +197,19 @@ export type AttrValue = number | { f: number } | number[];
  * A graph written node by node. Every value is named (`v<n>` unless given a name); inputs and outputs
  * have symbolic dimensions; constants are initializers (int64 lists for shapes and axes, float scalars).
  */
+interface NodeSpec {
+  type: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Writer[];
+  domain: string;
+}
+
 export class OnnxGraph {
-  private readonly nodes: Writer[] = [];
+  private readonly nodes: NodeSpec[] = [];
+  private readonly inputNames = new Set<string>();
+  /** Value → new name, for values that became graph outputs (see `output`). */
+  private readonly renamed = new Map<string, string>();
   private readonly inputs: Writer[] = [];
   private readonly outputs: Writer[] = [];
   private readonly initializers: Writer[] = [];
@@ -208,12 +219,21 @@ export class OnnxGraph {
   /** A float input (or bool / uint8, for masks) of the given rank. */
   input(name: string, rank: number, type: 'float32' | 'uint8' | 'bool' = 'float32'): string {
     this.inputs.push(floatInput(name, rank, type === 'uint8' ? UINT8 : type === 'bool' ? BOOL : FLOAT));
+    this.inputNames.add(name);
     return name;
   }
 
-  /** Makes `value` a graph output named `name` (an Identity when the names differ). */
+  /**
+   * Makes `value` a graph output named `name`. A node's value is renamed (no copy: onnxruntime keeps an
+   * Identity in front of a graph output, a copy per run); an input, a constant or a value that is
+   * already an output goes through an Identity.
+   */
   output(name: string, value: string, rank: number): void {
-    if (value !== name) this.nodes.push(node('Identity', [value], [name]));
+    if (value !== name) {
+      const renamable = !this.inputNames.has(value) && !this.renamed.has(value) && this.nodes.some((n) => n.outputs.includes(value));
+      if (renamable) this.renamed.set(value, name);
+      else this.nodes.push({ type: 'Identity', inputs: [value], outputs: [name], attrs: [], domain: '' });
+    }
     this.outputs.push(floatInput(name, rank));
   }
 
@@ -258,14 +278,15 @@ export class OnnxGraph {
   opN(type: string, inputs: string[], count: number, attrs: Record<string, AttrValue> = {}, domain = ''): string[] {
     const outs = Array.from({ length: count }, () => `v${this.next++}`);
     const a = Object.entries(attrs).map(([k, v]) => (Array.isArray(v) ? intsAttr(k, v) : typeof v === 'number' ? intAttr(k, v) : floatAttr(k, v.f)));
-    this.nodes.push(node(type, inputs, outs, a, domain));
+    this.nodes.push({ type, inputs, outputs: outs, attrs: a, domain });
     return outs;
   }
 
   /** The ModelProto bytes (IR 8; opsets ai.onnx 17 and com.microsoft 1). */
   bytes(): Uint8Array {
     const graph = new Writer();
-    for (const n of this.nodes) graph.message(1, n);
+    const name = (v: string) => this.renamed.get(v) ?? v;
+    for (const n of this.nodes) graph.message(1, node(n.type, n.inputs.map(name), n.outputs.map(name), n.attrs, n.domain));
     graph.string(2, 'cllama');
     for (const t of this.initializers) graph.message(5, t);
     for (const i of this.inputs) graph.message(11, i);
