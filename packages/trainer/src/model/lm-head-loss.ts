@@ -166,9 +166,8 @@ export function fusedLinearCrossEntropy(
         const scale = tf.mul(tf.tensor1d(weights), tf.div(dy, Math.max(count, 1)));
         const headLogits = keepProbs ? undefined : logitsOf(head, sw);
         const hiddenGrads: tf.Tensor[] = [];
-        // d lmHead is accumulated transposed, [hidden, vocab], so each chunk only transposes hc — except
-        // where transpose flags are free (native): there it is Pᵀ · (scale · hc) directly, [vocab, hidden].
-        const flagsFree = transposeFlagsAreFree();
+        // d lmHead is accumulated transposed, [hidden, vocab], so each chunk only transposes hc (on
+        // native too: (scale · hc)ᵀ · P and one transpose ran faster than Pᵀ · (scale · hc), measured)
         let lmHeadGradT: tf.Tensor | undefined;
         for (const [index, [start, size]] of chunks.entries()) {
           // tf.tidy per chunk: the [chunk, vocab] intermediates are freed before the next chunk
@@ -184,7 +183,7 @@ export function fusedLinearCrossEntropy(
             const products = probs.map((p, j) => tf.matMul(p, blocks[j]!));
             const dhc = tf.mul(tf.sub(products.length === 1 ? products[0]! : tf.addN(products), tf.gather(sw, targetIds(start, size))), sc);
             if (!headTrains) return [dhc];
-            const part = flagsFree ? matMulAT(probs[0]!, tf.mul(hc, sc)) : matMulAT(tf.mul(hc, sc), probs[0]!);
+            const part = matMulAT(tf.mul(hc, sc), probs[0]!);
             return [dhc, lmHeadGradT ? tf.add(lmHeadGradT, part) : part];
           });
           hiddenGrads.push(dh!);
@@ -197,7 +196,7 @@ export function fusedLinearCrossEntropy(
         if (!headTrains) return [hiddenGrad, tf.zeros(sw.shape)];
         // …and the onehot part of dW is a row scatter of the scaled hidden states.
         const oneHotPart = scatterAddRows(safeTargets, tf.mul(sh, tf.reshape(scale, [n, 1])) as tf.Tensor2D, vocab);
-        return [hiddenGrad, tf.sub(flagsFree ? lmHeadGradT! : tf.transpose(lmHeadGradT!), oneHotPart)];
+        return [hiddenGrad, tf.sub(tf.transpose(lmHeadGradT!), oneHotPart)];
       },
     };
   });
