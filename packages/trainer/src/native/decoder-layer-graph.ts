@@ -22,13 +22,14 @@
  *   - grouped-query attention without copies: the query heads that share a key/value head are laid out
  *     as one [groups · T, D] block ([B, kvHeads, groups · T, D] is a free reshape of [B, heads, T, D]),
  *     so q kᵀ, P v and the backward's products are one GEMM per key/value head, and the backward's sum
- *     over the group falls out of its GEMMs; only the [T, T] mask comes repeated over the group
- *     (`bias` is [B|1, 1, groups · T, T], made once per mask by the kernel);
- *   - the dropout mask arrives as bool (true = keep): the dropped input is Where(mask, x, 0), and the
- *     1/keep factor, the score scale and the LoRA scaling are GEMM alphas (FusedMatMul / Gemm), so
- *     rounding differs from the chain's separate multiplications by float32 ulps;
+ *     over the group falls out of its GEMMs; only the [T, T] mask comes repeated over the heads
+ *     (`bias` is [B|1, kvHeads, groups · T, T], made once per mask by the kernel);
+ *   - the dropout mask arrives as bool (true = keep): the dropped input is x · float(mask) (one Cast
+ *     per mask, shared by the forward and the backward; Where ran slower), and the 1/keep factor, the
+ *     score scale and the LoRA scaling are GEMM alphas (FusedMatMul / Gemm), so rounding differs from
+ *     the chain's separate multiplications by float32 ulps;
  *   - the backward recomputes what is cheap (the norms' outputs, silu, the dropped inputs) from what
- *     the forward saved (see SAVED) — or, under gradient checkpointing, the whole forward from x.
+ *     the forward saved (savedShapes) — or, under gradient checkpointing, the whole forward from x.
  */
 import { OnnxGraph } from './onnx-graph.js';
 
@@ -133,10 +134,21 @@ class LayerBuilder {
     const key = `${module}:${x}`;
     let d = this.droppedCache.get(key);
     if (!d) {
-      d = this.g.op('Where', [`${module}.mask`, x, this.g.scalar(0)]);
+      d = this.g.op('Mul', [x, this.maskValue(module)]);
       this.droppedCache.set(key, d);
     }
     return d;
+  }
+
+  /** A projection's mask as 0/1 floats (one Cast per graph). */
+  private maskValue(module: Projection): string {
+    const key = `${module}:mask`;
+    let m = this.droppedCache.get(key);
+    if (!m) {
+      m = this.g.op('Cast', [`${module}.mask`], { to: 1 });
+      this.droppedCache.set(key, m);
+    }
+    return m;
   }
 
   /** The factor `dropped` leaves out: 1/keep with dropout, else 1. */

@@ -30,11 +30,29 @@ export const HEAD_SOFTMAX_KERNEL = 'CllamaHeadSoftmax';
 /** Σ x² over a whole float32 tensor, as a scalar (the gradient norm's per-tensor part). */
 export const SUM_OF_SQUARES_KERNEL = 'CllamaSumOfSquares';
 
-/** Σ x² in float64, one pass (tf.sum(tf.square(x)) writes the squares out first). */
+/**
+ * Σ x² in float64, one pass (tf.sum(tf.square(x)) writes the squares out first), with four partial
+ * sums so that the additions do not wait on each other (~2× faster than one running sum).
+ */
 export function sumOfSquares(x: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i]! * x[i]!;
-  return s;
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  const n = x.length;
+  const n4 = n - (n % 4);
+  for (let i = 0; i < n4; i += 4) {
+    const a = x[i]!;
+    const b = x[i + 1]!;
+    const c = x[i + 2]!;
+    const d = x[i + 3]!;
+    s0 += a * a;
+    s1 += b * b;
+    s2 += c * c;
+    s3 += d * d;
+  }
+  for (let i = n4; i < n; i++) s0 += x[i]! * x[i]!;
+  return s0 + s1 + (s2 + s3);
 }
 
 /** True when the active backend has a kernel registered under `name`. */
@@ -73,13 +91,14 @@ export function adamwUpdate(
   const vo = alloc(n);
   for (let i = 0; i < n; i++) {
     const gi = g[i]!;
-    const mi = m[i]! + (gi - m[i]!) * oneMinusB1;
-    const vi = v[i]! * b2 + gi * gi * oneMinusB2;
+    const mPrev = m[i]!;
+    // the stored (float32) moments are what the next step and a checkpoint see
+    const mi = Math.fround(mPrev + (gi - mPrev) * oneMinusB1);
+    const vi = Math.fround(v[i]! * b2 + gi * gi * oneMinusB2);
     mo[i] = mi;
     vo[i] = vi;
-    // the stored (float32) moments are what the next step and a checkpoint see;
     // m / (√v / bc2 + ε) · step = m · (step · bc2) / (√v + ε · bc2): one division fewer
-    po[i] = p[i]! * decay - (mo[i]! * stepBc2) / (Math.sqrt(vo[i]!) + epsBc2);
+    po[i] = p[i]! * decay - (mi * stepBc2) / (Math.sqrt(vi) + epsBc2);
   }
   return { p: po, m: mo, v: vo };
 }
