@@ -11,7 +11,7 @@ import { createLlamaConfig } from '@cllama/lora';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { LlamaModel } from '../src/model/llama.js';
-import { dropoutKeepMask, dropoutKeepMasks, leastKept } from '../src/native/dropout-mask.js';
+import { dropoutKeepMask, dropoutKeepMasks, leastKeptDraw } from '../src/native/dropout-mask.js';
 import { loadOrt } from '../src/native/ort.js';
 
 const ort = await loadOrt({ env: {} });
@@ -39,17 +39,20 @@ describe('LoRA dropout masks (src/native/dropout-mask.ts)', () => {
     }
   });
 
-  it('the keep test u ≥ leastKept(rate) is float32(u + keep) ≥ 1 for every float32 u near the boundary', () => {
-    const f = new Float32Array(1);
-    const bits = new Uint32Array(f.buffer);
+  it('the keep test draw ≥ leastKeptDraw(rate) is float32(float32(draw) + keep) ≥ 1 for every float64 draw near the boundary', () => {
+    const d = new Float64Array(1);
+    const bits = new BigUint64Array(d.buffer);
+    // 0.3: the boundary midpoint ties downwards (an odd float32 above it); 0.05, 0.1: upwards
     for (const rate of [0.01, 0.05, 0.1, 0.123, 0.3, 0.5, 0.9]) {
       const keep = Math.fround(1 - rate);
-      f[0] = leastKept(rate);
+      const least = leastKeptDraw(rate);
+      d[0] = least;
       const base = bits[0]!;
       let mismatches = 0;
-      for (let d = -20000; d <= 20000; d++) {
-        bits[0] = base + d;
-        if (Math.fround(f[0]! + keep) >= 1 !== f[0]! >= leastKept(rate)) mismatches++;
+      // float64 neighbours of the threshold, then float64s a float32 ulp or so apart
+      for (let k = -3000; k <= 3000; k++) {
+        bits[0] = base + BigInt(k);
+        for (const draw of [d[0]!, least + k * 2 ** -36]) if (Math.fround(Math.fround(draw) + keep) >= 1 !== draw >= least) mismatches++;
       }
       expect(mismatches, `rate ${rate}`).toBe(0);
     }

@@ -4,7 +4,8 @@
  * The reference is tfjs-core's own: `tf.dropout(x, rate, undefined, seed)` multiplies x by
  * floor(u + keep) / keep, keep = float32(1 − rate), where u = tf.randomUniform(shape, 0, 1, 'float32',
  * seed): seedrandom's Alea generator (Baagøe 2010) seeded with String(seed), one draw per element,
- * stored as float32. An element is kept when float32(u + keep) ≥ 1, i.e. when u ≥ 1 − 2⁻²⁵ − keep.
+ * stored as float32. An element is kept when float32(u + keep) ≥ 1 (here: one comparison of the raw draw,
+ * leastKeptDraw).
  *
  * How this version differs: the same generator (its Mash seeding and its step, ported exactly) in one
  * loop with the state in locals and a 0/1 byte per element, instead of tfjs's closure call per value,
@@ -48,12 +49,27 @@ function aleaState(seed: string): Alea {
 }
 
 /**
- * The least draw u (a float32) that tf.dropout keeps: float32(u + keep) ≥ 1. u and keep are float32,
- * so u + keep is exact in float64, and it rounds to 1 from 1 − 2⁻²⁵ up (that midpoint ties to the even
- * 1.0): kept ⟺ u ≥ 1 − 2⁻²⁵ − keep.
+ * The least raw draw (Alea's float64, before tfjs stores it as float32 u) that tf.dropout keeps.
+ * Kept ⟺ float32(u + keep) ≥ 1: u and keep are float32, so u + keep is exact in float64, and it rounds
+ * to 1 from 1 − 2⁻²⁵ up (that midpoint ties to the even 1.0), so kept ⟺ u ≥ L = 1 − 2⁻²⁵ − keep ⟺
+ * u ≥ F, the least float32 ≥ L. u = float32(draw) ≥ F ⟺ draw is above the midpoint between F and the
+ * float32 below it — or on it, when that tie rounds to F (F even). One float64 comparison per element.
  */
-export function leastKept(rate: number): number {
-  return 1 - 2 ** -25 - Math.fround(1 - rate);
+export function leastKeptDraw(rate: number): number {
+  const f = new Float32Array(1);
+  const bits = new Uint32Array(f.buffer);
+  const least = 1 - 2 ** -25 - Math.fround(1 - rate);
+  f[0] = least;
+  if (f[0]! < least) bits[0]! += 1; // the least float32 ≥ least
+  const F = f[0]!;
+  const evenF = (bits[0]! & 1) === 0;
+  bits[0]! -= 1;
+  const midpoint = (f[0]! + F) / 2; // exact in float64
+  if (evenF) return midpoint;
+  // the tie rounds down: the least kept draw is the next float64 above the midpoint
+  const d = new Float64Array([midpoint]);
+  new BigUint64Array(d.buffer)[0]! += 1n;
+  return d[0]!;
 }
 
 type Alea = { s0: number; s1: number; s2: number; c: number };
@@ -68,7 +84,7 @@ function fill1(a: Alea, out: Uint8Array, from: number, to: number, least: number
     s1 = s2;
     c = t | 0;
     s2 = t - c;
-    out[i] = Math.fround(s2) >= least ? 1 : 0;
+    out[i] = s2 >= least ? 1 : 0;
   }
   Object.assign(a, { s0, s1, s2, c });
 }
@@ -102,10 +118,10 @@ function fill4(st: Alea[], out: Uint8Array[], n: number, least: number): void {
     d1 = d2;
     dc = td | 0;
     d2 = td - dc;
-    oa[i] = Math.fround(a2) >= least ? 1 : 0;
-    ob[i] = Math.fround(b2) >= least ? 1 : 0;
-    oc[i] = Math.fround(c2) >= least ? 1 : 0;
-    od[i] = Math.fround(d2) >= least ? 1 : 0;
+    oa[i] = a2 >= least ? 1 : 0;
+    ob[i] = b2 >= least ? 1 : 0;
+    oc[i] = c2 >= least ? 1 : 0;
+    od[i] = d2 >= least ? 1 : 0;
   }
   Object.assign(a, { s0: a0, s1: a1, s2: a2, c: ac });
   Object.assign(b, { s0: b0, s1: b1, s2: b2, c: bc });
@@ -118,7 +134,7 @@ function fill4(st: Alea[], out: Uint8Array[], n: number, least: number): void {
  * elements: mask i is exactly what one call per seed would draw.
  */
 export function dropoutKeepMasks(seeds: ReadonlyArray<number | string>, rate: number, lengths: readonly number[]): Uint8Array[] {
-  const least = leastKept(rate);
+  const least = leastKeptDraw(rate);
   const out = lengths.map((n) => new Uint8Array(n));
   const states = seeds.map((s) => aleaState(String(s)));
   for (let g = 0; g < seeds.length; g += 4) {
