@@ -4,13 +4,17 @@
  * RSS, next to bench/lora_step_torch.py (the same step in plain eager PyTorch).
  *
  *   node --import tsx packages/trainer/bench/lora-step.ts --shape smollm|tinyllama [--settings lora|stage2|sft]
- *        [--checkpointing] [--backend native] [--seq 512] [--steps 2]
+ *        [--checkpointing] [--backend native] [--seq 512] [--steps 2] [--profile]
+ *
+ * --profile: a per-kernel time breakdown of the last step, forward and backward (bench/kernel-profile.ts).
+ * --no-fused-layers: the decoder layers as the op chain, where the backend has the fused layer kernel.
  */
 import { createLlamaConfig } from '@cllama/lora';
 import { initBackend, type BackendChoice } from '../src/backend.js';
 import { checkMemory } from '../src/memory.js';
 import { LlamaModel, llamaWeightShapes, type WeightTensor } from '../src/model/llama.js';
 import type { BatchSource } from '../src/train/loop.js';
+import { formatProfile, KernelProfile, type KernelTimes } from './kernel-profile.js';
 import { timedTrainingSteps } from './timed-steps.js';
 
 const arg = (name: string, fallback: string) => {
@@ -65,6 +69,7 @@ const t = performance.now();
 const model = new LlamaModel(config, weights());
 model.attachLora({ r: 8, loraAlpha: 16, loraDropout: 0.05, targetModules: TARGETS }, undefined, 0);
 model.gradientCheckpointing = CHECKPOINTING;
+model.fusedLayers = !process.argv.includes('--no-fused-layers');
 const names = [...model.namedVariables((n) => n.includes('.lora_')).keys(), ...(MODULES_TO_SAVE.length ? ['model.embed_tokens.weight', 'lm_head.weight'] : [])];
 const chosen = new Set(names);
 model.setTrainable((n) => chosen.has(n));
@@ -77,10 +82,24 @@ const rows = Array.from({ length: STEPS }, () =>
   Int32Array.from({ length: SEQ }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % config.vocabSize),
 );
 const data: BatchSource = { length: STEPS, batch: (idx) => ({ inputIds: rows[idx[0]!]!, labels: rows[idx[0]!]!, batch: 1, seqLen: SEQ }) };
-const steps = await timedTrainingSteps(model, params, data, { batch: 1, steps: STEPS });
+const profile = process.argv.includes('--profile') ? new KernelProfile(backend.name) : undefined;
+let lastProfile: Map<string, KernelTimes> | undefined;
+if (profile) {
+  const loss = model.loss.bind(model);
+  model.loss = (...a: Parameters<typeof loss>) => {
+    profile.phase = 'forward';
+    try {
+      return loss(...a);
+    } finally {
+      profile.phase = 'backward';
+    }
+  };
+}
+const steps = await timedTrainingSteps(model, params, data, { batch: 1, steps: STEPS, onStep: () => void (lastProfile = profile?.take()) });
 const best = Math.min(...(steps.length > 1 ? steps.slice(1) : steps));
 const peak = process.resourceUsage().maxRSS * 1024;
 console.log(
   `${shapeName} ${SETTINGS}${CHECKPOINTING ? ' checkpointing' : ''} seq ${SEQ}: step seconds ${steps.map((x) => x.toFixed(2)).join(', ')}; ${(SEQ / best).toFixed(0)} tok/s; peak RSS ${(peak / 1e9).toFixed(2)} GB (estimate ${(estimate.totalBytes / 1e9).toFixed(1)} GB)`,
 );
+if (lastProfile) console.log(`kernel times of the last step (${steps.at(-1)!.toFixed(2)} s):\n${formatProfile(lastProfile, steps.at(-1)! * 1000)}`);
 model.dispose();

@@ -20,6 +20,8 @@ export interface TimedStepsOptions {
   steps: number;
   /** Data-parallel worker threads (wasm/cpu), when the bench measures them. */
   dataParallel?: DataParallel;
+  /** Called after each optimizer step (e.g. to take a kernel profile of that step). */
+  onStep?: (step: number) => void;
 }
 
 export async function timedTrainingSteps(
@@ -63,7 +65,10 @@ export async function timedTrainingSteps(
         saveTotalLimit: 1,
         resumeFrom: undefined,
         progress: false,
-        onStep: () => void stamps.push(performance.now()),
+        onStep: () => {
+          stamps.push(performance.now());
+          opts.onStep?.(stamps.length);
+        },
         dataParallel: opts.dataParallel,
       },
     );

@@ -4,7 +4,12 @@
  * stage 1 (embed_tokens only), stage 2 (LoRA r=8 on q/k/v/o + embed_tokens/lm_head) and full
  * fine-tuning, next to PyTorch on the same machine, plus a per-kernel time breakdown of one step.
  *
- *   node --import tsx packages/trainer/bench/train.ts [--steps 3] [--backend wasm|webgpu|native|…] [--threads 1,2] [--no-profile] [--json out.json]
+ *   node --import tsx packages/trainer/bench/train.ts [--steps 3] [--backend wasm|webgpu|native|…] [--threads 1,2] [--no-profile]
+ *        [--no-fused-layers] [--json out.json]
+ *
+ * The profile is the last measured step's time per kernel, forward and backward (bench/kernel-profile.ts).
+ * `--no-fused-layers` runs the decoder layers as the op chain where the backend has the fused layer
+ * kernel (native): the before/after of that kernel in one window.
  *   (on a GPU machine without Node: the GPU kit, bench/gpu-kit, runs the same steps with --backend webgpu)
  *
  * `--threads` lists the data-parallel thread counts to measure (src/train/data-parallel.ts); each
@@ -21,7 +26,7 @@ import { createLlamaConfig } from '@cllama/lora';
 import { LlamaModel } from '../src/model/llama.js';
 import { DataParallel } from '../src/train/data-parallel.js';
 import type { BatchSource } from '../src/train/loop.js';
-import { loopModel } from '../src/train/session.js';
+import { formatProfile, KernelProfile, type KernelTimes } from './kernel-profile.js';
 import { timedTrainingSteps } from './timed-steps.js';
 
 const arg = (name: string, fallback: string) => {
@@ -66,8 +71,11 @@ function randomBatches(n: number): BatchSource {
   };
 }
 
+const FUSED_LAYERS = !process.argv.includes('--no-fused-layers');
+
 function setUp(mode: string): { model: LlamaModel; params: Array<{ name: string; variable: tf.Variable }> } {
   const model = LlamaModel.random(config, 0);
+  model.fusedLayers = FUSED_LAYERS;
   let names: string[];
   if (mode === 'stage1') names = ['model.embed_tokens.weight'];
   else if (mode === 'full') names = [...model.namedVariables().keys()];
@@ -81,51 +89,43 @@ function setUp(mode: string): { model: LlamaModel; params: Array<{ name: string;
   return { model, params: names.map((name) => ({ name, variable: all.get(name)! })) };
 }
 
-async function measure(mode: string, threads: number): Promise<{ tokensPerSecond: number; stepSeconds: number[] }> {
+let profiler: KernelProfile | undefined;
+
+async function measure(
+  mode: string,
+  threads: number,
+): Promise<{ tokensPerSecond: number; stepSeconds: number[]; profile: Map<string, KernelTimes> | undefined }> {
   const { model, params } = setUp(mode);
   const lora = mode === 'stage2' ? { r: 8, loraAlpha: 32, loraDropout: 0.05, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] } : undefined;
   const dataParallel = threads > 1 ? await DataParallel.start({ threads, backend: BACKEND === 'auto' ? 'wasm' : BACKEND, model, params, lora }) : undefined;
+  let profile: Map<string, KernelTimes> | undefined;
+  if (profiler) {
+    const loss = model.loss.bind(model);
+    model.loss = (...a: Parameters<typeof loss>) => {
+      profiler!.phase = 'forward';
+      try {
+        return loss(...a);
+      } finally {
+        profiler!.phase = 'backward';
+      }
+    };
+  }
   // step 1 includes kernel compilation / first allocations: measure steps 2..N+1
-  const stepSeconds = await timedTrainingSteps(model, params, randomBatches(BATCH * (STEPS + 1)), { batch: BATCH, steps: STEPS + 1, dataParallel }).finally(
-    () => dataParallel?.close(),
-  );
+  const stepSeconds = await timedTrainingSteps(model, params, randomBatches(BATCH * (STEPS + 1)), {
+    batch: BATCH,
+    steps: STEPS + 1,
+    dataParallel,
+    onStep: () => void (profile = profiler?.take()),
+  }).finally(() => dataParallel?.close());
   const measured = stepSeconds.slice(1);
   const tokensPerSecond = (BATCH * SEQ * measured.length) / measured.reduce((a, b) => a + b, 0);
   model.dispose();
-  return { tokensPerSecond, stepSeconds };
-}
-
-/** Per-kernel time of one forward + backward (the optimizer's kernels are tiny element-wise ops). */
-async function profile(mode: string): Promise<Array<{ kernel: string; ms: number; calls: number }>> {
-  const { model, params } = setUp(mode);
-  const b = randomBatches(BATCH).batch([0, 1, 2, 3]);
-  const lm = loopModel(model);
-  lm.setTraining(true);
-  const run = () =>
-    tf.tidy(() => {
-      const ids = tf.tensor2d(b.inputIds, [BATCH, SEQ], 'int32');
-      const { value, grads } = tf.variableGrads(
-        () => lm.loss(ids, ids),
-        params.map((p) => p.variable),
-      );
-      return [value, ...Object.values(grads)];
-    });
-  tf.dispose(run()); // warm-up
-  const info = await tf.profile(() => run());
-  const byKernel = new Map<string, { ms: number; calls: number }>();
-  for (const k of info.kernels) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
-    e.ms += ms;
-    e.calls += 1;
-    byKernel.set(k.name, e);
-  }
-  tf.dispose(info.result as tf.Tensor[]);
-  model.dispose();
-  return [...byKernel].map(([kernel, e]) => ({ kernel, ...e })).sort((x, y) => y.ms - x.ms);
+  return { tokensPerSecond, stepSeconds, profile };
 }
 
 const backend = await initBackend(BACKEND);
+// the kernels of the main thread (data-parallel workers are not profiled)
+if (!process.argv.includes('--no-profile')) profiler = new KernelProfile(backend.name);
 console.log(
   `backend ${backend.name} (${backend.package}); batch ${BATCH} × seq ${SEQ} = ${BATCH * SEQ} tokens per step; ${STEPS} measured steps after 1 warm-up`,
 );
@@ -139,17 +139,13 @@ for (const mode of MODES) {
       `${mode.padEnd(7)} threads ${threads}  ${m.tokensPerSecond.toFixed(0).padStart(6)} tok/s   PyTorch ${TORCH[mode]} tok/s   ratio ${ratio.toFixed(2)}×   (step seconds: ${m.stepSeconds.map((s) => s.toFixed(2)).join(', ')})`,
     );
     runs[`threads${threads}`] = { tokensPerSecond: m.tokensPerSecond, ratio, stepSeconds: m.stepSeconds };
+    if (m.profile && threads === 1) {
+      const stepMs = m.stepSeconds.at(-1)! * 1000;
+      console.log(`  kernel times of the last step (${(stepMs / 1000).toFixed(2)} s):\n${formatProfile(m.profile, stepMs, 10)}`);
+      runs.kernels = Object.fromEntries(m.profile);
+    }
   }
-  if (process.argv.includes('--no-profile')) {
-    results[mode] = { torchTokensPerSecond: TORCH[mode], ...runs };
-    continue;
-  }
-  const kernels = await profile(mode);
-  const total = kernels.reduce((a, k) => a + k.ms, 0);
-  console.log(`  forward+backward kernels (1 thread): ${total.toFixed(0)} ms total; top:`);
-  for (const k of kernels.slice(0, 10))
-    console.log(`    ${k.kernel.padEnd(22)} ${k.ms.toFixed(1).padStart(8)} ms  ${((100 * k.ms) / total).toFixed(1).padStart(5)}%  (${k.calls} calls)`);
-  results[mode] = { torchTokensPerSecond: TORCH[mode], ...runs, kernels: kernels.slice(0, 15), kernelTotalMs: total };
+  results[mode] = { torchTokensPerSecond: TORCH[mode], ...runs };
 }
 const jsonOut = arg('json', '');
 if (jsonOut) await writeFile(jsonOut, JSON.stringify({ backend, batch: BATCH, seq: SEQ, results }, null, 2));

@@ -2,13 +2,14 @@
  * The fused LM-head cross-entropy (lm-head-loss.ts) walks the tokens in chunks, keeping or recomputing
  * the softmax, and on wasm a frozen head in cached vocabulary blocks; every variant must give the loss
  * and both gradients of referenceLinearCrossEntropy (full logits, log-softmax, the target's column).
- * The chunking runs on every backend of MODEL_TEST_BACKENDS; the blocks are a wasm feature.
+ * The chunking runs on every backend of PARITY_TEST_BACKENDS (native: the fused head kernel and the
+ * head gradient without a transpose); the blocks are a wasm feature.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { fusedLinearCrossEntropy, referenceLinearCrossEntropy } from '../src/model/lm-head-loss.js';
 import { releaseHeadBlocks } from '../src/model/lm-head-blocks.js';
-import { MODEL_TEST_BACKENDS, useBackend, values } from './helpers.js';
+import { PARITY_TEST_BACKENDS, useBackend, values } from './helpers.js';
 
 const n = 10;
 const hiddenSize = 6;
@@ -30,7 +31,7 @@ function expectClose(actual: Float32Array, expected: Float32Array): void {
   expected.forEach((x, i) => expect(Math.abs(actual[i]! - x)).toBeLessThan(1e-5));
 }
 
-describe.each(MODEL_TEST_BACKENDS)('fusedLinearCrossEntropy chunks (%s)', (backend) => {
+describe.each(PARITY_TEST_BACKENDS)('fusedLinearCrossEntropy chunks (%s)', (backend) => {
   it.each([
     [10, 'one chunk'],
     [4, 'chunks of 4 (last one 2)'],

@@ -119,6 +119,68 @@ describe.skipIf(!ort.ok)('native kernels against the cpu backend', () => {
 });
 
 describe.skipIf(!ort.ok)('native fused kernels and output recycling', () => {
+  it('gather (any axis, slices long and short, indices of any shape) and constant pad equal the cpu kernels exactly; a bad index is refused', async () => {
+    const run = async (backend: 'cpu' | 'native') => {
+      await initBackend(backend);
+      const x = tf.randomNormal([5, 7, 20], 0, 1, 'float32', 3);
+      const out: Float32Array[] = [];
+      out.push(tf.gather(x, tf.tensor1d([4, 0, 4, 2], 'int32')).dataSync() as Float32Array); // rows of 140
+      out.push(
+        tf
+          .gather(
+            x,
+            tf.tensor2d(
+              [
+                [6, 1],
+                [0, 0],
+              ],
+              undefined,
+              'int32',
+            ),
+            1,
+          )
+          .dataSync() as Float32Array,
+      ); // slices of 20
+      out.push(tf.gather(x, tf.tensor1d([19, 3, 0], 'int32'), 2).dataSync() as Float32Array); // single elements
+      out.push(tf.gather(tf.reshape(x, [-1]), tf.tensor1d([699, 0, 350], 'int32')).dataSync() as Float32Array);
+      out.push(
+        tf
+          .pad(x, [
+            [1, 0],
+            [0, 2],
+            [3, 1],
+          ])
+          .dataSync() as Float32Array,
+      );
+      out.push(
+        tf
+          .pad(
+            x,
+            [
+              [0, 0],
+              [2, 2],
+              [0, 0],
+            ],
+            -1.5,
+          )
+          .dataSync() as Float32Array,
+      );
+      out.push(
+        tf
+          .pad(tf.reshape(x, [35, 20]), [
+            [0, 1],
+            [0, 0],
+          ])
+          .dataSync() as Float32Array,
+      );
+      expect(() => tf.gather(x, tf.tensor1d([5], 'int32'))).toThrow(/index value 5 is not in \[0, 4\]/);
+      return out;
+    };
+    const cpu = await run('cpu');
+    const native = await run('native');
+    expect(native).toEqual(cpu);
+  });
+
   it('AdamW: the fused one-pass update equals the op chain (run on cpu) to float32 rounding, over three steps', async () => {
     const run = async (backend: 'cpu' | 'native') => {
       await initBackend(backend);

@@ -28,6 +28,7 @@ import {
   silu,
 } from './ops.js';
 import { checkpointed } from './checkpoint.js';
+import { fusedDecoderLayer, hasFusedDecoderLayer, type FusedLayerLora } from './fused-layer.js';
 import { KVCache } from './kv-cache.js';
 import { matchesModulesToSave, mergeLora, peftFullKey } from '@cllama/lora';
 import { LoraLayers, newVariable, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
@@ -125,6 +126,11 @@ export class LlamaModel {
    * training mode only, as in transformers.
    */
   gradientCheckpointing = false;
+  /**
+   * Run each decoder layer as one fused kernel where the backend has one (native: fused-layer.ts),
+   * except with a KV cache. false runs the op chain below, the definition (tests compare the two).
+   */
+  fusedLayers = true;
   /** LoRA dropout seeds drawn by a checkpointed layer's forward, replayed when it is recomputed. */
   private dropoutSeeds: { mode: 'record' | 'replay'; seeds: number[]; next: number } | undefined;
   private readonly params = new Map<string, tf.Variable>();
@@ -390,8 +396,10 @@ export class LlamaModel {
 
     let x = embeddingLookup(this.param('model.embed_tokens.weight'), ids, [batch, seq]);
     const recompute = this.gradientCheckpointing && this.training && !opts.cache;
+    const fused = this.fusedLayers && !opts.cache && hasFusedDecoderLayer();
     for (let l = 0; l < this.config.numHiddenLayers; l++) {
-      x = recompute ? this.checkpointedLayer(l, x, rope, bias) : this.decoderLayer(l, x, rope, bias, opts.cache);
+      if (fused) x = this.fusedLayer(l, x, rope, bias, recompute);
+      else x = recompute ? this.checkpointedLayer(l, x, rope, bias) : this.decoderLayer(l, x, rope, bias, opts.cache);
     }
     return rmsNorm(x, this.param('model.norm.weight'), this.config.rmsNormEps) as tf.Tensor3D;
   }
@@ -402,6 +410,43 @@ export class LlamaModel {
     const eps = this.config.rmsNormEps;
     const h = tf.add(x, this.attention(l, rmsNorm(x, this.param(`${p}.input_layernorm.weight`), eps), rope, bias, cache));
     return tf.add(h, this.mlp(l, rmsNorm(h, this.param(`${p}.post_attention_layernorm.weight`), eps)));
+  }
+
+  /** decoderLayer as one fused kernel (fused-layer.ts): the same weights, LoRA branches and dropout seeds. */
+  private fusedLayer(l: number, x: tf.Tensor, rope: { cos: tf.Tensor; sin: tf.Tensor }, bias: tf.Tensor, checkpoint: boolean): tf.Tensor {
+    const p = `model.layers.${l}`;
+    const weights: Record<string, tf.Tensor> = {
+      input_layernorm: this.param(`${p}.input_layernorm.weight`),
+      post_attention_layernorm: this.param(`${p}.post_attention_layernorm.weight`),
+    };
+    const lora: FusedLayerLora[] = [];
+    let dropoutRate = 0;
+    for (const proj of PROJECTIONS) {
+      const module = `${p}.${proj === 'gate_proj' || proj === 'up_proj' || proj === 'down_proj' ? 'mlp' : 'self_attn'}.${proj}`;
+      weights[proj] = this.param(`${module}.weight`);
+      const adapter = this.lora?.get(module);
+      if (!adapter) continue;
+      // the chain's order of tf.dropout seeds: q, k, v, o, gate, up, down
+      const dropout = this.training && adapter.dropout > 0;
+      if (dropout) dropoutRate = adapter.dropout;
+      lora.push({ module: proj, a: adapter.a, b: adapter.b, scaling: adapter.scaling, seed: dropout ? this.dropoutSeed() : undefined });
+    }
+    const { hiddenSize, intermediateSize, numAttentionHeads, numKeyValueHeads, rmsNormEps } = this.config;
+    return fusedDecoderLayer({
+      x,
+      cos: rope.cos,
+      sin: rope.sin,
+      bias,
+      weights,
+      lora,
+      hidden: hiddenSize,
+      intermediate: intermediateSize,
+      heads: numAttentionHeads,
+      kvHeads: numKeyValueHeads,
+      eps: rmsNormEps,
+      dropoutRate,
+      checkpoint,
+    });
   }
 
   /**

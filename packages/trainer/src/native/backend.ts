@@ -17,12 +17,15 @@
  *                   which made it most of a training step
  *   Softmax (last axis), SplitV, Slice, Neg, Square, Sqrt, Rsqrt, Floor, and Sum / Max / Mean over
  *                 trailing axes → typed-array loops (tfjs-cpu calls a closure per element)
+ *   GatherV2, PadV2 → slice / row copies (src/native/gather.ts, pad.ts)
  *   Softmax       → ONNX Softmax from 32 Ki elements
  *   CllamaAdamW, CllamaHeadSoftmax, CllamaSumOfSquares → fused kernels (src/native/fused.ts): the
  *                   optimizer's update in one pass; the loss head's product, softmax and log-sum-exp in
  *                   one ORT call; the gradient norm's Σ g² without writing g² out
  *   UnsortedSegmentSum (the embedding gradient) → one pass over the rows in JS; tfjs-cpu's kernel
  *                   runs a mask-and-sum per segment, O(vocabulary × tokens), minutes on a real vocab
+ *   CllamaDecoderLayer, CllamaDecoderLayerGrad → a whole decoder layer's forward / backward as one
+ *                   ORT graph each (src/native/decoder-layer.ts)
  *
  * through src/native/ort.ts (synchronous native calls on the arrays in place). Elementwise kernels
  * stay the cpu backend's JS loops. Non-float32 inputs go to the cpu kernels.
@@ -44,6 +47,10 @@ import {
 import { ArrayPool } from './pool.js';
 import { ADAMW_KERNEL, adamwUpdate, HEAD_SOFTMAX_KERNEL, SUM_OF_SQUARES_KERNEL, sumOfSquares, type AdamWKernelAttrs } from './fused.js';
 import type { OrtRuntime } from './ort.js';
+import { registerDecoderLayerKernels } from './decoder-layer.js';
+import { gatherKernel } from './gather.js';
+import { padKernel } from './pad.js';
+import { f32, prod, type CpuBackend, type KernelFn } from './kernel-util.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
 
@@ -58,26 +65,11 @@ const POOL_BYTES = Math.min(1024 ** 3, totalmem() / 16);
 const UNARY: UnaryOp[] = ['Square', 'Sqrt', 'Rsqrt', 'Floor'];
 const REDUCE: ReduceOp[] = ['Sum', 'Max', 'Mean'];
 
-type CpuBackend = tf.KernelBackend & {
-  data: { get(id: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo;
-};
-type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: CpuBackend; attrs?: Record<string, unknown> };
-type KernelFn = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
-
 function cpuKernel(name: string): KernelFn {
   const k = tf.getKernel(name, 'cpu');
   if (!k) throw new Error(`tfjs-backend-cpu has no ${name} kernel`);
   return k.kernelFunc as unknown as KernelFn;
 }
-
-function f32(backend: CpuBackend, t: tf.TensorInfo): Float32Array | undefined {
-  if (t.dtype !== 'float32') return undefined;
-  const v = backend.data.get(t.dataId).values;
-  return v instanceof Float32Array ? v : undefined;
-}
-
-const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
 
 /** op(A) @ op(B) natively when the shapes allow it, else undefined (the caller falls back to cpu). */
 function nativeMatMul(ort: OrtRuntime, backend: CpuBackend, a: tf.TensorInfo, b: tf.TensorInfo, transA: boolean, transB: boolean): tf.TensorInfo | undefined {
@@ -168,6 +160,8 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
   const binary: BinaryOp[] = ['Add', 'Sub', 'Multiply', 'RealDiv'];
   const overridden = new Set<string>([
     'BatchMatMul',
+    'GatherV2',
+    'PadV2',
     '_FusedMatMul',
     'Transpose',
     'UnsortedSegmentSum',
@@ -228,7 +222,7 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     const ids = args.backend.data.get(segmentIds!.dataId).values;
     if (!xv || segmentIds!.shape.length !== 1 || !(ids instanceof Int32Array)) return cpuSegmentSum(args);
     const width = xv.length / ids.length;
-    const out = new Float32Array(numSegments * width);
+    const out = alloc(numSegments * width).fill(0);
     for (let r = 0; r < ids.length; r++) {
       const seg = ids[r]!;
       if (seg < 0 || seg >= numSegments) continue; // TF drops out-of-range ids
@@ -357,6 +351,12 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
       return args.backend.makeTensorInfo(shape, 'float32', reduceRows(op, xv, rowLength));
     });
   }
+
+  registerKernel('GatherV2', gatherKernel(cpuKernel('GatherV2'), alloc));
+  registerKernel('PadV2', padKernel(cpuKernel('PadV2'), alloc));
+
+  // a decoder layer's forward and backward as one ORT graph each (src/model/fused-layer.ts runs them)
+  registerDecoderLayerKernels(ort, NATIVE_BACKEND_NAME);
 
   // AdamW in one pass (src/train/adamw.ts runs it when the kernel is there)
   registerKernel(ADAMW_KERNEL, (args) => {

@@ -45,6 +45,25 @@ export type ElementwiseRunner = (
   outShape: number[],
 ) => Float32Array;
 
+/** A graph input: float32 values (or bool / uint8 bytes, for masks) in place, with their dimensions. */
+export interface GraphTensor {
+  data: Float32Array | Uint8Array;
+  dims: readonly number[];
+  /** For byte data: ONNX bool (the default) or uint8. */
+  type?: 'bool' | 'uint8';
+}
+
+/**
+ * Runs the graph `build()` makes (one session per `key`, built on first use) on `inputs`, writing the
+ * float32 `outputs` (name → dimensions) into arrays from `alloc`.
+ */
+export type GraphRunner = (
+  key: string,
+  build: () => Uint8Array,
+  inputs: Record<string, GraphTensor>,
+  outputs: Record<string, readonly number[]>,
+) => Record<string, Float32Array>;
+
 /** softmax(h · wᵀ) and its rows' log-sum-exp, for h [rows, hidden] and w [cols, hidden]; the product stays in ORT. */
 export type HeadSoftmaxRunner = (h: Float32Array, w: Float32Array, rows: number, cols: number, hidden: number) => { probs: Float32Array; lse: Float32Array };
 
@@ -52,6 +71,7 @@ export interface OrtRuntime {
   /** Where output arrays come from (the native backend sets its recycling pool; default: new arrays). */
   alloc: (length: number) => Float32Array;
   headSoftmax: HeadSoftmaxRunner;
+  graph: GraphRunner;
   gemm: GemmRunner;
   batchGemm: BatchGemmRunner;
   transpose: TransposeRunner;
@@ -70,7 +90,7 @@ interface NativeSession {
   dispose(): void;
 }
 interface OrtModules {
-  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => { data: Float32Array };
+  Tensor: new (type: 'float32' | 'uint8' | 'bool', data: Float32Array | Uint8Array, dims: readonly number[]) => { data: Float32Array };
   binding: { InferenceSession: new () => NativeSession };
   initOrt: () => void;
   version: string;
@@ -207,9 +227,26 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
     );
     return { probs: ownOutput(probs, r.Y?.data), lse: ownOutput(lse, r.L?.data) };
   };
+  const graph: GraphRunner = (key, build, inputs, outputs) => {
+    const feeds: Record<string, unknown> = {};
+    for (const [name, t] of Object.entries(inputs))
+      feeds[name] = new mods.Tensor(t.data instanceof Uint8Array ? (t.type ?? 'bool') : 'float32', t.data, t.dims);
+    const outs: Record<string, Float32Array> = {};
+    const fetches: Record<string, unknown> = {};
+    for (const [name, dims] of Object.entries(outputs)) {
+      outs[name] = runtime.alloc(dims.reduce((a, b) => a * b, 1));
+      fetches[name] = new mods.Tensor('float32', outs[name], dims);
+    }
+    // a layer's intermediates come from the session's arena: reused from call to call, where fresh
+    // pages for every [tokens, intermediate] value cost as much as the pass over it
+    const r = session(key, build, { enableCpuMemArena: true }).run(feeds, fetches, {});
+    for (const name of Object.keys(outs)) outs[name] = ownOutput(outs[name]!, r[name]?.data);
+    return outs;
+  };
   const runtime: OrtRuntime = {
     alloc: (length) => new Float32Array(length),
     headSoftmax,
+    graph,
     gemm,
     batchGemm,
     transpose,
