@@ -164,27 +164,7 @@ def encode(job: dict) -> dict:
     return {"lines": len(lines), "class": kind}
 
 
-def tie_check(job: dict) -> dict:
-    """Lines where two id sequences differ: is each an exact tie of the unigram Viterbi (same text, same total score)?"""
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=job["tokenizer"])
-    ours = open(job["ours"], encoding="utf-8").read().split("\n")
-    theirs = open(job["theirs"], encoding="utf-8").read().split("\n")
-    ties, other = 0, []
-    for i, (a, b) in enumerate(zip(ours, theirs)):
-        if a == b:
-            continue
-        x, y = [int(t) for t in a.split()], [int(t) for t in b.split()]
-        sx, sy = sum(sp.get_score(t) for t in x), sum(sp.get_score(t) for t in y)
-        if sp.decode(x) == sp.decode(y) and abs(sx - sy) <= 1e-5 * max(1.0, abs(sy)):
-            ties += 1
-        else:
-            other.append(i)
-    return {"ties": ties, "other": other}
-
-
-OPS = {"tie_check": tie_check, "make_model": make_model, "forward": forward, "save_merged": save_merged, "make_adapter": make_adapter, "encode": encode, "adapter_keys": adapter_keys}
+OPS = {"make_model": make_model, "forward": forward, "save_merged": save_merged, "make_adapter": make_adapter, "encode": encode, "adapter_keys": adapter_keys}
 
 
 def main() -> int:

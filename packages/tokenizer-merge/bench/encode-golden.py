@@ -1,7 +1,7 @@
 """Regenerate test-fixtures/data/encoder_golden.json: for each text in its "texts", the ids Python
 sentencepiece (the C++ library) gives with each model, and the text it decodes those ids back to.
 Usage (from the repo root): node packages/tokenizer-merge/bench/encode-golden-texts.mjs test-fixtures/data/encoder_golden.json
-      then /usr/bin/python3 packages/tokenizer-merge/bench/encode-golden.py"""
+      then <python with sentencepiece 0.2.2, e.g. .venv-interop/bin/python> packages/tokenizer-merge/bench/encode-golden.py"""
 import json
 import sentencepiece as spm
 

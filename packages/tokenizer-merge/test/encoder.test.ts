@@ -1,41 +1,38 @@
 /**
- * The TypeScript SentencePiece encoder against real SentencePiece: sentencepiece-js (the C++
- * library compiled to wasm) on thousands of real lines and on synthetic model variants, and Python
- * sentencepiece 0.1.97's ids for edge cases (test-fixtures/data/encoder_golden.json).
+ * The TypeScript SentencePiece encoder against real SentencePiece. BPE models: sentencepiece-js (the
+ * C++ library compiled to wasm) on thousands of real lines and on synthetic model variants. UNIGRAM
+ * models: Python sentencepiece 0.2.2, what users install today, on the same lines and variants
+ * (test-fixtures/data/unigram_golden.json); 0.2.x breaks exact score ties unlike the 0.1.x line
+ * sentencepiece-js is built from, and each text where the two differ is listed there and checked both
+ * ways. Edge cases: Python sentencepiece 0.2.2's ids (test-fixtures/data/encoder_golden.json).
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SentencePieceProcessor } from 'sentencepiece-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SentencePieceEncoder, decodeBytesLikeSentencePiece } from '../src/encoder/index.js';
-import { parseModelProto, serializeModelProto, type ModelProto } from '../src/proto.js';
+import { serializeModelProto, type ModelProto } from '../src/proto.js';
+import {
+  UNIGRAM_GOLDEN,
+  type UnigramGolden,
+  alpacaEn,
+  alpacaZh,
+  applyDifference,
+  c4Docs,
+  golden,
+  hasLoneSurrogate,
+  readProto,
+  unigramCases,
+  variantTexts,
+  withUserDefined,
+  zhLines,
+} from './encoder-fixtures.js';
 
-const FIXTURES = path.resolve(__dirname, '../../../test-fixtures');
 const MODELS = ['llama_tokenizer', 'merged_reference', 'chinese_sp'] as const;
-type ModelName = (typeof MODELS)[number];
-
-const readLines = (file: string) =>
-  readFileSync(path.join(FIXTURES, 'data', file), 'utf8')
-    .split('\n')
-    .filter((l) => l.length > 0);
-const zhLines = readLines('zh_heldout_3000.txt');
-const c4Docs = readLines('c4_demo.jsonl').map((l) => JSON.parse(l).text as string);
-const alpacaEn = (JSON.parse(readFileSync(path.join(FIXTURES, 'data/alpaca_en_demo.json'), 'utf8')) as Array<Record<string, string>>)
-  .slice(0, 300)
-  .flatMap((r) => [r.instruction, r.input, r.output].filter((t) => t && t.length > 0));
-const alpacaZh = (JSON.parse(readFileSync(path.join(FIXTURES, 'data/alpaca_zh_demo.json'), 'utf8')) as Array<Record<string, string>>)
-  .slice(0, 300)
-  .flatMap((r) => [r.instruction, r.input, r.output].filter((t) => t && t.length > 0));
-const golden = JSON.parse(readFileSync(path.join(FIXTURES, 'data/encoder_golden.json'), 'utf8')) as {
-  texts: string[];
-  ids: Record<ModelName, number[][]>;
-  decoded: Record<ModelName, string[]>;
-};
-
-function readProto(name: string): ModelProto {
-  return parseModelProto(new Uint8Array(readFileSync(path.join(FIXTURES, 'tokenizers', `${name}.model`))));
-}
+/** The models sentencepiece-js (0.1.x) judges: BPE, where 0.1.x and 0.2.2 agree. */
+const BPE_MODELS = ['llama_tokenizer', 'merged_reference'] as const;
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'cllama-encoder-test-'));
 let tmpCount = 0;
@@ -72,13 +69,6 @@ function compare(encoder: SentencePieceEncoder, spp: SentencePieceProcessor, tex
   return { identical, total: texts.length, firstMismatch };
 }
 
-/**
- * sentencepiece-js (emscripten) converts a lone surrogate into bytes that are not UTF-8, while
- * TextEncoder, Node and Python give U+FFFD (EF BF BD), as we do; such texts are checked against
- * Python only.
- */
-const hasLoneSurrogate = (t: string) => /[\ud800-\udfff]/.test(t.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ''));
-
 /** sentencepiece-js turns the C++ UTF-8 into a JS string with TextDecoder, which drops a leading BOM. */
 function sameDecoded(ours: string, wasm: string): boolean {
   return ours === wasm || (ours.startsWith('\ufeff') && ours.slice(1) === wasm);
@@ -86,59 +76,111 @@ function sameDecoded(ours: string, wasm: string): boolean {
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe.each(MODELS)('%s: ids identical to SentencePiece', (name) => {
-  let encoder: SentencePieceEncoder;
-  let spp: SentencePieceProcessor;
+/** Our encoder and sentencepiece-js for a committed model, built before the describe's tests. */
+function withModel(name: string): { encoder: SentencePieceEncoder; spp: SentencePieceProcessor } {
+  const m = {} as { encoder: SentencePieceEncoder; spp: SentencePieceProcessor };
   beforeAll(async () => {
     const proto = readProto(name);
-    encoder = new SentencePieceEncoder(proto);
-    spp = await oracle(proto);
+    m.encoder = new SentencePieceEncoder(proto);
+    m.spp = await oracle(proto);
+  });
+  return m;
+}
+
+describe.each(MODELS)('%s: edge cases and decoding as SentencePiece', (name) => {
+  const m = withModel(name);
+
+  it('on edge cases (vs Python sentencepiece 0.2.2)', () => {
+    expect(golden.generator).toBe('Python sentencepiece 0.2.2');
+    golden.texts.forEach((text, i) => {
+      expect({ text, ids: m.encoder.encode(text) }).toEqual({ text, ids: golden.ids[name][i] });
+    });
   });
 
-  it('on 3,000 held-out Chinese lines, 300 C4 documents and Alpaca en/zh records (vs sentencepiece-js)', () => {
+  it('decodes as SentencePiece does', () => {
+    golden.texts.forEach((text, i) => {
+      expect({ text, decoded: m.encoder.decode(golden.ids[name][i]) }).toEqual({ text, decoded: golden.decoded[name][i] });
+    });
+    for (const text of [...zhLines.slice(0, 1000), ...c4Docs.slice(0, 100)]) {
+      const ids = m.spp.encodeIds(text);
+      const ours = m.encoder.decode(ids);
+      if (!sameDecoded(ours, m.spp.decodeIds(ids))) expect({ text, ours }).toEqual({ text, ours: m.spp.decodeIds(ids) });
+    }
+  });
+});
+
+describe.each(BPE_MODELS)('%s: ids and pieces identical to sentencepiece-js', (name) => {
+  const m = withModel(name);
+
+  it('on 3,000 held-out Chinese lines, 300 C4 documents, Alpaca en/zh records and the edge cases', () => {
     for (const [label, texts] of [
       ['zh_heldout', zhLines],
       ['c4', c4Docs],
       ['alpaca_en', alpacaEn],
       ['alpaca_zh', alpacaZh],
+      ['edge', golden.texts.filter((t) => !hasLoneSurrogate(t))],
     ] as const) {
-      const result = compare(encoder, spp, texts);
+      const result = compare(m.encoder, m.spp, texts);
       expect({ label, ...result }).toEqual({ label, identical: texts.length, total: texts.length, firstMismatch: undefined });
     }
-  });
-
-  it('on edge cases (vs Python sentencepiece 0.1.97 and sentencepiece-js)', () => {
-    golden.texts.forEach((text, i) => {
-      expect({ text, ids: encoder.encode(text) }).toEqual({ text, ids: golden.ids[name][i] });
-    });
-    expect(
-      compare(
-        encoder,
-        spp,
-        golden.texts.filter((t) => !hasLoneSurrogate(t)),
-      ).firstMismatch,
-    ).toBeUndefined();
   });
 
   it('gives the pieces EncodeAsPieces gives (unknown runs as their text)', () => {
     const texts = [...golden.texts.filter((t) => !hasLoneSurrogate(t)), ...zhLines.slice(0, 1000), ...c4Docs.slice(0, 50)];
     for (const text of texts) {
-      const want = text.length > 0 ? spp.encodePieces(text) : [];
-      const got = encoder.encodePieces(text);
+      const want = text.length > 0 ? m.spp.encodePieces(text) : [];
+      const got = m.encoder.encodePieces(text);
       if (want.length !== got.length || want.some((p, k) => p !== got[k])) expect({ text, got }).toEqual({ text, got: want });
     }
   });
+});
 
-  it('decodes as SentencePiece does', () => {
-    golden.texts.forEach((text, i) => {
-      expect({ text, decoded: encoder.decode(golden.ids[name][i]) }).toEqual({ text, decoded: golden.decoded[name][i] });
-    });
-    for (const text of [...zhLines.slice(0, 1000), ...c4Docs.slice(0, 100)]) {
-      const ids = spp.encodeIds(text);
-      const ours = encoder.decode(ids);
-      if (!sameDecoded(ours, spp.decodeIds(ids))) expect({ text, ours }).toEqual({ text, ours: spp.decodeIds(ids) });
-    }
+describe('UNIGRAM: ids and pieces of Python sentencepiece 0.2.2 (test-fixtures/data/unigram_golden.json)', () => {
+  const fixture = JSON.parse(readFileSync(UNIGRAM_GOLDEN, 'utf8')) as UnigramGolden;
+  const sha256 = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');
+
+  it("the fixture is 0.2.2's, for the cases the tests build", () => {
+    expect(fixture.generator).toBe('Python sentencepiece 0.2.2');
+    expect(fixture.cases.map((c) => [c.name, c.texts])).toEqual(unigramCases().map((c) => [c.name, c.texts.length]));
   });
+
+  for (const [i, c] of unigramCases().entries()) {
+    it(`${c.name}: every text as 0.2.2; where 0.1.x (sentencepiece-js) differs, 0.2.2's answer`, async () => {
+      const want = fixture.cases[i]!;
+      const encoder = new SentencePieceEncoder(c.proto);
+      const spp = await oracle(c.proto);
+      const check = <T>(kind: 'ids' | 'pieces', texts: string[], ours: (t: string) => T[], js: (t: string) => T[]) => {
+        const listed = new Map(want[kind].map((d) => [d.index, d]));
+        const all: T[][] = [];
+        const wrong: Array<{ text: string; got: T[]; want: T[] }> = [];
+        texts.forEach((text, k) => {
+          const theirs = text.length > 0 ? js(text) : [];
+          const d = listed.get(k) as Parameters<typeof applyDifference<T>>[1] | undefined;
+          const expected = d ? applyDifference(theirs, d) : theirs;
+          // a listed text is one where 0.1.x really answers otherwise
+          if (d) expect({ text, differs: JSON.stringify(expected) !== JSON.stringify(theirs) }).toEqual({ text, differs: true });
+          const got = ours(text);
+          all.push(got);
+          if (JSON.stringify(got) !== JSON.stringify(expected)) wrong.push({ text: text.slice(0, 60), got, want: expected });
+        });
+        expect(wrong.slice(0, 3)).toEqual([]);
+        // every text, listed or not, as Python sentencepiece 0.2.2 gave it
+        expect(sha256(all)).toBe(kind === 'ids' ? want.idsSha256 : want.piecesSha256);
+      };
+      check(
+        'ids',
+        c.texts,
+        (t) => encoder.encode(t),
+        (t) => spp.encodeIds(t),
+      );
+      check(
+        'pieces',
+        c.pieceTexts,
+        (t) => encoder.encodePieces(t),
+        (t) => spp.encodePieces(t),
+      );
+    });
+  }
 });
 
 /** Deterministic PRNG (mulberry32) so fuzz failures reproduce. */
@@ -185,10 +227,8 @@ describe.each(MODELS)('%s: fuzz against sentencepiece-js', (name) => {
   });
 });
 
-describe('model variants (user-defined symbols, UNUSED pieces, no byte fallback, NFKC normalizer on BPE)', () => {
-  const texts = [...golden.texts, ...zhLines.slice(0, 300), ...c4Docs.slice(0, 30), '<tool>call</tool> <tool>', 'hello<sep>world<sep><sep>'].filter(
-    (t) => !hasLoneSurrogate(t),
-  );
+describe('BPE model variants vs sentencepiece-js (user-defined symbols, UNUSED pieces, no byte fallback, NFKC normalizer)', () => {
+  const texts = variantTexts;
 
   async function expectSame(proto: ModelProto): Promise<void> {
     const encoder = new SentencePieceEncoder(proto);
@@ -199,10 +239,6 @@ describe('model variants (user-defined symbols, UNUSED pieces, no byte fallback,
       const got = encoder.encodePieces(text);
       if (want.join('\u0000') !== got.join('\u0000')) expect({ text, got }).toEqual({ text, got: want });
     }
-  }
-
-  function withUserDefined(proto: ModelProto, symbols: string[]): ModelProto {
-    return { ...proto, pieces: [...proto.pieces, ...symbols.map((piece) => ({ piece, score: 0, type: 4 as const }))] };
   }
 
   it('BPE with user-defined symbols (frozen symbols, normalizer pass-through)', async () => {
@@ -225,22 +261,6 @@ describe('model variants (user-defined symbols, UNUSED pieces, no byte fallback,
   it('BPE with the nmt_nfkc normalizer and whitespace removal of chinese_sp', async () => {
     const proto = readProto('merged_reference');
     await expectSame({ ...proto, normalizerSpec: readProto('chinese_sp').normalizerSpec });
-  });
-
-  it('UNIGRAM with user-defined symbols and byte fallback', async () => {
-    const proto = withUserDefined(readProto('chinese_sp'), ['<tool>', '</tool>', '<sep>', '〔中文〕']);
-    const bytes = Array.from({ length: 256 }, (_, b) => ({
-      piece: `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`,
-      score: 0,
-      type: 6 as const,
-    }));
-    await expectSame({ ...proto, pieces: [...proto.pieces, ...bytes], trainerSpec: { ...proto.trainerSpec, byteFallback: true } });
-  });
-
-  it('UNIGRAM with UNUSED pieces and without dummy prefix', async () => {
-    const proto = readProto('chinese_sp');
-    const pieces = proto.pieces.map((p, i) => (i % 5 === 0 && (p.type ?? 1) === 1 ? { ...p, type: 5 as const } : p));
-    await expectSame({ ...proto, pieces, normalizerSpec: { ...proto.normalizerSpec, addDummyPrefix: false } });
   });
 });
 

@@ -1,8 +1,9 @@
 /**
  * A full disk under every output of a training run (issue 21 #14): metrics.jsonl, checkpoint-N/,
  * training_plot.svg, the final adapter + tokenizer, the tokenized cache. The output dir (or the cache)
- * lives on a small tmpfs mounted for the test (root, as in CI); the run fills the disk from its onStep
- * hook so that exactly the output under test is the next write. Each time: one line naming the file,
+ * lives on a small tmpfs mounted for the test by core's `withTmpfs` (root, as in CI; it fails loudly
+ * elsewhere unless CLLAMA_SKIP_TMPFS_TESTS=1); the run fills the disk from its onStep hook so that
+ * exactly the output under test is the next write. Each time: one line naming the file,
  * exit code 1 (a CllamaError), nothing torn (metrics lines whole, checkpoints complete, no hidden
  * temporaries, the previous plot and checkpoint intact), and the same command finishes once space is back.
  */
@@ -12,7 +13,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CllamaError, errorLine } from '@cllama/core';
 import { SafetensorsFile, readPeftAdapter } from '@cllama/lora';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipTmpfsTests, withTmpfs } from '../../core/test/helpers/disk-full.js';
 import { initBackend } from '../src/backend.js';
 import { resolveArgs } from '../src/train/options.js';
 import { runTrainingSession } from '../src/train/session.js';
@@ -24,16 +26,8 @@ const CLI = path.join(PKG, 'dist/cli.js');
 const ENOSPC = 'no space left on device (ENOSPC)';
 let root: string;
 let textDir: string;
+/** The current test's tmpfs (see `onDisk`). */
 let disk: string;
-let mounted = false;
-
-function mount(dir: string, size: string): void {
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`these tests mount a tmpfs and need root (CI runs as root): ${r.stderr.trim()}`);
-}
-function unmount(dir: string): void {
-  spawnSync('umount', [dir]);
-}
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -42,18 +36,18 @@ beforeAll(async () => {
   await fs.mkdir(textDir);
   const lines = (await fs.readFile(path.join(FIX, 'train/zh_text.txt'), 'utf8')).split('\n').slice(0, 80);
   await fs.writeFile(path.join(textDir, 'zh.txt'), lines.join('\n'));
-  disk = path.join(root, 'disk');
-  await fs.mkdir(disk);
-  mount(disk, '4m');
-  mounted = true;
-});
-afterEach(async () => {
-  if (mounted) for (const name of await fs.readdir(disk)) await fs.rm(path.join(disk, name), { recursive: true, force: true });
 });
 afterAll(async () => {
-  if (mounted) unmount(disk);
   await fs.rm(root, { recursive: true, force: true });
 });
+
+/** Runs `fn` with `disk` on a fresh 4 MiB tmpfs, unmounted afterwards. */
+function onDisk(fn: () => Promise<void>): Promise<void> {
+  return withTmpfs(4096, async (dir) => {
+    disk = dir;
+    await fn();
+  });
+}
 
 const pageSize = async () => (await fs.statfs(disk)).bsize;
 
@@ -132,130 +126,142 @@ async function assertCheckpointComplete(dir: string, step: number): Promise<void
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('a full disk under the trainer outputs (tmpfs)', () => {
-  it('metrics.jsonl: the line that does not fit is cut back whole; one line naming the file; the run starts again once space is back', async () => {
-    const out = path.join(disk, 'metrics');
-    const err = await failingRun(out, { maxSteps: '40', saveSteps: '100', loggingSteps: '1' }, 1);
-    expect(err.message).toBe(`cannot write ${path.join(out, 'metrics.jsonl')}: ${ENOSPC}; no checkpoint was saved: free space and run the same command again`);
-    const text = await fs.readFile(path.join(out, 'metrics.jsonl'), 'utf8');
-    expect(text.endsWith('\n')).toBe(true);
-    const steps = text
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l).step);
-    expect(steps).toEqual(Array.from({ length: steps.length }, (_, i) => i + 1));
-    expect(steps.length).toBeGreaterThan(5); // it failed where a line crossed into a page the disk did not have
-    expect(steps.length).toBeLessThan(40);
-    await assertNoTemporaries(out);
-    await freeSpace();
-    const again = await runTrainingSession(await args(out, { maxSteps: '40', saveSteps: '100', loggingSteps: '1' }), { backend: 'wasm' });
-    expect(again.globalStep).toBe(40);
-  });
+  it.skipIf(skipTmpfsTests)(
+    'metrics.jsonl: the line that does not fit is cut back whole; one line naming the file; the run starts again once space is back',
+    () =>
+      onDisk(async () => {
+        const out = path.join(disk, 'metrics');
+        const err = await failingRun(out, { maxSteps: '40', saveSteps: '100', loggingSteps: '1' }, 1);
+        expect(err.message).toBe(
+          `cannot write ${path.join(out, 'metrics.jsonl')}: ${ENOSPC}; no checkpoint was saved: free space and run the same command again`,
+        );
+        const text = await fs.readFile(path.join(out, 'metrics.jsonl'), 'utf8');
+        expect(text.endsWith('\n')).toBe(true);
+        const steps = text
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).step);
+        expect(steps).toEqual(Array.from({ length: steps.length }, (_, i) => i + 1));
+        expect(steps.length).toBeGreaterThan(5); // it failed where a line crossed into a page the disk did not have
+        expect(steps.length).toBeLessThan(40);
+        await assertNoTemporaries(out);
+        await freeSpace();
+        const again = await runTrainingSession(await args(out, { maxSteps: '40', saveSteps: '100', loggingSteps: '1' }), { backend: 'wasm' });
+        expect(again.globalStep).toBe(40);
+      }),
+  );
 
-  it('checkpoint-N: refused whole, the previous checkpoint intact, resumed from it once space is back', async () => {
-    const out = path.join(disk, 'checkpoint');
-    const flags = { maxSteps: '6', saveSteps: '2', loggingSteps: '100' };
-    const err = await failingRun(out, flags, 3);
-    expect(err.message).toMatch(
-      new RegExp(
-        `^cannot write ${escapeRe(path.join(out, 'checkpoint-4'))}(/[\\w.]+)?: ${escapeRe(ENOSPC)}; the last good checkpoint, ${escapeRe(path.join(out, 'checkpoint-2'))}, is kept: free space and run the same command again to resume from it$`,
-      ),
-    );
-    expect((await fs.readdir(out)).filter((n) => n.startsWith('checkpoint-'))).toEqual(['checkpoint-2']);
-    await assertCheckpointComplete(path.join(out, 'checkpoint-2'), 2);
-    await assertNoTemporaries(out);
-    await freeSpace();
-    const resumed = await runTrainingSession(await args(out, flags), { backend: 'wasm' });
-    expect(resumed.resumedFrom).toBe(path.join(out, 'checkpoint-2'));
-    expect(resumed.globalStep).toBe(6);
-    await assertCheckpointComplete(path.join(out, 'checkpoint-6'), 6);
-  });
-
-  it('training_plot.svg: the new checkpoint fits, the plot does not; the previous plot is kept whole', async () => {
-    const out = path.join(disk, 'plot');
-    const flags = { maxSteps: '6', saveSteps: '2', loggingSteps: '100' };
-    // after checkpoint-2 and its plot, leave exactly the room another checkpoint of the same size takes
-    const err = await failingRun(out, flags, 2, () => pagesOf(path.join(out, 'checkpoint-2')));
-    expect(err.message).toBe(
-      `cannot write ${path.join(out, 'training_plot.svg')}: ${ENOSPC}; the last good checkpoint, ${path.join(out, 'checkpoint-4')}, is kept: free space and run the same command again to resume from it`,
-    );
-    const svg = await fs.readFile(path.join(out, 'training_plot.svg'), 'utf8');
-    expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
-    await assertCheckpointComplete(path.join(out, 'checkpoint-4'), 4);
-    await assertNoTemporaries(out);
-    await freeSpace();
-    expect((await runTrainingSession(await args(out, flags), { backend: 'wasm' })).resumedFrom).toBe(path.join(out, 'checkpoint-4'));
-  });
-
-  it('the final adapter and tokenizer: nothing half-moved into the output dir; resuming from the last checkpoint writes them', async () => {
-    const out = path.join(disk, 'final');
-    const flags = { maxSteps: '4', saveSteps: '2', loggingSteps: '100' };
-    const page = await pageSize();
-    // room for checkpoint-4 and a new plot, not for the 520 KB tokenizer copy
-    const err = await failingRun(
-      out,
-      flags,
-      4,
-      async () => (await pagesOf(path.join(out, 'checkpoint-2'))) + (await pagesOf(path.join(out, 'training_plot.svg'))) + 16 * page,
-    );
-    expect(err.message).toMatch(
-      new RegExp(
-        `^cannot write ${escapeRe(out)}/(tokenizer\\.model|adapter_model\\.safetensors|adapter_config\\.json): ${escapeRe(ENOSPC)}; the last good checkpoint, ${escapeRe(path.join(out, 'checkpoint-4'))}, is kept: free space and run the same command again to resume from it, which writes the final result$`,
-      ),
-    );
-    const top = await fs.readdir(out);
-    for (const f of ['adapter_model.safetensors', 'adapter_config.json', 'tokenizer.model', 'all_results.json']) expect(top).not.toContain(f);
-    await assertCheckpointComplete(path.join(out, 'checkpoint-4'), 4);
-    await assertNoTemporaries(out);
-    await freeSpace();
-    const resumed = await runTrainingSession(await args(out, flags), { backend: 'wasm' });
-    expect(resumed.resumedFrom).toBe(path.join(out, 'checkpoint-4'));
-    expect((await readPeftAdapter(out)).tensors.size).toBeGreaterThan(0);
-    expect((await fs.stat(path.join(out, 'tokenizer.model'))).size).toBe((await fs.stat(path.join(FIX, 'tokenizers/chinese_sp.model'))).size);
-  });
-
-  it('the lock file on a disk already full: one line naming it, no empty lock and no output dir left behind', async () => {
-    await fillLeaving(0);
-    const out = path.join(disk, 'lock');
-    const err = await runTrainingSession(await args(out, { maxSteps: '2' }), { backend: 'wasm' }).then(
-      () => undefined,
-      (e: Error) => e,
-    );
-    expect(err).toBeInstanceOf(CllamaError);
-    expect(err!.message).toBe(`cannot write ${path.join(out, '.cllama-train.lock')}: ${ENOSPC}; nothing was trained yet: free space and run again`);
-    expect(await exists(out)).toBe(false);
-  });
-
-  it('the tokenized cache (CLI): one line naming the cache, exit 1, no output dir and no temporary left; a second run with space trains', async () => {
-    const cacheDisk = path.join(root, 'cache-disk');
-    await fs.mkdir(cacheDisk);
-    mount(cacheDisk, '16k');
-    try {
-      const out = path.join(root, 'cache-out');
-      const flags = tinyTrainFlags('pretrain', { datasetDir: textDir, outputDir: out, dataCacheDir: path.join(cacheDisk, 'cache') }, [
-        '--stage',
-        '2',
-        '--max-steps',
-        '2',
-      ]);
-      const r = spawnSync(process.execPath, [CLI, ...flags], { encoding: 'utf8' });
-      expect(r.status, r.stderr).toBe(1);
-      const lines = errorLines(r.stderr);
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(
+  it.skipIf(skipTmpfsTests)('checkpoint-N: refused whole, the previous checkpoint intact, resumed from it once space is back', () =>
+    onDisk(async () => {
+      const out = path.join(disk, 'checkpoint');
+      const flags = { maxSteps: '6', saveSteps: '2', loggingSteps: '100' };
+      const err = await failingRun(out, flags, 3);
+      expect(err.message).toMatch(
         new RegExp(
-          `^cllama-train: cannot write ${escapeRe(path.join(cacheDisk, 'cache'))}(/[\\w./]+)?: ${escapeRe(ENOSPC)}; nothing was trained yet: free space and run again$`,
+          `^cannot write ${escapeRe(path.join(out, 'checkpoint-4'))}(/[\\w.]+)?: ${escapeRe(ENOSPC)}; the last good checkpoint, ${escapeRe(path.join(out, 'checkpoint-2'))}, is kept: free space and run the same command again to resume from it$`,
         ),
       );
+      expect((await fs.readdir(out)).filter((n) => n.startsWith('checkpoint-'))).toEqual(['checkpoint-2']);
+      await assertCheckpointComplete(path.join(out, 'checkpoint-2'), 2);
+      await assertNoTemporaries(out);
+      await freeSpace();
+      const resumed = await runTrainingSession(await args(out, flags), { backend: 'wasm' });
+      expect(resumed.resumedFrom).toBe(path.join(out, 'checkpoint-2'));
+      expect(resumed.globalStep).toBe(6);
+      await assertCheckpointComplete(path.join(out, 'checkpoint-6'), 6);
+    }),
+  );
+
+  it.skipIf(skipTmpfsTests)('training_plot.svg: the new checkpoint fits, the plot does not; the previous plot is kept whole', () =>
+    onDisk(async () => {
+      const out = path.join(disk, 'plot');
+      const flags = { maxSteps: '6', saveSteps: '2', loggingSteps: '100' };
+      // after checkpoint-2 and its plot, leave exactly the room another checkpoint of the same size takes
+      const err = await failingRun(out, flags, 2, () => pagesOf(path.join(out, 'checkpoint-2')));
+      expect(err.message).toBe(
+        `cannot write ${path.join(out, 'training_plot.svg')}: ${ENOSPC}; the last good checkpoint, ${path.join(out, 'checkpoint-4')}, is kept: free space and run the same command again to resume from it`,
+      );
+      const svg = await fs.readFile(path.join(out, 'training_plot.svg'), 'utf8');
+      expect(svg.startsWith('<svg')).toBe(true);
+      expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+      await assertCheckpointComplete(path.join(out, 'checkpoint-4'), 4);
+      await assertNoTemporaries(out);
+      await freeSpace();
+      expect((await runTrainingSession(await args(out, flags), { backend: 'wasm' })).resumedFrom).toBe(path.join(out, 'checkpoint-4'));
+    }),
+  );
+
+  it.skipIf(skipTmpfsTests)('the final adapter and tokenizer: nothing half-moved into the output dir; resuming from the last checkpoint writes them', () =>
+    onDisk(async () => {
+      const out = path.join(disk, 'final');
+      const flags = { maxSteps: '4', saveSteps: '2', loggingSteps: '100' };
+      const page = await pageSize();
+      // room for checkpoint-4 and a new plot, not for the 520 KB tokenizer copy
+      const err = await failingRun(
+        out,
+        flags,
+        4,
+        async () => (await pagesOf(path.join(out, 'checkpoint-2'))) + (await pagesOf(path.join(out, 'training_plot.svg'))) + 16 * page,
+      );
+      expect(err.message).toMatch(
+        new RegExp(
+          `^cannot write ${escapeRe(out)}/(tokenizer\\.model|adapter_model\\.safetensors|adapter_config\\.json): ${escapeRe(ENOSPC)}; the last good checkpoint, ${escapeRe(path.join(out, 'checkpoint-4'))}, is kept: free space and run the same command again to resume from it, which writes the final result$`,
+        ),
+      );
+      const top = await fs.readdir(out);
+      for (const f of ['adapter_model.safetensors', 'adapter_config.json', 'tokenizer.model', 'all_results.json']) expect(top).not.toContain(f);
+      await assertCheckpointComplete(path.join(out, 'checkpoint-4'), 4);
+      await assertNoTemporaries(out);
+      await freeSpace();
+      const resumed = await runTrainingSession(await args(out, flags), { backend: 'wasm' });
+      expect(resumed.resumedFrom).toBe(path.join(out, 'checkpoint-4'));
+      expect((await readPeftAdapter(out)).tensors.size).toBeGreaterThan(0);
+      expect((await fs.stat(path.join(out, 'tokenizer.model'))).size).toBe((await fs.stat(path.join(FIX, 'tokenizers/chinese_sp.model'))).size);
+    }),
+  );
+
+  it.skipIf(skipTmpfsTests)('the lock file on a disk already full: one line naming it, no empty lock and no output dir left behind', () =>
+    onDisk(async () => {
+      await fillLeaving(0);
+      const out = path.join(disk, 'lock');
+      const err = await runTrainingSession(await args(out, { maxSteps: '2' }), { backend: 'wasm' }).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err).toBeInstanceOf(CllamaError);
+      expect(err!.message).toBe(`cannot write ${path.join(out, '.cllama-train.lock')}: ${ENOSPC}; nothing was trained yet: free space and run again`);
       expect(await exists(out)).toBe(false);
-      expect(await fs.readdir(cacheDisk, { recursive: true })).toEqual(['cache']); // the empty cache root, no temporary
-      unmount(cacheDisk);
-      const ok = spawnSync(process.execPath, [CLI, ...flags], { encoding: 'utf8' });
-      expect(ok.status, ok.stderr).toBe(0);
-    } finally {
-      unmount(cacheDisk);
-    }
-  });
+    }),
+  );
+
+  it.skipIf(skipTmpfsTests)(
+    'the tokenized cache (CLI): one line naming the cache, exit 1, no output dir and no temporary left; a second run with space trains',
+    async () => {
+      await withTmpfs(16, async (cacheDisk, resize) => {
+        const out = path.join(root, 'cache-out');
+        const flags = tinyTrainFlags('pretrain', { datasetDir: textDir, outputDir: out, dataCacheDir: path.join(cacheDisk, 'cache') }, [
+          '--stage',
+          '2',
+          '--max-steps',
+          '2',
+        ]);
+        const r = spawnSync(process.execPath, [CLI, ...flags], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(1);
+        const lines = errorLines(r.stderr);
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(
+          new RegExp(
+            `^cllama-train: cannot write ${escapeRe(path.join(cacheDisk, 'cache'))}(/[\\w./]+)?: ${escapeRe(ENOSPC)}; nothing was trained yet: free space and run again$`,
+          ),
+        );
+        expect(await exists(out)).toBe(false);
+        expect(await fs.readdir(cacheDisk, { recursive: true })).toEqual(['cache']); // the empty cache root, no temporary
+        resize(4096); // space is back
+        const ok = spawnSync(process.execPath, [CLI, ...flags], { encoding: 'utf8' });
+        expect(ok.status, ok.stderr).toBe(0);
+      });
+    },
+  );
 });
 
 describe('write errors name the file the user will see', () => {

@@ -124,6 +124,40 @@ describe('SFT examples that keep no trained token after truncation (#7)', () => 
     }
     expect((await fs.readdir(cache)).length).toBe(2); // the second attempt read the cached datasets
   });
+
+  it('--emit-launch says what a run says: the same one warning line (some examples), the same refusal (all of them, or of the --do-eval split)', async () => {
+    const emitOf = (name: string) => path.join(root, `${name}-launch`);
+    const some = await writeData('sft-some-long-emit', [long(0), short(1), long(2), short(3), short(4), short(5), short(6), short(7)]);
+    const ok = cli(sftFlags(some, path.join(root, 'sft-some-emit-out'), ['--emit-launch', emitOf('some')]));
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stderr.split('\n').filter((l) => l.includes('no trained token'))).toEqual([
+      'cllama-train: warning: 2 of 8 training examples have no trained token after truncation to --max-seq-length 100 (the prompt fills them) and add nothing to the loss: raise --max-seq-length or shorten those prompts',
+    ]);
+    expect(await exists(path.join(emitOf('some'), 'launch.sh'))).toBe(true);
+    const all = await writeData('sft-all-long-emit', [0, 1, 2, 3, 4, 5].map(long));
+    const refused = cli(sftFlags(all, path.join(root, 'sft-all-emit-out'), ['--emit-launch', emitOf('all')]));
+    expect(refused.status, refused.stderr).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toEqual([
+      'cllama-train: all 6 training examples have no trained token after truncation to --max-seq-length 100 (the prompt fills each one), so the loss would be 0 and nothing learned: raise --max-seq-length or shorten the prompts',
+    ]);
+    expect(await exists(emitOf('all'))).toBe(false);
+    const valid = path.join(root, 'valid-long-emit.json');
+    await fs.writeFile(valid, JSON.stringify([long(0), long(1)]));
+    const noEval = cli(
+      sftFlags(await writeData('sft-eval-long-emit', [0, 1, 2, 3].map(short)), path.join(root, 'sft-eval-emit-out'), [
+        '--validation-file',
+        valid,
+        '--do-eval',
+        '--emit-launch',
+        emitOf('eval'),
+      ]),
+    );
+    expect(noEval.status, noEval.stderr).toBe(1);
+    expect(noEval.stderr.trim().split('\n')).toEqual([
+      'cllama-train: all 2 evaluation examples have no trained token after truncation to --max-seq-length 100 (the prompt fills each one), so the loss would be 0 and nothing learned: raise --max-seq-length or shorten the prompts',
+    ]);
+    expect(await exists(emitOf('eval'))).toBe(false);
+  });
 });
 
 describe('resume refuses a changed --lora-alpha or another base model of the same shapes (#12)', () => {

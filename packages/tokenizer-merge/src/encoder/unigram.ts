@@ -1,9 +1,21 @@
 /**
- * SentencePiece UNIGRAM segmentation (`unigram_model.cc`, `EncodeOptimized`): Viterbi over the
- * lattice of pieces that match the normalized UTF-8 bytes, built on the fly. Path scores are stored
- * as float32 and candidates summed in double exactly as the C++ types do, so exact ties (common with
- * runs of repeated characters) resolve the same way. A character no piece covers gets
- * the unknown piece with score `min_score - 10`; user-defined pieces score `length * max_score - 0.1`.
+ * SentencePiece UNIGRAM segmentation as Python sentencepiece 0.2.2 does it (`unigram_model.cc`,
+ * `EncodeOptimized`): Viterbi over the lattice of pieces that match the normalized UTF-8 bytes, built
+ * on the fly, keeping one best path per end position. The rule that decides exact ties is float32
+ * arithmetic: a candidate is `score + best_path_score_till_here`, both float, summed and compared in
+ * float32, and replaces the stored path only when strictly greater (so on a float32 tie the path whose
+ * last piece starts earlier stays). When the score reaching a start position leaves ±100000, the
+ * scores from there to the furthest position any piece has reached are shifted by it (float32
+ * subtraction) and the sum restarts at 0, so long lines keep their precision. A character no piece
+ * covers gets the unknown piece with score `min_score - 10`; a user-defined piece scores
+ * `0.1 * (bytes - 1)` (as float).
+ *
+ * How this differs from sentencepiece 0.1.x (0.1.91–0.1.99; test-fixtures/README.md says which
+ * version made each golden): there the candidate was a double (`length * max_score - 0.1` for a
+ * user-defined piece made the conditional a double) compared against the float store, with no
+ * rescaling and user-defined pieces scored `bytes * max_score - 0.1`. Double candidates break some
+ * exact ties the other way ("！！！！" = "！！！"+"！" there, "！"+"！！！" here). Our code is the same
+ * loop over a byte trie; nothing else differs.
  */
 import type { Emitter } from './emitter.js';
 import { IntPairMap } from './int-pair-map.js';
@@ -12,14 +24,14 @@ import { oneCharLen } from './normalizer.js';
 
 const UNK_PENALTY = 10;
 const FLT_MAX = 3.4028234663852886e38;
-const FLT_MIN = 1.1754943508222875e-38;
+/** `kScoreResetThreshold`: beyond ±this the path scores are shifted back to 0. */
+const SCORE_RESET = 100_000;
 
 export class UnigramModel {
   /** Byte trie: (node, byte) → child node; node 0 is the root. */
   private readonly edges: IntPairMap;
   private nodePiece: Int32Array;
   private readonly unkScore: number;
-  private readonly maxScore: number;
   private bestScore = new Float64Array(256);
   private startsAt = new Int32Array(256);
   private bestId = new Int32Array(256);
@@ -27,7 +39,6 @@ export class UnigramModel {
   constructor(private readonly vocab: Vocabulary) {
     const encoder = new TextEncoder();
     let minScore = FLT_MAX;
-    let maxScore = FLT_MIN;
     let totalBytes = 0;
     const keys: Array<[Uint8Array, number]> = [];
     for (const [piece, id] of vocab.pieces) {
@@ -36,13 +47,9 @@ export class UnigramModel {
       totalBytes += bytes.length;
     }
     for (let i = 0; i < vocab.size; i++) {
-      if (vocab.types[i] === NORMAL) {
-        minScore = Math.min(minScore, vocab.scores[i]);
-        maxScore = Math.max(maxScore, vocab.scores[i]);
-      }
+      if (vocab.types[i] === NORMAL) minScore = Math.min(minScore, vocab.scores[i]);
     }
     this.unkScore = Math.fround(minScore - UNK_PENALTY);
-    this.maxScore = maxScore;
     this.edges = new IntPairMap(totalBytes);
     const nodePiece: number[] = [-1];
     for (const [bytes, id] of keys) {
@@ -74,8 +81,13 @@ export class UnigramModel {
     const unkId = this.vocab.unkId;
     startsAt.fill(-1, 0, size + 1);
     bestScore[0] = 0;
+    let frontier = 0; // the furthest end any piece has reached
     for (let start = 0; start < size; ) {
-      const tillHere = bestScore[start];
+      let tillHere = bestScore[start];
+      if (tillHere < -SCORE_RESET || tillHere > SCORE_RESET) {
+        for (let i = start; i <= frontier; i++) if (i === start || startsAt[i] !== -1) bestScore[i] = Math.fround(bestScore[i] - tillHere);
+        tillHere = 0;
+      }
       const mblen = Math.min(oneCharLen(bytes[start]), size - start);
       let hasSingleNode = false;
       let node = 0;
@@ -87,13 +99,12 @@ export class UnigramModel {
         if (id < 0) continue;
         const type = types[id];
         if (type === UNUSED) continue;
+        if (pos > frontier) frontier = pos;
         const length = pos - start;
-        // In C++ `score` is `cond ? (length * max_score_ - 0.1) : GetScore(id)`, a double for
-        // both branches, so the candidate is a double sum compared against the stored float.
-        const score = type === USER_DEFINED ? Math.fround(length * this.maxScore) - 0.1 : scores[id];
-        const candidate = score + tillHere;
+        const score = type === USER_DEFINED ? Math.fround(0.1 * (length - 1)) : scores[id];
+        const candidate = Math.fround(score + tillHere); // float + float, as float
         if (startsAt[pos] === -1 || candidate > bestScore[pos]) {
-          bestScore[pos] = Math.fround(candidate);
+          bestScore[pos] = candidate;
           startsAt[pos] = start;
           bestId[pos] = id;
         }
@@ -101,6 +112,7 @@ export class UnigramModel {
       }
       if (!hasSingleNode) {
         const target = start + mblen;
+        if (target > frontier) frontier = target;
         const candidate = Math.fround(this.unkScore + tillHere);
         if (startsAt[target] === -1 || candidate > bestScore[target]) {
           bestScore[target] = candidate;

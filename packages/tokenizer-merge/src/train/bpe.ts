@@ -7,6 +7,9 @@
  * SentencePiece rescans a sample of "active" pairs every 100 merges; here pair counts are kept exact
  * with incremental updates and a lazy max-heap, which picks the same piece SentencePiece's exhaustive
  * rule would and costs time proportional to the occurrences actually touched.
+ *
+ * The steps: `initialSymbols`, `linkPositions` (the words as linked symbol lists), `countPairs` into a
+ * `PairTable`, then per merge `PairHeap.popBest` and `applyMerge`.
  */
 import type { Alphabet, WordCounts } from './corpus.js';
 import { UNK_ID } from './corpus.js';
@@ -20,223 +23,288 @@ export interface BpeResult {
 }
 
 const SYMBOL_LIMIT = 1 << 21;
+const INITIAL_PAIRS = 1 << 16;
+/** The occurrence list of a pair that has none (invalid, or merged). */
+const EMPTY: number[] = [];
 
-export function trainBpe(words: WordCounts, alphabet: Alphabet, rules: PieceRules, numMerges: number, onProgress?: (merges: number) => void): BpeResult {
-  // Symbols: ids < alphabet.chars.length + 2 are characters (0 reserved, 1 = unknown), then merged pieces.
-  const symCps: number[][] = [[], []];
-  const symStr: string[] = ['', ''];
+/** Symbols: 0 (reserved), 1 (unknown), the alphabet's characters, then each merged piece. */
+interface Symbols {
+  cps: number[][];
+  str: string[];
+}
+
+function initialSymbols(alphabet: Alphabet): Symbols {
+  const cps: number[][] = [[], []];
+  const str: string[] = ['', ''];
   for (const c of alphabet.chars) {
-    symCps.push([c]);
-    symStr.push(String.fromCodePoint(c));
+    cps.push([c]);
+    str.push(String.fromCodePoint(c));
   }
+  return { cps, str };
+}
 
-  // Positions: one slot per character of every word, linked into the word's current symbols.
+/** One slot per character of every word, linked into the word's current symbols. */
+interface Positions {
+  sym: Int32Array;
+  next: Int32Array;
+  prev: Int32Array;
+  word: Int32Array;
+}
+
+function linkPositions(words: WordCounts): Positions {
   const n = words.data.length;
   const sym = new Int32Array(n);
   const next = new Int32Array(n);
   const prev = new Int32Array(n);
-  const posWord = new Int32Array(n);
-  const nWords = words.freqs.length;
-  for (let w = 0; w < nWords; w++) {
+  const word = new Int32Array(n);
+  for (let w = 0; w < words.freqs.length; w++) {
     const s = words.offsets[w]!;
     const e = words.offsets[w + 1]!;
     for (let i = s; i < e; i++) {
       sym[i] = words.data[i]!;
       next[i] = i + 1 < e ? i + 1 : -1;
       prev[i] = i > s ? i - 1 : -1;
-      posWord[i] = w;
+      word[i] = w;
+    }
+  }
+  return { sym, next, prev, word };
+}
+
+const PAIR_INVALID = 0;
+const PAIR_LIVE = 1;
+/** merged, or a duplicate string */
+const PAIR_USED = 2;
+
+function grown<T extends Int32Array | Uint8Array | Float64Array>(a: T, cap: number): T {
+  const b = new (a.constructor as new (n: number) => T)(cap);
+  b.set(a);
+  return b;
+}
+
+/**
+ * Every adjacent symbol pair ever seen: its count (kept exact as merges rewrite the words), its
+ * occurrences (positions of its left symbol; stale ones are skipped when merged) and whether it may
+ * become a piece. Pairs whose count rose since the last `flush` are queued for the heap.
+ */
+class PairTable {
+  private readonly index = new Map<number, number>();
+  left = new Int32Array(INITIAL_PAIRS);
+  right = new Int32Array(INITIAL_PAIRS);
+  freq = new Float64Array(INITIAL_PAIRS);
+  /** the merged piece's length in characters */
+  len = new Int32Array(INITIAL_PAIRS);
+  state = new Uint8Array(INITIAL_PAIRS);
+  private dirtyFlag = new Uint8Array(INITIAL_PAIRS);
+  private readonly str: string[] = [];
+  readonly positions: number[][] = [];
+  private count = 0;
+  private readonly dirty: number[] = [];
+
+  constructor(
+    private readonly symbols: Symbols,
+    private readonly rules: PieceRules,
+  ) {}
+
+  /** The merged piece's text (computed once). */
+  string(p: number): string {
+    let str = this.str[p]!;
+    if (str === '') str = this.str[p] = this.symbols.str[this.left[p]!]! + this.symbols.str[this.right[p]!]!;
+    return str;
+  }
+
+  private get(left: number, right: number): number {
+    const key = left * SYMBOL_LIMIT + right;
+    let p = this.index.get(key);
+    if (p !== undefined) return p;
+    p = this.count++;
+    if (p >= this.left.length) this.grow();
+    this.left[p] = left;
+    this.right[p] = right;
+    let valid = left !== UNK_ID && right !== UNK_ID;
+    if (valid) {
+      const cps = this.symbols.cps[left]!.concat(this.symbols.cps[right]!);
+      valid = isValidPiece(cps, this.rules);
+      this.len[p] = cps.length;
+    }
+    this.state[p] = valid ? PAIR_LIVE : PAIR_INVALID;
+    this.str.push('');
+    this.positions.push(valid ? [] : EMPTY);
+    this.index.set(key, p);
+    return p;
+  }
+
+  private grow(): void {
+    const cap = this.left.length * 2;
+    this.left = grown(this.left, cap);
+    this.right = grown(this.right, cap);
+    this.len = grown(this.len, cap);
+    this.state = grown(this.state, cap);
+    this.dirtyFlag = grown(this.dirtyFlag, cap);
+    this.freq = grown(this.freq, cap);
+  }
+
+  /** One more occurrence (at `pos`, weight `f`) of the pair (left, right). */
+  add(left: number, right: number, pos: number, f: number): void {
+    const p = this.get(left, right);
+    if (this.state[p] !== PAIR_LIVE) return;
+    this.freq[p] += f;
+    this.positions[p]!.push(pos);
+    if (!this.dirtyFlag[p]) {
+      this.dirtyFlag[p] = 1;
+      this.dirty.push(p);
     }
   }
 
-  // Pairs.
-  const pairIndex = new Map<number, number>();
-  let pairLeft: Int32Array = new Int32Array(1 << 16);
-  let pairRight: Int32Array = new Int32Array(1 << 16);
-  let pairFreq: Float64Array = new Float64Array(1 << 16);
-  let pairLen: Int32Array = new Int32Array(1 << 16);
-  let pairState: Uint8Array = new Uint8Array(1 << 16); // 0 invalid, 1 live, 2 used up (merged or duplicate)
-  let pairDirty: Uint8Array = new Uint8Array(1 << 16);
-  const pairStr: string[] = [];
-  const pairPositions: number[][] = [];
-  let numPairs = 0;
-  const dirty: number[] = [];
+  /** One occurrence fewer; its heap entry now over-states it and is fixed when it reaches the top. */
+  remove(left: number, right: number, f: number): void {
+    const p = this.index.get(left * SYMBOL_LIMIT + right);
+    if (p === undefined || this.state[p] !== PAIR_LIVE) return;
+    this.freq[p] -= f;
+  }
 
-  const growPairs = (): void => {
-    const cap = pairLeft.length * 2;
-    const g32 = (a: Int32Array): Int32Array => {
-      const b = new Int32Array(cap);
-      b.set(a);
-      return b;
-    };
-    const g8 = (a: Uint8Array): Uint8Array => {
-      const b = new Uint8Array(cap);
-      b.set(a);
-      return b;
-    };
-    pairLeft = g32(pairLeft);
-    pairRight = g32(pairRight);
-    pairLen = g32(pairLen);
-    pairState = g8(pairState);
-    pairDirty = g8(pairDirty);
-    const f = new Float64Array(cap);
-    f.set(pairFreq);
-    pairFreq = f;
-  };
-
-  const pairString = (p: number): string => {
-    let str = pairStr[p]!;
-    if (str === '') str = pairStr[p] = symStr[pairLeft[p]!]! + symStr[pairRight[p]!]!;
-    return str;
-  };
-
-  const getPair = (left: number, right: number): number => {
-    const key = left * SYMBOL_LIMIT + right;
-    let p = pairIndex.get(key);
-    if (p !== undefined) return p;
-    p = numPairs++;
-    if (p >= pairLeft.length) growPairs();
-    pairLeft[p] = left;
-    pairRight[p] = right;
-    let valid = left !== UNK_ID && right !== UNK_ID;
-    if (valid) {
-      const cps = symCps[left]!.concat(symCps[right]!);
-      valid = isValidPiece(cps, rules);
-      pairLen[p] = cps.length;
+  /** Pushes every pair whose count rose since the last flush, in the order they rose. */
+  flush(heap: PairHeap): void {
+    for (const p of this.dirty) {
+      this.dirtyFlag[p] = 0;
+      if (this.state[p] === PAIR_LIVE && this.freq[p]! > 0) heap.push(this.freq[p]!, p);
     }
-    pairState[p] = valid ? 1 : 0;
-    pairStr.push('');
-    pairPositions.push(valid ? [] : EMPTY);
-    pairIndex.set(key, p);
-    return p;
-  };
-  const EMPTY: number[] = [];
+    this.dirty.length = 0;
+  }
+}
 
-  const add = (left: number, right: number, pos: number, f: number): void => {
-    const p = getPair(left, right);
-    if (pairState[p] !== 1) return;
-    pairFreq[p] += f;
-    pairPositions[p]!.push(pos);
-    if (!pairDirty[p]) {
-      pairDirty[p] = 1;
-      dirty.push(p);
-    }
-  };
-  const remove = (left: number, right: number, f: number): void => {
-    const p = pairIndex.get(left * SYMBOL_LIMIT + right);
-    if (p === undefined || pairState[p] !== 1) return;
-    pairFreq[p] -= f; // the pair's heap entry now over-states it; fixed when it reaches the top
-  };
+/**
+ * Max-heap of (frequency snapshot, pair), best = highest count, then the shorter piece, then the
+ * smaller string (code points). Invariant: every live pair has an entry whose snapshot is >= its
+ * current count (pushed when the count rises; decreases push nothing). So an entry at the top whose
+ * snapshot equals the current count is the true maximum.
+ */
+class PairHeap {
+  private f = new Float64Array(INITIAL_PAIRS);
+  private p = new Int32Array(INITIAL_PAIRS);
+  private size = 0;
 
-  // Max-heap of (frequency snapshot, pair). Invariant: every live pair has an entry whose snapshot
-  // is >= its current count (pushed when the count rises; decreases push nothing). So an entry at the
-  // top whose snapshot equals the current count is the true maximum.
-  let heapF = new Float64Array(1 << 16);
-  let heapP = new Int32Array(1 << 16);
-  let heapSize = 0;
-  const better = (fa: number, pa: number, fb: number, pb: number): boolean => {
+  constructor(private readonly pairs: PairTable) {}
+
+  private better(fa: number, pa: number, fb: number, pb: number): boolean {
     if (fa !== fb) return fa > fb;
-    const la = pairLen[pa]!;
-    const lb = pairLen[pb]!;
+    const la = this.pairs.len[pa]!;
+    const lb = this.pairs.len[pb]!;
     if (la !== lb) return la < lb;
-    return compareCodePoints(pairString(pa), pairString(pb)) < 0;
-  };
-  const push = (f: number, p: number): void => {
-    if (heapSize >= heapF.length) {
-      const nf = new Float64Array(heapF.length * 2);
-      nf.set(heapF);
-      heapF = nf;
-      const np = new Int32Array(heapP.length * 2);
-      np.set(heapP);
-      heapP = np;
+    return compareCodePoints(this.pairs.string(pa), this.pairs.string(pb)) < 0;
+  }
+
+  push(f: number, p: number): void {
+    if (this.size >= this.f.length) {
+      this.f = grown(this.f, this.f.length * 2);
+      this.p = grown(this.p, this.p.length * 2);
     }
-    let i = heapSize++;
+    const { f: heapF, p: heapP } = this;
+    let i = this.size++;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!better(f, p, heapF[parent]!, heapP[parent]!)) break;
+      if (!this.better(f, p, heapF[parent]!, heapP[parent]!)) break;
       heapF[i] = heapF[parent]!;
       heapP[i] = heapP[parent]!;
       i = parent;
     }
     heapF[i] = f;
     heapP[i] = p;
-  };
-  const pop = (): void => {
-    const f = heapF[--heapSize]!;
-    const p = heapP[heapSize]!;
+  }
+
+  private pop(): void {
+    const { f: heapF, p: heapP } = this;
+    const f = heapF[--this.size]!;
+    const p = heapP[this.size]!;
     let i = 0;
     for (;;) {
       let c = 2 * i + 1;
-      if (c >= heapSize) break;
-      if (c + 1 < heapSize && better(heapF[c + 1]!, heapP[c + 1]!, heapF[c]!, heapP[c]!)) c++;
-      if (!better(heapF[c]!, heapP[c]!, f, p)) break;
+      if (c >= this.size) break;
+      if (c + 1 < this.size && this.better(heapF[c + 1]!, heapP[c + 1]!, heapF[c]!, heapP[c]!)) c++;
+      if (!this.better(heapF[c]!, heapP[c]!, f, p)) break;
       heapF[i] = heapF[c]!;
       heapP[i] = heapP[c]!;
       i = c;
     }
     heapF[i] = f;
     heapP[i] = p;
-  };
-  const flushDirty = (): void => {
-    for (const p of dirty) {
-      pairDirty[p] = 0;
-      if (pairState[p] === 1 && pairFreq[p]! > 0) push(pairFreq[p]!, p);
-    }
-    dirty.length = 0;
-  };
-
-  for (let i = 0; i < n; i++) {
-    const j = next[i]!;
-    if (j >= 0) add(sym[i]!, sym[j]!, i, words.freqs[posWord[i]!]!);
   }
-  flushDirty();
+
+  /** The live pair with the highest current count (ties as `better`), or -1 when none is left. */
+  popBest(): number {
+    const pairs = this.pairs;
+    while (this.size > 0) {
+      const f = this.f[0]!;
+      const p = this.p[0]!;
+      this.pop();
+      if (pairs.state[p] !== PAIR_LIVE) continue;
+      const current = pairs.freq[p]!;
+      if (current === f && f > 0) return p;
+      // Stale snapshot (counts only went down since): re-queue at the true count.
+      if (current > 0 && current < f) this.push(current, p);
+    }
+    return -1;
+  }
+}
+
+/** Counts every adjacent pair of the words' characters. */
+function countPairs(positions: Positions, words: WordCounts, pairs: PairTable): void {
+  const { sym, next, word } = positions;
+  for (let i = 0; i < sym.length; i++) {
+    const j = next[i]!;
+    if (j >= 0) pairs.add(sym[i]!, sym[j]!, i, words.freqs[word[i]!]!);
+  }
+}
+
+/**
+ * Rewrites every occurrence of pair `best` (= new symbol `newSym`) in the words, moving the counts of
+ * the pairs around each occurrence from the old symbols to the new one.
+ */
+function applyMerge(best: number, newSym: number, positions: Positions, words: WordCounts, pairs: PairTable): void {
+  const { sym, next, prev, word } = positions;
+  const left = pairs.left[best]!;
+  const right = pairs.right[best]!;
+  for (const pos of pairs.positions[best]!) {
+    if (sym[pos] !== left) continue;
+    const q = next[pos]!;
+    if (q < 0 || sym[q] !== right) continue;
+    const f = words.freqs[word[pos]!]!;
+    const pp = prev[pos]!;
+    const nn = next[q]!;
+    if (pp >= 0) pairs.remove(sym[pp]!, left, f);
+    if (nn >= 0) pairs.remove(right, sym[nn]!, f);
+    sym[pos] = newSym;
+    sym[q] = -1;
+    next[pos] = nn;
+    if (nn >= 0) prev[nn] = pos;
+    if (pp >= 0) pairs.add(sym[pp]!, newSym, pp, f);
+    if (nn >= 0) pairs.add(newSym, sym[nn]!, pos, f);
+  }
+  pairs.positions[best] = EMPTY;
+}
+
+export function trainBpe(words: WordCounts, alphabet: Alphabet, rules: PieceRules, numMerges: number, onProgress?: (merges: number) => void): BpeResult {
+  const symbols = initialSymbols(alphabet);
+  const positions = linkPositions(words);
+  const pairs = new PairTable(symbols, rules);
+  const heap = new PairHeap(pairs);
+  countPairs(positions, words, pairs);
+  pairs.flush(heap);
 
   const pieces: Array<[string, number]> = [];
   const seen = new Set<string>();
   while (pieces.length < numMerges) {
-    let best = -1;
-    while (heapSize > 0) {
-      const f = heapF[0]!;
-      const p = heapP[0]!;
-      pop();
-      if (pairState[p] !== 1) continue;
-      const current = pairFreq[p]!;
-      if (current === f && f > 0) {
-        best = p;
-        break;
-      }
-      // Stale snapshot (counts only went down since): re-queue at the true count.
-      if (current > 0 && current < f) push(current, p);
-    }
+    const best = heap.popBest();
     if (best < 0) break; // no valid pair left: the corpus supports no larger vocabulary
-    pairState[best] = 2;
-    const str = pairString(best);
+    pairs.state[best] = PAIR_USED;
+    const str = pairs.string(best);
     if (seen.has(str)) continue; // the same string reached by another merge path
     seen.add(str);
     pieces.push([str, -pieces.length]);
-
-    const newSym = symCps.length;
-    const left = pairLeft[best]!;
-    const right = pairRight[best]!;
-    symCps.push(symCps[left]!.concat(symCps[right]!));
-    symStr.push(str);
-    for (const pos of pairPositions[best]!) {
-      if (sym[pos] !== left) continue;
-      const q = next[pos]!;
-      if (q < 0 || sym[q] !== right) continue;
-      const f = words.freqs[posWord[pos]!]!;
-      const pp = prev[pos]!;
-      const nn = next[q]!;
-      if (pp >= 0) remove(sym[pp]!, left, f);
-      if (nn >= 0) remove(right, sym[nn]!, f);
-      sym[pos] = newSym;
-      sym[q] = -1;
-      next[pos] = nn;
-      if (nn >= 0) prev[nn] = pos;
-      if (pp >= 0) add(sym[pp]!, newSym, pp, f);
-      if (nn >= 0) add(newSym, sym[nn]!, pos, f);
-    }
-    pairPositions[best] = EMPTY;
-    flushDirty();
+    const newSym = symbols.cps.length;
+    symbols.cps.push(symbols.cps[pairs.left[best]!]!.concat(symbols.cps[pairs.right[best]!]!));
+    symbols.str.push(str);
+    applyMerge(best, newSym, positions, words, pairs);
+    pairs.flush(heap);
     if (onProgress && pieces.length % 100 === 0) onProgress(pieces.length);
   }
   const merges = pieces.length;

@@ -7,13 +7,16 @@
  *     from its second-best segmentation) to max(vocab × 1.1, 75 % of the current size); repeat 2–3;
  *  4. final: kept characters + the best-scoring pieces up to the vocabulary size.
  *
- * Pieces keep their seed index for the whole run: the trie over the seeds is built once and
- * pruning only switches pieces off, so no lattice structure is ever rebuilt.
+ * Pieces keep their seed index for the whole run (`PieceSet`): pruning only switches pieces off, and
+ * the trie over the active ones is rebuilt only when it shrank by a tenth.
+ *
+ * The steps, in order: `seedPieces`, `PieceSet` (log-probability scores, trie), `emIteration` ×
+ * sub-iterations, then while too large `secondBestSegmentations` + `piecesToKeep`, and `finalPieces`.
  */
 import type { Alphabet, WordCounts } from './corpus.js';
 import { compareCodePoints } from './bpe.js';
 import { frequentSubstrings } from './seeds.js';
-import { ugBuildLattice, ugNewLattice, ugTrieSlot, ugViterbi, type LatticeModel, type TrieArrays } from './lattice.js';
+import { type LatticeBuffers, type LatticeModel, type TrieArrays, ugBuildLattice, ugNewLattice, ugTrieSlot, ugViterbi } from './lattice.js';
 import { LatticePool, sharedFloat64, sharedInt32, sharedUint8 } from './em-pool.js';
 
 export interface UnigramOptions {
@@ -214,190 +217,200 @@ function seedPieces(
   return { pieceData, pieceStart, rawScore, numPieces };
 }
 
-export async function trainUnigram(
-  /** Sentences as one id array (see concatSentences); released (set to undefined) after seeding. */
-  corpus: { text: Int32Array | undefined },
-  words: WordCounts,
-  alphabet: Alphabet,
-  opts: UnigramOptions,
-): Promise<UnigramResult> {
-  const alphabetSize = alphabet.chars.length + 2;
-  const charOf = [0, 0x2585, ...alphabet.chars];
-  // 1. Seeds.
-  opts.onProgress?.('seed', 0);
-  collectGarbage(); // corpus-preparation garbage would otherwise stack up under the suffix arrays
-  const { pieceData, pieceStart, rawScore, numPieces } = seedPieces(corpus.text!, alphabet, opts);
-  corpus.text = undefined; // the seeds are copied out; the joined corpus is no longer needed
-  collectGarbage();
-  const nChars = alphabet.chars.length;
-  const pieceLength = (id: number): number => pieceStart[id + 1]! - pieceStart[id]!;
-  const pieceString = (id: number): string => {
-    let s = '';
-    for (let q = pieceStart[id]!; q < pieceStart[id + 1]!; q++) s += String.fromCodePoint(charOf[pieceData[q]!]!);
-    return s;
-  };
-
-  // ToLogProb (SentencePiece sums in float).
+/** ToLogProb: each seed's log frequency share (SentencePiece sums the frequencies in float). */
+function logProbScores(rawScore: Float64Array): Float64Array {
   let sum = 0;
-  for (let i = 0; i < numPieces; i++) sum = Math.fround(sum + rawScore[i]!);
+  for (let i = 0; i < rawScore.length; i++) sum = Math.fround(sum + rawScore[i]!);
   const logSum = Math.log(sum);
-  const score = sharedFloat64(numPieces);
-  for (let i = 0; i < numPieces; i++) score[i] = Math.fround(Math.log(rawScore[i]!) - logSum);
-  const active = sharedUint8(numPieces).fill(1);
+  const score = sharedFloat64(rawScore.length);
+  for (let i = 0; i < rawScore.length; i++) score[i] = Math.fround(Math.log(rawScore[i]!) - logSum);
+  return score;
+}
 
-  // The trie holds only the active pieces: rebuilt whenever pieces were dropped, so that it stays
-  // small (cache-resident) and lattice walks stop as early as the current vocabulary allows.
-  const buildTrie = (): TrieArrays => {
+/**
+ * The seed pieces for the whole run (ids never change; pruning only switches pieces off) and the
+ * lattice model over the active ones. The trie holds only the active pieces: rebuilt whenever enough
+ * were dropped, so that it stays small (cache-resident) and lattice walks stop as early as the current
+ * vocabulary allows.
+ */
+class PieceSet {
+  readonly num: number;
+  readonly data: Int32Array;
+  readonly start: Int32Array;
+  readonly score: Float64Array;
+  readonly active: Uint8Array;
+  readonly model: LatticeModel;
+  private trieSize: number;
+
+  constructor(
+    seeds: { pieceData: Int32Array; pieceStart: Int32Array; rawScore: Float64Array; numPieces: number },
+    private readonly alphabetSize: number,
+    maxPieceLength: number,
+  ) {
+    this.num = seeds.numPieces;
+    this.data = seeds.pieceData;
+    this.start = seeds.pieceStart;
+    this.score = logProbScores(seeds.rawScore);
+    this.active = sharedUint8(this.num).fill(1);
+    this.model = { trie: this.buildTrie(), score: this.score, active: this.active, minScore: 0, maxPieceLength, q: sharedFloat64(this.num), unkQ: 0 };
+    this.trieSize = this.num;
+  }
+
+  length(id: number): number {
+    return this.start[id + 1]! - this.start[id]!;
+  }
+
+  string(id: number, charOf: readonly number[]): string {
+    let s = '';
+    for (let q = this.start[id]!; q < this.start[id + 1]!; q++) s += String.fromCodePoint(charOf[this.data[q]!]!);
+    return s;
+  }
+
+  private buildTrie(): TrieArrays {
     let count = 0;
-    for (let i = 0; i < numPieces; i++) if (active[i]) count++;
-    const trie = new PieceTrie(alphabetSize, count * 2);
-    for (let i = 0; i < numPieces; i++) if (active[i]) trie.insert(pieceData, pieceStart[i]!, pieceLength(i), i);
+    for (let i = 0; i < this.num; i++) if (this.active[i]) count++;
+    const trie = new PieceTrie(this.alphabetSize, count * 2);
+    for (let i = 0; i < this.num; i++) if (this.active[i]) trie.insert(this.data, this.start[i]!, this.length(i), i);
     return trie.arrays();
-  };
-  const q = sharedFloat64(numPieces);
-  const model: LatticeModel = {
-    trie: buildTrie(),
-    score,
-    active,
-    minScore: 0,
-    maxPieceLength: opts.maxPieceLength,
-    q,
-    unkQ: 0,
-  };
-  // Mean log-probability per character (see LatticeModel.q); refined after every E-step.
-  let totalCharsWeighted = 0;
-  for (let w = 0; w < words.freqs.length; w++) totalCharsWeighted += words.freqs[w]! * (words.offsets[w + 1]! - words.offsets[w]!);
-  let perChar = Math.log(1 / Math.max(2, alphabet.chars.length));
-  const scaleWeights = (): void => {
-    for (let i = 0; i < numPieces; i++) if (active[i]) q[i] = Math.exp(score[i]! - perChar * pieceLength(i));
-    model.unkQ = Math.exp(model.minScore - UNK_PENALTY - perChar);
-  };
-  let trieSize = numPieces;
-  const refreshMinScore = (): number => {
+  }
+
+  /** After pieces were switched off: the model's min score, the trie if it shrank by 10 %; returns the active count. */
+  refresh(): number {
     let m = Infinity;
     let count = 0;
-    for (let i = 0; i < numPieces; i++) {
-      if (!active[i]) continue;
+    for (let i = 0; i < this.num; i++) {
+      if (!this.active[i]) continue;
       count++;
-      if (score[i]! < m) m = score[i]!;
+      if (this.score[i]! < m) m = this.score[i]!;
     }
-    model.minScore = m;
-    if (count < trieSize * 0.9) {
-      model.trie = buildTrie();
-      trieSize = count;
+    this.model.minScore = m;
+    if (count < this.trieSize * 0.9) {
+      this.model.trie = this.buildTrie();
+      this.trieSize = count;
       collectGarbage(); // the old trie and the last round's scratch arrays
     }
     return count;
-  };
-  let size = refreshMinScore();
-  opts.onProgress?.('seeded', size);
+  }
 
-  const lat = ugNewLattice();
+  /** The E-step's linear-space weights (LatticeModel.q) for mean log-probability `perChar` per character. */
+  scaleWeights(perChar: number): void {
+    for (let i = 0; i < this.num; i++) if (this.active[i]) this.model.q[i] = Math.exp(this.score[i]! - perChar * this.length(i));
+    this.model.unkQ = Math.exp(this.model.minScore - UNK_PENALTY - perChar);
+  }
+}
+
+/** The words in shared memory, for the worker threads (copied unless they already are). */
+function sharedWords(words: WordCounts): WordCounts {
   const isShared = (a: ArrayBufferView): boolean => a.buffer instanceof SharedArrayBuffer;
-  let shared = words;
-  if (!isShared(words.data) || !isShared(words.offsets) || !isShared(words.freqs)) {
-    shared = { data: sharedInt32(words.data.length), offsets: sharedInt32(words.offsets.length), freqs: sharedFloat64(words.freqs.length) };
-    shared.data.set(words.data);
-    shared.offsets.set(words.offsets);
-    shared.freqs.set(words.freqs);
+  if (isShared(words.data) && isShared(words.offsets) && isShared(words.freqs)) return words;
+  const shared = { data: sharedInt32(words.data.length), offsets: sharedInt32(words.offsets.length), freqs: sharedFloat64(words.freqs.length) };
+  shared.data.set(words.data);
+  shared.offsets.set(words.offsets);
+  shared.freqs.set(words.freqs);
+  return shared;
+}
+
+/**
+ * One EM iteration: E-step (expected piece counts by forward–backward) at the current `perChar`, then
+ * the Bayesian M-step (digamma instead of log), dropping pieces expected less than 0.5 times. Returns
+ * the new mean log-probability per character.
+ */
+async function emIteration(pool: LatticePool, pieces: PieceSet, expected: Float64Array, perChar: number, totalCharsWeighted: number): Promise<number> {
+  pieces.scaleWeights(perChar);
+  const loglik = await pool.run(0, pieces.model, expected, -perChar);
+  const { active, score } = pieces;
+  let total = 0;
+  for (let i = 0; i < pieces.num; i++) {
+    if (!active[i]) continue;
+    if (expected[i]! < EXPECTED_FREQUENCY_THRESHOLD) active[i] = 0;
+    else total += expected[i]!;
   }
-  const pool = new LatticePool(shared, opts.threads, numPieces);
-  const expected = new Float64Array(numPieces);
-  let rounds = 0;
-  const path: number[] = [];
+  const logTotal = digamma(total);
+  for (let i = 0; i < pieces.num; i++) if (active[i]) score[i] = Math.fround(digamma(expected[i]!) - logTotal);
+  // weighted log-likelihood / weighted characters ≈ per-character log-probability
+  return loglik / totalCharsWeighted;
+}
 
-  try {
-    for (;;) {
-      for (let iter = 0; iter < opts.numSubIterations; iter++) {
-        // E-step.
-        scaleWeights();
-        const loglik = await pool.run(0, model, expected, -perChar);
-        // weighted log-likelihood / weighted characters ≈ per-character log-probability
-        perChar = loglik / totalCharsWeighted;
-        // M-step (Bayesian EM: digamma instead of log).
-        let total = 0;
-        for (let i = 0; i < numPieces; i++) {
-          if (!active[i]) continue;
-          if (expected[i]! < EXPECTED_FREQUENCY_THRESHOLD) active[i] = 0;
-          else total += expected[i]!;
-        }
-        const logTotal = digamma(total);
-        for (let i = 0; i < numPieces; i++) if (active[i]) score[i] = Math.fround(digamma(expected[i]!) - logTotal);
-        size = refreshMinScore();
-        opts.onProgress?.('em', size);
-      }
-      rounds++;
-      if (size <= opts.desiredSize) break;
+/** How each active piece would be segmented without it (its second-best segmentation). */
+interface Alternatives {
+  /** 1 = a candidate for pruning (its best segmentation is itself); pieces of one character always are */
+  alwaysKeep: Uint8Array;
+  /** piece i's alternative segmentation is data[start[i], start[i + 1]) (empty: none) */
+  start: Int32Array;
+  data: number[];
+}
 
-      // Prune.
-      // (a) how each piece would be re-segmented without it (its second-best segmentation).
-      const alwaysKeep = new Uint8Array(numPieces);
-      const altStart = new Int32Array(numPieces + 1);
-      const altData: number[] = [];
-      for (let i = 0; i < numPieces; i++) {
-        altStart[i] = altData.length;
-        if (!active[i]) continue;
-        const len = pieceLength(i);
-        if (len === 1) {
-          alwaysKeep[i] = 1; // a single node: no second-best path
-          continue;
-        }
-        ugBuildLattice(lat, model, pieceData, pieceStart[i]!, len, -1);
-        const n = ugViterbi(lat, len, path);
-        if (n >= 2) continue; // its own best segmentation splits it: removable
-        alwaysKeep[i] = 1;
-        ugBuildLattice(lat, model, pieceData, pieceStart[i]!, len, i);
-        ugViterbi(lat, len, path);
-        for (let k = path.length - 1; k >= 0; k--) altData.push(lat.edgePiece[path[k]!]!);
-      }
-      altStart[numPieces] = altData.length;
-      // (b) Viterbi frequencies over the corpus.
-      const freq = new Float64Array(numPieces);
-      const vsum = await pool.run(1, model, freq);
-      let fsum = 0;
-      for (let i = 0; i < numPieces; i++) fsum += freq[i]!;
-      const logFsum = Math.log(fsum);
-      // (c) loss of removing each piece.
-      const kept: number[] = [];
-      const candidates: number[] = [];
-      const loss = new Float64Array(numPieces);
-      for (let i = 0; i < numPieces; i++) {
-        if (!active[i]) continue;
-        if (freq[i] === 0 || !alwaysKeep[i]) continue;
-        const a0 = altStart[i]!;
-        const a1 = altStart[i + 1]!;
-        if (a0 === a1) {
-          kept.push(i);
-          continue;
-        }
-        const F = freq[i]! / vsum;
-        const logprobSp = Math.log(freq[i]!) - logFsum;
-        const logsumAlt = Math.log(fsum + freq[i]! * (a1 - a0 - 1));
-        let logprobAlt = 0;
-        for (let k = a0; k < a1; k++) {
-          const alt = altData[k]!;
-          logprobAlt += Math.log((alt >= 0 ? freq[alt]! : 0) + freq[i]!) - logsumAlt;
-        }
-        loss[i] = F * (logprobSp - logprobAlt);
-        candidates.push(i);
-      }
-      const prunedSize = Math.max(opts.desiredSize, Math.trunc(opts.shrinkingFactor * size));
-      candidates.sort((x, y) => loss[y]! - loss[x]! || x - y);
-      for (const i of candidates) {
-        if (kept.length >= prunedSize) break;
-        kept.push(i);
-      }
-      active.fill(0);
-      for (const i of kept) active[i] = 1;
-      size = refreshMinScore();
-      opts.onProgress?.('prune', size);
+function secondBestSegmentations(pieces: PieceSet, lat: LatticeBuffers, path: number[]): Alternatives {
+  const alwaysKeep = new Uint8Array(pieces.num);
+  const start = new Int32Array(pieces.num + 1);
+  const data: number[] = [];
+  for (let i = 0; i < pieces.num; i++) {
+    start[i] = data.length;
+    if (!pieces.active[i]) continue;
+    const len = pieces.length(i);
+    if (len === 1) {
+      alwaysKeep[i] = 1; // a single node: no second-best path
+      continue;
     }
-  } finally {
-    await pool.close();
+    ugBuildLattice(lat, pieces.model, pieces.data, pieces.start[i]!, len, -1);
+    const n = ugViterbi(lat, len, path);
+    if (n >= 2) continue; // its own best segmentation splits it: removable
+    alwaysKeep[i] = 1;
+    ugBuildLattice(lat, pieces.model, pieces.data, pieces.start[i]!, len, i);
+    ugViterbi(lat, len, path);
+    for (let k = path.length - 1; k >= 0; k--) data.push(lat.edgePiece[path[k]!]!);
   }
+  start[pieces.num] = data.length;
+  return { alwaysKeep, start, data };
+}
 
-  // 4. Finalize: kept characters first (those EM dropped get min score + a small penalty), then the
-  // best pieces, all sorted by score (ties: piece bytes).
+/**
+ * The pieces to keep after pruning: those without an alternative, then the candidates whose removal
+ * would lose the most likelihood (Viterbi frequencies `freq`, their sum over the corpus `vsum`), up to
+ * `prunedSize`.
+ */
+function piecesToKeep(pieces: PieceSet, alt: Alternatives, freq: Float64Array, vsum: number, prunedSize: number): number[] {
+  let fsum = 0;
+  for (let i = 0; i < pieces.num; i++) fsum += freq[i]!;
+  const logFsum = Math.log(fsum);
+  const kept: number[] = [];
+  const candidates: number[] = [];
+  const loss = new Float64Array(pieces.num);
+  for (let i = 0; i < pieces.num; i++) {
+    if (!pieces.active[i]) continue;
+    if (freq[i] === 0 || !alt.alwaysKeep[i]) continue;
+    const a0 = alt.start[i]!;
+    const a1 = alt.start[i + 1]!;
+    if (a0 === a1) {
+      kept.push(i);
+      continue;
+    }
+    const F = freq[i]! / vsum;
+    const logprobSp = Math.log(freq[i]!) - logFsum;
+    const logsumAlt = Math.log(fsum + freq[i]! * (a1 - a0 - 1));
+    let logprobAlt = 0;
+    for (let k = a0; k < a1; k++) {
+      const a = alt.data[k]!;
+      logprobAlt += Math.log((a >= 0 ? freq[a]! : 0) + freq[i]!) - logsumAlt;
+    }
+    loss[i] = F * (logprobSp - logprobAlt);
+    candidates.push(i);
+  }
+  candidates.sort((x, y) => loss[y]! - loss[x]! || x - y);
+  for (const i of candidates) {
+    if (kept.length >= prunedSize) break;
+    kept.push(i);
+  }
+  return kept;
+}
+
+/**
+ * The vocabulary: kept characters first (those EM dropped get min score + a small penalty), then the
+ * best pieces up to `vocabSize`, all sorted by score (ties: piece bytes).
+ */
+function finalPieces(pieces: PieceSet, alphabet: Alphabet, vocabSize: number, charOf: readonly number[]): Array<[string, number]> {
+  const { active, score } = pieces;
+  const nChars = alphabet.chars.length;
   const final = new Map<string, number>();
   let penalty = 0;
   for (let i = 0; i < nChars; i++) {
@@ -405,20 +418,72 @@ export async function trainUnigram(
     if (active[i]) {
       final.set(s, score[i]!);
     } else {
-      final.set(s, Math.fround(model.minScore + penalty));
+      final.set(s, Math.fround(pieces.model.minScore + penalty));
       penalty += MIN_SCORE_PENALTY_DELTA;
     }
   }
   const rest: number[] = [];
-  for (let i = nChars; i < numPieces; i++) if (active[i]) rest.push(i);
+  for (let i = nChars; i < pieces.num; i++) if (active[i]) rest.push(i);
   const restStr = new Map<number, string>();
-  for (const i of rest) restStr.set(i, pieceString(i));
+  for (const i of rest) restStr.set(i, pieces.string(i, charOf));
   rest.sort((x, y) => score[y]! - score[x]! || compareCodePoints(restStr.get(x)!, restStr.get(y)!));
   for (const i of rest) {
-    if (final.size >= opts.vocabSize) break;
+    if (final.size >= vocabSize) break;
     const s = restStr.get(i)!;
     if (!final.has(s)) final.set(s, score[i]!);
   }
-  const pieces = [...final.entries()].sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
-  return { pieces, seedCount: numPieces, emRounds: rounds };
+  return [...final.entries()].sort((a, b) => b[1] - a[1] || compareCodePoints(a[0], b[0]));
+}
+
+export async function trainUnigram(
+  /** Sentences as one id array (see concatSentences); released (set to undefined) after seeding. */
+  corpus: { text: Int32Array | undefined },
+  words: WordCounts,
+  alphabet: Alphabet,
+  opts: UnigramOptions,
+): Promise<UnigramResult> {
+  // 1. Seeds.
+  opts.onProgress?.('seed', 0);
+  collectGarbage(); // corpus-preparation garbage would otherwise stack up under the suffix arrays
+  const seeds = seedPieces(corpus.text!, alphabet, opts);
+  corpus.text = undefined; // the seeds are copied out; the joined corpus is no longer needed
+  collectGarbage();
+  const pieces = new PieceSet(seeds, alphabet.chars.length + 2, opts.maxPieceLength);
+  let size = pieces.refresh();
+  opts.onProgress?.('seeded', size);
+
+  // Mean log-probability per character (see LatticeModel.q); refined after every E-step.
+  let totalCharsWeighted = 0;
+  for (let w = 0; w < words.freqs.length; w++) totalCharsWeighted += words.freqs[w]! * (words.offsets[w + 1]! - words.offsets[w]!);
+  let perChar = Math.log(1 / Math.max(2, alphabet.chars.length));
+  const pool = new LatticePool(sharedWords(words), opts.threads, pieces.num);
+  const expected = new Float64Array(pieces.num);
+  const lat = ugNewLattice();
+  const path: number[] = [];
+  let rounds = 0;
+  try {
+    for (;;) {
+      // 2. EM.
+      for (let iter = 0; iter < opts.numSubIterations; iter++) {
+        perChar = await emIteration(pool, pieces, expected, perChar, totalCharsWeighted);
+        size = pieces.refresh();
+        opts.onProgress?.('em', size);
+      }
+      rounds++;
+      if (size <= opts.desiredSize) break;
+      // 3. Prune.
+      const alt = secondBestSegmentations(pieces, lat, path);
+      const freq = new Float64Array(pieces.num);
+      const vsum = await pool.run(1, pieces.model, freq);
+      const kept = piecesToKeep(pieces, alt, freq, vsum, Math.max(opts.desiredSize, Math.trunc(opts.shrinkingFactor * size)));
+      pieces.active.fill(0);
+      for (const i of kept) pieces.active[i] = 1;
+      size = pieces.refresh();
+      opts.onProgress?.('prune', size);
+    }
+  } finally {
+    await pool.close();
+  }
+  // 4. Finalize.
+  return { pieces: finalPieces(pieces, alphabet, opts.vocabSize, [0, 0x2585, ...alphabet.chars]), seedCount: pieces.num, emRounds: rounds };
 }

@@ -26,7 +26,7 @@ import { writeFolderAtomic } from '@cllama/core';
 import { PeftAdapter, TOKENIZER_FILES, readLlamaConfig } from '@cllama/lora';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
 import { STATE_FORMAT, TRAINER_STATE_FILE } from '../train/checkpoint.js';
-import { preparePretrainData, prepareSftData, type PreparedData } from '../train/data.js';
+import { NoTrainedTokensError, noTrainedTokensMessage, preparePretrainData, prepareSftData, someUntrainedMessage, type PreparedData } from '../train/data.js';
 import type { BatchSource } from '../train/loop.js';
 import type { TrainArgs } from '../train/options.js';
 import {
@@ -203,6 +203,8 @@ export interface EmitOptions {
   /** The cllama-train command line, recorded in launch.json. */
   command?: string[];
   version?: string;
+  /** Warnings (default: `cllama-train: <message>` on stderr, as a training run prints them). */
+  onWarning?: (message: string) => void;
 }
 
 export interface EmitResult {
@@ -229,6 +231,20 @@ export function withAbsolutePaths(args: TrainArgs): TrainArgs {
     resumeFromCheckpoint: abs(args.resumeFromCheckpoint),
     emitLaunch: abs(args.emitLaunch),
   };
+}
+
+/**
+ * SFT examples truncated to their prompt, reported as a training run reports them (train/session.ts):
+ * one warning line per split that loses some, and a refusal when --do-eval would evaluate none (a
+ * training split with none is refused by prepareSftData already).
+ */
+function reportUntrained(data: PreparedData, args: TrainArgs, warn: (message: string) => void): void {
+  if (!data.untrained) return;
+  const { train, eval: evalCount } = data.untrained;
+  if (train > 0) warn(someUntrainedMessage('training', train, data.train.length, args.maxSeqLength));
+  if (!args.doEval || !data.eval) return;
+  if (evalCount === data.eval.length) throw new NoTrainedTokensError(noTrainedTokensMessage('evaluation', evalCount, args.maxSeqLength));
+  if (evalCount > 0) warn(someUntrainedMessage('evaluation', evalCount, data.eval.length, args.maxSeqLength));
 }
 
 export async function emitLaunchFolder(given: TrainArgs, opts: EmitOptions = {}): Promise<EmitResult> {
@@ -270,6 +286,7 @@ export async function emitLaunchFolder(given: TrainArgs, opts: EmitOptions = {})
             );
       if (args.doEval && !prepared.eval)
         throw new LaunchError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
+      reportUntrained(prepared, args, opts.onWarning ?? ((m: string) => process.stderr.write(`cllama-train: ${m}\n`)));
       const withLabels = args.mode === 'sft';
       const train = await writeSplit(dataDir, 'train', prepared.train, withLabels);
       const evalSplit = prepared.eval ? await writeSplit(dataDir, 'eval', prepared.eval, withLabels) : undefined;

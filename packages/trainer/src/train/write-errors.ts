@@ -11,10 +11,11 @@
  * output — or the file inside it, when the error names one, with the hidden temporary names of atomic
  * writes (`.name.tmp-<pid>-<hex>`, the final output's staging folder) mapped back to the names the user will see. An
  * error that already says `cannot write <file>` (@cllama/core's WriteError) keeps its words, the same
- * mapping applied, and gets the `then` clause. Other errors pass through unchanged.
+ * mapping applied, and gets the `then` clause. Other errors pass through unchanged. The reason
+ * (`no space left on device (ENOSPC)`) is core's `fsErrorReason`, worded as core's WriteError words it.
  */
 import * as path from 'node:path';
-import { CllamaError } from '@cllama/core';
+import { CllamaError, fsErrorReason } from '@cllama/core';
 
 export class TrainWriteError extends CllamaError {
   override name = 'TrainWriteError';
@@ -35,12 +36,6 @@ export function visiblePath(p: string): string {
   return parts.filter((c, i) => c !== '' || i === 0).join(path.sep);
 }
 
-/** `no space left on device (ENOSPC)` from `ENOSPC: no space left on device, write`. */
-function reason(err: NodeJS.ErrnoException): string {
-  const m = /^E[A-Z0-9]+: ([^,]+)/.exec(err.message);
-  return `${(m ? m[1]! : err.message).trim()} (${err.code})`;
-}
-
 /** Replaces every temporary path in a message by its visible form. */
 function withVisiblePaths(message: string): string {
   return message.replace(/(\/[^\s:;,'"()]+)/g, (p) => visiblePath(p));
@@ -55,12 +50,12 @@ export function outputWriteError(err: unknown, output: string, then: string): un
   const e = err as NodeJS.ErrnoException & { dest?: string };
   if (!(err instanceof Error) || typeof e.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code) || e.syscall === 'read') return err;
   const about = e.dest ?? e.path; // a copy names its source in path, the file it writes in dest
-  if (typeof about !== 'string') return new TrainWriteError(`cannot write ${output}: ${reason(e)}; ${then}`, { cause: err });
+  if (typeof about !== 'string') return new TrainWriteError(`cannot write ${output}: ${fsErrorReason(e)}; ${then}`, { cause: err });
   const named = visiblePath(path.resolve(about));
   const root = path.resolve(output);
   // an error about a file outside the output (an input being read) is not a write error of this output
   if (named !== root && !named.startsWith(root + path.sep)) return err;
-  return new TrainWriteError(`cannot write ${named}: ${reason(e)}; ${then}`, { cause: err });
+  return new TrainWriteError(`cannot write ${named}: ${fsErrorReason(e)}; ${then}`, { cause: err });
 }
 
 /** Runs a write of `output`; a failure becomes one line naming it (see the header). */
