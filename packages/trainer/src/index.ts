@@ -16,7 +16,8 @@ export type { LoraAttachConfig, LoraTensor } from './model/lora-layers.js';
 export { loadLlama, saveLlama } from './model/io.js';
 export type { LoadLlamaOptions, SaveLlamaOptions } from './model/io.js';
 export { resizedEmbeddingRows } from './model/resize.js';
-export { IGNORE_INDEX } from './model/ops.js';
+// the label value the loss skips: @cllama/alpaca-data defines the label format
+export { IGNORE_INDEX } from '@cllama/alpaca-data';
 export { scoreBatches, scoreTokenBlocks, textToBlocks } from './score.js';
 export type { ScoreResult } from './score.js';
 // training (pre-training stages 1/2, SFT): see docs/trainer.md "Training"

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Tokenizer } from '@cllama/tokenizer-merge';
 import type { LlamaModel } from './model/llama.js';
-import { IGNORE_INDEX } from './model/ops.js';
+import { IGNORE_INDEX } from '@cllama/alpaca-data';
 
 export interface ScoreResult {
   /** Mean cross-entropy over all predicted (counted) tokens. */

@@ -27,7 +27,7 @@ import { PeftAdapter, TOKENIZER_FILES, readLlamaConfig } from '@cllama/lora';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
 import { STATE_FORMAT, TRAINER_STATE_FILE } from '../train/checkpoint.js';
 import { preparePretrainData, prepareSftData, type PreparedData } from '../train/data.js';
-import type { BatchSource } from '../train/loop.js';
+import type { BatchSource } from '../train/micro-batch.js';
 import type { TrainArgs } from '../train/options.js';
 import {
   LAUNCH_DATA_FORMAT,

@@ -14,19 +14,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { canReadSync } from '../backend.js';
 import type { LlamaConfig } from './config.js';
-import {
-  applyRotary,
-  attention,
-  embeddingLookup,
-  fusedLinearCrossEntropy,
-  IGNORE_INDEX,
-  linear,
-  linearTransposed,
-  releaseHeadBlocks,
-  rmsNorm,
-  rotaryTables,
-  silu,
-} from './ops.js';
+import { applyRotary, attention, embeddingLookup, linear, linearTransposed, rmsNorm, rotaryTables, silu } from './ops.js';
+import { fusedLinearCrossEntropy } from './lm-head-loss.js';
+import { releaseHeadBlocks } from './lm-head-blocks.js';
 import { checkpointed } from './checkpoint.js';
 import { fusedDecoderLayer, hasFusedDecoderLayer, type FusedLayerLora } from './fused-layer.js';
 import { KVCache } from './kv-cache.js';
@@ -678,5 +668,3 @@ export class LlamaModel {
     if (this.disposed) throw new ModelError('the model was disposed');
   }
 }
-
-export { IGNORE_INDEX };

@@ -18,15 +18,13 @@
  * (PyTorch would give NaN). Everything stays on the device: targets go up, nothing comes back.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { IGNORE_INDEX } from '@cllama/alpaca-data';
 import { headBlocksFor, headChunkTokens, WASM_HEAD_BLOCK_ROWS, type HeadBlocks } from './lm-head-blocks.js';
 import { HEAD_SOFTMAX_KERNEL, hasFusedKernel } from '../native/fused.js';
 import { customGradient, matMulAT, scatterAddRows, transposeFlagsAreFree } from './ops.js';
 
 /** Softmax kept between forward and backward up to this size (4 × 256 tokens × 50k vocab = 205 MB). */
 export const DEFAULT_KEEP_PROBS_BYTES = 256 * 1024 * 1024;
-
-/** Labels value HF ignores in the loss. */
-export const IGNORE_INDEX = -100;
 
 /**
  * The formula with nothing fused: full logits, log-softmax, the target's column. The column is picked

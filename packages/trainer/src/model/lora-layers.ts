@@ -8,16 +8,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initLoraPair, loraScaling, loraTargets, matchesTargetModule, peftLoraKeys, type LoraConfig } from '@cllama/lora';
 import { CllamaError, Mulberry32, mulberry32 } from '@cllama/core';
-import { adapterTensors } from './adapter.js';
+import { adapterTensors, type LoraTensor } from './peft-keys.js';
 
 /** The parts of a PEFT LoraConfig that shape the LoRA branches. */
 export type LoraAttachConfig = Pick<LoraConfig, 'r' | 'loraAlpha' | 'loraDropout' | 'targetModules'> &
   Partial<Pick<LoraConfig, 'targetModulesRegex' | 'useRslora' | 'modulesToSave'>>;
 
-export interface LoraTensor {
-  shape: number[];
-  data: Float32Array;
-}
+export type { LoraTensor };
 
 export interface LoraAdapter {
   a: tf.Variable;
@@ -124,7 +121,7 @@ export class LoraLayers {
     return this.dropoutRandom.int();
   }
 
-  /** Adapter tensors under PEFT key names (see model/adapter.ts). */
+  /** Adapter tensors under PEFT key names (see model/peft-keys.ts). */
   export(): Map<string, LoraTensor> {
     return adapterTensors([...this.variables].map(([name, variable]) => ({ name, variable })));
   }

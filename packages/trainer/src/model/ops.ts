@@ -204,6 +204,3 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Ten
   }
   return tf.reshape(tf.concat(out, 0), [batch, heads, queries, headDim]);
 }
-
-export { DEFAULT_KEEP_PROBS_BYTES, IGNORE_INDEX, fusedLinearCrossEntropy, referenceLinearCrossEntropy } from './lm-head-loss.js';
-export { WASM_HEAD_BLOCK_ROWS, releaseHeadBlocks } from './lm-head-blocks.js';

@@ -37,7 +37,7 @@ import {
   type TokenizedRecordInput,
 } from '@cllama/alpaca-data';
 import type { Tokenizer } from '@cllama/tokenizer-merge';
-import type { Batch, BatchSource } from './loop.js';
+import type { Batch, BatchSource } from './micro-batch.js';
 import { CllamaError, Xoshiro128 } from '@cllama/core';
 
 export class TrainDataError extends CllamaError {

@@ -36,7 +36,7 @@ import {
 } from './checkpoint.js';
 import type { DataParallel } from './data-parallel.js';
 import { GradientAccumulator, clipByGlobalNorm } from './gradients.js';
-import { microBatchGradients, microBatchLoss, type Batch } from './micro-batch.js';
+import { microBatchGradients, microBatchLoss, type BatchSource } from './micro-batch.js';
 import { MetricsLog } from './metrics.js';
 import { renderTrainingPlot } from './plot.js';
 import { TrainProgress } from './progress.js';
@@ -44,14 +44,7 @@ import { writingOutput } from './write-errors.js';
 import { LrSchedule, type SchedulerType } from './schedule.js';
 import { epochOrder } from './data.js';
 
-export type { Batch } from './micro-batch.js';
-
-export interface BatchSource {
-  /** Number of examples. */
-  readonly length: number;
-  /** Collates the examples at `indices` into one padded batch. */
-  batch(indices: ArrayLike<number>): Batch;
-}
+export type { Batch, BatchSource } from './micro-batch.js';
 
 export interface LoopModel {
   /** Mean causal-LM loss of the batch; differentiable w.r.t. the trainable variables. */

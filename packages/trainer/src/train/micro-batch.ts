@@ -9,13 +9,21 @@
  * of floating-point additions.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { IGNORE_INDEX } from '../model/ops.js';
+import { IGNORE_INDEX } from '@cllama/alpaca-data';
 
 export interface Batch {
   inputIds: Int32Array;
   labels: Int32Array;
   batch: number;
   seqLen: number;
+}
+
+/** Examples the loop draws batches from (train/data.ts builds them from the tokenized cache). */
+export interface BatchSource {
+  /** Number of examples. */
+  readonly length: number;
+  /** Collates the examples at `indices` into one padded batch. */
+  batch(indices: ArrayLike<number>): Batch;
 }
 
 export interface LossModel {

@@ -27,7 +27,8 @@ import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
 import { activeBackend, initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
 import { checkModelMemory, trainingMemoryJob } from '../memory.js';
 import { loadLlama, saveLlama } from '../model/io.js';
-import { applySavedWeights, readAdapterTensors, assignChecked, loraTensorsOf, restoreAdapterTensors, untieForSavedEmbeddings } from '../model/adapter.js';
+import { applySavedWeights, untieForSavedEmbeddings } from '../model/adapter.js';
+import { assignChecked, loraTensorsOf, readAdapterTensors, restoreAdapterTensors } from '../model/peft-keys.js';
 import type { LlamaModel } from '../model/llama.js';
 import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, planOutputDir, prepareOutputDir } from './checkpoint.js';
 import {
