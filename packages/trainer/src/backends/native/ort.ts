@@ -9,7 +9,7 @@
  * given as a pre-allocated output (the binding also returns a copy of it, which is dropped).
  *
  * One session per op signature (Gemm transA/transB; MatMul rank/transposes), every dimension
- * symbolic, built on first use from the bytes of src/native/onnx-graph.ts.
+ * symbolic, built on first use from the bytes of src/backends/native/onnx-graph.ts.
  *
  * onnxruntime-node is optional: `loadOrt` reports why it is unusable instead of throwing (not
  * installed, its binding missing or of an unexpected shape, or CLLAMA_NATIVE_DISABLE=1), and the
