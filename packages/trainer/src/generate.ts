@@ -14,9 +14,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaModel } from './model/llama.js';
-import { CllamaError, Mulberry32 } from '@cllama/core';
+import { Mulberry32 } from '@cllama/core';
+import { TrainerError } from './errors.js';
 
-export class GenerationError extends CllamaError {
+export class GenerationError extends TrainerError {
   constructor(message: string) {
     super(message);
     this.name = 'GenerationError';

@@ -3,7 +3,7 @@
  * checkpoint, target folder), then builds the folder in a temporary sibling and renames it into place:
  *
  *   data/        the records cllama-train would train on, from its own data preparation
- *                (preparePretrainData / prepareSftData, the same cache and seeded split), one record
+ *                (prepareTrainData in train/data.ts: the same cache and seeded split), one record
  *                per BatchSource.batch([i]) — the collator's input before padding:
  *                <split>_input_ids.bin int32 LE flat, <split>_offsets.bin int64 LE (count + 1),
  *                <split>_labels.bin int32 LE (SFT; -100 = not trained), meta.json
@@ -26,7 +26,7 @@ import { writeFolderAtomic } from '@cllama/core';
 import { PeftAdapter, TOKENIZER_FILES, readLlamaConfig } from '@cllama/lora';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
 import { STATE_FORMAT, TRAINER_STATE_FILE } from '../train/checkpoint.js';
-import { preparePretrainData, prepareSftData, type PreparedData } from '../train/data.js';
+import { prepareTrainData, type PreparedData } from '../train/data.js';
 import type { BatchSource } from '../train/micro-batch.js';
 import type { TrainArgs } from '../train/options.js';
 import {
@@ -251,25 +251,7 @@ export async function emitLaunchFolder(given: TrainArgs, opts: EmitOptions = {})
     const cacheRoot = args.dataCacheDir ?? path.join(tmp, '.cache');
     let prepared: PreparedData | undefined;
     try {
-      prepared =
-        args.mode === 'pretrain'
-          ? await preparePretrainData(
-              { datasetDir: args.datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
-              tok,
-            )
-          : await prepareSftData(
-              {
-                datasetDir: args.datasetDir,
-                cacheRoot,
-                validationFile: args.validationFile,
-                maxSeqLength: args.maxSeqLength,
-                validationSplitPercentage: args.validationSplitPercentage,
-                seed: args.seed,
-              },
-              tok,
-            );
-      if (args.doEval && !prepared.eval)
-        throw new LaunchError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
+      prepared = await prepareTrainData(args, tok, cacheRoot);
       const withLabels = args.mode === 'sft';
       const train = await writeSplit(dataDir, 'train', prepared.train, withLabels);
       const evalSplit = prepared.eval ? await writeSplit(dataDir, 'eval', prepared.eval, withLabels) : undefined;

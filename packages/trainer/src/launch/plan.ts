@@ -14,11 +14,12 @@
  * No I/O in this file; emit.ts writes the folder.
  */
 import { trainablePlan, type TrainArgs } from '../train/options.js';
+import { TrainerError } from '../errors.js';
 
 export const LAUNCH_FORMAT = 'cllama-launch/1';
 export const LAUNCH_DATA_FORMAT = 'cllama-launch-data/1';
 
-export class LaunchError extends Error {
+export class LaunchError extends TrainerError {
   override name = 'LaunchError';
 }
 

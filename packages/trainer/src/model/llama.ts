@@ -29,9 +29,9 @@ import { KVCache } from './kv-cache.js';
 import { matchesModulesToSave, mergeLora, peftFullKey } from '@cllama/lora';
 import { LoraLayers, newVariable, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
 import { resizedEmbeddingRows } from './resize.js';
-import { CllamaError } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
-export class ModelError extends CllamaError {
+export class ModelError extends TrainerError {
   constructor(message: string) {
     super(message);
     this.name = 'ModelError';

@@ -7,8 +7,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initLoraPair, loraScaling, loraTargets, matchesTargetModule, peftLoraKeys, type LoraConfig } from '@cllama/lora';
-import { CllamaError, Mulberry32, mulberry32 } from '@cllama/core';
+import { Mulberry32, mulberry32 } from '@cllama/core';
 import { adapterTensors, type LoraTensor } from './peft-keys.js';
+import { TrainerError } from '../errors.js';
 
 /** The parts of a PEFT LoraConfig that shape the LoRA branches. */
 export type LoraAttachConfig = Pick<LoraConfig, 'r' | 'loraAlpha' | 'loraDropout' | 'targetModules'> &
@@ -23,7 +24,7 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-export class LoraError extends CllamaError {
+export class LoraError extends TrainerError {
   constructor(message: string) {
     super(message);
     this.name = 'LoraError';

@@ -10,9 +10,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { parsePeftKey, peftFullKey, peftLoraKeys } from '@cllama/lora';
-import { CllamaError } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
-export class AdapterError extends CllamaError {
+export class AdapterError extends TrainerError {
   override name = 'AdapterError';
 }
 

@@ -12,8 +12,8 @@
  * fused AdamW kernel (ADAMW_KERNEL, src/kernel-names.ts; native: src/backends/native/kernels/CllamaAdamW.ts) runs the same update in one pass.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CllamaError } from '@cllama/core';
 import { ADAMW_KERNEL, hasKernel, type AdamWKernelAttrs } from '../kernel-names.js';
+import { TrainerError } from '../errors.js';
 
 export interface AdamWOptions {
   betas?: [number, number];
@@ -35,7 +35,7 @@ export interface AdamWState {
   tensors: Array<{ name: string; shape: number[]; data: Float32Array }>;
 }
 
-export class OptimizerStateError extends CllamaError {
+export class OptimizerStateError extends TrainerError {
   override name = 'OptimizerStateError';
 }
 

@@ -21,9 +21,9 @@ import type { LoraAttachConfig } from '../model/lora-layers.js';
 import { loraTensorsOf } from '../model/peft-keys.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './grad-worker.js';
 import { microBatchGradients, microBatchLoss, readValues, splitBatch, tensorFromShared, type Batch, type LossModel, type Shard } from './micro-batch.js';
-import { CllamaError } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
-export class DataParallelError extends CllamaError {
+export class DataParallelError extends TrainerError {
   override name = 'DataParallelError';
 }
 

@@ -38,9 +38,11 @@ import {
 } from '@cllama/alpaca-data';
 import type { Tokenizer } from '@cllama/tokenizer-merge';
 import type { Batch, BatchSource } from './micro-batch.js';
-import { CllamaError, Xoshiro128 } from '@cllama/core';
+import type { TrainArgs } from './options.js';
+import { Xoshiro128 } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
-export class TrainDataError extends CllamaError {
+export class TrainDataError extends TrainerError {
   override name = 'TrainDataError';
 }
 
@@ -310,4 +312,30 @@ export async function prepareSftData(
     cacheHit: train.hit,
     close: () => train.ds.close(),
   };
+}
+
+/**
+ * The run's data as `cllama-train pretrain|sft` trains on it: pre-training blocks or SFT examples from
+ * --dataset-dir, tokenized into the cache under `cacheRoot`, split by --validation-file or the seeded
+ * --validation-split-percentage. The training session and the launch folder (launch/emit.ts) both read
+ * their data through here, so the two see the same records. Refuses --do-eval without evaluation data.
+ */
+export async function prepareTrainData(
+  args: Pick<TrainArgs, 'mode' | 'datasetDir' | 'blockSize' | 'maxSeqLength' | 'validationFile' | 'validationSplitPercentage' | 'seed' | 'doEval'>,
+  tok: Tokenizer,
+  cacheRoot: string,
+): Promise<PreparedData> {
+  const { datasetDir, validationSplitPercentage, seed } = args;
+  const data =
+    args.mode === 'pretrain'
+      ? await preparePretrainData({ datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage, seed }, tok)
+      : await prepareSftData(
+          { datasetDir, cacheRoot, validationFile: args.validationFile, maxSeqLength: args.maxSeqLength, validationSplitPercentage, seed },
+          tok,
+        );
+  if (args.doEval && !data.eval) {
+    data.close();
+    throw new TrainDataError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
+  }
+  return data;
 }

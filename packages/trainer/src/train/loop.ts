@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { CllamaError, writeFileAtomic, Xoshiro128 } from '@cllama/core';
+import { writeFileAtomic, Xoshiro128 } from '@cllama/core';
 import { AdamW, defaultDecayFor, type OptimizedParameter } from './adamw.js';
 import {
   STATE_FORMAT,
@@ -41,8 +41,10 @@ import { MetricsLog } from './metrics.js';
 import { renderTrainingPlot } from './plot.js';
 import { TrainProgress } from './progress.js';
 import { writingOutput } from './write-errors.js';
-import { LrSchedule, type SchedulerType } from './schedule.js';
+import { LrSchedule } from './schedule.js';
+import type { TrainArgs } from './options.js';
 import { epochOrder } from './data.js';
+import { TrainerError } from '../errors.js';
 
 export type { Batch, BatchSource } from './micro-batch.js';
 
@@ -64,30 +66,35 @@ export interface LoopHooks {
   writeFinal(outputDir: string): Promise<void>;
 }
 
-export interface LoopOptions {
-  outputDir: string;
-  seed: number;
-  perDeviceTrainBatchSize: number;
-  perDeviceEvalBatchSize: number;
-  gradientAccumulationSteps: number;
-  numTrainEpochs: number;
-  maxSteps: number;
-  learningRate: number;
-  lrSchedulerType: SchedulerType;
-  warmupRatio: number;
-  warmupSteps: number;
-  weightDecay: number;
-  adamBeta1: number;
-  adamBeta2: number;
-  adamEpsilon: number;
-  maxGradNorm: number;
-  loggingSteps: number;
-  loggingFirstStep: boolean;
-  evalSteps: number | undefined;
-  doEval: boolean;
-  saveSteps: number;
-  saveTotalLimit: number | undefined;
-  maxEvalSamples?: number;
+/** The training flags the loop reads, as TrainArgs holds them (options.ts documents each one). */
+export type LoopArgs = Pick<
+  TrainArgs,
+  | 'outputDir'
+  | 'seed'
+  | 'perDeviceTrainBatchSize'
+  | 'perDeviceEvalBatchSize'
+  | 'gradientAccumulationSteps'
+  | 'numTrainEpochs'
+  | 'maxSteps'
+  | 'learningRate'
+  | 'lrSchedulerType'
+  | 'warmupRatio'
+  | 'warmupSteps'
+  | 'weightDecay'
+  | 'adamBeta1'
+  | 'adamBeta2'
+  | 'adamEpsilon'
+  | 'maxGradNorm'
+  | 'loggingSteps'
+  | 'loggingFirstStep'
+  | 'evalSteps'
+  | 'doEval'
+  | 'saveSteps'
+  | 'saveTotalLimit'
+> &
+  Partial<Pick<TrainArgs, 'maxEvalSamples'>>;
+
+export interface LoopOptions extends LoopArgs {
   /** Checkpoint to resume from (already validated by prepareOutputDir). */
   resumeFrom: string | undefined;
   /** Recorded in every checkpoint and compared on resume (LoRA alpha, base model fingerprint). */
@@ -121,7 +128,7 @@ export function plannedSteps(
   return { microBatchesPerEpoch, updatesPerEpoch, maxSteps };
 }
 
-export class TrainLoopError extends CllamaError {
+export class TrainLoopError extends TrainerError {
   override name = 'TrainLoopError';
 }
 

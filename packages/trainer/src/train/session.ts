@@ -32,24 +32,17 @@ import { applySavedWeights, untieForSavedEmbeddings } from '../model/adapter.js'
 import { assignChecked, loraTensorsOf, readAdapterTensors, restoreAdapterTensors } from '../model/peft-keys.js';
 import type { LlamaModel } from '../model/llama.js';
 import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, planOutputDir, prepareOutputDir } from './checkpoint.js';
-import {
-  listFiles,
-  NoTrainedTokensError,
-  noTrainedTokensMessage,
-  preparePretrainData,
-  prepareSftData,
-  someUntrainedMessage,
-  type PreparedData,
-} from './data.js';
+import { listFiles, NoTrainedTokensError, noTrainedTokensMessage, prepareTrainData, someUntrainedMessage, type PreparedData } from './data.js';
 import { DataParallel } from './data-parallel.js';
 import { baseModelFingerprint } from './fingerprint.js';
 import { LOCK_FILE, OutputDirLock, OutputDirLockedError } from './lock.js';
 import { FINAL_STAGING_PREFIX, writingOutput } from './write-errors.js';
 import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
-import { CllamaError, copyFileAtomic, realTarget } from '@cllama/core';
+import { copyFileAtomic, realTarget } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
-export class TrainSessionError extends CllamaError {
+export class TrainSessionError extends TrainerError {
   override name = 'TrainSessionError';
 }
 
@@ -272,27 +265,7 @@ export async function runTrainingSession(
     }
     // the tokenized cache (in the output dir unless --data-cache-dir puts it elsewhere)
     const cacheFull = `${nothingYet}${args.dataCacheDir ? '' : ', or put the cache on another disk with --data-cache-dir'}`;
-    data = await writingOutput(cacheRoot, cacheFull, () =>
-      args.mode === 'pretrain'
-        ? preparePretrainData(
-            { datasetDir: args.datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
-            trainedModel.tokenizer,
-          )
-        : prepareSftData(
-            {
-              datasetDir: args.datasetDir,
-              cacheRoot,
-              validationFile: args.validationFile,
-              maxSeqLength: args.maxSeqLength,
-              validationSplitPercentage: args.validationSplitPercentage,
-              seed: args.seed,
-            },
-            trainedModel.tokenizer,
-          ),
-    );
-    if (args.doEval && !data.eval) {
-      throw new TrainSessionError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
-    }
+    data = await writingOutput(cacheRoot, cacheFull, () => prepareTrainData(args, trainedModel.tokenizer, cacheRoot));
     // SFT examples truncated to their prompt (no training split without a trained token gets here: prepareSftData refuses it)
     const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`cllama-train: ${m}\n`));
     if (data.untrained) {
