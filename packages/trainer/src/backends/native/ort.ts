@@ -122,6 +122,11 @@ export interface LoadOrtOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * Loads onnxruntime-node and builds the runtime, or says why it cannot. Long (~140 lines) on purpose:
+ * every runner is a few-line closure over the same loaded modules, session cache, session options and
+ * the output-ownership probe at the end; split apart they would pass those four around instead.
+ */
 export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
   const env = opts.env ?? process.env;
   if (env.CLLAMA_NATIVE_DISABLE === '1') return { ok: false, reason: 'CLLAMA_NATIVE_DISABLE=1 is set' };
