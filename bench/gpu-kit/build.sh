@@ -35,11 +35,12 @@ rm -rf "$STAGE"
 mkdir -p "$STAGE/lib" "$STAGE/fixtures" "$STAGE/node_modules/webgpu/dist/linux-x64"
 trap 'rm -rf "$STAGE"' EXIT
 
-# 1. the bundle (optional peers that are not in the kit stay external: importing them fails cleanly)
+# 1. the bundle (optional peers that are not in the kit stay external: importing them fails cleanly; `require`
+#    for the bundled CommonJS modules; @cllama/trainer's ESM build brings its own __dirname / __filename shims)
 node_modules/.bin/esbuild bench/gpu-kit/kit.ts --bundle --platform=node --format=esm --target=node20 \
   --outfile="$STAGE/kit.mjs" --log-level=warning \
   --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu --external:@tensorflow/tfjs-backend-wasm \
-  --banner:js="import { createRequire as __kitCreateRequire } from 'node:module'; import { fileURLToPath as __kitPath } from 'node:url'; import { dirname as __kitDirname } from 'node:path'; const require = __kitCreateRequire(import.meta.url); const __filename = __kitPath(import.meta.url); const __dirname = __kitDirname(__filename);"
+  --banner:js="import { createRequire as __kitCreateRequire } from 'node:module'; const require = __kitCreateRequire(import.meta.url);"
 
 # 2. Dawn
 cp node_modules/webgpu/package.json node_modules/webgpu/index.js "$STAGE/node_modules/webgpu/"
