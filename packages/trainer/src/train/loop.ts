@@ -240,14 +240,7 @@ class LoopRun {
   }
 
   /** The run's plan, optimizer and state — restored from `o.resumeFrom` when given — with the starting weights checked. */
-  static async start(
-    model: LoopModel,
-    params: Array<{ name: string; variable: tf.Variable }>,
-    train: BatchSource,
-    evalData: BatchSource | undefined,
-    hooks: LoopHooks,
-    o: LoopOptions,
-  ): Promise<LoopRun> {
+  static async start(...[model, params, train, evalData, hooks, o]: Parameters<typeof runTrainingLoop>): Promise<LoopRun> {
     const { microBatchesPerEpoch, maxSteps } = plannedSteps(train.length, o);
     const schedule = new LrSchedule({
       type: o.lrSchedulerType,
