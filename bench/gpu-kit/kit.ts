@@ -20,11 +20,18 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { createLlamaConfig } from '@cllama/lora';
-import { initBackend, webgpuAdapter, type BackendChoice } from '../../packages/trainer/src/backend.js';
-import { loadLlama } from '../../packages/trainer/src/model/io.js';
-import { LlamaModel, llamaWeightShapes, type WeightTensor } from '../../packages/trainer/src/model/llama.js';
-import type { LlamaConfig } from '../../packages/trainer/src/model/config.js';
-import type { BatchSource } from '../../packages/trainer/src/train/loop.js';
+import * as trainer from '@cllama/trainer';
+import {
+  initBackend,
+  loadLlama,
+  LlamaModel,
+  llamaWeightShapes,
+  webgpuAdapter,
+  type BackendChoice,
+  type BatchSource,
+  type LlamaConfig,
+  type WeightTensor,
+} from '@cllama/trainer';
 import { timedTrainingSteps } from '../../packages/trainer/bench/timed-steps.js';
 
 const argv = process.argv.slice(2);
@@ -189,7 +196,7 @@ async function bench(): Promise<void> {
   for (const mode of arg('modes', 'stage2,full').split(',')) {
     const model = new LlamaModel(config, patternWeights(config));
     const params = trainable(model, mode);
-    const seconds = await timedTrainingSteps(model, params, randomBatches(steps + 1, c.batch, c.seq, c.vocab), { batch: c.batch, steps: steps + 1 });
+    const seconds = await timedTrainingSteps(trainer, model, params, randomBatches(steps + 1, c.batch, c.seq, c.vocab), { batch: c.batch, steps: steps + 1 });
     const measured = seconds.slice(1);
     const tokensPerSecond = (c.batch * c.seq * measured.length) / measured.reduce((a, b) => a + b, 0);
     console.log(`${mode.padEnd(7)} ${tokensPerSecond.toFixed(0).padStart(8)} tok/s   (step seconds: ${seconds.map((s) => s.toFixed(3)).join(', ')})`);
@@ -227,7 +234,7 @@ async function lora7b(): Promise<void> {
     const params = trainable(model, 'lora');
     const data = randomBatches(4, 1, dims.seq, dims.vocab);
     const timed = Number(arg('steps', '2'));
-    const seconds = await timedTrainingSteps(model, params, data, { batch: 1, steps: timed + 1 });
+    const seconds = await timedTrainingSteps(trainer, model, params, data, { batch: 1, steps: timed + 1 });
     // peak tensor bytes of one forward + backward (tf.profile tracks them; the optimizer adds 2 × the LoRA weights)
     const b0 = data.batch([3]);
     const ids = tf.tensor2d(b0.inputIds, [1, dims.seq], 'int32');

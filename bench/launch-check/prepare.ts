@@ -23,9 +23,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
 import { PRESETS, phaseTrainFlags } from '../../examples/src/presets.js';
-import { initBackend } from '../../packages/trainer/src/backend.js';
-import { loadLlama } from '../../packages/trainer/src/model/io.js';
-import { attachLoraFromDir } from '../../packages/trainer/src/model/adapter.js';
+import { attachLoraFromDir, initBackend, loadLlama } from '@cllama/trainer';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');

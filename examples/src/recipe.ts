@@ -158,10 +158,9 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
   if (opts.fresh) rmSync(runDir, { recursive: true, force: true });
   mkdirSync(runDir, { recursive: true });
   const backend = await initBackend(opts.backend);
-  // tfjs-wasm / cpu run one thread each: the trainer's --threads shares every batch among the cores
-  // (native's onnxruntime already uses every core; tensorflow and webgpu drive one device)
-  const oneThread = backend.name === 'tensorflow' || backend.name === 'webgpu' || backend.name === 'native';
-  const threads = oneThread ? 1 : opts.threads === 'auto' ? Math.min(availableParallelism(), 8) : opts.threads;
+  // a single-threaded backend (tfjs-wasm / cpu) gets the trainer's --threads, which shares every batch
+  // among the cores; the others already use every core or drive one device (the backend's facts say)
+  const threads = !backend.facts.threads.dataParallel ? 1 : opts.threads === 'auto' ? Math.min(availableParallelism(), 8) : opts.threads;
   const ctx: Ctx = { opts, preset, runDir, log: path.join(runDir, 'recipe.log'), store: new RunStateStore(runDir, preset.name), threads };
   ctx.store.state.backend = `${backend.name} (${backend.package}), ${threads} training thread${threads === 1 ? '' : 's'}`;
   ctx.store.save();
@@ -302,7 +301,7 @@ export async function runRecipe(opts: RecipeOptions): Promise<ReportInput> {
   // 2. stage 1: embeddings only, after resizing to the merged vocabulary
   const stage1 = await phase(ctx, 'stage1', async () => {
     const resized = p(ctx, '02-resized');
-    const model = await loadLlama(baseDir, { backend: opts.backend });
+    const model = await loadLlama(baseDir); // on the backend chosen above
     const mergedSize = (vocab.mergedVocab as number) ?? 0;
     model.resizeTokenEmbeddings(mergedSize, 42);
     await saveLlama(resized, model, { force: true });

@@ -13,8 +13,9 @@ import { createLlamaConfig } from '@cllama/lora';
 import { initBackend, type BackendChoice } from '../src/backend.js';
 import { checkMemory } from '../src/memory.js';
 import { LlamaModel, llamaWeightShapes, type WeightTensor } from '../src/model/llama.js';
-import type { BatchSource } from '../src/train/loop.js';
+import type { BatchSource } from '../src/train/micro-batch.js';
 import { formatProfile, KernelProfile, type KernelTimes } from './kernel-profile.js';
+import * as trainer from '../src/index.js';
 import { timedTrainingSteps } from './timed-steps.js';
 
 const arg = (name: string, fallback: string) => {
@@ -95,7 +96,7 @@ if (profile) {
     }
   };
 }
-const steps = await timedTrainingSteps(model, params, data, { batch: 1, steps: STEPS, onStep: () => void (lastProfile = profile?.take()) });
+const steps = await timedTrainingSteps(trainer, model, params, data, { batch: 1, steps: STEPS, onStep: () => void (lastProfile = profile?.take()) });
 const best = Math.min(...(steps.length > 1 ? steps.slice(1) : steps));
 const peak = process.resourceUsage().maxRSS * 1024;
 console.log(

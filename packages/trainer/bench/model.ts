@@ -13,7 +13,7 @@ import { createLlamaConfig } from '@cllama/lora';
 import { initBackend, type BackendChoice } from '../src/backend.js';
 import { generate } from '../src/generate.js';
 import { LlamaModel } from '../src/model/llama.js';
-import { WASM_HEAD_BLOCK_ROWS } from '../src/model/ops.js';
+import { WASM_HEAD_BLOCK_ROWS } from '../src/backends/wasm/facts.js';
 
 const PYTORCH_EMBED_ONLY_TOKENS_PER_S = 538;
 

@@ -2,7 +2,7 @@
  * The native GEMM bridge against tfjs-wasm's matMul (XNNPACK), on the trainer's GEMM shapes:
  * GFLOP/s (2·M·N·K per call) of
  *   - native: a one-node ONNX Gemm in onnxruntime-node, run synchronously from the calling thread
- *     on Float32Arrays as tfjs's cpu backend holds them (src/native/ort.ts), result included;
+ *     on Float32Arrays as tfjs's cpu backend holds them (src/backends/native/ort.ts), result included;
  *   - wasm:   tf.matMul on the wasm backend (data upload and download not counted).
  * Also the per-call overhead of the bridge (a 1×1×1 product).
  *
@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadOrt, type GemmRunner } from '../src/native/ort.js';
+import { loadOrt, type GemmRunner } from '../src/backends/native/ort.js';
 
 const arg = (name: string, fallback: string) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -3,15 +3,21 @@
  * own loop, runTrainingLoop, with no evaluation, checkpoint or final save, on the batches of `data`.
  * Returns each step's seconds; the first one includes kernel compilation and first allocations, so
  * callers usually report the steps after it. Used by bench/train.ts, bench/lora-step.ts and the GPU kit.
+ *
+ * The trainer comes in as an argument (`trainer`: its public API's `runTrainingLoop` and `loopModel`):
+ * this package's benches pass src/index.ts, the GPU kit passes the built `@cllama/trainer`, so a bundle
+ * holds one copy of it. Only types are imported here; the two copies' classes differ nominally (private
+ * members), so the trainer and its model are taken structurally and used as src/index.ts types them.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
-import type { LlamaModel } from '../src/model/llama.js';
-import type { DataParallel } from '../src/train/data-parallel.js';
-import { runTrainingLoop, type BatchSource } from '../src/train/loop.js';
-import { loopModel } from '../src/train/session.js';
+import type * as trainerApi from '../src/index.js';
+import type { BatchSource, DataParallel, LlamaModel } from '../src/index.js';
+
+/** The trainer's `runTrainingLoop` and `loopModel` (from src/index.ts or `@cllama/trainer`). */
+export type TimedStepsTrainer = Record<'runTrainingLoop' | 'loopModel', (...args: never[]) => unknown>;
 
 export interface TimedStepsOptions {
   /** Sequences per step. */
@@ -25,17 +31,19 @@ export interface TimedStepsOptions {
 }
 
 export async function timedTrainingSteps(
-  model: LlamaModel,
+  trainer: TimedStepsTrainer,
+  model: object,
   params: Array<{ name: string; variable: tf.Variable }>,
   data: BatchSource,
   opts: TimedStepsOptions,
 ): Promise<number[]> {
+  const api = trainer as unknown as Pick<typeof trainerApi, 'runTrainingLoop' | 'loopModel'>;
   const out = await mkdtemp(path.join(tmpdir(), 'cllama-bench-steps-'));
   const stamps: number[] = [];
   const t0 = performance.now();
   try {
-    await runTrainingLoop(
-      loopModel(model),
+    await api.runTrainingLoop(
+      api.loopModel(model as LlamaModel),
       params,
       data,
       undefined,

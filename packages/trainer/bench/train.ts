@@ -25,8 +25,9 @@ import { initBackend, type BackendChoice } from '../src/backend.js';
 import { createLlamaConfig } from '@cllama/lora';
 import { LlamaModel } from '../src/model/llama.js';
 import { DataParallel } from '../src/train/data-parallel.js';
-import type { BatchSource } from '../src/train/loop.js';
+import type { BatchSource } from '../src/train/micro-batch.js';
 import { formatProfile, KernelProfile, type KernelTimes } from './kernel-profile.js';
+import * as trainer from '../src/index.js';
 import { timedTrainingSteps } from './timed-steps.js';
 
 const arg = (name: string, fallback: string) => {
@@ -111,7 +112,7 @@ async function measure(
     };
   }
   // step 1 includes kernel compilation / first allocations: measure steps 2..N+1
-  const stepSeconds = await timedTrainingSteps(model, params, randomBatches(BATCH * (STEPS + 1)), {
+  const stepSeconds = await timedTrainingSteps(trainer, model, params, randomBatches(BATCH * (STEPS + 1)), {
     batch: BATCH,
     steps: STEPS + 1,
     dataParallel,

@@ -2,9 +2,9 @@
  * Text generation with a KV cache: greedy or sampled (temperature, top-k, top-p, repetition
  * penalty — applied in Hugging Face's order), seeded, stopping at EOS, tokens streamed as they come.
  *
- * Where the backend reads synchronously (wasm, cpu, tensorflow) the logits row comes to JS and the
- * token is picked there (pickNextToken). On webgpu the same steps run as tensor ops on the device
- * (pickNextTokenOnDevice) and only the chosen id comes back.
+ * Where the model's backend reads synchronously (its facts' `syncReads`: wasm, cpu, tensorflow,
+ * native) the logits row comes to JS and the token is picked there (pickNextToken). Elsewhere (webgpu)
+ * the same steps run as tensor ops on the device (pickNextTokenOnDevice) and only the chosen id comes back.
  *
  * Padded embeddings: a model's embedding is often larger than its tokenizer (rounded up to a multiple
  * of 64 or 128 for the GPU kernels); ids past the tokenizer have rows but no piece. `vocabLimit` (the
@@ -13,11 +13,11 @@
  * those ids −Infinity (what HF's SuppressTokensLogitsProcessor does for listed ids).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { canReadSync } from './backend.js';
 import type { LlamaModel } from './model/llama.js';
-import { CllamaError, Mulberry32 } from '@cllama/core';
+import { Mulberry32 } from '@cllama/core';
+import { TrainerError } from './errors.js';
 
-export class GenerationError extends CllamaError {
+export class GenerationError extends TrainerError {
   constructor(message: string) {
     super(message);
     this.name = 'GenerationError';
@@ -233,7 +233,7 @@ export async function* generateTokens(model: LlamaModel, promptIds: readonly num
       if (history.length >= limit) break;
       const ids = tf.tensor2d([input], [1, input.length], 'int32');
       const logitsT = model.nextTokenLogits(ids, cache);
-      const next = canReadSync()
+      const next = model.facts.syncReads
         ? pickNextToken(logitsT.dataSync() as Float32Array, history, opts, rng)
         : await pickNextTokenOnDevice(logitsT, history, opts, rng);
       tf.dispose([ids, logitsT]);

@@ -5,18 +5,21 @@
  */
 export const PACKAGE_NAME = '@cllama/trainer';
 
+export { TrainerError } from './errors.js';
 export { initBackend, activeBackend, describeBackend, webgpuAdapter, BackendError, BACKEND_CHOICES } from './backend.js';
-export type { BackendChoice, BackendInfo, GpuAdapterSummary } from './backend.js';
-export { LlamaModel, ModelError } from './model/llama.js';
+export type { BackendChoice, BackendFacts, BackendInfo, GpuAdapterSummary } from './backend.js';
+export { LlamaModel, ModelError, llamaWeightShapes } from './model/llama.js';
 export type { WeightTensor, ForwardOptions, LossOptions } from './model/llama.js';
 export type { LlamaConfig } from './model/config.js';
 export { KVCache } from './model/kv-cache.js';
 export { LoraError } from './model/lora-layers.js';
 export type { LoraAttachConfig, LoraTensor } from './model/lora-layers.js';
 export { loadLlama, saveLlama } from './model/io.js';
+export { attachLoraFromDir } from './model/adapter.js';
 export type { LoadLlamaOptions, SaveLlamaOptions } from './model/io.js';
 export { resizedEmbeddingRows } from './model/resize.js';
-export { IGNORE_INDEX } from './model/ops.js';
+// the label value the loss skips: @cllama/alpaca-data defines the label format
+export { IGNORE_INDEX } from '@cllama/alpaca-data';
 export { scoreBatches, scoreTokenBlocks, textToBlocks } from './score.js';
 export type { ScoreResult } from './score.js';
 // training (pre-training stages 1/2, SFT): see docs/trainer.md "Training"
@@ -35,7 +38,7 @@ export type { TrainArgs, TrainMode } from './train/options.js';
 export { dryRunPlan, formatPlan } from './train/plan.js';
 export type { DryRunPlan } from './train/plan.js';
 export { preparePretrainData, prepareSftData, TrainDataError } from './train/data.js';
-export { runTrainingSession, TrainSessionError } from './train/session.js';
+export { runTrainingSession, loopModel, TrainSessionError } from './train/session.js';
 export { DataParallel, DataParallelError } from './train/data-parallel.js';
 export type { DataParallelOptions } from './train/data-parallel.js';
 export type { SessionResult } from './train/session.js';

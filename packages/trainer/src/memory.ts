@@ -7,7 +7,7 @@
  *
  *   weights     = parameters × 4 bytes (every tensor is float32 in memory, whatever the file's dtype),
  *                 + one transposed copy of the projections and loss head (x @ Wᵀ as transpose + matMul;
- *                 not on `native`, whose GEMMs take the transpose flags)
+ *                 not where the backend's transpose flags are free: its GEMMs take them)
  *   training    = trainable parameters × 4 bytes × 3 (gradient + AdamW's two moments)
  *                   full fine-tune: every parameter; LoRA: A/B + modules_to_save; stage 1: embed_tokens
  *   activations = what the backward pass keeps, per layer and token (float32):
@@ -21,19 +21,21 @@
  * config.json (3,000,000 layers, hidden sizes near 2^53) in milliseconds, without allocating per layer.
  *
  * The total is compared with the memory the OS can still hand out (os.freemem() — MemAvailable on
- * Linux — or the cgroup limit, whichever is less) and, on the wasm backend, with the wasm heap: every
- * tfjs-wasm tensor lives in one 32-bit heap, and tfjs 4.22's build aborts past 2 GiB (measured: a
- * 2.3 GB working set aborts, 1.8 GB runs, although the heap's declared maximum is 4 GiB). On wasm the
- * estimate adds XNNPACK's packed weight copies and is held to 75 % of the heap (growth steps and
- * fragmentation), calibrated on real runs (WASM_USABLE_BYTES).
+ * Linux — or the cgroup limit, whichever is less) and, on a backend with a bounded heap (the facts'
+ * `heap`: tfjs-wasm, whose tensors live in one 32-bit heap that aborts past 2 GiB — see
+ * backends/wasm/facts.ts), with the part of that heap a step can use; there the estimate adds
+ * XNNPACK's packed weight copies.
  *
- * On the JS-memory backends (`native`, `cpu`) the activations count 5× (JS_BACKEND_ACTIVATION_FACTOR,
- * measured). The figures are estimates (±30 % against PyTorch's measured peak RSS for the same shapes
- * without that factor, which tfjs's tape does not reach), so the
- * check only refuses a run that is clearly over; CLLAMA_MEMORY_CHECK=off skips it.
+ * The backend's facts (src/backends/facts.ts, looked up by name) give the transposed copies and the
+ * activation factor (the JS-memory backends keep 5× the activations, measured). The figures are
+ * estimates (±30 % against PyTorch's measured peak RSS for the same shapes without that factor, which
+ * tfjs's tape does not reach), so the check only refuses a run that is clearly over;
+ * CLLAMA_MEMORY_CHECK=off skips it.
  */
 import * as os from 'node:os';
 import { countTrainableParameters, readLlamaConfig, type LlamaConfig, type ParameterCount, type TrainingPlan } from '@cllama/lora';
+import { factsOf } from './backends/registry.js';
+import { TrainerError } from './errors.js';
 import { trainablePlan, type TrainArgs } from './train/options.js';
 
 /** What the model is loaded for; `gradientCheckpointing`: a training step recomputes each layer's activations. */
@@ -62,24 +64,7 @@ export interface MemoryEstimate {
   totalBytes: number;
 }
 
-/** tfjs-wasm 4.22 aborts once its heap passes 2 GiB (see the header). */
-export const WASM_HEAP_LIMIT_BYTES = 2 * 1024 ** 3;
-/**
- * What a training step can count on of that heap: the heap grows in +20 % steps and freed blocks
- * fragment it. Calibrated on two runs at seq 256, batch 1: a 58 M-parameter full fine-tune (estimate
- * 1.5 GB with the packed copies) trains, a 134 M-parameter LoRA step (1.8 GB) aborts.
- */
-export const WASM_USABLE_BYTES = 0.75 * WASM_HEAP_LIMIT_BYTES;
-
 const F32 = 4;
-
-/**
- * Activations as held by tfjs backends whose tensors are JS typed arrays (`native`, `cpu`): the tape
- * keeps every intermediate of every op (rotary halves, GQA tiles, dropout masks, scaled scores…) and
- * dead arrays wait for V8's collector. Measured: a SmolLM-135M-shape LoRA step at seq 512 on `native`
- * peaked at 10.1 GB RSS against 1.2 GB of weights + 1.7 GB of the activations estimated above.
- */
-export const JS_BACKEND_ACTIVATION_FACTOR = 5;
 
 /**
  * @cllama/lora's countTrainableParameters in O(1) of the layer count: it lists every weight of the
@@ -100,7 +85,9 @@ export function countParameters(config: LlamaConfig, plan: TrainingPlan): Omit<P
   return { trainable, total, percent: (100 * trainable) / total };
 }
 
+/** The estimate for `job` on the tfjs backend named `backend` (its facts; none: a backend without particular facts). */
 export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: string): MemoryEstimate {
+  const facts = factsOf(backend);
   const { hiddenSize: h, intermediateSize: inter, numHiddenLayers: layers, numAttentionHeads: heads, vocabSize: vocab } = config;
   const tokens = job.batchSize * job.seqLen;
   const plan =
@@ -114,12 +101,12 @@ export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: st
   const trainable = job.kind === 'inference' ? 0 : job.kind === 'full' ? parameters : count.trainable;
   // x @ Wᵀ transposes each projection (and the loss head) once per step; the copies live as long as the
   // step (kept for the backward pass, or cached for generation): about one more copy of the weights.
-  // The native backend multiplies with transpose flags instead and makes no copy.
+  // A backend whose transpose flags are free multiplies with them instead and makes no copy.
   const embedding = vocab * h;
-  const transposedCopies = backend === 'native' ? 0 : parameters - embedding;
+  const transposedCopies = facts.transposeFlagsFree ? 0 : parameters - embedding;
   const perLayerToken = 14 * h + 5 * inter + 2 * heads * job.seqLen;
   const head = 2 * tokens * vocab;
-  const factor = backend === 'native' || backend === 'cpu' ? JS_BACKEND_ACTIVATION_FACTOR : 1;
+  const factor = facts.activationFactor;
   const checkpointing = job.kind !== 'inference' && job.gradientCheckpointing === true;
   // kept for the backward pass: every layer's activations, or (checkpointing) every layer's input and
   // the activations of the one layer being recomputed
@@ -140,7 +127,7 @@ export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: st
   };
 }
 
-export class MemoryCheckError extends Error {
+export class MemoryCheckError extends TrainerError {
   override name = 'MemoryCheckError';
 }
 
@@ -175,7 +162,7 @@ function describe(e: MemoryEstimate, job: MemoryJob): string {
 }
 
 export interface MemoryCheckOptions {
-  /** tfjs backend name that will hold the tensors ('wasm' adds the heap limit). */
+  /** tfjs backend name that will hold the tensors (its facts: a bounded heap adds the heap check). */
   backend: string;
   /** Bytes the OS can still give (default: availableMemoryBytes()). */
   availableBytes?: number;
@@ -186,8 +173,8 @@ export interface MemoryCheckOptions {
 }
 
 /**
- * Throws a one-line MemoryCheckError when the estimate is over the wasm heap (wasm backend) or over
- * the memory available; returns the estimate otherwise.
+ * Throws a one-line MemoryCheckError when the estimate is over the backend's heap (where it has one)
+ * or over the memory available; returns the estimate otherwise.
  */
 export function checkMemory(config: LlamaConfig, job: MemoryJob, opts: MemoryCheckOptions): MemoryEstimate {
   const e = estimateMemory(config, job, opts.backend);
@@ -198,11 +185,12 @@ export function checkMemory(config: LlamaConfig, job: MemoryJob, opts: MemoryChe
   const smaller =
     checkpointingHint +
     (job.kind === 'full' ? 'a smaller model or LoRA (stage 2 / sft without --stage full)' : 'a smaller model, a smaller batch or sequence length');
-  // on wasm, XNNPACK packs every weight it multiplies into one more copy inside the same heap
-  const wasmBytes = e.totalBytes + e.projectionCopyBytes;
-  if (opts.backend === 'wasm' && !(wasmBytes <= WASM_USABLE_BYTES)) {
+  // in a bounded heap (tfjs-wasm), XNNPACK packs every weight it multiplies into one more copy inside it
+  const { heap, name } = factsOf(opts.backend);
+  const heapBytes = e.totalBytes + e.projectionCopyBytes;
+  if (heap && !(heapBytes <= heap.usableBytes)) {
     throw new MemoryCheckError(
-      `${describe({ ...e, totalBytes: wasmBytes }, job)}, over the ~${gb(WASM_USABLE_BYTES)} a step can use of the wasm backend's ${gb(WASM_HEAP_LIMIT_BYTES)} heap: use --backend native (npm install onnxruntime-node) or --backend tensorflow, or ${smaller} (CLLAMA_MEMORY_CHECK=off skips this check)`,
+      `${describe({ ...e, totalBytes: heapBytes }, job)}, over the ~${gb(heap.usableBytes)} a step can use of the ${name} backend's ${gb(heap.limitBytes)} heap: ${heap.advice}, or ${smaller} (CLLAMA_MEMORY_CHECK=off skips this check)`,
     );
   }
   const available = opts.availableBytes ?? availableMemoryBytes();

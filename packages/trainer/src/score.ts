@@ -2,7 +2,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Tokenizer } from '@cllama/tokenizer-merge';
 import type { LlamaModel } from './model/llama.js';
-import { IGNORE_INDEX } from './model/ops.js';
+import { IGNORE_INDEX } from '@cllama/alpaca-data';
+import { TrainerError } from './errors.js';
 
 export interface ScoreResult {
   /** Mean cross-entropy over all predicted (counted) tokens. */
@@ -24,7 +25,7 @@ function countedTokens(labels: number[]): number {
  * Scores rows of equal length (one forward pass for all of them). The loss is HF's: labels shifted
  * by one, -100 ignored, mean over counted tokens.
  */
-export class ScoreError extends Error {
+export class ScoreError extends TrainerError {
   override name = 'ScoreError';
 }
 

@@ -1,5 +1,5 @@
 /**
- * The native backend's fused decoder layer (src/model/fused-layer.ts → src/native/decoder-layer.ts)
+ * The native backend's fused decoder layer (src/model/fused-layer.ts → src/backends/native/kernels/CllamaDecoderLayer.ts)
  * against its definition, the op chain in llama.ts (`model.fusedLayers = false`), both on `native`:
  * loss, logits and every gradient, for full fine-tuning and LoRA (with and without dropout, on some or
  * all projections), multi-head, grouped-query and multi-query attention, a padding mask, and with
@@ -11,14 +11,14 @@ import { createLlamaConfig } from '@cllama/lora';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { LlamaModel } from '../src/model/llama.js';
-import { dropoutKeepMask, dropoutKeepMasks, leastKeptDraw } from '../src/native/dropout-mask.js';
-import { loadOrt } from '../src/native/ort.js';
+import { dropoutKeepMask, dropoutKeepMasks, leastKeptDraw } from '../src/backends/native/dropout-mask.js';
+import { loadOrt } from '../src/backends/native/ort.js';
 
 const ort = await loadOrt({ env: {} });
 if (!ort.ok) console.warn(`fused-layer: skipped, ${ort.reason}`);
 else ort.runtime.dispose();
 
-describe('LoRA dropout masks (src/native/dropout-mask.ts)', () => {
+describe('LoRA dropout masks (src/backends/native/dropout-mask.ts)', () => {
   it('equal tf.dropout(x, rate, undefined, seed) bit for bit: same kept elements, same multiplier', async () => {
     await initBackend('cpu');
     for (const [seed, rate, n] of [

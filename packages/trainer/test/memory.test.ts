@@ -10,16 +10,8 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { countTrainableParameters, createLlamaConfig, writeLlamaConfig } from '@cllama/lora';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  checkMemory,
-  checkModelMemory,
-  countParameters,
-  estimateMemory,
-  MemoryCheckError,
-  WASM_HEAP_LIMIT_BYTES,
-  WASM_USABLE_BYTES,
-  type MemoryJob,
-} from '../src/memory.js';
+import { checkMemory, checkModelMemory, countParameters, estimateMemory, MemoryCheckError, type MemoryJob } from '../src/memory.js';
+import { WASM_HEAP_LIMIT_BYTES, WASM_USABLE_BYTES } from '../src/backends/wasm/facts.js';
 import { FIXTURES } from './helpers.js';
 
 const LORA7 = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];

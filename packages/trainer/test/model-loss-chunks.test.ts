@@ -42,7 +42,10 @@ describe.each(PARITY_TEST_BACKENDS)('fusedLinearCrossEntropy chunks (%s)', (back
     const w = tf.tensor2d(headValues, [vocab, hiddenSize]);
     const ref = await lossAndGrads((hh, ww) => referenceLinearCrossEntropy(hh as tf.Tensor2D, ww as tf.Tensor2D, targets), [h, w]);
     for (const keep of [256 * 1024 * 1024, 0]) {
-      const fused = await lossAndGrads((hh, ww) => fusedLinearCrossEntropy(hh as tf.Tensor2D, ww as tf.Tensor2D, targets, chunk, keep), [h, w]);
+      const fused = await lossAndGrads(
+        (hh, ww) => fusedLinearCrossEntropy(hh as tf.Tensor2D, ww as tf.Tensor2D, targets, { chunkTokens: chunk, keepProbsBytes: keep }),
+        [h, w],
+      );
       expect(Math.abs(fused.loss - ref.loss)).toBeLessThan(1e-5 * ref.loss);
       expectClose(fused.grads[0]!, ref.grads[0]!);
       expectClose(fused.grads[1]!, ref.grads[1]!);
@@ -85,7 +88,15 @@ describe('fusedLinearCrossEntropy with a frozen head (cached vocabulary blocks o
         [3, 8],
         [4, 23],
       ] as const) {
-        const fused = await lossAndGrads((hh) => fusedLinearCrossEntropy(hh as tf.Tensor2D, head, targets, chunk, 256 * 1024 * 1024, rows), [h]);
+        const fused = await lossAndGrads(
+          (hh) =>
+            fusedLinearCrossEntropy(hh as tf.Tensor2D, head, targets, {
+              chunkTokens: chunk,
+              keepProbsBytes: 256 * 1024 * 1024,
+              frozenHeadBlockRows: rows,
+            }),
+          [h],
+        );
         expect(Math.abs(fused.loss - ref.loss)).toBeLessThan(1e-5 * ref.loss);
         expectClose(fused.grads[0]!, ref.grads[0]!);
       }

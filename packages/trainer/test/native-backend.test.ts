@@ -1,5 +1,5 @@
 /**
- * The `native` backend (tfjs-cpu tensors, onnxruntime-node GEMMs: src/native/): each replaced kernel
+ * The `native` backend (tfjs-cpu tensors, onnxruntime-node GEMMs: src/backends/native/): each replaced kernel
  * against tfjs-cpu, and the fallback to wasm, said on the CLI's backend line and in BackendInfo, when
  * onnxruntime-node cannot be used. (The PyTorch parity of the whole model on native runs in
  * model-parity.test.ts with the other backends.) The kernel checks are skipped, saying so, where
@@ -12,9 +12,9 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { ADAMW_KERNEL } from '../src/native/fused.js';
-import { loadOrt } from '../src/native/ort.js';
-import { ArrayPool } from '../src/native/pool.js';
+import { ADAMW_KERNEL } from '../src/kernel-names.js';
+import { loadOrt } from '../src/backends/native/ort.js';
+import { ArrayPool } from '../src/backends/native/pool.js';
 import { AdamW } from '../src/train/adamw.js';
 import { TINY_LLAMA } from './helpers.js';
 

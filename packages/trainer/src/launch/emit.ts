@@ -3,7 +3,7 @@
  * checkpoint, target folder), then builds the folder in a temporary sibling and renames it into place:
  *
  *   data/        the records cllama-train would train on, from its own data preparation
- *                (preparePretrainData / prepareSftData, the same cache and seeded split), one record
+ *                (prepareTrainData in train/data.ts: the same cache and seeded split), one record
  *                per BatchSource.batch([i]) — the collator's input before padding:
  *                <split>_input_ids.bin int32 LE flat, <split>_offsets.bin int64 LE (count + 1),
  *                <split>_labels.bin int32 LE (SFT; -100 = not trained), meta.json
@@ -26,8 +26,8 @@ import { writeFolderAtomic } from '@cllama/core';
 import { PeftAdapter, TOKENIZER_FILES, readLlamaConfig } from '@cllama/lora';
 import { loadTokenizer } from '@cllama/tokenizer-merge';
 import { STATE_FORMAT, TRAINER_STATE_FILE } from '../train/checkpoint.js';
-import { NoTrainedTokensError, noTrainedTokensMessage, preparePretrainData, prepareSftData, someUntrainedMessage, type PreparedData } from '../train/data.js';
-import type { BatchSource } from '../train/loop.js';
+import { prepareTrainData, reportUntrained, type PreparedData } from '../train/data.js';
+import type { BatchSource } from '../train/micro-batch.js';
 import type { TrainArgs } from '../train/options.js';
 import {
   LAUNCH_DATA_FORMAT,
@@ -233,20 +233,6 @@ export function withAbsolutePaths(args: TrainArgs): TrainArgs {
   };
 }
 
-/**
- * SFT examples truncated to their prompt, reported as a training run reports them (train/session.ts):
- * one warning line per split that loses some, and a refusal when --do-eval would evaluate none (a
- * training split with none is refused by prepareSftData already).
- */
-function reportUntrained(data: PreparedData, args: TrainArgs, warn: (message: string) => void): void {
-  if (!data.untrained) return;
-  const { train, eval: evalCount } = data.untrained;
-  if (train > 0) warn(someUntrainedMessage('training', train, data.train.length, args.maxSeqLength));
-  if (!args.doEval || !data.eval) return;
-  if (evalCount === data.eval.length) throw new NoTrainedTokensError(noTrainedTokensMessage('evaluation', evalCount, args.maxSeqLength));
-  if (evalCount > 0) warn(someUntrainedMessage('evaluation', evalCount, data.eval.length, args.maxSeqLength));
-}
-
 export async function emitLaunchFolder(given: TrainArgs, opts: EmitOptions = {}): Promise<EmitResult> {
   if (!given.emitLaunch) throw new LaunchError('--emit-launch <dir> is required here');
   const args = withAbsolutePaths(given);
@@ -267,25 +253,7 @@ export async function emitLaunchFolder(given: TrainArgs, opts: EmitOptions = {})
     const cacheRoot = args.dataCacheDir ?? path.join(tmp, '.cache');
     let prepared: PreparedData | undefined;
     try {
-      prepared =
-        args.mode === 'pretrain'
-          ? await preparePretrainData(
-              { datasetDir: args.datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
-              tok,
-            )
-          : await prepareSftData(
-              {
-                datasetDir: args.datasetDir,
-                cacheRoot,
-                validationFile: args.validationFile,
-                maxSeqLength: args.maxSeqLength,
-                validationSplitPercentage: args.validationSplitPercentage,
-                seed: args.seed,
-              },
-              tok,
-            );
-      if (args.doEval && !prepared.eval)
-        throw new LaunchError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
+      prepared = await prepareTrainData(args, tok, cacheRoot);
       reportUntrained(prepared, args, opts.onWarning ?? ((m: string) => process.stderr.write(`cllama-train: ${m}\n`)));
       const withLabels = args.mode === 'sft';
       const train = await writeSplit(dataDir, 'train', prepared.train, withLabels);

@@ -14,11 +14,12 @@
  * No I/O in this file; emit.ts writes the folder.
  */
 import { trainablePlan, type TrainArgs } from '../train/options.js';
+import { TrainerError } from '../errors.js';
 
 export const LAUNCH_FORMAT = 'cllama-launch/1';
 export const LAUNCH_DATA_FORMAT = 'cllama-launch-data/1';
 
-export class LaunchError extends Error {
+export class LaunchError extends TrainerError {
   override name = 'LaunchError';
 }
 
@@ -150,6 +151,7 @@ function boolish(v: unknown): boolean | undefined {
 /**
  * What the emitted folder does with every flag. `rawFlags`: commander's parsed options (camelCase),
  * used for the values of the ignored Python-script flags and to know which flags the user gave.
+ * (~120 lines on purpose: one decision per group of flags, kept together so every flag's fate reads in one place.)
  */
 export function buildLaunchPlan(args: TrainArgs, rawFlags: Record<string, unknown> = {}, extraGiven: Record<string, unknown> = {}): LaunchPlan {
   if (args.dryRun) throw new LaunchError('--emit-launch writes a folder and --dry-run only prints a plan: give one of them');

@@ -1,6 +1,6 @@
 /**
- * A decoder layer as one fused kernel (DECODER_LAYER_KERNEL, contract in src/native/fused.ts), for
- * backends that have it (native). The definition is the op chain in llama.ts (`decoderLayer`): the
+ * A decoder layer as one fused kernel (DECODER_LAYER_KERNEL, contract in src/kernel-names.ts), for
+ * backends that register it (native). The definition is the op chain in llama.ts (`decoderLayer`): the
  * same inputs, the same LoRA dropout masks (drawn by the kernel from the seeds the chain would give
  * tf.dropout, in projection order), the same value and gradients to float32 rounding.
  *
@@ -11,7 +11,7 @@
  * again first.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { DECODER_LAYER_GRAD_KERNEL, DECODER_LAYER_KERNEL, hasFusedKernel, type DecoderLayerAttrs, type DecoderLayerGradAttrs } from '../native/fused.js';
+import { DECODER_LAYER_GRAD_KERNEL, DECODER_LAYER_KERNEL, hasKernel, type DecoderLayerAttrs, type DecoderLayerGradAttrs } from '../kernel-names.js';
 
 export interface FusedLayerLora {
   /** The projection's name within the layer: q_proj … down_proj. */
@@ -44,7 +44,7 @@ export interface FusedLayerArgs {
 
 /** True when the active backend runs decoder layers as one kernel. */
 export function hasFusedDecoderLayer(): boolean {
-  return hasFusedKernel(DECODER_LAYER_KERNEL) && hasFusedKernel(DECODER_LAYER_GRAD_KERNEL);
+  return hasKernel(DECODER_LAYER_KERNEL) && hasKernel(DECODER_LAYER_GRAD_KERNEL);
 }
 
 const isTapeOn = () => (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();

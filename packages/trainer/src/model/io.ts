@@ -1,22 +1,26 @@
 /**
  * HF LLaMA folders in and out, through @cllama/lora (config.json + single or sharded safetensors;
  * F32/F16/BF16 read as float32; saved as F32 or F16, atomically).
+ *
+ * Loading does not choose a backend: the caller does, once (initBackend), and the model is built on
+ * the active one with its facts (or the facts given).
  */
 import { HFCheckpoint, saveHFCheckpoint, type SaveDtype } from '@cllama/lora';
-import { activeBackend, initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
-import { LlamaModel } from './llama.js';
+import { activeBackend } from '../backend.js';
+import type { BackendFacts } from '../backends/facts.js';
+import { LlamaModel, ModelError } from './llama.js';
 
 export interface LoadLlamaOptions {
-  /** Backend to activate first; by default the one already active, else 'auto'. */
-  backend?: BackendChoice;
+  /** The facts of the backend the model runs on (default: the active backend's). */
+  facts?: BackendFacts;
 }
 
-/** Opens an HF LLaMA folder and builds the model, one tensor at a time. */
+/** Opens an HF LLaMA folder and builds the model, one tensor at a time, on the backend initBackend chose. */
 export async function loadLlama(dir: string, opts: LoadLlamaOptions = {}): Promise<LlamaModel> {
-  await ensureBackend(opts.backend);
+  if (!activeBackend()) throw new ModelError(`loading ${dir}: no backend chosen yet; call initBackend() (e.g. initBackend('auto')) first`);
   const checkpoint = await HFCheckpoint.open(dir);
   try {
-    return await LlamaModel.fromCheckpoint(checkpoint);
+    return await LlamaModel.fromCheckpoint(checkpoint, opts.facts);
   } finally {
     await checkpoint.close();
   }
@@ -37,10 +41,4 @@ export async function saveLlama(dir: string, model: LlamaModel, opts: SaveLlamaO
     for (const name of names) yield await model.readWeight(name);
   }
   await saveHFCheckpoint(dir, model.config, tensors(), opts);
-}
-
-async function ensureBackend(choice: BackendChoice | undefined): Promise<BackendInfo> {
-  const current = activeBackend();
-  if (current && (choice === undefined || choice === 'auto' || choice === current.name)) return current;
-  return initBackend(choice ?? 'auto');
 }

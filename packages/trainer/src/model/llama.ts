@@ -10,32 +10,28 @@
  * Parameters are tf.Variables kept in a map under their Hugging Face names
  * (`model.layers.0.self_attn.q_proj.weight`, …) with HF's shapes ([out, in] for projections).
  * LoRA adapters (PEFT semantics) can be attached to any of the seven projections.
+ *
+ * The model knows nothing of backends: it is given the facts of the one it runs on (src/backends/
+ * facts.ts; by default the active backend's when it is built) and picks the fast form of the same
+ * mathematics from them (transpose flags, per-head attention, loss chunks, synchronous reads), as
+ * nanoGPT's model is given `flash` rather than asking for the device.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { canReadSync } from '../backend.js';
+import type { BackendFacts } from '../backends/facts.js';
+import { backendFacts } from '../backends/registry.js';
 import type { LlamaConfig } from './config.js';
-import {
-  applyRotary,
-  attention,
-  embeddingLookup,
-  fusedLinearCrossEntropy,
-  IGNORE_INDEX,
-  linear,
-  linearTransposed,
-  releaseHeadBlocks,
-  rmsNorm,
-  rotaryTables,
-  silu,
-} from './ops.js';
+import { applyRotary, attention, embeddingLookup, linear, linearTransposed, rmsNorm, rotaryTables, silu } from './ops.js';
+import { fusedLinearCrossEntropy } from './lm-head-loss.js';
+import { releaseHeadBlocks } from './lm-head-blocks.js';
 import { checkpointed } from './checkpoint.js';
 import { fusedDecoderLayer, hasFusedDecoderLayer, type FusedLayerLora } from './fused-layer.js';
 import { KVCache } from './kv-cache.js';
 import { matchesModulesToSave, mergeLora, peftFullKey } from '@cllama/lora';
 import { LoraLayers, newVariable, type LoraAttachConfig, type LoraTensor } from './lora-layers.js';
 import { resizedEmbeddingRows } from './resize.js';
-import { CllamaError } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
-export class ModelError extends CllamaError {
+export class ModelError extends TrainerError {
   constructor(message: string) {
     super(message);
     this.name = 'ModelError';
@@ -117,6 +113,8 @@ export interface LossOptions {
 
 export class LlamaModel {
   readonly config: LlamaConfig;
+  /** The facts of the backend the model's tensors live on, given when it is built. */
+  readonly facts: BackendFacts;
   /** Dropout (LoRA) is only active in training mode; see train()/eval(). */
   training = false;
   /**
@@ -144,11 +142,12 @@ export class LlamaModel {
   /**
    * Builds the model from HF-named weights. Every weight the config implies must be present with
    * its exact shape; unknown names are an error (a tied `lm_head.weight` and rotary `inv_freq`
-   * buffers are ignored).
+   * buffers are ignored). `facts`: the backend's (default: the active backend's).
    */
-  constructor(config: LlamaConfig, weights: Iterable<WeightTensor> | typeof LOAD_LATER) {
+  constructor(config: LlamaConfig, weights: Iterable<WeightTensor> | typeof LOAD_LATER, facts: BackendFacts = backendFacts()) {
     validateConfig(config);
     this.config = { ...config, raw: { ...config.raw } };
+    this.facts = facts;
     if (weights === LOAD_LATER) return;
     try {
       for (const w of weights) this.addWeight(w.name, w.shape, w.data);
@@ -161,15 +160,18 @@ export class LlamaModel {
 
   /**
    * Loads weights one at a time from a checkpoint reader (e.g. @cllama/lora's HFCheckpoint), so
-   * peak memory is the model plus one tensor.
+   * peak memory is the model plus one tensor. `facts`: the backend's (default: the active backend's).
    */
-  static async fromCheckpoint(reader: {
-    config: LlamaConfig;
-    names(): string[];
-    info(name: string): { shape: number[] };
-    read(name: string): Promise<Float32Array>;
-  }): Promise<LlamaModel> {
-    const model = new LlamaModel(reader.config, LOAD_LATER);
+  static async fromCheckpoint(
+    reader: {
+      config: LlamaConfig;
+      names(): string[];
+      info(name: string): { shape: number[] };
+      read(name: string): Promise<Float32Array>;
+    },
+    facts: BackendFacts = backendFacts(),
+  ): Promise<LlamaModel> {
+    const model = new LlamaModel(reader.config, LOAD_LATER, facts);
     try {
       for (const name of reader.names()) {
         if (!model.wants(name)) continue;
@@ -291,7 +293,7 @@ export class LlamaModel {
 
   /** x @ Wᵀ for the weight `name`, using the cached transpose when inference caching is on. */
   private linearByName(x: tf.Tensor, name: string, weight: tf.Variable = this.param(name)): tf.Tensor {
-    if (!this.transposed) return linear(x, weight);
+    if (!this.transposed) return this.linear(x, weight);
     let hit = this.transposed.get(name);
     // A variable's dataId changes when it is assigned: the cached transpose is then stale.
     if (!hit || hit.dataId !== weight.dataId) {
@@ -302,13 +304,18 @@ export class LlamaModel {
     return linearTransposed(x, hit.t);
   }
 
+  /** x @ Wᵀ (ops.ts linear) in the backend's fast form. */
+  private linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
+    return linear(x, weight, this.facts.transposeFlagsFree);
+  }
+
   /** A projection (`model.layers.3.self_attn.q_proj`), with its LoRA branch when one is attached. */
   private project(module: string, x: tf.Tensor): tf.Tensor {
     const base = this.linearByName(x, `${module}.weight`);
     const adapter = this.lora?.get(module);
     if (!adapter) return base;
     const input = this.training && adapter.dropout > 0 ? tf.dropout(x, adapter.dropout, undefined, this.dropoutSeed()) : x;
-    return tf.add(base, tf.mul(linear(linear(input, adapter.a), adapter.b), adapter.scaling));
+    return tf.add(base, tf.mul(this.linear(this.linear(input, adapter.a), adapter.b), adapter.scaling));
   }
 
   /** The next LoRA dropout seed: drawn from the adapter's stream, or replayed (see checkpointedLayer). */
@@ -373,7 +380,8 @@ export class LlamaModel {
       v = repeat(v);
     }
 
-    const context = attention(q, k, v, bias, 1 / Math.sqrt(headDim)); // softmax(q·kᵀ/√d + mask)·v: [batch, heads, seq, headDim]
+    // softmax(q·kᵀ/√d + mask)·v: [batch, heads, seq, headDim]
+    const context = attention(q, k, v, bias, 1 / Math.sqrt(headDim), this.facts.perHeadAttention);
     const merged = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, seq, hiddenSize]);
     return this.project(`${p}.o_proj`, merged);
   }
@@ -475,7 +483,7 @@ export class LlamaModel {
   logits(inputIds: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
     return tf.tidy(() => {
       const h = this.hiddenStates(inputIds, opts);
-      const head = this.lora?.get('lm_head') ? this.project('lm_head', h) : linear(h, this.lmHeadWeight);
+      const head = this.lora?.get('lm_head') ? this.project('lm_head', h) : this.linear(h, this.lmHeadWeight);
       return head as tf.Tensor3D;
     });
   }
@@ -510,7 +518,11 @@ export class LlamaModel {
     return tf.tidy(() => {
       const h = this.hiddenStates(inputIds, { attentionMask: opts.attentionMask });
       const shifted = tf.reshape(tf.slice(h, [0, 0, 0], [batch, seq - 1, -1]), [batch * (seq - 1), this.config.hiddenSize]) as tf.Tensor2D;
-      return fusedLinearCrossEntropy(shifted, this.lmHeadWeight as tf.Tensor as tf.Tensor2D, targets, opts.chunkTokens, opts.keepProbsBytes);
+      return fusedLinearCrossEntropy(shifted, this.lmHeadWeight as tf.Tensor as tf.Tensor2D, targets, {
+        chunkTokens: opts.chunkTokens,
+        keepProbsBytes: opts.keepProbsBytes,
+        facts: this.facts,
+      });
     });
   }
 
@@ -607,14 +619,14 @@ export class LlamaModel {
   /**
    * Folds every LoRA branch into its base weight (W += B·A·scaling) and detaches: via @cllama/lora's
    * mergeLora on the host where the backend reads synchronously, as the same product on the device
-   * elsewhere (webgpu).
+   * elsewhere.
    */
   mergeLora(): void {
     if (!this.lora) throw new ModelError('no LoRA adapter attached');
     for (const [module, adapter] of this.lora.adapters) {
       const name = `${module}.weight`;
       const weight = this.param(name);
-      if (!canReadSync()) {
+      if (!this.facts.syncReads) {
         tf.tidy(() => weight.assign(tf.add(weight, tf.mul(tf.matMul(adapter.b, adapter.a), adapter.scaling))));
         continue;
       }
@@ -678,5 +690,3 @@ export class LlamaModel {
     if (this.disposed) throw new ModelError('the model was disposed');
   }
 }
-
-export { IGNORE_INDEX };

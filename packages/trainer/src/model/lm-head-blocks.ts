@@ -1,32 +1,26 @@
 /**
- * Backend tuning for the LM-head loss (lm-head-loss.ts): how the [vocab, hidden] head is cut into
- * row blocks, and the module-global cache of those blocks. The mathematics does not change with the
- * blocks: the loss walks whatever list of blocks it is given.
+ * How the LM-head loss (lm-head-loss.ts) cuts its work, from the backend's facts (src/backends/facts.ts):
+ * tokens per chunk, and the row blocks of the [vocab, hidden] head with the module-global cache of
+ * those blocks. The mathematics does not change with either: the loss walks whatever chunks and list
+ * of blocks it is given.
  *
- * Why blocks, and only on wasm: XNNPACK streams the whole reduction per output tile, so the backward
- * product d logits · W with K = 50k vocabulary rows runs at ~23 GFLOP/s, 8k-row blocks at ~50.
- * Cutting the head into blocks costs ~350 ms on wasm (slices, transposes), more than one step saves,
- * so blocks are only used when they can be kept: for a head that does not train (stage 1), cached
- * until its values change. Every other case (a trained head, or any other backend) gets one block.
+ * Why blocks, and only for a frozen head: on a backend with `frozenHeadBlockRows` (tfjs-wasm: XNNPACK
+ * streams the whole reduction per output tile, so the backward product d logits · W with K = 50k
+ * vocabulary rows runs at ~23 GFLOP/s, 8k-row blocks at ~50) cutting the head costs more than one step
+ * saves (~350 ms on wasm: slices, transposes), so blocks are only used when they can be kept: for a
+ * head that does not train (stage 1), cached until its values change. Every other case gets one block.
  */
 import * as tf from '@tensorflow/tfjs-core';
-
-/** Rows per LM-head block for a frozen head on tfjs-wasm. */
-export const WASM_HEAD_BLOCK_ROWS = 8192;
-
-/** Tokens per loss chunk, and on native the most and the logits bytes a chunk may take. */
-const HEAD_CHUNK_TOKENS = 256;
-const NATIVE_HEAD_CHUNK_TOKENS = 1024;
-const NATIVE_HEAD_CHUNK_BYTES = 256 * 1024 * 1024;
+import type { BackendFacts } from '../backends/facts.js';
 
 /**
- * Tokens per chunk of the loss (each chunk's [tokens, vocab] logits exist at once): 256, and on the
- * native backend up to 1024 within 256 MiB of logits — onnxruntime packs the [vocab, hidden] head for
- * every GEMM call, so 4× taller chunks ran the head's three products 1.5× faster (bench config).
+ * Tokens per chunk of the loss (each chunk's [tokens, vocab] logits exist at once): the backend's
+ * `headChunk.min`, or taller — up to `max` — while a chunk's logits fit in `maxLogitsBytes` (native:
+ * onnxruntime packs the [vocab, hidden] head for every GEMM call, so taller chunks run faster).
  */
-export function headChunkTokens(vocab: number): number {
-  if (tf.getBackend() !== 'native') return HEAD_CHUNK_TOKENS;
-  return Math.max(HEAD_CHUNK_TOKENS, Math.min(NATIVE_HEAD_CHUNK_TOKENS, Math.floor(NATIVE_HEAD_CHUNK_BYTES / (4 * vocab))));
+export function headChunkTokens(vocab: number, facts: BackendFacts): number {
+  const { min, max, maxLogitsBytes } = facts.headChunk;
+  return Math.max(min, Math.min(max, Math.floor(maxLogitsBytes / (4 * vocab))));
 }
 
 /** The head as the loss walks it: row blocks, and their transposes when cached (else computed per use). */
@@ -58,12 +52,13 @@ export function releaseHeadBlocks(): void {
 /**
  * How the loss should see `lmHead`: a function from the head tensor it holds (the forward input, or
  * the copy customGrad saves for the backward pass) to its blocks. One block `[w]` unless the head is
- * frozen and the backend is wasm; then the cached blocks of `lmHead` itself — the cache is keyed by
- * the head's own tensor, since customGrad's saved copy has another identity.
+ * frozen and `frozenHeadBlockRows` > 0 (the backend's fact, or a test's); then the cached blocks of
+ * `lmHead` itself — the cache is keyed by the head's own tensor, since customGrad's saved copy has
+ * another identity.
  */
-export function headBlocksFor(lmHead: tf.Tensor2D, headTrains: boolean, frozenHeadBlockRows = WASM_HEAD_BLOCK_ROWS): (w: tf.Tensor) => HeadBlocks {
+export function headBlocksFor(lmHead: tf.Tensor2D, headTrains: boolean, frozenHeadBlockRows: number): (w: tf.Tensor) => HeadBlocks {
   const vocab = lmHead.shape[0];
-  const blockRows = !headTrains && tf.getBackend() === 'wasm' ? frozenHeadBlockRows : vocab;
+  const blockRows = !headTrains && frozenHeadBlockRows > 0 ? frozenHeadBlockRows : vocab;
   const sizes: number[] = [];
   for (let s = 0; s < vocab; s += blockRows) sizes.push(Math.min(blockRows, vocab - s));
   return (w) => (sizes.length === 1 ? { blocks: [w], blocksT: undefined } : frozenHeadBlocks(lmHead, sizes));

@@ -13,20 +13,21 @@
  * 50k vocab is 200 MB per copy); the one-hot part of the gradient is a row gather (dh) and a row
  * scatter (dW). The softmax of every chunk is kept for the backward pass when all of them fit in
  * `keepProbsBytes` (saving a third of the head's matmul work), else recomputed from the saved
- * logsumexp. The head may be walked in row blocks (lm-head-blocks.ts: a frozen head on wasm);
+ * logsumexp. The head may be walked in row blocks (lm-head-blocks.ts: a frozen head where the backend
+ * wants blocks);
  * logsumexp then combines the blocks' maxima and sums. With no counted token the loss is 0
  * (PyTorch would give NaN). Everything stays on the device: targets go up, nothing comes back.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { headBlocksFor, headChunkTokens, WASM_HEAD_BLOCK_ROWS, type HeadBlocks } from './lm-head-blocks.js';
-import { HEAD_SOFTMAX_KERNEL, hasFusedKernel } from '../native/fused.js';
-import { customGradient, matMulAT, scatterAddRows, transposeFlagsAreFree } from './ops.js';
+import { IGNORE_INDEX } from '@cllama/alpaca-data';
+import type { BackendFacts } from '../backends/facts.js';
+import { backendFacts } from '../backends/registry.js';
+import { HEAD_SOFTMAX_KERNEL, hasKernel } from '../kernel-names.js';
+import { headBlocksFor, headChunkTokens, type HeadBlocks } from './lm-head-blocks.js';
+import { customGradient, matMulAT, scatterAddRows } from './ops.js';
 
 /** Softmax kept between forward and backward up to this size (4 × 256 tokens × 50k vocab = 205 MB). */
 export const DEFAULT_KEEP_PROBS_BYTES = 256 * 1024 * 1024;
-
-/** Labels value HF ignores in the loss. */
-export const IGNORE_INDEX = -100;
 
 /**
  * The formula with nothing fused: full logits, log-softmax, the target's column. The column is picked
@@ -72,7 +73,7 @@ function headForward(
   rows: number,
   wantProbs: boolean,
 ): { probs: tf.Tensor[]; lse: tf.Tensor; logits?: tf.Tensor } {
-  if (head.blocks.length === 1 && !head.blocksT && hasFusedKernel(HEAD_SOFTMAX_KERNEL)) {
+  if (head.blocks.length === 1 && !head.blocksT && hasKernel(HEAD_SOFTMAX_KERNEL)) {
     const [probs, lse] = tf.engine().runKernel(HEAD_SOFTMAX_KERNEL, { h: hc, w: head.blocks[0]! }) as tf.Tensor[];
     return { probs: wantProbs ? [probs!] : [], lse: tf.reshape(lse!, [rows]) };
   }
@@ -97,19 +98,27 @@ function headForward(
   };
 }
 
+export interface CrossEntropyOptions {
+  /** Tokens per chunk (default: from the backend's facts, lm-head-blocks.ts headChunkTokens). */
+  chunkTokens?: number;
+  /** Keep the softmax for the backward pass up to this many bytes, else recompute it (default 256 MiB). */
+  keepProbsBytes?: number;
+  /** Rows per block of a frozen head; 0 = one block (default: the backend's facts). */
+  frozenHeadBlockRows?: number;
+  /** The backend's facts (default: the active backend's). */
+  facts?: BackendFacts;
+}
+
 /**
  * Mean softmax cross-entropy of `hidden @ lmHeadᵀ` against `targets` (-100 = ignored), differentiable
  * w.r.t. hidden [N, H] and lmHead [V, H]. A frozen head (a tf.Variable with trainable = false: stage 1
  * trains the embeddings only) gets a zero gradient without computing the [V, H] product.
  */
-export function fusedLinearCrossEntropy(
-  hidden: tf.Tensor2D,
-  lmHead: tf.Tensor2D,
-  targets: Int32Array,
-  chunkTokens = headChunkTokens(lmHead.shape[0]),
-  keepProbsBytes = DEFAULT_KEEP_PROBS_BYTES,
-  frozenHeadBlockRows = WASM_HEAD_BLOCK_ROWS,
-): tf.Scalar {
+export function fusedLinearCrossEntropy(hidden: tf.Tensor2D, lmHead: tf.Tensor2D, targets: Int32Array, opts: CrossEntropyOptions = {}): tf.Scalar {
+  const facts = opts.facts ?? backendFacts();
+  const chunkTokens = opts.chunkTokens ?? headChunkTokens(lmHead.shape[0], facts);
+  const keepProbsBytes = opts.keepProbsBytes ?? DEFAULT_KEEP_PROBS_BYTES;
+  const frozenHeadBlockRows = opts.frozenHeadBlockRows ?? facts.frozenHeadBlockRows;
   const n = hidden.shape[0];
   const vocab = lmHead.shape[0];
   if (targets.length !== n) throw new Error(`fusedLinearCrossEntropy: ${targets.length} targets for ${n} rows`);
@@ -123,7 +132,7 @@ export function fusedLinearCrossEntropy(
   // hc · blockᵀ for every head block: with the transpose flag where it is free, else against
   // transposes made once (cached for a frozen head, else once per pass) and shared by the chunks
   const logitsOf = (head: HeadBlocks, w: tf.Tensor): ((hc: tf.Tensor) => tf.Tensor[]) => {
-    if (!head.blocksT && transposeFlagsAreFree()) return (hc) => head.blocks.map((b) => tf.matMul(hc, b, false, true));
+    if (!head.blocksT && facts.transposeFlagsFree) return (hc) => head.blocks.map((b) => tf.matMul(hc, b, false, true));
     const wT = head.blocksT ?? [tf.transpose(w)];
     return (hc) => wT.map((b) => tf.matMul(hc, b));
   };
@@ -183,7 +192,7 @@ export function fusedLinearCrossEntropy(
             const products = probs.map((p, j) => tf.matMul(p, blocks[j]!));
             const dhc = tf.mul(tf.sub(products.length === 1 ? products[0]! : tf.addN(products), tf.gather(sw, targetIds(start, size))), sc);
             if (!headTrains) return [dhc];
-            const part = matMulAT(tf.mul(hc, sc), probs[0]!);
+            const part = matMulAT(tf.mul(hc, sc), probs[0]!, facts.transposeFlagsFree);
             return [dhc, lmHeadGradT ? tf.add(lmHeadGradT, part) : part];
           });
           hiddenGrads.push(dh!);

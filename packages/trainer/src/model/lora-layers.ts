@@ -7,17 +7,15 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initLoraPair, loraScaling, loraTargets, matchesTargetModule, peftLoraKeys, type LoraConfig } from '@cllama/lora';
-import { CllamaError, Mulberry32, mulberry32 } from '@cllama/core';
-import { adapterTensors } from './adapter.js';
+import { Mulberry32, mulberry32 } from '@cllama/core';
+import { adapterTensors, type LoraTensor } from './peft-keys.js';
+import { TrainerError } from '../errors.js';
 
 /** The parts of a PEFT LoraConfig that shape the LoRA branches. */
 export type LoraAttachConfig = Pick<LoraConfig, 'r' | 'loraAlpha' | 'loraDropout' | 'targetModules'> &
   Partial<Pick<LoraConfig, 'targetModulesRegex' | 'useRslora' | 'modulesToSave'>>;
 
-export interface LoraTensor {
-  shape: number[];
-  data: Float32Array;
-}
+export type { LoraTensor };
 
 export interface LoraAdapter {
   a: tf.Variable;
@@ -26,7 +24,7 @@ export interface LoraAdapter {
   dropout: number;
 }
 
-export class LoraError extends CllamaError {
+export class LoraError extends TrainerError {
   constructor(message: string) {
     super(message);
     this.name = 'LoraError';
@@ -124,7 +122,7 @@ export class LoraLayers {
     return this.dropoutRandom.int();
   }
 
-  /** Adapter tensors under PEFT key names (see model/adapter.ts). */
+  /** Adapter tensors under PEFT key names (see model/peft-keys.ts). */
   export(): Map<string, LoraTensor> {
     return adapterTensors([...this.variables].map(([name, variable]) => ({ name, variable })));
   }

@@ -1,18 +1,21 @@
 /**
  * The few tensor operations the LLaMA forward pass is built from, with hand-written gradients where
- * tfjs's own are slow or missing on the wasm backend:
+ * tfjs's own are slow or missing on some backend. Where the fast form depends on the backend, the
+ * caller passes the backend's fact (src/backends/facts.ts) and the mathematics stays the same:
  *
- * - `matMul`: tfjs's matMul gradient multiplies with transpose flags, which on tfjs-wasm runs ~10×
- *   slower than an explicit `tf.transpose` followed by a plain matMul (register-gradients.ts, which
- *   initBackend registers).
- * - `embeddingLookup`: gather's gradient needs UnsortedSegmentSum, which tfjs-wasm does not have
- *   (the webgpu, tensorflow and cpu backends do: there the scatter stays on the device).
- * - `attention`: per-(sequence, head) 2-D matMuls on wasm, the batched form elsewhere.
+ * - `matMul`: tfjs's matMul gradient multiplies with transpose flags, which some backends (tfjs-wasm)
+ *   run ~10× slower than an explicit `tf.transpose` followed by a plain matMul (register-gradients.ts,
+ *   which initBackend registers); `linear` / `matMulBT` / `matMulAT` use the flags only where
+ *   `transposeFlagsFree`.
+ * - `embeddingLookup`: gather's gradient needs UnsortedSegmentSum, which not every backend has
+ *   (tfjs-wasm does not): without it the scatter is a JS loop on the host.
+ * - `attention`: per-(sequence, head) 2-D matMuls where `perHeadAttention`, the batched form elsewhere.
  *
- * The LM head + cross-entropy loss is in lm-head-loss.ts (its wasm tuning in lm-head-blocks.ts).
+ * The LM head + cross-entropy loss is in lm-head-loss.ts (its chunk and block sizes in lm-head-blocks.ts).
  * Every op here runs on the device of the active backend: no values are read back to JS.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { hasKernel } from '../kernel-names.js';
 
 /**
  * tf.customGrad with the forward function's real parameter list: (inputs…, save) → value and
@@ -42,31 +45,26 @@ export function matMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
 }
 
 /**
- * True where matMul's transpose flags cost nothing: the native backend, whose GEMM reads either
- * layout, so x @ Wᵀ needs no transposed copy of W (a whole second copy of the model's matrices
- * during a training step). Elsewhere (tfjs-wasm) the flags are slow and an explicit transpose is used.
+ * a @ bᵀ for 2-D a [m, k] and b [n, k]: with matMul's transpose flag where the backend's flags are free
+ * (its GEMM reads either layout, so x @ Wᵀ needs no transposed copy of W — a whole second copy of the
+ * model's matrices during a training step), else an explicit transpose and a plain matMul.
  */
-export function transposeFlagsAreFree(): boolean {
-  return tf.getBackend() === 'native';
+export function matMulBT(a: tf.Tensor, b: tf.Tensor, transposeFlagsFree: boolean): tf.Tensor {
+  return transposeFlagsFree ? tf.matMul(a, b, false, true) : matMul(a, tf.transpose(b));
 }
 
-/** a @ bᵀ for 2-D a [m, k] and b [n, k]. */
-export function matMulBT(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  return transposeFlagsAreFree() ? tf.matMul(a, b, false, true) : matMul(a, tf.transpose(b));
-}
-
-/** aᵀ @ b for 2-D a [k, m] and b [k, n]. */
-export function matMulAT(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  return transposeFlagsAreFree() ? tf.matMul(a, b, true, false) : matMul(tf.transpose(a), b);
+/** aᵀ @ b for 2-D a [k, m] and b [k, n] (the transpose flag as in matMulBT). */
+export function matMulAT(a: tf.Tensor, b: tf.Tensor, transposeFlagsFree: boolean): tf.Tensor {
+  return transposeFlagsFree ? tf.matMul(a, b, true, false) : matMul(tf.transpose(a), b);
 }
 
 /** x @ Wᵀ for a weight stored as HF does, [outFeatures, inFeatures]; x is [..., inFeatures]. */
-export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
+export function linear(x: tf.Tensor, weight: tf.Tensor, transposeFlagsFree: boolean): tf.Tensor {
   const inFeatures = weight.shape[1]!;
   const outFeatures = weight.shape[0]!;
   const leading = x.shape.slice(0, -1);
   const x2d = tf.reshape(x, [-1, inFeatures]);
-  return tf.reshape(matMulBT(x2d, weight), [...leading, outFeatures]);
+  return tf.reshape(matMulBT(x2d, weight, transposeFlagsFree), [...leading, outFeatures]);
 }
 
 /** x @ wT for a weight already transposed to [inFeatures, outFeatures]. */
@@ -76,19 +74,14 @@ export function linearTransposed(x: tf.Tensor, weightT: tf.Tensor): tf.Tensor {
   return tf.reshape(matMul(tf.reshape(x, [-1, inFeatures]), weightT), [...leading, outFeatures]);
 }
 
-/** True when the active backend has a kernel for tf.unsortedSegmentSum (tfjs-node, webgpu, cpu; not wasm). */
-function hasSegmentSum(): boolean {
-  return tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined;
-}
-
 /**
  * out[indices[i]] += rows[i] for a [numRows, width] result: the transpose of a row gather.
- * Uses the backend's UnsortedSegmentSum where it exists and a plain JS loop otherwise (tfjs-wasm,
- * whose reads are synchronous views of its heap).
+ * Uses the backend's UnsortedSegmentSum where it exists and a plain JS loop otherwise (a synchronous
+ * read: tfjs-wasm, the backend without the kernel, reads synchronously).
  */
 export function scatterAddRows(indices: Int32Array, rows: tf.Tensor2D, numRows: number): tf.Tensor2D {
   const width = rows.shape[1];
-  if (hasSegmentSum()) {
+  if (hasKernel('UnsortedSegmentSum')) {
     return tf.tidy(() => tf.unsortedSegmentSum(rows, tf.tensor1d(indices, 'int32'), numRows) as tf.Tensor2D);
   }
   const src = rows.dataSync() as Float32Array;
@@ -176,13 +169,13 @@ export function rotaryTables(
  * softmax(q·kᵀ·scale + bias)·v for q [batch, heads, queries, headDim], k and v [batch, heads, keys,
  * headDim] and an additive bias broadcastable to [batch, heads, queries, keys].
  *
- * On tfjs-wasm a matMul with batch dimensions runs a scalar loop (~3 GFLOP/s), while a plain 2-D
- * matMul goes to XNNPACK (~40 GFLOP/s), so there each (sequence, head) pair is computed with 2-D
- * matMuls and the results concatenated; autodiff sees slices, 2-D matMuls and a concat. Other
- * backends get the batched form. The mathematics is the same.
+ * `perHeadAttention` (a backend fact): each (sequence, head) pair is computed with 2-D matMuls and the
+ * results concatenated; autodiff sees slices, 2-D matMuls and a concat. On tfjs-wasm a matMul with
+ * batch dimensions runs a scalar loop (~3 GFLOP/s), while a plain 2-D matMul goes to XNNPACK
+ * (~40 GFLOP/s). Otherwise the batched form. The mathematics is the same.
  */
-export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor, scale: number): tf.Tensor {
-  if (tf.getBackend() !== 'wasm') return matMul(tf.softmax(tf.add(tf.mul(matMul(q, transposeLast2(k)), scale), bias)), v);
+export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor, scale: number, perHeadAttention: boolean): tf.Tensor {
+  if (!perHeadAttention) return matMul(tf.softmax(tf.add(tf.mul(matMul(q, transposeLast2(k)), scale), bias)), v);
   const [batch, heads, queries, headDim] = q.shape as [number, number, number, number];
   const keys = k.shape[2]!;
   const pairs = batch * heads;
@@ -204,6 +197,3 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Ten
   }
   return tf.reshape(tf.concat(out, 0), [batch, heads, queries, headDim]);
 }
-
-export { DEFAULT_KEEP_PROBS_BYTES, IGNORE_INDEX, fusedLinearCrossEntropy, referenceLinearCrossEntropy } from './lm-head-loss.js';
-export { WASM_HEAD_BLOCK_ROWS, releaseHeadBlocks } from './lm-head-blocks.js';

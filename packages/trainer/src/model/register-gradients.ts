@@ -7,26 +7,21 @@
  *    Node). Importing the union package once makes tf.grads / tf.variableGrads work for every op.
  * 2. BatchMatMul's gradient is replaced by the same mathematics written with explicit transposes:
  *    tfjs's version multiplies with transpose flags, which tfjs-wasm runs ~10× slower than
- *    tf.transpose followed by a plain matMul. Where the flags are free (the native backend) tfjs's
- *    flag form is kept (for operands without broadcast batch dimensions). Each input's gradient stays lazy, so frozen weights cost
- *    nothing in the backward pass.
+ *    tf.transpose followed by a plain matMul. Where the active backend's transpose flags are free
+ *    (its facts, src/backends/facts.ts) tfjs's flag form is kept (for operands without broadcast
+ *    batch dimensions). Each input's gradient stays lazy, so frozen weights cost nothing in the
+ *    backward pass.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { transposeFlagsAreFree } from './ops.js';
-
-function swapLast2(x: tf.Tensor): tf.Tensor {
-  const perm = [...Array(x.rank).keys()];
-  perm[x.rank - 2] = x.rank - 1;
-  perm[x.rank - 1] = x.rank - 2;
-  return tf.transpose(x, perm);
-}
+import { backendFacts } from '../backends/registry.js';
+import { transposeLast2 } from './ops.js';
 
 /** op(x) = xᵀ (last two axes) when `transposed`, else x. */
-const maybeT = (x: tf.Tensor, transposed: boolean) => (transposed ? swapLast2(x) : x);
+const maybeT = (x: tf.Tensor, transposed: boolean) => (transposed ? transposeLast2(x) : x);
 
 /**
- * tfjs's own formulation, with transpose flags: where they are free (the native backend) no
- * transposed copy of a weight is made in the backward pass either.
+ * tfjs's own formulation, with transpose flags: where they are free no transposed copy of a weight is
+ * made in the backward pass either.
  */
 function flagGradient(a: tf.Tensor, b: tf.Tensor, g: tf.Tensor, transposeA: boolean, transposeB: boolean) {
   if (!transposeA && !transposeB) return { a: () => tf.matMul(g, b, false, true), b: () => tf.matMul(a, g, true, false) };
@@ -45,11 +40,12 @@ const batchMatMulGrad: tf.GradConfig = {
     const [a, b] = saved as [tf.Tensor, tf.Tensor];
     const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
     const g = dy as tf.Tensor;
-    if (transposeFlagsAreFree() && sameBatch(a, b)) return flagGradient(a, b, g, transposeA, transposeB);
+    // a registered gradient runs on the backend of its forward op, the active one
+    if (backendFacts().transposeFlagsFree && sameBatch(a, b)) return flagGradient(a, b, g, transposeA, transposeB);
     // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ, dop(B) = op(A)ᵀ·dC; then undo op().
     return {
-      a: () => maybeT(tf.matMul(g, swapLast2(maybeT(b, transposeB))), transposeA),
-      b: () => maybeT(tf.matMul(swapLast2(maybeT(a, transposeA)), g), transposeB),
+      a: () => maybeT(tf.matMul(g, transposeLast2(maybeT(b, transposeB))), transposeA),
+      b: () => maybeT(tf.matMul(transposeLast2(maybeT(a, transposeA)), g), transposeB),
     };
   },
 };

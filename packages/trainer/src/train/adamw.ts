@@ -9,11 +9,11 @@
  * Every intermediate tensor is created inside tf.tidy and the moments live in tf.Variables that are
  * assigned in place, so a step leaves the tensor count unchanged. Unlike torch, the step count t is
  * one global count (saved as the optimizer state's `step`), not one per parameter. A backend with a
- * fused AdamW kernel (native: src/native/fused.ts) runs the same update in one pass.
+ * fused AdamW kernel (ADAMW_KERNEL, src/kernel-names.ts; native: src/backends/native/kernels/CllamaAdamW.ts) runs the same update in one pass.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CllamaError } from '@cllama/core';
-import { ADAMW_KERNEL, hasFusedKernel, type AdamWKernelAttrs } from '../native/fused.js';
+import { ADAMW_KERNEL, hasKernel, type AdamWKernelAttrs } from '../kernel-names.js';
+import { TrainerError } from '../errors.js';
 
 export interface AdamWOptions {
   betas?: [number, number];
@@ -35,7 +35,7 @@ export interface AdamWState {
   tensors: Array<{ name: string; shape: number[]; data: Float32Array }>;
 }
 
-export class OptimizerStateError extends CllamaError {
+export class OptimizerStateError extends TrainerError {
   override name = 'OptimizerStateError';
 }
 
@@ -89,7 +89,7 @@ export class AdamW {
     const bc1 = 1 - this.beta1 ** t;
     const bc2Sqrt = Math.sqrt(1 - this.beta2 ** t);
     const stepSize = lr / bc1;
-    const fused = hasFusedKernel(ADAMW_KERNEL);
+    const fused = hasKernel(ADAMW_KERNEL);
     tf.tidy(() => {
       for (const slot of this.slots) {
         const g = grads.get(slot.param.name);
@@ -99,7 +99,7 @@ export class AdamW {
         }
         const p = slot.param.variable;
         if (fused) {
-          // the same update in one pass, where the backend has it (src/native/fused.ts)
+          // the same update in one pass, where the backend has it (src/kernel-names.ts)
           const attrs: AdamWKernelAttrs = { decayFactor: 1 - lr * slot.decay, beta1: this.beta1, beta2: this.beta2, bc2Sqrt, eps: this.eps, stepSize };
           const [pn, mn, vn] = tf.engine().runKernel(ADAMW_KERNEL, { p, g, m: slot.m, v: slot.v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
           slot.m.assign(mn!);

@@ -13,11 +13,12 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile, writeSafetensors } from '@cllama/lora';
-import { CllamaError, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
+import { writeFileAtomic, writeFolderAtomic } from '@cllama/core';
 import type { AdamWState } from './adamw.js';
 import { LOCK_FILE } from './lock.js';
 import { FINAL_STAGING_PREFIX } from './write-errors.js';
 import type { RngState } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -60,11 +61,11 @@ export interface RunIdentity {
   baseModel?: { fingerprint: string; path: string };
 }
 
-export class TrainingCheckpointError extends CllamaError {
+export class TrainingCheckpointError extends TrainerError {
   override name = 'TrainingCheckpointError';
 }
 
-export class OutputDirNotEmptyError extends CllamaError {
+export class OutputDirNotEmptyError extends TrainerError {
   override name = 'OutputDirNotEmptyError';
   constructor(readonly dir: string) {
     super(

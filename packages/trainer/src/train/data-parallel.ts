@@ -18,12 +18,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendChoice } from '../backend.js';
 import type { LlamaModel } from '../model/llama.js';
 import type { LoraAttachConfig } from '../model/lora-layers.js';
-import { loraTensorsOf } from '../model/adapter.js';
+import { loraTensorsOf } from '../model/peft-keys.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './grad-worker.js';
 import { microBatchGradients, microBatchLoss, readValues, splitBatch, tensorFromShared, type Batch, type LossModel, type Shard } from './micro-batch.js';
-import { CllamaError } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
-export class DataParallelError extends CllamaError {
+export class DataParallelError extends TrainerError {
   override name = 'DataParallelError';
 }
 

@@ -37,10 +37,12 @@ import {
   type TokenizedRecordInput,
 } from '@cllama/alpaca-data';
 import type { Tokenizer } from '@cllama/tokenizer-merge';
-import type { Batch, BatchSource } from './loop.js';
-import { CllamaError, Xoshiro128 } from '@cllama/core';
+import type { Batch, BatchSource } from './micro-batch.js';
+import type { TrainArgs } from './options.js';
+import { Xoshiro128 } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
-export class TrainDataError extends CllamaError {
+export class TrainDataError extends TrainerError {
   override name = 'TrainDataError';
 }
 
@@ -310,4 +312,44 @@ export async function prepareSftData(
     cacheHit: train.hit,
     close: () => train.ds.close(),
   };
+}
+
+/**
+ * The run's data as `cllama-train pretrain|sft` trains on it: pre-training blocks or SFT examples from
+ * --dataset-dir, tokenized into the cache under `cacheRoot`, split by --validation-file or the seeded
+ * --validation-split-percentage. The training session and the launch folder (launch/emit.ts) both read
+ * their data through here, so the two see the same records. Refuses --do-eval without evaluation data.
+ */
+export async function prepareTrainData(
+  args: Pick<TrainArgs, 'mode' | 'datasetDir' | 'blockSize' | 'maxSeqLength' | 'validationFile' | 'validationSplitPercentage' | 'seed' | 'doEval'>,
+  tok: Tokenizer,
+  cacheRoot: string,
+): Promise<PreparedData> {
+  const { datasetDir, validationSplitPercentage, seed } = args;
+  const data =
+    args.mode === 'pretrain'
+      ? await preparePretrainData({ datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage, seed }, tok)
+      : await prepareSftData(
+          { datasetDir, cacheRoot, validationFile: args.validationFile, maxSeqLength: args.maxSeqLength, validationSplitPercentage, seed },
+          tok,
+        );
+  if (args.doEval && !data.eval) {
+    data.close();
+    throw new TrainDataError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
+  }
+  return data;
+}
+
+/**
+ * SFT examples truncated to their prompt: a warning per split that has some, a refusal when every
+ * evaluation example has none (no training split without a trained token gets here: prepareSftData refuses it). Training
+ * (train/session.ts) and --emit-launch (launch/emit.ts) both report through this.
+ */
+export function reportUntrained(data: PreparedData, args: Pick<TrainArgs, 'doEval' | 'maxSeqLength'>, warn: (message: string) => void): void {
+  if (!data.untrained) return;
+  const { train: untrainedTrain, eval: untrainedEval } = data.untrained;
+  if (untrainedTrain > 0) warn(someUntrainedMessage('training', untrainedTrain, data.train.length, args.maxSeqLength));
+  if (args.doEval && data.eval && untrainedEval === data.eval.length)
+    throw new NoTrainedTokensError(noTrainedTokensMessage('evaluation', untrainedEval, args.maxSeqLength));
+  if (args.doEval && untrainedEval > 0) warn(someUntrainedMessage('evaluation', untrainedEval, data.eval!.length, args.maxSeqLength));
 }

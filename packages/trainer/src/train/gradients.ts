@@ -3,7 +3,8 @@
  * global-norm clipping (torch.nn.utils.clip_grad_norm_).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hasFusedKernel, SUM_OF_SQUARES_KERNEL } from '../native/fused.js';
+import { backendFacts } from '../backends/registry.js';
+import { hasKernel, SUM_OF_SQUARES_KERNEL } from '../kernel-names.js';
 
 /**
  * Sums the gradients of several micro-batches. The mean over `count()` micro-batches equals what HF
@@ -53,12 +54,11 @@ export class GradientAccumulator {
 }
 
 /**
- * Σ of same-shaped tensors. tfjs-webgpu's AddN binds every input as a storage buffer, and a WebGPU
- * device allows 8 per shader (16 on lavapipe, more on some GPUs): there the sum is a tree of AddNs
- * of at most 7. Other backends take one AddN.
+ * Σ of same-shaped tensors: one AddN, or a tree of AddNs of at most the backend's `addNFanIn` inputs
+ * (tfjs-webgpu's AddN binds every input as a storage buffer, and a WebGPU device allows 8 per shader).
  */
 function sumAll(xs: tf.Tensor[]): tf.Tensor {
-  const fanIn = tf.getBackend() === 'webgpu' ? 7 : Infinity;
+  const fanIn = backendFacts().addNFanIn;
   while (xs.length > 1) {
     const next: tf.Tensor[] = [];
     for (let i = 0; i < xs.length; i += Math.min(fanIn, xs.length)) {
@@ -73,8 +73,8 @@ function sumAll(xs: tf.Tensor[]): tf.Tensor {
 /** √(Σ‖g‖²) over all gradients, as a JS number (the one value read back). */
 export async function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): Promise<number> {
   if (grads.size === 0) return 0;
-  // Σ g² per tensor: one pass where the backend has the fused kernel (native), else square then sum
-  const fused = hasFusedKernel(SUM_OF_SQUARES_KERNEL);
+  // Σ g² per tensor: one pass where the backend has the fused kernel, else square then sum
+  const fused = hasKernel(SUM_OF_SQUARES_KERNEL);
   const sumOfSquares = (g: tf.Tensor) => (fused ? (tf.engine().runKernel(SUM_OF_SQUARES_KERNEL, { x: g }) as tf.Tensor) : tf.sum(tf.square(g)));
   const norm = tf.tidy(() => tf.sqrt(sumAll([...grads.values()].map(sumOfSquares))));
   const value = (await norm.data())[0]!;

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync, unlinkSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CllamaError } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
 export const LOCK_FILE = '.cllama-train.lock';
 
@@ -35,7 +35,7 @@ export interface LockInfo {
   command: string[];
 }
 
-export class OutputDirLockedError extends CllamaError {
+export class OutputDirLockedError extends TrainerError {
   override name = 'OutputDirLockedError';
 }
 

@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { CllamaError, writeFileAtomic, Xoshiro128 } from '@cllama/core';
+import { writeFileAtomic, Xoshiro128 } from '@cllama/core';
 import { AdamW, defaultDecayFor, type OptimizedParameter } from './adamw.js';
 import {
   STATE_FORMAT,
@@ -36,22 +36,17 @@ import {
 } from './checkpoint.js';
 import type { DataParallel } from './data-parallel.js';
 import { GradientAccumulator, clipByGlobalNorm } from './gradients.js';
-import { microBatchGradients, microBatchLoss, type Batch } from './micro-batch.js';
+import { microBatchGradients, microBatchLoss, type BatchSource } from './micro-batch.js';
 import { MetricsLog } from './metrics.js';
 import { renderTrainingPlot } from './plot.js';
 import { TrainProgress } from './progress.js';
 import { writingOutput } from './write-errors.js';
-import { LrSchedule, type SchedulerType } from './schedule.js';
+import { LrSchedule } from './schedule.js';
+import type { TrainArgs } from './options.js';
 import { epochOrder } from './data.js';
+import { TrainerError } from '../errors.js';
 
-export type { Batch } from './micro-batch.js';
-
-export interface BatchSource {
-  /** Number of examples. */
-  readonly length: number;
-  /** Collates the examples at `indices` into one padded batch. */
-  batch(indices: ArrayLike<number>): Batch;
-}
+export type { Batch, BatchSource } from './micro-batch.js';
 
 export interface LoopModel {
   /** Mean causal-LM loss of the batch; differentiable w.r.t. the trainable variables. */
@@ -71,30 +66,35 @@ export interface LoopHooks {
   writeFinal(outputDir: string): Promise<void>;
 }
 
-export interface LoopOptions {
-  outputDir: string;
-  seed: number;
-  perDeviceTrainBatchSize: number;
-  perDeviceEvalBatchSize: number;
-  gradientAccumulationSteps: number;
-  numTrainEpochs: number;
-  maxSteps: number;
-  learningRate: number;
-  lrSchedulerType: SchedulerType;
-  warmupRatio: number;
-  warmupSteps: number;
-  weightDecay: number;
-  adamBeta1: number;
-  adamBeta2: number;
-  adamEpsilon: number;
-  maxGradNorm: number;
-  loggingSteps: number;
-  loggingFirstStep: boolean;
-  evalSteps: number | undefined;
-  doEval: boolean;
-  saveSteps: number;
-  saveTotalLimit: number | undefined;
-  maxEvalSamples?: number;
+/** The training flags the loop reads, as TrainArgs holds them (options.ts documents each one). */
+export type LoopArgs = Pick<
+  TrainArgs,
+  | 'outputDir'
+  | 'seed'
+  | 'perDeviceTrainBatchSize'
+  | 'perDeviceEvalBatchSize'
+  | 'gradientAccumulationSteps'
+  | 'numTrainEpochs'
+  | 'maxSteps'
+  | 'learningRate'
+  | 'lrSchedulerType'
+  | 'warmupRatio'
+  | 'warmupSteps'
+  | 'weightDecay'
+  | 'adamBeta1'
+  | 'adamBeta2'
+  | 'adamEpsilon'
+  | 'maxGradNorm'
+  | 'loggingSteps'
+  | 'loggingFirstStep'
+  | 'evalSteps'
+  | 'doEval'
+  | 'saveSteps'
+  | 'saveTotalLimit'
+> &
+  Partial<Pick<TrainArgs, 'maxEvalSamples'>>;
+
+export interface LoopOptions extends LoopArgs {
   /** Checkpoint to resume from (already validated by prepareOutputDir). */
   resumeFrom: string | undefined;
   /** Recorded in every checkpoint and compared on resume (LoRA alpha, base model fingerprint). */
@@ -128,7 +128,7 @@ export function plannedSteps(
   return { microBatchesPerEpoch, updatesPerEpoch, maxSteps };
 }
 
-export class TrainLoopError extends CllamaError {
+export class TrainLoopError extends TrainerError {
   override name = 'TrainLoopError';
 }
 
@@ -184,191 +184,266 @@ export async function runTrainingLoop(
 ): Promise<LoopResult> {
   if (train.length === 0) throw new TrainLoopError('the training set is empty: check --dataset-dir (and --block-size: a block needs that many tokens)');
   if (params.length === 0) throw new TrainLoopError('nothing to train: no trainable variables were selected');
-  const { microBatchesPerEpoch, maxSteps } = plannedSteps(train.length, o);
-  const schedule = new LrSchedule({
-    type: o.lrSchedulerType,
-    baseLr: o.learningRate,
-    totalSteps: maxSteps,
-    warmupRatio: o.warmupRatio,
-    warmupSteps: o.warmupSteps,
-  });
-  const optimized: OptimizedParameter[] = params.map((p) => ({ ...p, weightDecay: defaultDecayFor(p.name, o.weightDecay) }));
-  const optimizer = new AdamW(optimized, { betas: [o.adamBeta1, o.adamBeta2], eps: o.adamEpsilon, weightDecay: o.weightDecay });
-  const metrics = new MetricsLog(o.outputDir);
+  const run = await LoopRun.start(model, params, train, evalData, hooks, o);
+  try {
+    if (o.doEval && evalData && run.state.globalStep === 0) {
+      // the starting point, so the log shows how far training moved the eval loss
+      await run.evaluateAndRecord(evalData);
+    }
+    while (run.state.globalStep < run.maxSteps) await run.step();
+    return await run.finish();
+  } finally {
+    run.dispose();
+  }
+}
 
-  let state: TrainerState = {
-    format: STATE_FORMAT,
-    globalStep: 0,
-    maxSteps,
-    epoch: 0,
-    data: { epoch: 0, microBatch: 0, seed: o.seed, numMicroBatchesPerEpoch: microBatchesPerEpoch },
-    rng: Xoshiro128.fromSeed(o.seed, 0x5eed).state(),
-    scheduler: { type: o.lrSchedulerType, baseLr: o.learningRate, totalSteps: maxSteps, warmupSteps: schedule.warmupSteps },
-    trainedTokens: 0,
-    trainSeconds: 0,
-    trainable: params.map((p) => p.name),
-    logHistory: [],
-    ...(o.identity ? { identity: o.identity } : {}),
-  };
-  if (o.resumeFrom) {
-    const saved = await readTrainerState(o.resumeFrom);
-    const mismatch = saved.trainable.join(',') !== state.trainable.join(',');
-    if (mismatch)
-      throw new TrainLoopError(
-        `${o.resumeFrom} was written for other trainable weights (${saved.trainable.length} tensors, e.g. ${saved.trainable[0]}); resume with the same --stage / LoRA flags, or start over with --overwrite-output-dir`,
-      );
-    if (saved.data.numMicroBatchesPerEpoch !== microBatchesPerEpoch || saved.data.seed !== o.seed) {
-      throw new TrainLoopError(
-        `${o.resumeFrom} was written for another data set or seed (${saved.data.numMicroBatchesPerEpoch} micro-batches per epoch, seed ${saved.data.seed}; now ${microBatchesPerEpoch}, seed ${o.seed}); resume with the same data and --seed`,
+/**
+ * One run of the loop: what it holds between steps (optimizer, schedule, trainer state, RNG, running
+ * log sums) and what it does — one optimizer step, a checkpoint, a log line, the final result.
+ * runTrainingLoop drives it; the order of operations is the header's.
+ */
+class LoopRun {
+  private readonly rng: Xoshiro128;
+  private readonly progress: TrainProgress;
+  private readonly accumulator = new GradientAccumulator();
+  private readonly stepLosses: LoopResult['stepLosses'] = [];
+  private readonly evalEvery: number;
+  private order: Uint32Array;
+  private lossSinceLog = 0;
+  private stepsSinceLog = 0;
+  private evalLoss: number | undefined;
+  private tokensThisRun = 0;
+  private readonly started = Date.now();
+  private readonly baseSeconds: number;
+
+  private constructor(
+    private readonly model: LoopModel,
+    private readonly params: Array<{ name: string; variable: tf.Variable }>,
+    private readonly train: BatchSource,
+    private readonly evalData: BatchSource | undefined,
+    private readonly hooks: LoopHooks,
+    private readonly o: LoopOptions,
+    readonly maxSteps: number,
+    private readonly microBatchesPerEpoch: number,
+    private readonly schedule: LrSchedule,
+    private readonly optimizer: AdamW,
+    private readonly metrics: MetricsLog,
+    readonly state: TrainerState,
+    /** The step of the last checkpoint this run wrote or resumed from (0: none). */
+    private savedStep: number,
+  ) {
+    this.rng = Xoshiro128.fromState(state.rng);
+    this.progress = new TrainProgress(maxSteps, state.globalStep, o.progress);
+    this.evalEvery = o.evalSteps ?? o.loggingSteps;
+    this.order = epochOrder(o.seed, state.data.epoch, train.length);
+    this.baseSeconds = state.trainSeconds;
+  }
+
+  /** The run's plan, optimizer and state — restored from `o.resumeFrom` when given — with the starting weights checked. */
+  static async start(...[model, params, train, evalData, hooks, o]: Parameters<typeof runTrainingLoop>): Promise<LoopRun> {
+    const { microBatchesPerEpoch, maxSteps } = plannedSteps(train.length, o);
+    const schedule = new LrSchedule({
+      type: o.lrSchedulerType,
+      baseLr: o.learningRate,
+      totalSteps: maxSteps,
+      warmupRatio: o.warmupRatio,
+      warmupSteps: o.warmupSteps,
+    });
+    const optimized: OptimizedParameter[] = params.map((p) => ({ ...p, weightDecay: defaultDecayFor(p.name, o.weightDecay) }));
+    const optimizer = new AdamW(optimized, { betas: [o.adamBeta1, o.adamBeta2], eps: o.adamEpsilon, weightDecay: o.weightDecay });
+    const metrics = new MetricsLog(o.outputDir);
+
+    let state: TrainerState = {
+      format: STATE_FORMAT,
+      globalStep: 0,
+      maxSteps,
+      epoch: 0,
+      data: { epoch: 0, microBatch: 0, seed: o.seed, numMicroBatchesPerEpoch: microBatchesPerEpoch },
+      rng: Xoshiro128.fromSeed(o.seed, 0x5eed).state(),
+      scheduler: { type: o.lrSchedulerType, baseLr: o.learningRate, totalSteps: maxSteps, warmupSteps: schedule.warmupSteps },
+      trainedTokens: 0,
+      trainSeconds: 0,
+      trainable: params.map((p) => p.name),
+      logHistory: [],
+      ...(o.identity ? { identity: o.identity } : {}),
+    };
+    if (o.resumeFrom) {
+      const saved = await readTrainerState(o.resumeFrom);
+      const mismatch = saved.trainable.join(',') !== state.trainable.join(',');
+      if (mismatch)
+        throw new TrainLoopError(
+          `${o.resumeFrom} was written for other trainable weights (${saved.trainable.length} tensors, e.g. ${saved.trainable[0]}); resume with the same --stage / LoRA flags, or start over with --overwrite-output-dir`,
+        );
+      if (saved.data.numMicroBatchesPerEpoch !== microBatchesPerEpoch || saved.data.seed !== o.seed) {
+        throw new TrainLoopError(
+          `${o.resumeFrom} was written for another data set or seed (${saved.data.numMicroBatchesPerEpoch} micro-batches per epoch, seed ${saved.data.seed}; now ${microBatchesPerEpoch}, seed ${o.seed}); resume with the same data and --seed`,
+        );
+      }
+      checkIdentity(o.resumeFrom, saved.identity, o.identity);
+      await hooks.restoreWeights(o.resumeFrom);
+      optimizer.loadState(await readOptimizerState(o.resumeFrom));
+      state = { ...saved, maxSteps, scheduler: state.scheduler, ...(o.identity ? { identity: o.identity } : {}) };
+    }
+    const bad = await firstNonFiniteParam(params);
+    if (bad) {
+      throw new NonFiniteError(
+        `the starting weight '${bad}' holds NaN or Inf (${o.resumeFrom ? `checkpoint ${o.resumeFrom}` : 'the model or --peft-path adapter'} is broken); nothing was trained or saved`,
       );
     }
-    checkIdentity(o.resumeFrom, saved.identity, o.identity);
-    await hooks.restoreWeights(o.resumeFrom);
-    optimizer.loadState(await readOptimizerState(o.resumeFrom));
-    state = { ...saved, maxSteps, scheduler: state.scheduler, ...(o.identity ? { identity: o.identity } : {}) };
+    const savedStep = o.resumeFrom ? state.globalStep : 0;
+    const lastGood = LoopRun.lastGoodText(o.outputDir, savedStep);
+    await writingOutput(metrics.file, afterFailureText(lastGood, savedStep), () => metrics.reset(state.logHistory));
+    const run = new LoopRun(model, params, train, evalData, hooks, o, maxSteps, microBatchesPerEpoch, schedule, optimizer, metrics, state, savedStep);
+    model.setTraining(true);
+    return run;
   }
-  const bad = await firstNonFiniteParam(params);
-  if (bad) {
-    throw new NonFiniteError(
-      `the starting weight '${bad}' holds NaN or Inf (${o.resumeFrom ? `checkpoint ${o.resumeFrom}` : 'the model or --peft-path adapter'} is broken); nothing was trained or saved`,
-    );
-  }
-  let savedStep = o.resumeFrom ? state.globalStep : 0;
-  const lastGood = () =>
-    savedStep > 0 ? `the last good checkpoint, ${path.join(o.outputDir, `checkpoint-${savedStep}`)}, is kept` : 'no checkpoint was saved';
-  const afterFailure = () => `${lastGood()}: free space and run the same command again${savedStep > 0 ? ' to resume from it' : ''}`;
-  await writingOutput(metrics.file, afterFailure(), () => metrics.reset(state.logHistory));
-  const rng = Xoshiro128.fromState(state.rng);
-  const progress = new TrainProgress(maxSteps, state.globalStep, o.progress);
-  const accumulator = new GradientAccumulator();
-  const stepLosses: LoopResult['stepLosses'] = [];
-  const evalEvery = o.evalSteps ?? o.loggingSteps;
-  let order = epochOrder(o.seed, state.data.epoch, train.length);
-  let lossSinceLog = 0;
-  let stepsSinceLog = 0;
-  let evalLoss: number | undefined;
-  let tokensThisRun = 0;
-  const started = Date.now();
-  const baseSeconds = state.trainSeconds;
-  model.setTraining(true);
 
-  const assertFiniteWeights = async (what: string) => {
-    const name = await firstNonFiniteParam(params);
+  private static lastGoodText(outputDir: string, savedStep: number): string {
+    return savedStep > 0 ? `the last good checkpoint, ${path.join(outputDir, `checkpoint-${savedStep}`)}, is kept` : 'no checkpoint was saved';
+  }
+
+  private lastGood(): string {
+    return LoopRun.lastGoodText(this.o.outputDir, this.savedStep);
+  }
+
+  /** What a failed write leaves and what to do (the last good checkpoint is kept). */
+  private afterFailure(): string {
+    return afterFailureText(this.lastGood(), this.savedStep);
+  }
+
+  private async assertFiniteWeights(what: string): Promise<void> {
+    const name = await firstNonFiniteParam(this.params);
     if (name) {
       throw new NonFiniteError(
-        `after step ${state.globalStep} the weight '${name}' holds NaN or Inf (lower --learning-rate, now ${o.learningRate}); refusing to save ${what}; ${lastGood()}`,
+        `after step ${this.state.globalStep} the weight '${name}' holds NaN or Inf (lower --learning-rate, now ${this.o.learningRate}); refusing to save ${what}; ${this.lastGood()}`,
       );
     }
-  };
-  const saveAll = async () => {
-    await assertFiniteWeights(`checkpoint-${state.globalStep}`);
-    state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
-    state.rng = rng.state();
-    const exported = await optimizer.exportState();
-    await writingOutput(path.join(o.outputDir, checkpointName(state.globalStep)), afterFailure(), () =>
-      writeCheckpoint(o.outputDir, { state, optimizer: exported, writeWeights: hooks.writeWeights }, o.saveTotalLimit),
+  }
+
+  /** A checkpoint of the current step (never of non-finite weights), and the plot. */
+  private async saveAll(): Promise<void> {
+    const { o, state } = this;
+    await this.assertFiniteWeights(`checkpoint-${state.globalStep}`);
+    state.trainSeconds = this.baseSeconds + (Date.now() - this.started) / 1000;
+    state.rng = this.rng.state();
+    const exported = await this.optimizer.exportState();
+    await writingOutput(path.join(o.outputDir, checkpointName(state.globalStep)), this.afterFailure(), () =>
+      writeCheckpoint(o.outputDir, { state, optimizer: exported, writeWeights: this.hooks.writeWeights }, o.saveTotalLimit),
     );
-    savedStep = state.globalStep;
-    await writePlot(o.outputDir, state, afterFailure(), o.title);
-  };
-  const record = async (entry: LogEntry) => {
-    state.logHistory.push(entry);
-    await writingOutput(metrics.file, afterFailure(), () => metrics.append(entry));
-    progress.log(
+    this.savedStep = state.globalStep;
+    await writePlot(o.outputDir, state, this.afterFailure(), o.title);
+  }
+
+  /** A log entry: into the state's history, metrics.jsonl and the progress line. */
+  private async record(entry: LogEntry): Promise<void> {
+    this.state.logHistory.push(entry);
+    await writingOutput(this.metrics.file, this.afterFailure(), () => this.metrics.append(entry));
+    this.progress.log(
       Object.entries(entry)
         .map(([k, v]) => `${k}=${formatMetric(v)}`)
         .join(' '),
     );
-  };
+  }
+
   /** Evaluates at the current step, logs eval_loss / eval_perplexity, returns the loss. */
-  const evaluateAndRecord = async (data: BatchSource): Promise<number> => {
-    const ev = await evaluate(model, data, o.perDeviceEvalBatchSize, o.maxEvalSamples, o.dataParallel);
-    await record({ step: state.globalStep, epoch: round(state.epoch, 4), eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
+  async evaluateAndRecord(data: BatchSource): Promise<number> {
+    const { o, state } = this;
+    const ev = await evaluate(this.model, data, o.perDeviceEvalBatchSize, o.maxEvalSamples, o.dataParallel);
+    await this.record({ step: state.globalStep, epoch: round(state.epoch, 4), eval_loss: round(ev.loss, 6), eval_perplexity: round(ev.perplexity, 4) });
     return ev.loss;
-  };
+  }
 
-  try {
-    if (o.doEval && evalData && state.globalStep === 0) {
-      // the starting point, so the log shows how far training moved the eval loss
-      await evaluateAndRecord(evalData);
+  /** The gradient_accumulation_steps micro-batches of one step, their gradients summed; returns the mean loss. */
+  private async accumulate(): Promise<number> {
+    const { o, state } = this;
+    let stepLoss = 0;
+    for (let k = 0; k < o.gradientAccumulationSteps; k++) {
+      if (state.data.microBatch >= this.microBatchesPerEpoch) {
+        state.data.epoch += 1;
+        state.data.microBatch = 0;
+        this.order = epochOrder(o.seed, state.data.epoch, this.train.length);
+      }
+      const start = state.data.microBatch * o.perDeviceTrainBatchSize;
+      const b = this.train.batch(this.order.subarray(start, Math.min(start + o.perDeviceTrainBatchSize, this.train.length)));
+      const dropoutSeed = this.rng.nextUint32() & 0x7fffffff;
+      let micro: { loss: number; grads: Map<string, tf.Tensor> };
+      if (o.dataParallel) {
+        micro = await o.dataParallel.lossAndGrads(this.model, b, dropoutSeed);
+      } else {
+        this.model.reseedDropout?.(dropoutSeed);
+        micro = await microBatchGradients(this.model, this.params, b);
+      }
+      this.accumulator.add(micro.grads);
+      stepLoss += micro.loss;
+      state.data.microBatch += 1;
+      state.trainedTokens += b.batch * b.seqLen;
+      this.tokensThisRun += b.batch * b.seqLen;
     }
-    while (state.globalStep < maxSteps) {
-      let stepLoss = 0;
-      for (let k = 0; k < o.gradientAccumulationSteps; k++) {
-        if (state.data.microBatch >= microBatchesPerEpoch) {
-          state.data.epoch += 1;
-          state.data.microBatch = 0;
-          order = epochOrder(o.seed, state.data.epoch, train.length);
-        }
-        const start = state.data.microBatch * o.perDeviceTrainBatchSize;
-        const b = train.batch(order.subarray(start, Math.min(start + o.perDeviceTrainBatchSize, train.length)));
-        const dropoutSeed = rng.nextUint32() & 0x7fffffff;
-        let micro: { loss: number; grads: Map<string, tf.Tensor> };
-        if (o.dataParallel) {
-          micro = await o.dataParallel.lossAndGrads(model, b, dropoutSeed);
-        } else {
-          model.reseedDropout?.(dropoutSeed);
-          micro = await microBatchGradients(model, params, b);
-        }
-        accumulator.add(micro.grads);
-        stepLoss += micro.loss;
-        state.data.microBatch += 1;
-        state.trainedTokens += b.batch * b.seqLen;
-        tokensThisRun += b.batch * b.seqLen;
-      }
-      stepLoss /= o.gradientAccumulationSteps;
-      const { norm, grads } = await clipByGlobalNorm(accumulator.takeMean(), o.maxGradNorm);
-      if (!Number.isFinite(stepLoss) || !Number.isFinite(norm)) {
-        for (const g of grads.values()) g.dispose();
-        throw new NonFiniteError(
-          `step ${state.globalStep + 1}: the training loss is ${stepLoss} and the gradient norm ${norm} ` +
-            `(NaN/Inf in the base model or adapter, or --learning-rate ${o.learningRate} too high); stopped before the update; ${lastGood()}`,
-        );
-      }
-      const lr = schedule.lrAt(state.globalStep);
-      optimizer.step(grads, lr);
+    return stepLoss / o.gradientAccumulationSteps;
+  }
+
+  /** One optimizer step: accumulate, clip, refuse non-finite numbers, update; then log, evaluate and save when due. */
+  async step(): Promise<void> {
+    const { o, state } = this;
+    const stepLoss = await this.accumulate();
+    const { norm, grads } = await clipByGlobalNorm(this.accumulator.takeMean(), o.maxGradNorm);
+    if (!Number.isFinite(stepLoss) || !Number.isFinite(norm)) {
       for (const g of grads.values()) g.dispose();
-      state.globalStep += 1;
-      state.epoch = (state.data.epoch * microBatchesPerEpoch + state.data.microBatch) / microBatchesPerEpoch;
-      stepLosses.push({ step: state.globalStep, loss: stepLoss });
-      lossSinceLog += stepLoss;
-      stepsSinceLog += 1;
-      const seconds = (Date.now() - started) / 1000;
-      const tps = tokensThisRun / Math.max(seconds, 1e-9);
-      progress.update(state.globalStep, { loss: stepLoss, lr: schedule.lrAt(state.globalStep), tokensPerSecond: tps });
-
-      if (state.globalStep % o.loggingSteps === 0 || (o.loggingFirstStep && state.globalStep === 1)) {
-        // HF logs the mean loss since the last log and the lr the scheduler holds after the step
-        await record({
-          step: state.globalStep,
-          epoch: round(state.epoch, 4),
-          loss: round(lossSinceLog / stepsSinceLog, 6),
-          learning_rate: schedule.lrAt(state.globalStep),
-          grad_norm: round(norm, 6),
-          tokens_per_second: round(tps, 1),
-        });
-        lossSinceLog = 0;
-        stepsSinceLog = 0;
-      }
-      if (o.doEval && evalData && state.globalStep % evalEvery === 0) evalLoss = await evaluateAndRecord(evalData);
-      if (state.globalStep % o.saveSteps === 0 && state.globalStep < maxSteps) await saveAll();
-      await o.onStep?.({ step: state.globalStep, loss: stepLoss, numTensors: tf.memory().numTensors });
+      throw new NonFiniteError(
+        `step ${state.globalStep + 1}: the training loss is ${stepLoss} and the gradient norm ${norm} ` +
+          `(NaN/Inf in the base model or adapter, or --learning-rate ${o.learningRate} too high); stopped before the update; ${this.lastGood()}`,
+      );
     }
-    if (o.doEval && evalData && (evalLoss === undefined || state.globalStep % evalEvery !== 0)) evalLoss = await evaluateAndRecord(evalData);
+    const lr = this.schedule.lrAt(state.globalStep);
+    this.optimizer.step(grads, lr);
+    for (const g of grads.values()) g.dispose();
+    state.globalStep += 1;
+    state.epoch = (state.data.epoch * this.microBatchesPerEpoch + state.data.microBatch) / this.microBatchesPerEpoch;
+    this.stepLosses.push({ step: state.globalStep, loss: stepLoss });
+    this.lossSinceLog += stepLoss;
+    this.stepsSinceLog += 1;
+    const seconds = (Date.now() - this.started) / 1000;
+    const tps = this.tokensThisRun / Math.max(seconds, 1e-9);
+    this.progress.update(state.globalStep, { loss: stepLoss, lr: this.schedule.lrAt(state.globalStep), tokensPerSecond: tps });
+
+    if (state.globalStep % o.loggingSteps === 0 || (o.loggingFirstStep && state.globalStep === 1)) {
+      // HF logs the mean loss since the last log and the lr the scheduler holds after the step
+      await this.record({
+        step: state.globalStep,
+        epoch: round(state.epoch, 4),
+        loss: round(this.lossSinceLog / this.stepsSinceLog, 6),
+        learning_rate: this.schedule.lrAt(state.globalStep),
+        grad_norm: round(norm, 6),
+        tokens_per_second: round(tps, 1),
+      });
+      this.lossSinceLog = 0;
+      this.stepsSinceLog = 0;
+    }
+    if (o.doEval && this.evalData && state.globalStep % this.evalEvery === 0) this.evalLoss = await this.evaluateAndRecord(this.evalData);
+    if (state.globalStep % o.saveSteps === 0 && state.globalStep < this.maxSteps) await this.saveAll();
+    await o.onStep?.({ step: state.globalStep, loss: stepLoss, numTensors: tf.memory().numTensors });
+  }
+
+  /** After the last step: the closing evaluation, the last checkpoint, the final result, trainer_state.json, all_results.json, the plot. */
+  async finish(): Promise<LoopResult> {
+    const { o, state } = this;
+    if (o.doEval && this.evalData && (this.evalLoss === undefined || state.globalStep % this.evalEvery !== 0))
+      this.evalLoss = await this.evaluateAndRecord(this.evalData);
     // the last step is always checkpointed (HF saves at the end too), then the final result
-    await saveAll();
-    await assertFiniteWeights('the final result');
-    const final = `${afterFailure()}, which writes the final result`;
-    await writingOutput(o.outputDir, final, () => hooks.writeFinal(o.outputDir));
-    state.trainSeconds = baseSeconds + (Date.now() - started) / 1000;
+    await this.saveAll();
+    await this.assertFiniteWeights('the final result');
+    const final = `${this.afterFailure()}, which writes the final result`;
+    await writingOutput(o.outputDir, final, () => this.hooks.writeFinal(o.outputDir));
+    state.trainSeconds = this.baseSeconds + (Date.now() - this.started) / 1000;
     const stateFile = path.join(o.outputDir, TRAINER_STATE_FILE);
     await writingOutput(stateFile, final, () => writeFileAtomic(stateFile, `${JSON.stringify(state, null, 2)}\n`));
-    const seconds = (Date.now() - started) / 1000;
+    const seconds = (Date.now() - this.started) / 1000;
+    const evalLoss = this.evalLoss;
     const results = {
       train_steps: state.globalStep,
       train_runtime: round(state.trainSeconds, 3),
       train_tokens: state.trainedTokens,
-      tokens_per_second: round(tokensThisRun / Math.max(seconds, 1e-9), 2),
+      tokens_per_second: round(this.tokensThisRun / Math.max(seconds, 1e-9), 2),
       ...(evalLoss !== undefined ? { eval_loss: evalLoss, perplexity: Math.exp(evalLoss) } : {}),
     };
     const resultsFile = path.join(o.outputDir, 'all_results.json');
@@ -376,17 +451,23 @@ export async function runTrainingLoop(
     await writePlot(o.outputDir, state, final, o.title);
     return {
       globalStep: state.globalStep,
-      stepLosses,
+      stepLosses: this.stepLosses,
       logHistory: state.logHistory,
       evalLoss,
       trainSeconds: state.trainSeconds,
-      tokensPerSecond: tokensThisRun / Math.max(seconds, 1e-9),
+      tokensPerSecond: this.tokensThisRun / Math.max(seconds, 1e-9),
     };
-  } finally {
-    progress.stop();
-    accumulator.dispose();
-    optimizer.dispose();
   }
+
+  dispose(): void {
+    this.progress.stop();
+    this.accumulator.dispose();
+    this.optimizer.dispose();
+  }
+}
+
+function afterFailureText(lastGood: string, savedStep: number): string {
+  return `${lastGood}: free space and run the same command again${savedStep > 0 ? ' to resume from it' : ''}`;
 }
 
 /**

@@ -9,8 +9,9 @@
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { CllamaError, writeFileAtomic } from '@cllama/core';
+import { writeFileAtomic } from '@cllama/core';
 import type { LogEntry } from './checkpoint.js';
+import { TrainerError } from '../errors.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
 
@@ -53,7 +54,7 @@ export class MetricsLog {
 /** A metric line is a small JSON object; a longer line is not one of ours (and is not buffered further). */
 export const MAX_METRIC_LINE_BYTES = 1 << 20;
 
-export class MetricsFileError extends CllamaError {
+export class MetricsFileError extends TrainerError {
   override name = 'MetricsFileError';
 }
 

@@ -9,13 +9,22 @@
  * of floating-point additions.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { IGNORE_INDEX } from '../model/ops.js';
+import { IGNORE_INDEX } from '@cllama/alpaca-data';
+import { backendFacts } from '../backends/registry.js';
 
 export interface Batch {
   inputIds: Int32Array;
   labels: Int32Array;
   batch: number;
   seqLen: number;
+}
+
+/** Examples the loop draws batches from (train/data.ts builds them from the tokenized cache). */
+export interface BatchSource {
+  /** Number of examples. */
+  readonly length: number;
+  /** Collates the examples at `indices` into one padded batch. */
+  batch(indices: ArrayLike<number>): Batch;
 }
 
 export interface LossModel {
@@ -58,20 +67,20 @@ export async function microBatchGradients(
 }
 
 /**
- * A float32 tensor's values, read without an intermediate copy where the backend allows it: tfjs-wasm's
- * `typedArrayFromHeap` is a view of the wasm heap, valid until the next tfjs call (copy it at once).
- * Other backends: dataSync (a copy). Data parallelism moves the trainable weights and their
- * gradients through shared memory every step, so a saved copy of 50 MB matters.
+ * A float32 tensor's values, read without an intermediate copy where the backend allows it: on a
+ * backend with `heapTensors` (tfjs-wasm) `typedArrayFromHeap` is a view of the heap, valid until the
+ * next tfjs call (copy it at once). Other backends: dataSync (a copy). Data parallelism moves the
+ * trainable weights and their gradients through shared memory every step, so a saved copy of 50 MB matters.
  */
 export function readValues(t: tf.Tensor): Float32Array {
   const backend = tf.backend() as { typedArrayFromHeap?: (t: tf.TensorInfo) => ArrayLike<number> };
-  if (tf.getBackend() === 'wasm' && typeof backend.typedArrayFromHeap === 'function') return backend.typedArrayFromHeap(t) as Float32Array;
+  if (backendFacts().heapTensors && typeof backend.typedArrayFromHeap === 'function') return backend.typedArrayFromHeap(t) as Float32Array;
   return t.dataSync() as Float32Array;
 }
 
-/** A tensor from values in shared memory: copied (wasm copies on creation; other backends keep the array). */
+/** A tensor from values in shared memory: copied (a `heapTensors` backend copies on creation; others keep the array). */
 export function tensorFromShared(values: Float32Array, shape: readonly number[]): tf.Tensor {
-  return tf.tensor(tf.getBackend() === 'wasm' ? values : values.slice(), [...shape], 'float32');
+  return tf.tensor(backendFacts().heapTensors ? values : values.slice(), [...shape], 'float32');
 }
 
 /** Loss of one batch without gradients (evaluation). */

@@ -9,7 +9,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { SCHEDULER_TYPES, type SchedulerType } from './schedule.js';
-import { parseFiniteNumber, parseWholeNumber, UsageError } from '@cllama/core';
+import { EXIT_USAGE, parseFiniteNumber, parseWholeNumber } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
 export type TrainMode = 'pretrain' | 'sft';
 
@@ -70,9 +71,12 @@ export interface TrainArgs {
   ignored: string[];
 }
 
-/** A bad flag, config file value or combination: a usage error (exit code 2). */
-export class TrainConfigError extends UsageError {
+/** A bad flag, config file value or combination: a usage error (exit code 2, as core's UsageError). */
+export class TrainConfigError extends TrainerError {
   override name = 'TrainConfigError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, exitCode: EXIT_USAGE });
+  }
 }
 
 type Kind = 'string' | 'int' | 'float' | 'bool' | 'list';

@@ -4,12 +4,12 @@
  * is what the scheduler returns before that step, as in torch: the first step of a warmed-up run uses
  * a learning rate of 0, exactly like HF Trainer.
  */
-import { CllamaError } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
 export type SchedulerType = 'linear' | 'cosine' | 'constant' | 'constant_with_warmup';
 export const SCHEDULER_TYPES: readonly SchedulerType[] = ['linear', 'cosine', 'constant', 'constant_with_warmup'];
 
-export class ScheduleError extends CllamaError {
+export class ScheduleError extends TrainerError {
   override name = 'ScheduleError';
 }
 

@@ -24,30 +24,25 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile, readPeftAdapter, writePeftAdapter, writeSafetensors, type LoraConfig } from '@cllama/lora';
 import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
-import { activeBackend, initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
+import { initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
+import { dataParallelBackends } from '../backends/registry.js';
 import { checkModelMemory, trainingMemoryJob } from '../memory.js';
 import { loadLlama, saveLlama } from '../model/io.js';
-import { applySavedWeights, readAdapterTensors, assignChecked, loraTensorsOf, restoreAdapterTensors, untieForSavedEmbeddings } from '../model/adapter.js';
+import { applySavedWeights, untieForSavedEmbeddings } from '../model/adapter.js';
+import { assignChecked, loraTensorsOf, readAdapterTensors, restoreAdapterTensors } from '../model/peft-keys.js';
 import type { LlamaModel } from '../model/llama.js';
 import { DATA_CACHE_DIR, TRAINABLE_WEIGHTS_FILE, planOutputDir, prepareOutputDir } from './checkpoint.js';
-import {
-  listFiles,
-  NoTrainedTokensError,
-  noTrainedTokensMessage,
-  preparePretrainData,
-  prepareSftData,
-  someUntrainedMessage,
-  type PreparedData,
-} from './data.js';
+import { listFiles, prepareTrainData, reportUntrained, type PreparedData } from './data.js';
 import { DataParallel } from './data-parallel.js';
 import { baseModelFingerprint } from './fingerprint.js';
 import { LOCK_FILE, OutputDirLock, OutputDirLockedError } from './lock.js';
 import { FINAL_STAGING_PREFIX, writingOutput } from './write-errors.js';
-import { runTrainingLoop, type LoopModel, type LoopResult } from './loop.js';
+import { runTrainingLoop, type LoopHooks, type LoopModel, type LoopResult } from './loop.js';
 import { trainablePlan, type TrainArgs } from './options.js';
-import { CllamaError, copyFileAtomic, realTarget } from '@cllama/core';
+import { copyFileAtomic, realTarget } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
-export class TrainSessionError extends CllamaError {
+export class TrainSessionError extends TrainerError {
   override name = 'TrainSessionError';
 }
 
@@ -58,6 +53,8 @@ const MODULE_WEIGHTS: Record<string, string> = {
 };
 
 export interface TrainedModel {
+  /** The backend the run chose (initBackend), with its facts. */
+  backend: BackendInfo;
   model: LlamaModel;
   tokenizer: Tokenizer;
   /** Trainable variables under their HF names (LoRA: `<module>.lora_A.weight`). */
@@ -69,15 +66,16 @@ export interface TrainedModel {
 
 /** Loads model + tokenizer and selects the trainable variables for the run's mode/stage. */
 export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoice } = {}): Promise<TrainedModel> {
-  await initBackend(opts.backend ?? 'auto');
+  // the run decides its backend here, once; the memory check and the model get its facts
+  const backend = await initBackend(opts.backend ?? 'auto');
   const tokenizer = await loadTokenizer(args.tokenizerNameOrPath);
-  // refuse a model that cannot fit before reading a single weight (never a wasm abort mid-step)
+  // refuse a model that cannot fit before reading a single weight (never a heap abort mid-step)
   await checkModelMemory(args.modelNameOrPath, trainingMemoryJob(args), {
-    backend: activeBackend()!.name,
+    backend: backend.name,
     replicas: args.threads,
     vocabSize: tokenizer.vocabSize,
   });
-  const model = await loadLlama(args.modelNameOrPath);
+  const model = await loadLlama(args.modelNameOrPath, { facts: backend.facts });
   const baseModel = { fingerprint: await baseModelFingerprint(model), path: path.resolve(args.modelNameOrPath) };
   // HF: model.resize_token_embeddings(len(tokenizer)) before anything else
   if (model.config.vocabSize !== tokenizer.vocabSize) model.resizeTokenEmbeddings(tokenizer.vocabSize, args.seed);
@@ -125,7 +123,7 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
     if (!variable) throw new TrainSessionError(`no weight '${name}' in this model to train`);
     return { name, variable };
   });
-  return { model, tokenizer, params, lora, baseModel };
+  return { backend, model, tokenizer, params, lora, baseModel };
 }
 
 function moduleWeight(module: string): string {
@@ -217,6 +215,73 @@ export async function checkTrainInputs(args: TrainArgs): Promise<void> {
   }
 }
 
+/** Creates `dir` (and its parents); true when this call created it, false when it was there. */
+async function makeDir(dir: string): Promise<boolean> {
+  await fs.mkdir(path.dirname(path.resolve(dir)), { recursive: true });
+  return fs.mkdir(dir).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EEXIST') return false;
+      throw err;
+    },
+  );
+}
+
+/** `--threads n` workers, on a backend whose facts say data parallelism applies (the single-threaded ones). */
+async function startDataParallel(threads: number, t: TrainedModel): Promise<DataParallel> {
+  const { facts, name } = t.backend;
+  if (!facts.threads.dataParallel) {
+    throw new TrainSessionError(
+      `--threads ${threads} is for the single-threaded ${dataParallelBackends().join(' and ')} backends; ${facts.threads.why}: drop --threads`,
+    );
+  }
+  return DataParallel.start({ threads, backend: name as BackendChoice, model: t.model, params: t.params, lora: t.lora });
+}
+
+/**
+ * How the loop writes and restores the trained weights (a PEFT adapter, or the trainable tensors as
+ * safetensors) and writes the final result: staged in a hidden folder, then moved into the output dir.
+ */
+function sessionHooks(args: TrainArgs, trainedModel: TrainedModel): LoopHooks {
+  const isLora = trainedModel.lora !== undefined;
+  return {
+    writeWeights: async (dir) => {
+      if (isLora) await writePeftAdapter(dir, trainedModel.lora!, await readAdapterTensors(trainedModel.params));
+      else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), await trainableTensors(trainedModel));
+    },
+    restoreWeights: async (dir) => {
+      if (isLora) {
+        restoreAdapterTensors(trainedModel.params, (await readPeftAdapter(dir)).tensors, dir);
+      } else {
+        const st = await SafetensorsFile.open(path.join(dir, TRAINABLE_WEIGHTS_FILE));
+        try {
+          for (const p of trainedModel.params) assignChecked(p.variable, await st.read(p.name), st.info(p.name).shape, `${dir}: ${p.name}`);
+        } finally {
+          await st.close();
+        }
+      }
+    },
+    writeFinal: async (outputDir) => {
+      const staging = path.join(outputDir, `${FINAL_STAGING_PREFIX}${process.pid}`);
+      await fs.rm(staging, { recursive: true, force: true });
+      try {
+        if (isLora) {
+          await fs.mkdir(staging);
+          await writePeftAdapter(staging, trainedModel.lora!, await readAdapterTensors(trainedModel.params));
+        } else {
+          await saveLlama(staging, trainedModel.model, { force: true });
+        }
+        await copyTokenizer(args.tokenizerNameOrPath, staging);
+      } catch (err) {
+        // (a full disk) nothing half-staged left behind; the output dir has not been touched yet
+        await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
+        throw err;
+      }
+      await moveFilesInto(staging, outputDir);
+    },
+  };
+}
+
 export async function runTrainingSession(
   args: TrainArgs,
   opts: {
@@ -234,16 +299,7 @@ export async function runTrainingSession(
   // one run per output dir (lock.ts): the folder is created to hold the lock, and removed again if this
   // run created it and stops before training
   const nothingYet = 'nothing was trained yet: free space and run again';
-  const createdOutputDir = await writingOutput(args.outputDir, nothingYet, async () => {
-    await fs.mkdir(path.dirname(path.resolve(args.outputDir)), { recursive: true });
-    return fs.mkdir(args.outputDir).then(
-      () => true,
-      (err: NodeJS.ErrnoException) => {
-        if (err.code === 'EEXIST') return false;
-        throw err;
-      },
-    );
-  });
+  const createdOutputDir = await writingOutput(args.outputDir, nothingYet, () => makeDir(args.outputDir));
   let lock: OutputDirLock | undefined;
   let t: TrainedModel | undefined;
   let data: PreparedData | undefined;
@@ -256,102 +312,23 @@ export async function runTrainingSession(
     // decided again under the lock: what a run that held it before left is what this one resumes from
     const prepared = await writingOutput(args.outputDir, nothingYet, () => prepareOutputDir(args.outputDir, outputOpts));
     const trainedModel: TrainedModel = t;
-    if (args.threads > 1) {
-      const backend = activeBackend()?.name;
-      if (backend !== 'wasm' && backend !== 'cpu') {
-        throw new TrainSessionError(
-          `--threads ${args.threads} is for the single-threaded wasm and cpu backends; ${backend === 'webgpu' ? 'on webgpu one process drives the device' : `the ${backend} backend already uses every core`}: drop --threads`,
-        );
-      }
-      parallel = await DataParallel.start({ threads: args.threads, backend, model: t.model, params: t.params, lora: t.lora });
-    }
+    if (args.threads > 1) parallel = await startDataParallel(args.threads, t);
     // the tokenized cache (in the output dir unless --data-cache-dir puts it elsewhere)
     const cacheFull = `${nothingYet}${args.dataCacheDir ? '' : ', or put the cache on another disk with --data-cache-dir'}`;
-    data = await writingOutput(cacheRoot, cacheFull, () =>
-      args.mode === 'pretrain'
-        ? preparePretrainData(
-            { datasetDir: args.datasetDir, cacheRoot, blockSize: args.blockSize, validationSplitPercentage: args.validationSplitPercentage, seed: args.seed },
-            trainedModel.tokenizer,
-          )
-        : prepareSftData(
-            {
-              datasetDir: args.datasetDir,
-              cacheRoot,
-              validationFile: args.validationFile,
-              maxSeqLength: args.maxSeqLength,
-              validationSplitPercentage: args.validationSplitPercentage,
-              seed: args.seed,
-            },
-            trainedModel.tokenizer,
-          ),
-    );
-    if (args.doEval && !data.eval) {
-      throw new TrainSessionError('--do-eval needs evaluation data: give --validation-file (sft) or a --validation-split-percentage above 0');
-    }
-    // SFT examples truncated to their prompt (no training split without a trained token gets here: prepareSftData refuses it)
-    const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`cllama-train: ${m}\n`));
-    if (data.untrained) {
-      const { train: untrainedTrain, eval: untrainedEval } = data.untrained;
-      if (untrainedTrain > 0) warn(someUntrainedMessage('training', untrainedTrain, data.train.length, args.maxSeqLength));
-      if (args.doEval && data.eval && untrainedEval === data.eval.length)
-        throw new NoTrainedTokensError(noTrainedTokensMessage('evaluation', untrainedEval, args.maxSeqLength));
-      if (args.doEval && untrainedEval > 0) warn(someUntrainedMessage('evaluation', untrainedEval, data.eval!.length, args.maxSeqLength));
-    }
-    const isLora = t.lora !== undefined;
+    data = await writingOutput(cacheRoot, cacheFull, () => prepareTrainData(args, trainedModel.tokenizer, cacheRoot));
+    reportUntrained(data, args, opts.onWarning ?? ((m: string) => process.stderr.write(`cllama-train: ${m}\n`)));
     training = true;
-    opts.onStart?.(activeBackend());
-    const result = await runTrainingLoop(
-      loopModel(t.model),
-      t.params,
-      data.train,
-      data.eval,
-      {
-        writeWeights: async (dir) => {
-          if (isLora) await writePeftAdapter(dir, trainedModel.lora!, await readAdapterTensors(trainedModel.params));
-          else await writeSafetensors(path.join(dir, TRAINABLE_WEIGHTS_FILE), await trainableTensors(trainedModel));
-        },
-        restoreWeights: async (dir) => {
-          if (isLora) {
-            restoreAdapterTensors(trainedModel.params, (await readPeftAdapter(dir)).tensors, dir);
-          } else {
-            const st = await SafetensorsFile.open(path.join(dir, TRAINABLE_WEIGHTS_FILE));
-            try {
-              for (const p of trainedModel.params) assignChecked(p.variable, await st.read(p.name), st.info(p.name).shape, `${dir}: ${p.name}`);
-            } finally {
-              await st.close();
-            }
-          }
-        },
-        writeFinal: async (outputDir) => {
-          const staging = path.join(outputDir, `${FINAL_STAGING_PREFIX}${process.pid}`);
-          await fs.rm(staging, { recursive: true, force: true });
-          try {
-            if (isLora) {
-              await fs.mkdir(staging);
-              await writePeftAdapter(staging, trainedModel.lora!, await readAdapterTensors(trainedModel.params));
-            } else {
-              await saveLlama(staging, trainedModel.model, { force: true });
-            }
-            await copyTokenizer(args.tokenizerNameOrPath, staging);
-          } catch (err) {
-            // (a full disk) nothing half-staged left behind; the output dir has not been touched yet
-            await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
-            throw err;
-          }
-          await moveFilesInto(staging, outputDir);
-        },
-      },
-      {
-        ...args,
-        outputDir: args.outputDir,
-        resumeFrom: prepared.resumeFrom,
-        identity: { ...(t.lora ? { loraAlpha: t.lora.loraAlpha } : {}), baseModel: t.baseModel },
-        progress: !args.noProgress,
-        title: `cllama-train ${args.mode}${args.mode === 'pretrain' ? ` stage ${args.stage}` : ''}`,
-        onStep: opts.onStep,
-        dataParallel: parallel,
-      },
-    );
+    opts.onStart?.(t.backend);
+    const result = await runTrainingLoop(loopModel(t.model), t.params, data.train, data.eval, sessionHooks(args, t), {
+      ...args,
+      outputDir: args.outputDir,
+      resumeFrom: prepared.resumeFrom,
+      identity: { ...(t.lora ? { loraAlpha: t.lora.loraAlpha } : {}), baseModel: t.baseModel },
+      progress: !args.noProgress,
+      title: `cllama-train ${args.mode}${args.mode === 'pretrain' ? ` stage ${args.stage}` : ''}`,
+      onStep: opts.onStep,
+      dataParallel: parallel,
+    });
     return {
       ...result,
       outputDir: args.outputDir,

@@ -16,8 +16,9 @@
  */
 import * as path from 'node:path';
 import { CllamaError, fsErrorReason } from '@cllama/core';
+import { TrainerError } from '../errors.js';
 
-export class TrainWriteError extends CllamaError {
+export class TrainWriteError extends TrainerError {
   override name = 'TrainWriteError';
 }
 

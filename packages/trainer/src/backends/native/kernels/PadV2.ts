@@ -6,8 +6,7 @@
  * gradient of the loss's [4, 255, 256] slice). Here the output is filled once and each last-axis row of
  * x is one copy, its position walked by an odometer over the leading axes. Other dtypes go to the cpu kernel.
  */
-import type { Alloc } from './elementwise.js';
-import { f32, prod, type KernelFn } from './kernel-util.js';
+import { f32, prod, type Alloc, type KernelFn, type NativeKernel } from '../kernel-util.js';
 
 export function padConstant(
   x: Float32Array,
@@ -51,3 +50,5 @@ export function padKernel(cpu: KernelFn, alloc: Alloc): KernelFn {
     return args.backend.makeTensorInfo(outShape, 'float32', padConstant(xv, x!.shape, paddings, constantValue, alloc));
   };
 }
+
+export const padV2Kernel: NativeKernel = { kernelName: 'PadV2', build: ({ cpu, alloc }) => padKernel(cpu('PadV2'), alloc) };

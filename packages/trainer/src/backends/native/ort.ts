@@ -9,7 +9,7 @@
  * given as a pre-allocated output (the binding also returns a copy of it, which is dropped).
  *
  * One session per op signature (Gemm transA/transB; MatMul rank/transposes), every dimension
- * symbolic, built on first use from the bytes of src/native/onnx-graph.ts.
+ * symbolic, built on first use from the bytes of src/backends/native/onnx-graph.ts.
  *
  * onnxruntime-node is optional: `loadOrt` reports why it is unusable instead of throwing (not
  * installed, its binding missing or of an unexpected shape, or CLLAMA_NATIVE_DISABLE=1), and the
@@ -122,6 +122,11 @@ export interface LoadOrtOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * Loads onnxruntime-node and builds the runtime, or says why it cannot. Long (~140 lines) on purpose:
+ * every runner is a few-line closure over the same loaded modules, session cache, session options and
+ * the output-ownership probe at the end; split apart they would pass those four around instead.
+ */
 export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
   const env = opts.env ?? process.env;
   if (env.CLLAMA_NATIVE_DISABLE === '1') return { ok: false, reason: 'CLLAMA_NATIVE_DISABLE=1 is set' };

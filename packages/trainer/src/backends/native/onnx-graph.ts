@@ -11,7 +11,7 @@
  *   transpose, elementwise:    one ONNX op
  *   headSoftmax:               Y = softmax(A · Bᵀ), L = logsumexp(A · Bᵀ) over the last axis (the loss head)
  *
- * Larger graphs (a decoder layer's forward and backward, src/native/decoder-layer-graph.ts) are written
+ * Larger graphs (a decoder layer's forward and backward, src/backends/native/decoder-layer-graph.ts) are written
  * with `OnnxGraph`: named values, nodes in order, constants as initializers, float / uint8 inputs, and
  * onnxruntime's `com.microsoft` domain (FusedMatMul: a MatMul whose transposes and scale are read in place).
  */

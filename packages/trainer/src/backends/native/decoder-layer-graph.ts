@@ -1,6 +1,6 @@
 /**
  * A LLaMA decoder layer's forward and backward as ONNX graphs, for the native backend's fused layer
- * kernel (src/native/decoder-layer.ts). The mathematics is the model's op chain (src/model/llama.ts
+ * kernel (kernels/CllamaDecoderLayer.ts). The mathematics is the model's op chain (src/model/llama.ts
  * `decoderLayer`, with ops.ts's rmsNorm, applyRotary, attention and silu, and LoRA's
  * y = x Wᵀ + s · (dropout(x) Aᵀ) Bᵀ):
  *

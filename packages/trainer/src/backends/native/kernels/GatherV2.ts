@@ -7,8 +7,7 @@
  * `inner` contiguous elements is one copy. Other dtypes and batchDims > 0 go to the cpu kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Alloc } from './elementwise.js';
-import { f32, prod, type KernelFn } from './kernel-util.js';
+import { f32, prod, type Alloc, type KernelFn, type NativeKernel } from '../kernel-util.js';
 
 /** x viewed as [outer, dim, inner]; out [outer, indices.length, inner]. */
 export function gatherSlices(x: Float32Array, outer: number, dim: number, inner: number, indices: Int32Array, alloc: Alloc): Float32Array {
@@ -41,3 +40,5 @@ export function gatherKernel(cpu: KernelFn, alloc: Alloc): KernelFn {
     return args.backend.makeTensorInfo(shape, 'float32', values);
   };
 }
+
+export const gatherV2Kernel: NativeKernel = { kernelName: 'GatherV2', build: ({ cpu, alloc }) => gatherKernel(cpu('GatherV2'), alloc) };

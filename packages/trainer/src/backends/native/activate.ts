@@ -1,7 +1,7 @@
 /**
- * Turning the `native` backend on: load onnxruntime-node (src/native/ort.ts), register the backend
- * (src/native/backend.ts) and make it tfjs's active backend — or say why not, so that the caller can
- * fall back to wasm and tell the user.
+ * Turning the `native` backend on: load onnxruntime-node (ort.ts), register the backend (backend.ts)
+ * and make it tfjs's active backend — or say why not, so that the caller can fall back to wasm and
+ * tell the user.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { registerNativeBackend, NATIVE_BACKEND_NAME } from './backend.js';

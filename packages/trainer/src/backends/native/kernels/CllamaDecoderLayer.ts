@@ -1,10 +1,10 @@
 /**
  * The native backend's fused decoder layer: DECODER_LAYER_KERNEL and DECODER_LAYER_GRAD_KERNEL
- * (contract in src/native/fused.ts) as one onnxruntime graph each (src/native/decoder-layer-graph.ts).
+ * (contract in src/kernel-names.ts) as one onnxruntime graph each (../decoder-layer-graph.ts).
  * The reference is the model's op chain (src/model/llama.ts `decoderLayer`), which every other backend
  * runs; tests compare the two (test/fused-layer.test.ts).
  *
- *   forward:   the LoRA dropout masks are drawn here (src/native/dropout-mask.ts: tf.dropout's masks
+ *   forward:   the LoRA dropout masks are drawn here (../dropout-mask.ts: tf.dropout's masks
  *              for the given seeds), then one ORT run gives y and, when the caller keeps a tape and does
  *              not checkpoint, the values the backward reads;
  *   backward:  one ORT run from dy, the inputs, the masks and the saved values, or — gradient
@@ -20,11 +20,11 @@
  * sequence length stay symbolic, so every layer of a model shares them.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { backwardGraph, forwardGraph, gradOutputName, projectionShape, savedShapes, type DecoderLayerSpec, type Projection } from './decoder-layer-graph.js';
-import { dropoutKeepMasks } from './dropout-mask.js';
-import { DECODER_LAYER_GRAD_KERNEL, DECODER_LAYER_KERNEL, type DecoderLayerAttrs, type DecoderLayerGradAttrs } from './fused.js';
-import { f32, type CpuBackend, type KernelArgs } from './kernel-util.js';
-import type { GraphTensor, OrtRuntime } from './ort.js';
+import { backwardGraph, forwardGraph, gradOutputName, projectionShape, savedShapes, type DecoderLayerSpec, type Projection } from '../decoder-layer-graph.js';
+import { dropoutKeepMasks } from '../dropout-mask.js';
+import { DECODER_LAYER_GRAD_KERNEL, DECODER_LAYER_KERNEL, type DecoderLayerAttrs, type DecoderLayerGradAttrs } from '../../../kernel-names.js';
+import { f32, type CpuBackend, type KernelArgs } from '../kernel-util.js';
+import type { GraphTensor, OrtRuntime } from '../ort.js';
 
 const FORWARD_INPUTS = [
   'x',
