@@ -5,21 +5,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { expectOneLine as expectLine, runBin } from '../../core/test/helpers/run-bin.js';
+import { cliErrorChecks } from '../../core/test/helpers/run-bin.js';
 
 const PKG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REPO = path.resolve(PKG, '../..');
-const BIN = path.join(PKG, 'bin/cllama-crawl.js');
 const work = mkdtempSync(path.join(tmpdir(), 'cllama-crawl-errors-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const run = (...args: string[]) => runBin(BIN, args, { cwd: REPO, env: { OPENAI_API_KEY: '' } });
-
-function expectOneLine(args: string[], code: number, pattern: RegExp) {
-  const r = run(...args);
-  expectLine(r, /^cllama-crawl: \S/, code);
-  expect(r.lines[0]).toMatch(pattern);
-}
+const { run, expectOneLine } = cliErrorChecks(path.join(PKG, 'bin/cllama-crawl.js'), REPO);
 
 const folder = path.join(work, 'a-folder');
 mkdirSync(folder);
