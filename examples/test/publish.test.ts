@@ -107,6 +107,7 @@ const PACKAGES: Record<string, { dir: string; bin: string | undefined; values: s
       'HFCheckpoint',
       'INDEX_FILE_NAME',
       'LlamaConfigError',
+      'LoraError',
       'MergeError',
       'PACKAGE_NAME',
       'PEFT_KEY_PREFIX',

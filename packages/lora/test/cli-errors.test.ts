@@ -26,7 +26,16 @@ describe('cllama-lora errors', () => {
     expectOneLine(['merge', '--base', 'b', '--lora', 'l'], 2, /required option '--out <dir>' not specified/);
     expectOneLine(['info'], 2, /missing required argument 'adapter-dir'/);
     expectOneLine(['tensors', 'x', '--bogus'], 2, /unknown option '--bogus'/);
-    expectOneLine(['merge', '--base', 'b', '--lora', 'l', '--out', 'o', '--save-dtype', 'int4'], 2, /use f32 or f16/);
+    expectOneLine(
+      ['merge', '--base', 'b', '--lora', 'l', '--out', 'o', '--save-dtype', 'int4'],
+      2,
+      /^cllama-lora: --save-dtype must be f32 or f16, got 'int4'$/,
+    );
+    expectOneLine(
+      ['merge', '--base', 'b', '--lora', 'l', '--out', 'o', '--max-shard-size', '0'],
+      2,
+      /^cllama-lora: --max-shard-size must be a positive size such as 5GB, 500MB or 1000000, got '0'$/,
+    );
   });
   it('failures print one line naming the file and exit 1', () => {
     const dirNamedLikeAFile = path.join(work, 'weights.safetensors');
