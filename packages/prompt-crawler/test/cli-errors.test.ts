@@ -24,7 +24,7 @@ describe('cllama-crawl errors', () => {
   });
   it('usage errors print one line and exit 2', () => {
     expectOneLine(['crawl', '--count', '3'], 2, /required option '--out/);
-    expectOneLine(['crawl', '--out', 'o.jsonl', '--count', '0'], 2, /--count must be an integer >= 1/);
+    expectOneLine(['crawl', '--out', 'o.jsonl', '--count', '0'], 2, /^cllama-crawl: --count must be a positive integer, got '0'$/);
     expectOneLine(['dry-run', '--bogus'], 2, /unknown option '--bogus'/);
     expectOneLine(['dry-run', '--lang', 'fr'], 2, /argument 'fr' is invalid/);
   });
