@@ -79,7 +79,7 @@ export interface CommandMeta {
   isDefault?: boolean;
 }
 
-export interface CommandContext<A> {
+export interface CommandContext<A = Record<string, unknown>> {
   /** The parsed values: flags under commander's camelCase names, positional arguments under their own. */
   args: A;
   /** Whether `name` (camelCase) was given on the command line, as opposed to a default or left out. */
