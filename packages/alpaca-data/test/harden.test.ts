@@ -104,7 +104,8 @@ describe('numbers and empty results', () => {
     expect(run('mix', '--source', src, '--seed', 'abc', '--out', out).err).toMatch(/--seed must be an integer, got 'abc'/);
     const neg = run('mix', '--source', src, '--seed', '1', '--out', out, '--max-output-chars', '-1');
     expect(neg.code).not.toBe(0);
-    expect(neg.err).toMatch(/--max-output-chars must be at least 1, got -1/);
+    expect(neg.code).toBe(2);
+    expect(neg.err).toMatch(/--max-output-chars must be a positive integer, got '-1'/);
     expect(run('convert', '--from', 'alpaca', ALPACA, '--out', out, '--seed', '1.5').err).toMatch(/--seed must be an integer/);
     expect(readdirSync(d)).toEqual([]);
   });

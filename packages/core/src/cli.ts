@@ -1,19 +1,22 @@
 /**
- * The CLI runner every cllama bin uses: it runs a commander program and turns every way it can end
- * into an exit code (see errors.ts) and at most ONE line on stderr, `<cli>: <reason>`:
+ * The CLI runner every cllama bin uses: it runs a command (a `defineCommand` value, command.ts, or a
+ * commander program) and turns every way it can end into an exit code (errors.ts's EXIT_* constants)
+ * and at most ONE line on stderr, `<cli>: <reason>`:
  *
  * - --help / --version, or no arguments at all (the help on stdout): exit 0;
  * - commander's own usage errors (unknown flag, missing option or argument, bad choice): commander's
  *   `error: …` text is suppressed and re-printed as `<cli>: …`, exit 2;
- * - a `UsageError` thrown by a flag parser or an action: exit 2; any other `CllamaError`: its
- *   `exitCode` (1 unless it says otherwise); anything else: exit 1. Messages are folded onto one line.
+ * - a `UsageError` thrown by a flag parser or a run: exit 2; any other `CllamaError`: its `exitCode`
+ *   (1 unless it says otherwise); anything else: exit 1. Messages are folded onto one line;
+ * - a run that returns a number: that exit code (cllama-crawl's EXIT_INCOMPLETE, EXIT_INTERRUPTED).
  *
  * Set CLLAMA_DEBUG=1 to get the stack trace as well.
  *
- * The program is typed structurally (the methods used here) rather than with commander's class, so this
- * package does not pin the commander version the CLIs use.
+ * A commander program is typed structurally (the methods used here), so a test may hand in a program
+ * built with any commander version.
  */
 import { fsErrorReason, removeTemporaries } from './atomic.js';
+import { buildCommand, type CommandDef, type RunResult } from './command.js';
 import { CllamaError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorLine } from './errors.js';
 
 /** The parts of a commander `Command` that `runCli` uses. */
@@ -50,11 +53,17 @@ export interface RunCliOptions {
   redact?: (line: string) => string;
 }
 
+function isCommandDef(x: CommandDef | CliProgram): x is CommandDef {
+  return typeof (x as Partial<CommandDef>).meta === 'object';
+}
+
 /**
- * Runs `program` with the user's arguments (without node and the script) and returns the exit code,
- * so tests can call it in-process. Call it after every subcommand is registered.
+ * Runs `command` with the user's arguments (without node and the script) and returns the exit code,
+ * so tests can call it in-process.
  */
-export async function runCli(program: CliProgram, argv: readonly string[] = process.argv.slice(2), opts: RunCliOptions = {}): Promise<number> {
+export async function runCli(command: CommandDef | CliProgram, argv: readonly string[] = process.argv.slice(2), opts: RunCliOptions = {}): Promise<number> {
+  const result: RunResult = {};
+  const program: CliProgram = isCommandDef(command) ? buildCommand(command, result) : command;
   const name = program.name();
   configure(program);
   if (argv.length === 0) {
@@ -63,6 +72,7 @@ export async function runCli(program: CliProgram, argv: readonly string[] = proc
   }
   try {
     await program.parseAsync(argv, { from: 'user' });
+    if (result.code !== undefined) return result.code;
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
   } catch (err) {
     if (isCommanderError(err)) {
@@ -84,15 +94,18 @@ function printError(name: string, line: string, err: unknown, opts: RunCliOption
   if (process.env.CLLAMA_DEBUG && err instanceof Error && err.stack) process.stderr.write(redact(`${err.stack}\n`));
 }
 
+type Runnable = CommandDef | CliProgram;
+
 /**
- * The whole body of a bin: runs the program (or the function that builds it) and sets
+ * The whole body of a bin: runs the command (or the function that builds it) and sets
  * process.exitCode. A closed stdout (`… | head`) ends the process quietly with exit 0; a stdout that
  * cannot be written (`> /dev/full`: ENOSPC, EIO) ends it with ONE line `<cli>: cannot write to
  * stdout: <reason>` and exit 1 — both at once, after removing the temporary files of any atomic
  * write in flight (nothing is renamed into place by a process that stops here).
  */
-export function runMain(program: CliProgram | (() => CliProgram | Promise<CliProgram>), opts: RunCliOptions = {}): Promise<void> {
-  let name = typeof program === 'function' ? 'cllama' : program.name();
+export function runMain(program: Runnable | (() => Runnable | Promise<Runnable>), opts: RunCliOptions = {}): Promise<void> {
+  const nameOf = (p: Runnable) => (isCommandDef(p) ? p.meta.name : p.name());
+  let name = typeof program === 'function' ? 'cllama' : nameOf(program);
   // Every failed write to stdout ends here: a stream reports a failed write (sync or not) as 'error'.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     removeTemporaries();
@@ -104,7 +117,7 @@ export function runMain(program: CliProgram | (() => CliProgram | Promise<CliPro
     let code: number;
     try {
       const p = typeof program === 'function' ? await program() : program;
-      name = p.name();
+      name = nameOf(p);
       code = await runCli(p, process.argv.slice(2), opts);
     } catch (err) {
       // building the program failed (should not happen; still one line)

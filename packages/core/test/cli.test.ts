@@ -53,11 +53,11 @@ function demoTo(stdout: 'pipe' | number, ...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function expectOneLine(r: { code: number | null; stderr: string }, code: number, pattern: RegExp) {
+function expectOneLine(r: { code: number | null; stderr: string }, code: number, pattern: RegExp, cli = /^(demo|tool): /) {
   expect(r.code).toBe(code);
   const lines = r.stderr.split('\n').filter(Boolean);
   expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(/^demo: /);
+  expect(lines[0]).toMatch(cli);
   expect(lines[0]).toMatch(pattern);
 }
 
@@ -106,6 +106,74 @@ describe('runMain / runCli', () => {
     expect(r.stdout).toBe('line 0\n');
     expect(r.stderr).toBe('');
     expect(readdirSync(work).filter((n) => n.includes('in-flight'))).toEqual([]);
+  });
+});
+
+// The same runner on a defineCommand value: the table's flags, positionals, negations, repeats,
+// choices, hidden aliases, help groups and example, and a run's exit code.
+const toolScript = path.join(work, 'tool.ts');
+writeFileSync(
+  toolScript,
+  `import { defineCommand, integerFlag, runMain } from ${JSON.stringify(path.join(here, '../src/index.ts'))};
+const greet = defineCommand({
+  meta: { name: 'greet', description: 'greet someone', example: 'tool greet world --times 2', isDefault: true },
+  args: {
+    name: { type: 'positional', description: 'who' },
+    times: { type: 'string', valueHint: 'n', description: 'how often', parse: integerFlag('--times', { min: 1 }), default: 1 },
+    tag: { type: 'string', valueHint: 'tag', description: 'a tag (repeatable)', repeatable: true },
+    level: { type: 'string', valueHint: 'level', description: 'how loud', choices: ['low', 'high'], default: 'low' },
+    'no-color': { type: 'boolean', description: 'plain text' },
+    force: { type: 'boolean', description: 'replace' },
+    old: { type: 'boolean', description: 'old name of --force', hidden: true },
+    json: { type: 'boolean', description: 'print JSON' },
+  },
+  run: ({ args, given }) => {
+    console.log(JSON.stringify({ ...args, timesGiven: given('times'), levelGiven: given('level') }));
+  },
+});
+const stop = defineCommand({ meta: { name: 'stop', description: 'stop early' }, run: () => 3 });
+void runMain(defineCommand({ meta: { name: 'tool', description: 'a demo tool' }, subCommands: [greet, stop] }));
+`,
+);
+
+function tool(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', toolScript, ...args], { encoding: 'utf8', cwd: path.join(here, '..') });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('defineCommand', () => {
+  it('parses the table: positionals, parsers, repeats, choices, negations, hidden aliases; given() tells flags from defaults', () => {
+    const r = tool('greet', 'world', '--times', '2', '--tag', 'a', '--tag', 'b', '--no-color', '--old', '--json');
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(r.stdout)).toEqual({
+      name: 'world',
+      times: 2,
+      tag: ['a', 'b'],
+      level: 'low',
+      color: false,
+      old: true,
+      json: true,
+      timesGiven: true,
+      levelGiven: false,
+    });
+    // the default subcommand
+    expect(JSON.parse(tool('someone').stdout)).toMatchObject({ name: 'someone', times: 1, color: true });
+  });
+  it('help: usage, description, flags grouped (Options, Output), hidden aliases left out, one example', () => {
+    const r = tool('greet', '--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: tool greet \[options\] <name>\n\ngreet someone\n\nArguments:\n/);
+    expect(r.stdout).toMatch(/\nOptions:\n {2}--times <n> +how often \(default: 1\)\n/);
+    expect(r.stdout).toMatch(/\nOutput:\n {2}--force +replace\n {2}--json +print JSON\n/);
+    expect(r.stdout).not.toMatch(/--old/);
+    expect(r.stdout).toMatch(/\nExample:\n {2}\$ tool greet world --times 2\n$/);
+    expect(tool('--help').stdout).toMatch(/greet \[options\] <name> +greet someone/);
+  });
+  it('usage errors exit 2 with one line; a run that returns a number sets the exit code', () => {
+    expectOneLine(tool('greet', 'w', '--times', '0'), 2, /^tool: --times must be a positive integer, got '0'$/);
+    expectOneLine(tool('greet', 'w', '--level', 'x'), 2, /^tool: option '--level <level>' argument 'x' is invalid\. Allowed choices are low, high\.$/);
+    expectOneLine(tool('greet', 'w', '--bogus'), 2, /^tool: unknown option '--bogus'$/);
+    expect(tool('stop')).toMatchObject({ code: 3, stdout: '', stderr: '' });
   });
 });
 

@@ -6,7 +6,8 @@
  * Pickled PyTorch weights (`pytorch_model.bin`, `*.bin`) are never opened: unpickling runs arbitrary
  * code. Such folders get an error that says how to convert them.
  */
-import { CllamaError, refuseSpecialFile, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
+import { refuseSpecialFile, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
+import { LoraError } from './errors.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { type LlamaConfig, readLlamaConfig, serializeLlamaConfig } from './llama-config.js';
@@ -20,7 +21,7 @@ import {
   shapeSize,
 } from './safetensors.js';
 
-export class CheckpointError extends CllamaError {
+export class CheckpointError extends LoraError {
   constructor(
     message: string,
     readonly dir?: string,

@@ -4,6 +4,8 @@
  */
 export const PACKAGE_NAME = '@cllama/lora';
 
+export { LoraError } from './errors.js';
+
 export { SafetensorsError, SafetensorsFile, SafetensorsStreamWriter, readSafetensorsHeader, writeSafetensors } from './safetensors.js';
 export type { SafetensorsDtype, SafetensorsHeader, SafetensorsTensorInfo, NamedTensor, SaveDtype } from './safetensors.js';
 export { LlamaConfigError, parseLlamaConfig, readLlamaConfig, writeLlamaConfig, createLlamaConfig, headDim } from './llama-config.js';

@@ -4,11 +4,12 @@
  * Only the fields the model needs are lifted into camelCase; everything else in the file is kept in
  * `raw` and written back untouched, so a folder round-trips through this package without losing keys.
  */
-import { CllamaError, refuseSpecialFile, writeFileAtomic } from '@cllama/core';
+import { refuseSpecialFile, writeFileAtomic } from '@cllama/core';
+import { LoraError } from './errors.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
-export class LlamaConfigError extends CllamaError {
+export class LlamaConfigError extends LoraError {
   constructor(
     message: string,
     readonly file?: string,

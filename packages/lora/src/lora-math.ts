@@ -6,6 +6,7 @@
  *   W' = W + scaling · (B · A)
  * and unmerging subtracts the same product again.
  */
+import { LoraError } from './errors.js';
 
 /**
  * PEFT's default LoRA init (LoraLayer.reset_lora_parameters with init_lora_weights=True):
@@ -34,8 +35,8 @@ export interface LoraPair {
 }
 
 function checkPair(p: LoraPair): void {
-  if (p.a.length !== p.r * p.inFeatures) throw new Error(`lora_A has ${p.a.length} values, expected r·in = ${p.r}·${p.inFeatures}`);
-  if (p.b.length !== p.outFeatures * p.r) throw new Error(`lora_B has ${p.b.length} values, expected out·r = ${p.outFeatures}·${p.r}`);
+  if (p.a.length !== p.r * p.inFeatures) throw new LoraError(`lora_A has ${p.a.length} values, expected r·in = ${p.r}·${p.inFeatures}`);
+  if (p.b.length !== p.outFeatures * p.r) throw new LoraError(`lora_B has ${p.b.length} values, expected out·r = ${p.outFeatures}·${p.r}`);
 }
 
 /** scaling · (B · A), [out, in] row-major (accumulated in double, stored as float32 like torch's result). */
@@ -61,7 +62,7 @@ export function loraDelta(p: LoraPair): Float32Array {
 /** W += scaling · B·A, in place. */
 export function mergeLora(weight: Float32Array, p: LoraPair): Float32Array {
   if (weight.length !== p.outFeatures * p.inFeatures) {
-    throw new Error(`weight has ${weight.length} values but the LoRA pair is for [${p.outFeatures}, ${p.inFeatures}]`);
+    throw new LoraError(`weight has ${weight.length} values but the LoRA pair is for [${p.outFeatures}, ${p.inFeatures}]`);
   }
   const delta = loraDelta(p);
   for (let i = 0; i < weight.length; i++) weight[i] += delta[i];
@@ -71,7 +72,7 @@ export function mergeLora(weight: Float32Array, p: LoraPair): Float32Array {
 /** W -= scaling · B·A, in place (the inverse of mergeLora up to float32 rounding). */
 export function unmergeLora(weight: Float32Array, p: LoraPair): Float32Array {
   if (weight.length !== p.outFeatures * p.inFeatures) {
-    throw new Error(`weight has ${weight.length} values but the LoRA pair is for [${p.outFeatures}, ${p.inFeatures}]`);
+    throw new LoraError(`weight has ${weight.length} values but the LoRA pair is for [${p.outFeatures}, ${p.inFeatures}]`);
   }
   const delta = loraDelta(p);
   for (let i = 0; i < weight.length; i++) weight[i] -= delta[i];
@@ -84,7 +85,7 @@ export function unmergeLora(weight: Float32Array, p: LoraPair): Float32Array {
  * around it); rows beyond the old vocabulary are usually overwritten by an adapter's modules_to_save.
  */
 export function resizeRows(data: Float32Array, rows: number, cols: number, newRows: number): Float32Array {
-  if (newRows < rows) throw new Error(`cannot shrink ${rows} rows to ${newRows}`);
+  if (newRows < rows) throw new LoraError(`cannot shrink ${rows} rows to ${newRows}`);
   const out = new Float32Array(newRows * cols);
   out.set(data.subarray(0, rows * cols));
   if (newRows > rows && rows > 0) {

@@ -10,6 +10,7 @@
  *  - `all-linear`: every linear layer except the output layer (`lm_head`).
  *  - modules_to_save: a module matches if its name ends with an entry (plain `str.endswith`, no dot).
  */
+import { LoraError } from './errors.js';
 
 /** The module name of a weight name (`…q_proj.weight` → `…q_proj`). */
 export function moduleNameOf(weightName: string): string {
@@ -47,7 +48,7 @@ function fullMatch(pattern: string, text: string): boolean {
     try {
       re = new RegExp(`^(?:${pattern})$`);
     } catch (err) {
-      throw new Error(`target_modules regular expression ${JSON.stringify(pattern)} is invalid (${(err as Error).message})`);
+      throw new LoraError(`target_modules regular expression ${JSON.stringify(pattern)} is invalid (${(err as Error).message})`);
     }
     regexCache.set(pattern, re);
   }

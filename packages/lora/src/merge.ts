@@ -15,7 +15,8 @@
  * would describe another model). Refused while streaming (the output folder is then never created): a
  * NaN or ±Inf in a base weight, an adapter tensor, or a merged result, named by tensor.
  */
-import { CllamaError, FolderExistsError, realTarget, refuseSpecialFile } from '@cllama/core';
+import { FolderExistsError, realTarget, refuseSpecialFile } from '@cllama/core';
+import { LoraError } from './errors.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { HFCheckpoint, saveHFCheckpoint } from './hf-checkpoint.js';
@@ -31,7 +32,7 @@ const VOCAB_WEIGHTS = new Set([EMBED, LM_HEAD]);
 /** Files that make up an HF tokenizer folder (copied into a merged model). */
 export const TOKENIZER_FILES = ['tokenizer.model', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'];
 
-export class MergeError extends CllamaError {
+export class MergeError extends LoraError {
   constructor(message: string) {
     super(message);
     this.name = 'MergeError';

@@ -9,14 +9,15 @@
  *   base_model.model.lm_head.weight                                   (modules_to_save, full tensor)
  * i.e. `base_model.model.` + the HF weight name, with `.lora_A`/`.lora_B` before `.weight` for LoRA pairs.
  */
-import { CllamaError, refuseSpecialFile, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
+import { refuseSpecialFile, writeFileAtomic, writeFolderAtomic } from '@cllama/core';
+import { LoraError } from './errors.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { pickleOnlyError } from './hf-checkpoint.js';
 import { matchesTargetModule, moduleNameOf } from './lora-target.js';
 import { type NamedTensor, SafetensorsFile, writeSafetensors } from './safetensors.js';
 
-export class PeftError extends CllamaError {
+export class PeftError extends LoraError {
   constructor(
     message: string,
     readonly where?: string,

@@ -10,13 +10,14 @@
  * problem with a file is a SafetensorsError that says what is wrong and what to do.
  */
 import { CllamaError, fsErrorReason, fsyncDir, refuseSpecialFile, tempSibling, WriteError, writeFileAtomic } from '@cllama/core';
+import { LoraError } from './errors.js';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readFully, writeFully } from './atomic-file.js';
 import { decodeBF16, decodeF16, encodeF16 } from './half-float.js';
 
-export class SafetensorsError extends CllamaError {
+export class SafetensorsError extends LoraError {
   constructor(
     message: string,
     readonly file?: string,

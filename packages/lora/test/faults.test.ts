@@ -107,10 +107,14 @@ describe('an adapter whose weights cover more modules than its target_modules', 
     // with the real library: max difference 6e-8): q_proj of both layers merged, every other weight as
     // in the base. golden.json's merged q_proj sum comes from PEFT on the full adapter (same q_proj pair).
     const out = path.join(work, 'q-only-merged');
-    const merged = lora(['merge', '--base', tinyLlamaDir, '--lora', adapter, '--out', out, '--quiet']);
+    const merged = lora(['merge', '--base', tinyLlamaDir, '--lora', adapter, '--out', out, '--no-progress']);
     expect(merged.code, merged.stderr).toBe(0);
     expect(merged.lines).toHaveLength(1);
     expect(merged.lines[0]).toMatch(warning);
+    // --quiet (since issue 23: no progress AND no warnings, as on every CLI) leaves stderr empty
+    const quiet = lora(['merge', '--base', tinyLlamaDir, '--lora', adapter, '--out', `${out}-quiet`, '--quiet']);
+    expect(quiet.code, quiet.stderr).toBe(0);
+    expect(quiet.stderr).toBe('');
     expect(merged.stdout).toMatch(/2 LoRA merges/);
     const base = await HFCheckpoint.open(tinyLlamaDir);
     const result = await HFCheckpoint.open(out);

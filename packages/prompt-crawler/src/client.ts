@@ -12,7 +12,7 @@
  * copies only status, kind and message — never the error object, whose fields include response headers.
  */
 import OpenAI from 'openai';
-import { FatalApiError } from './errors.js';
+import { CrawlerError, FatalApiError } from './errors.js';
 import { ITEMS_JSON_SCHEMA } from './prompt.js';
 import type { RateLimiter } from './ratelimit.js';
 import type { Redactor } from './redact.js';
@@ -34,13 +34,17 @@ export interface ClientOptions {
   maxReplyBytes: number;
 }
 
-/** An attempt that outlived ClientOptions.timeoutMs (headers or body). */
-class AttemptTimeoutError extends Error {}
+/** An attempt that outlived ClientOptions.timeoutMs (headers or body); recorded as a failed attempt, never thrown to the caller. */
+class AttemptTimeoutError extends CrawlerError {
+  constructor(message: string) {
+    super(message, 'timeout');
+  }
+}
 
-/** A reply body (or its Content-Length) larger than ClientOptions.maxReplyBytes. */
-class ReplyTooLargeError extends Error {
+/** A reply body (or its Content-Length) larger than ClientOptions.maxReplyBytes; recorded as a failed attempt. */
+class ReplyTooLargeError extends CrawlerError {
   constructor(maxBytes: number) {
-    super(`reply larger than ${formatBytes(maxBytes)} (--max-reply-mb); the request was aborted`);
+    super(`reply larger than ${formatBytes(maxBytes)} (--max-reply-mb); the request was aborted`, 'too-large');
   }
 }
 

@@ -5,21 +5,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { expectOneLine as expectLine, runBin } from '../../core/test/helpers/run-bin.js';
+import { cliErrorChecks } from '../../core/test/helpers/run-bin.js';
 
 const PKG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REPO = path.resolve(PKG, '../..');
-const BIN = path.join(PKG, 'bin/cllama-crawl.js');
 const work = mkdtempSync(path.join(tmpdir(), 'cllama-crawl-errors-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const run = (...args: string[]) => runBin(BIN, args, { cwd: REPO, env: { OPENAI_API_KEY: '' } });
-
-function expectOneLine(args: string[], code: number, pattern: RegExp) {
-  const r = run(...args);
-  expectLine(r, /^cllama-crawl: \S/, code);
-  expect(r.lines[0]).toMatch(pattern);
-}
+const { run, expectOneLine } = cliErrorChecks(path.join(PKG, 'bin/cllama-crawl.js'), REPO);
 
 const folder = path.join(work, 'a-folder');
 mkdirSync(folder);
@@ -31,7 +24,7 @@ describe('cllama-crawl errors', () => {
   });
   it('usage errors print one line and exit 2', () => {
     expectOneLine(['crawl', '--count', '3'], 2, /required option '--out/);
-    expectOneLine(['crawl', '--out', 'o.jsonl', '--count', '0'], 2, /--count must be an integer >= 1/);
+    expectOneLine(['crawl', '--out', 'o.jsonl', '--count', '0'], 2, /^cllama-crawl: --count must be a positive integer, got '0'$/);
     expectOneLine(['dry-run', '--bogus'], 2, /unknown option '--bogus'/);
     expectOneLine(['dry-run', '--lang', 'fr'], 2, /argument 'fr' is invalid/);
   });

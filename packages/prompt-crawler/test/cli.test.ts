@@ -88,7 +88,7 @@ describe('cllama-crawl', () => {
     expect(failures).not.toContain(KEY);
   });
 
-  it('runs a quiet background crawl with heartbeat status lines, ROUGE-L and a cost estimate', async () => {
+  it('runs a background crawl with heartbeat status lines, ROUGE-L and a cost estimate', async () => {
     const server = await serve({ seed: 8, itemsPerReply: 5, latencyMs: [150, 250] });
     const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
     const out = join(dir, 'o.jsonl');
@@ -101,7 +101,6 @@ describe('cllama-crawl', () => {
       server.url,
       '--concurrency',
       '2',
-      '--quiet',
       '--status-every',
       '0.2',
       '--rouge',
@@ -120,14 +119,30 @@ describe('cllama-crawl', () => {
     expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(30);
   });
 
+  it('--json prints the summary as one JSON object; --max-requests ends with EXIT_INCOMPLETE (3); --quiet leaves stderr empty', async () => {
+    const server = await serve({ seed: 4, itemsPerReply: 5, initialFaults: ['429'], retryAfter: '99999' });
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-'));
+    const out = join(dir, 'o.jsonl');
+    const common = ['--out', out, '--base-url', server.url, '--concurrency', '1', '--retry-max-ms', '50', '--json'];
+    const partial = await run([...common, '--count', '20', '--max-requests', '1', '--quiet']);
+    expect(partial.code, partial.stderr).toBe(3);
+    expect(partial.stderr).toBe(''); // the capped Retry-After notice is a notice: --quiet drops it
+    const first = JSON.parse(partial.stdout);
+    expect(first).toMatchObject({ complete: false, stopReason: 'max-requests', target: 20, files: { out } });
+    expect(partial.stdout.trim().split('\n')).toHaveLength(1);
+    const done = await run([...common, '--count', String(first.accepted)]);
+    expect(done.code, done.stderr).toBe(0);
+    expect(JSON.parse(done.stdout)).toMatchObject({ complete: true, stopReason: 'count-reached', accepted: first.accepted, resumedFrom: first.accepted });
+  });
+
   it('rejects bad options with a clear message', async () => {
     const r = await run(['--out', 'x.jsonl', '--count', 'many']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('--count must be an integer >= 1');
+    expect(r.stderr).toContain("--count must be a positive integer, got 'many'");
     for (const bad of ['1e99', '1e3', '0x10', '']) {
       const e = await run(['--out', 'x.jsonl', '--count', bad]);
-      expect(e.code, bad).not.toBe(0);
-      expect(e.stderr).toContain('--count must be an integer >= 1');
+      expect(e.code, bad).toBe(2);
+      expect(e.stderr).toContain(`--count must be a positive integer, got '${bad}'`);
     }
     const noKey = await run(['--out', 'x.jsonl', '--count', '3'], { OPENAI_API_KEY: '' });
     expect(noKey.code).toBe(1);
@@ -164,7 +179,7 @@ describe('cllama-crawl', () => {
     expect(bad.stderr.trim()).toBe('cllama-crawl: --base-url "ftp://example.com/v1" is not an http(s) URL; give one like http://localhost:8000/v1');
     expect(readdirSync(dir)).toEqual([]);
     const server = await serve({ seed: 3, itemsPerReply: 5, initialFaults: ['429'], retryAfter: '99999' });
-    const r = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', server.url, '--retry-max-ms', '100', '--quiet', '--status-every', '60']);
+    const r = await run(['--out', join(dir, 'o.jsonl'), '--count', '5', '--base-url', server.url, '--retry-max-ms', '100', '--no-progress']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/^cllama-crawl: the server asked to wait 27\.8 h \(Retry-After\), longer than --retry-max-ms \(100 ms\); waiting 100 ms instead/m);
   });

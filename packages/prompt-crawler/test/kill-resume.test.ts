@@ -101,7 +101,6 @@ describe('SIGKILL at random points, then restart', () => {
       '30',
       '--seed',
       '5',
-      '--quiet',
       '--status-every',
       '0',
     ];

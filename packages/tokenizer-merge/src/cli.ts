@@ -1,5 +1,5 @@
-/** cllama-tokenizer: the program of src/cli/program.ts run by @cllama/core's runMain (one-line errors, exit codes). */
+/** cllama-tokenizer: the command of src/cli/program.ts run by @cllama/core's runMain (one-line errors, exit codes). */
 import { runMain } from '@cllama/core';
-import { createProgram } from './cli/program.js';
+import { tokenizerProgram } from './cli/program.js';
 
-void runMain(createProgram);
+void runMain(tokenizerProgram);

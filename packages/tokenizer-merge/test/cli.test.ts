@@ -127,7 +127,7 @@ describe('cllama-tokenizer CLI', () => {
     expectCleanFailure(cli('nonsense'), /unknown command/);
   });
 
-  it('encode prints ids, pieces and JSON', () => {
+  it('encode prints ids, pieces and JSON lines (--jsonl; --json is its old name)', () => {
     const ids = cli('encode', '--model', MERGED, '--text', '黄河入海流', '--bos');
     expect(ids.code).toBe(0);
     expect(ids.stdout.trim().split(' ')[0]).toBe('1');
@@ -135,7 +135,9 @@ describe('cllama-tokenizer CLI', () => {
     expect(pieces.stdout.trim().split(' ').join('')).toBe('▁黄河入海流');
     const file = path.join(tmp, 'two-lines.txt');
     writeFileSync(file, 'hello world\n你好\n');
-    const json = cli('encode', '--model', LLAMA, '--file', file, '--json', '--pieces');
+    const json = cli('encode', '--model', LLAMA, '--file', file, '--jsonl', '--pieces');
+    expect(cli('encode', '--model', LLAMA, '--file', file, '--json', '--pieces').stdout).toBe(json.stdout);
+    expect(cli('encode', '--help').stdout).not.toMatch(/--json\b(?!l)/);
     const rows = json.stdout
       .trim()
       .split('\n')

@@ -66,11 +66,11 @@ describe('cllama-tokenizer: no clobbering', () => {
 });
 
 describe('cllama-tokenizer train: numbers', () => {
-  it('refuses --vocab-size 1e99 / 1e3 / empty before reading anything', () => {
+  it('refuses --vocab-size 1e99 / 1e3 / empty before reading anything: a usage error (exit 2), worded as on every CLI', () => {
     for (const bad of ['1e99', '1e3', '']) {
       const r = cli('train', '--input', CORPUS, '--vocab-size', bad, '--out', path.join(tmp(), 'x'), '--no-progress');
-      expect(r.code).toBe(1);
-      expect(r.stderr).toBe(`cllama-tokenizer: --vocab-size must be an integer (got '${bad}')\n`);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`cllama-tokenizer: --vocab-size must be an integer, got '${bad}'\n`);
     }
   });
 });

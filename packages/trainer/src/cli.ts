@@ -1,24 +1,23 @@
 /**
- * cllama-train: one commander program; each subcommand lives in src/cli/<name>.ts and is added here
- * with one line.
+ * cllama-train: each subcommand is one defineCommand module in src/cli/ (@cllama/core), listed here;
+ * run by core's runMain (one-line errors, exit codes).
  */
-import { runMain } from '@cllama/core';
-import { Command } from 'commander';
-import { PACKAGE_NAME } from './index.js';
+import { defineCommand, runMain } from '@cllama/core';
 import { chatCommand } from './cli/chat.js';
 import { generateCommand } from './cli/generate.js';
-import { scoreCommand } from './cli/score.js';
-import { pretrainCommand } from './cli/pretrain.js';
-import { sftCommand } from './cli/sft.js';
 import { plotCommand } from './cli/plot.js';
+import { pretrainCommand } from './cli/pretrain.js';
+import { scoreCommand } from './cli/score.js';
+import { sftCommand } from './cli/sft.js';
+import { PACKAGE_NAME } from './index.js';
 
-const program = new Command('cllama-train').description(`${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`);
-
-program.addCommand(scoreCommand());
-program.addCommand(generateCommand());
-program.addCommand(chatCommand());
-program.addCommand(pretrainCommand());
-program.addCommand(sftCommand());
-program.addCommand(plotCommand());
-
-await runMain(program);
+await runMain(
+  defineCommand({
+    meta: {
+      name: 'cllama-train',
+      description: `${PACKAGE_NAME}: LLaMA in tfjs — HF checkpoints, scoring, generation, pre-training and SFT`,
+      example: 'cllama-train sft --model-name-or-path pt_stage1 --tokenizer-name-or-path merged/ --dataset-dir sft_data/ --output-dir sft_lora',
+    },
+    subCommands: [scoreCommand, generateCommand, chatCommand, pretrainCommand, sftCommand, plotCommand],
+  }),
+);

@@ -1,31 +1,18 @@
 // Every failure of the `cllama-train` command is ONE line `cllama-train: <reason>` on stderr with exit code 2 (usage)
 // or 1 (failure); help exits 0. Spawns the installed bin (bin/cllama-train.js → dist/cli.js), as a user runs it.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cliErrorChecks } from '../../core/test/helpers/run-bin.js';
 
 const PKG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REPO = path.resolve(PKG, '../..');
-const BIN = path.join(PKG, 'bin/cllama-train.js');
 const work = mkdtempSync(path.join(tmpdir(), 'cllama-train-errors-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: REPO, env: { ...process.env, OPENAI_API_KEY: '' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function expectOneLine(args: string[], code: number, pattern: RegExp) {
-  const r = run(...args);
-  expect(r.code, r.stderr).toBe(code);
-  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^cllama-train: \S/);
-  expect(lines[0]).toMatch(pattern);
-}
+const { run, expectOneLine } = cliErrorChecks(path.join(PKG, 'bin/cllama-train.js'), REPO);
 
 const folder = path.join(work, 'a-folder');
 mkdirSync(folder);

@@ -106,3 +106,21 @@ export function expectOneLine(r: BinRun, pattern: RegExp, code = 1): void {
 export function literal(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+/**
+ * The checks of every package's cli-errors test: `run(...args)` spawns the bin (named by its file,
+ * bin/<cli>.js) from `cwd` with no API key in its environment, and `expectOneLine(args, code, pattern)`
+ * expects exit `code` and ONE stderr line `<cli>: …` matching `pattern`.
+ */
+export function cliErrorChecks(bin: string, cwd: string) {
+  const prefix = new RegExp(`^${literal(path.basename(bin, '.js'))}: \\S`);
+  const run = (...args: string[]) => runBin(bin, args, { cwd, env: { OPENAI_API_KEY: '' } });
+  return {
+    run,
+    expectOneLine(args: string[], code: number, pattern: RegExp): void {
+      const r = run(...args);
+      expectOneLine(r, prefix, code);
+      expect(r.lines[0]).toMatch(pattern);
+    },
+  };
+}

@@ -18,7 +18,7 @@ const CLI = join(pkg, 'dist', 'cli.js');
 /** Builds dist/ with tsup when it is missing or older than any source file. */
 export function ensureBuilt(): void {
   const src = join(pkg, 'src');
-  const newest = Math.max(...readdirSync(src).map((f) => statSync(join(src, f)).mtimeMs));
+  const newest = Math.max(...readdirSync(src, { recursive: true }).map((f) => statSync(join(src, String(f))).mtimeMs));
   if (!existsSync(CLI) || statSync(CLI).mtimeMs < newest) execFileSync('npx', ['tsup'], { cwd: pkg, stdio: 'ignore' });
 }
 

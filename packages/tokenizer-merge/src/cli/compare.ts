@@ -1,6 +1,5 @@
 import { promises as fs } from 'node:fs';
-import { refuseSpecialFile } from '@cllama/core';
-import type { Command } from 'commander';
+import { defineCommand, refuseSpecialFile } from '@cllama/core';
 import { TokenizerMergeError } from '../proto.js';
 import { loadTokenizer } from '../tokenizer.js';
 
@@ -59,19 +58,26 @@ export function formatCompare(r: CompareReport): string {
   return out.join('\n');
 }
 
-export function register(program: Command): void {
-  program
-    .command('compare')
-    .description('tokens per character of each model on a text file (one document per line)')
-    .requiredOption('--model <model>', 'model (.model file or HF folder); repeat for each model', collect, [])
-    .requiredOption('--file <file>', 'text file, one document per line')
-    .option('--json', 'print JSON')
-    .action(async (o: { model: string[]; file: string; json?: boolean }) => {
-      const report = await compareModels(o.model, o.file);
-      console.log(o.json ? JSON.stringify(report, null, 2) : formatCompare(report));
-    });
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
+export const compareCommand = defineCommand<{ model: string[]; file: string; json?: boolean }>({
+  meta: {
+    name: 'compare',
+    description: 'tokens per character of each model on a text file (one document per line)',
+    example: 'cllama-tokenizer compare --model llama/tokenizer.model --model merged/ --file zh_heldout.txt',
+  },
+  args: {
+    model: {
+      type: 'string',
+      valueHint: 'model',
+      description: 'model (.model file or HF folder); repeat for each model',
+      required: true,
+      repeatable: true,
+      default: [],
+    },
+    file: { type: 'string', valueHint: 'file', description: 'text file, one document per line', required: true },
+    json: { type: 'boolean', description: 'print one JSON object' },
+  },
+  run: async ({ args }) => {
+    const report = await compareModels(args.model, args.file);
+    console.log(args.json ? JSON.stringify(report, null, 2) : formatCompare(report));
+  },
+});

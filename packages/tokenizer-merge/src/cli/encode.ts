@@ -1,6 +1,5 @@
 import { createReadStream, promises as fs } from 'node:fs';
-import { refuseSpecialFile } from '@cllama/core';
-import type { Command } from 'commander';
+import { defineCommand, refuseSpecialFile } from '@cllama/core';
 import { TokenizerMergeError } from '../proto.js';
 import { loadTokenizer } from '../tokenizer.js';
 
@@ -9,9 +8,12 @@ export interface EncodeCommandOptions {
   text?: string;
   file?: string;
   pieces?: boolean;
+  /** The old name of `jsonl`. */
   json?: boolean;
   bos?: boolean;
   eos?: boolean;
+  /** One JSON object per input line (`--jsonl`; `--json` is its old name). */
+  jsonl?: boolean;
 }
 
 const MAX_WARNINGS = 5;
@@ -86,7 +88,7 @@ export async function* utf8Lines(file: string, warn: (line: string) => void): As
   if (bad > 0) warn(`warning: ${bad} of ${lineNo} lines of ${file} skipped (not valid UTF-8); re-encode the file as UTF-8`);
 }
 
-/** `cllama-tokenizer encode`: one output line per input line (ids or pieces, or JSON), streamed. */
+/** `cllama-tokenizer encode`: one output line per input line (ids or pieces, or a JSON object), streamed. */
 export async function runEncode(
   opts: EncodeCommandOptions,
   print: (line: string) => void = console.log,
@@ -108,23 +110,26 @@ export async function runEncode(
   for await (const line of lines) {
     const ids = tok.encode(line, { addBos: opts.bos, addEos: opts.eos });
     const pieces = ids.map((id) => tok.idToPiece(id));
-    if (opts.json) print(JSON.stringify(opts.pieces ? { text: line, ids, pieces } : { text: line, ids }));
+    if (opts.jsonl || opts.json) print(JSON.stringify(opts.pieces ? { text: line, ids, pieces } : { text: line, ids }));
     else print(opts.pieces ? pieces.join(' ') : ids.join(' '));
   }
 }
 
-export function register(program: Command): void {
-  program
-    .command('encode')
-    .description('encode text with a SentencePiece model (SentencePiece semantics)')
-    .requiredOption('--model <model>', '.model file or HF folder with tokenizer.model')
-    .option('--text <text>', 'text to encode')
-    .option('--file <file>', 'encode each line of a file')
-    .option('--pieces', 'print pieces instead of ids')
-    .option('--bos', 'prepend the BOS id')
-    .option('--eos', 'append the EOS id')
-    .option('--json', 'print one JSON object per line')
-    .action(async (o: EncodeCommandOptions) => {
-      await runEncode(o);
-    });
-}
+export const encodeCommand = defineCommand<EncodeCommandOptions>({
+  meta: {
+    name: 'encode',
+    description: 'encode text with a SentencePiece model (SentencePiece semantics)',
+    example: 'cllama-tokenizer encode --model merged/ --text "白日依山尽" --pieces',
+  },
+  args: {
+    model: { type: 'string', valueHint: 'model', description: '.model file or HF folder with tokenizer.model', required: true },
+    text: { type: 'string', valueHint: 'text', description: 'text to encode' },
+    file: { type: 'string', valueHint: 'file', description: 'encode each line of a file' },
+    pieces: { type: 'boolean', description: 'print pieces instead of ids' },
+    bos: { type: 'boolean', description: 'prepend the BOS id' },
+    eos: { type: 'boolean', description: 'append the EOS id' },
+    jsonl: { type: 'boolean', description: 'print one JSON object per input line' },
+    json: { type: 'boolean', description: 'old name of --jsonl', hidden: true },
+  },
+  run: ({ args }) => runEncode(args),
+});

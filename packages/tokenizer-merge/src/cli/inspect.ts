@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { defineCommand } from '@cllama/core';
 import { modelTypeName, pieceTypeName, readModelProto, resolveModelPath, PieceType } from '../proto.js';
 import { readHfAddedTokens } from '../tokenizer.js';
 import { promises as fs } from 'node:fs';
@@ -78,14 +78,18 @@ export function formatInspect(r: InspectReport): string {
   return lines.join('\n');
 }
 
-export function register(program: Command): void {
-  program
-    .command('inspect')
-    .description('show model type, piece count, special pieces and normalizer of a .model file or HF folder')
-    .argument('<model>', 'SentencePiece .model file, or folder with tokenizer.model')
-    .option('--json', 'print JSON')
-    .action(async (model: string, opts: { json?: boolean }) => {
-      const report = await inspectModel(model);
-      process.stdout.write((opts.json ? JSON.stringify(report, null, 2) : formatInspect(report)) + '\n');
-    });
-}
+export const inspectCommand = defineCommand<{ model: string; json?: boolean }>({
+  meta: {
+    name: 'inspect',
+    description: 'show model type, piece count, special pieces and normalizer of a .model file or HF folder',
+    example: 'cllama-tokenizer inspect merged/ --json',
+  },
+  args: {
+    model: { type: 'positional', description: 'SentencePiece .model file, or folder with tokenizer.model' },
+    json: { type: 'boolean', description: 'print one JSON object' },
+  },
+  run: async ({ args }) => {
+    const report = await inspectModel(args.model);
+    process.stdout.write((args.json ? JSON.stringify(report, null, 2) : formatInspect(report)) + '\n');
+  },
+});

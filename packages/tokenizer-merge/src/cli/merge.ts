@@ -1,7 +1,6 @@
 import path from 'node:path';
-import type { Command } from 'commander';
 import { readSampleLines } from '../agreement.js';
-import { realTarget, writeFolderAtomic } from '@cllama/core';
+import { defineCommand, realTarget, writeFolderAtomic } from '@cllama/core';
 import { mergeTokenizers, type MergeTokenizerResult } from '../merge-tokenizer.js';
 import { TokenizerMergeError, readModelProto, resolveModelPath } from '../proto.js';
 
@@ -92,47 +91,51 @@ export async function runMerge(opts: MergeCommandOptions, print: (line: string) 
   return result;
 }
 
-export function register(program: Command): void {
-  program
-    .command('merge')
-    .description('merge SentencePiece vocabularies (reference rule) and write a Hugging Face tokenizer folder')
-    .requiredOption('--base <model>', 'base .model file or HF folder with tokenizer.model (e.g. LLaMA)')
-    .requiredOption('--add <model>', 'model whose new pieces are appended (repeatable)', collect, [])
-    .requiredOption('--out <dir>', 'output folder (written atomically)')
-    .option('--pad-token <token>', 'pad token added after the vocabulary', '[PAD]')
-    .option('--no-pad', 'add no pad token')
-    .option('--distinct-scores', 'give added pieces distinct scores in (-1, 0) so tokenizer.json agrees with SentencePiece')
-    .option('--sample-file <file>', 'lines to check SentencePiece vs tokenizer.json agreement on (default: built-in sample)')
-    .option('--no-check', 'skip the agreement check')
-    .option('--force', 'replace a non-empty output folder')
-    .option('--json', 'print a JSON report')
-    .action(
-      async (o: {
-        base: string;
-        add: string[];
-        out: string;
-        padToken: string;
-        pad: boolean;
-        distinctScores?: boolean;
-        sampleFile?: string;
-        check: boolean;
-        force?: boolean;
-        json?: boolean;
-      }) => {
-        await runMerge({
-          base: o.base,
-          add: o.add,
-          out: o.out,
-          pad: o.pad === false ? false : o.padToken,
-          distinctScores: o.distinctScores,
-          sampleFile: o.sampleFile,
-          check: o.check,
-          force: o.force,
-          json: o.json,
-        });
-      },
-    );
+interface MergeFlags {
+  base: string;
+  add: string[];
+  out: string;
+  padToken: string;
+  pad: boolean;
+  distinctScores?: boolean;
+  sampleFile?: string;
+  check: boolean;
+  force?: boolean;
+  json?: boolean;
 }
+
+export const mergeCommand = defineCommand<MergeFlags>({
+  meta: {
+    name: 'merge',
+    description: 'merge SentencePiece vocabularies (reference rule) and write a Hugging Face tokenizer folder',
+    example: 'cllama-tokenizer merge --base llama/ --add zh_sp.model --out merged/ --distinct-scores',
+  },
+  args: {
+    base: { type: 'string', valueHint: 'model', description: 'base .model file or HF folder with tokenizer.model (e.g. LLaMA)', required: true },
+    add: { type: 'string', valueHint: 'model', description: 'model whose new pieces are appended (repeatable)', required: true, repeatable: true, default: [] },
+    out: { type: 'string', valueHint: 'dir', description: 'output folder (written atomically)', required: true },
+    'pad-token': { type: 'string', valueHint: 'token', description: 'pad token added after the vocabulary', default: '[PAD]' },
+    'no-pad': { type: 'boolean', description: 'add no pad token' },
+    'distinct-scores': { type: 'boolean', description: 'give added pieces distinct scores in (-1, 0) so tokenizer.json agrees with SentencePiece' },
+    'sample-file': { type: 'string', valueHint: 'file', description: 'lines to check SentencePiece vs tokenizer.json agreement on (default: built-in sample)' },
+    'no-check': { type: 'boolean', description: 'skip the agreement check' },
+    force: { type: 'boolean', description: 'replace a non-empty output folder' },
+    json: { type: 'boolean', description: 'print one JSON object (the report)' },
+  },
+  run: async ({ args: o }) => {
+    await runMerge({
+      base: o.base,
+      add: o.add,
+      out: o.out,
+      pad: o.pad === false ? false : o.padToken,
+      distinctScores: o.distinctScores,
+      sampleFile: o.sampleFile,
+      check: o.check,
+      force: o.force,
+      json: o.json,
+    });
+  },
+});
 
 /** --out replacing the folder (or file) an input is read from is refused, --force or not. */
 async function refuseInputAsOutput(out: string, inputs: string[]): Promise<void> {
@@ -143,8 +146,4 @@ async function refuseInputAsOutput(out: string, inputs: string[]): Promise<void>
       throw new TokenizerMergeError(`--out ${out} holds the input ${input}; write the merged tokenizer to another folder`);
     }
   }
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }

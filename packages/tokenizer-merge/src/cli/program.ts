@@ -1,22 +1,24 @@
 /**
- * The `cllama-tokenizer` program. Each subcommand lives in its own file under src/cli/ and exports
- * a `register(program)` function; adding a command is one import + one line in COMMANDS.
+ * The `cllama-tokenizer` command: each subcommand is one module under src/cli/ exporting one
+ * `defineCommand` value (@cllama/core); adding a command is one import + one entry in subCommands.
  */
-import { Command } from 'commander';
-import { register as registerCompare } from './compare.js';
-import { register as registerEncode } from './encode.js';
-import { register as registerInspect } from './inspect.js';
-import { register as registerMerge } from './merge.js';
-import { register as registerTrain } from './train.js';
+import { defineCommand } from '@cllama/core';
+import { compareCommand } from './compare.js';
+import { encodeCommand } from './encode.js';
+import { inspectCommand } from './inspect.js';
+import { mergeCommand } from './merge.js';
+import { trainCommand } from './train.js';
 
-type RegisterCommand = (program: Command) => void;
+export const tokenizerProgram = defineCommand({
+  meta: {
+    name: 'cllama-tokenizer',
+    description: 'SentencePiece vocabulary merging, inspection and Hugging Face tokenizer export for LLaMA vocabulary expansion.',
+    example: 'cllama-tokenizer merge --base llama/ --add zh_sp.model --out merged/',
+  },
+  subCommands: [mergeCommand, encodeCommand, inspectCommand, compareCommand, trainCommand],
+});
 
-const COMMANDS: RegisterCommand[] = [registerMerge, registerEncode, registerInspect, registerCompare, registerTrain];
-
-export function createProgram(): Command {
-  const program = new Command('cllama-tokenizer').description(
-    'SentencePiece vocabulary merging, inspection and Hugging Face tokenizer export for LLaMA vocabulary expansion.',
-  );
-  for (const register of COMMANDS) register(program);
-  return program;
+/** The program, for tests that run it in-process (`runCli(createProgram(), argv)`). */
+export function createProgram() {
+  return tokenizerProgram;
 }

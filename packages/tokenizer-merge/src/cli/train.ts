@@ -1,29 +1,29 @@
 import { promises as fs } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { parseWholeNumber, realTarget } from '@cllama/core';
+import { defineCommand, integerFlag, numberFlag, realTarget } from '@cllama/core';
 import { TrainError } from '../train/errors.js';
 import { trainSentencePiece, writeTrainedModel } from '../train/train.js';
 import type { TrainProgress, TrainSentencePieceOptions } from '../train/train.js';
 
+/** The parsed flags (numbers already checked by their flag parsers: a bad one is a usage error, exit 2). */
 export interface TrainCommandOptions {
   input: string[];
-  vocabSize: string;
+  vocabSize: number;
   modelType: string;
-  characterCoverage: string;
+  characterCoverage: number;
   out: string;
   byteFallback?: boolean;
   userDefinedSymbols?: string;
   controlSymbols?: string;
-  maxSentenceLength?: string;
-  inputSentenceSize?: string;
-  seed?: string;
+  maxSentenceLength?: number;
+  inputSentenceSize?: number;
+  seed?: number;
   splitDigits?: boolean;
-  maxSentencepieceLength?: string;
+  maxSentencepieceLength?: number;
   normalization?: string;
-  threads?: string;
+  threads?: number;
   progress?: boolean;
   force?: boolean;
 }
@@ -61,13 +61,6 @@ async function checkTrainOutputs(prefix: string, inputs: string[], force: boolea
   }
 }
 
-function int(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = parseWholeNumber(v); // digits only: '1e99', '1e3', '0x10' and '' are not integers here
-  if (Number.isNaN(n)) throw new TrainError(`${name} must be an integer (got '${v}')`);
-  return n;
-}
-
 function list(v: string | undefined): string[] | undefined {
   return v === undefined ? undefined : v.split(',').filter((s) => s.length > 0);
 }
@@ -75,8 +68,6 @@ function list(v: string | undefined): string[] | undefined {
 /** `cllama-tokenizer train`: spm_train's job, writing <out>.model and <out>.vocab. */
 export async function runTrain(opts: TrainCommandOptions, print: (line: string) => void = console.log): Promise<void> {
   await checkTrainOutputs(opts.out, opts.input, opts.force === true);
-  const coverage = opts.characterCoverage.trim() === '' ? Number.NaN : Number(opts.characterCoverage);
-  if (!Number.isFinite(coverage)) throw new TrainError(`--character-coverage must be a number (got '${opts.characterCoverage}')`);
   const showBar = opts.progress !== false && process.stderr.isTTY === true;
   const bar = showBar
     ? new cliProgress.SingleBar(
@@ -107,19 +98,19 @@ export async function runTrain(opts: TrainCommandOptions, print: (line: string) 
   };
   const options: TrainSentencePieceOptions = {
     input: opts.input,
-    vocabSize: int('--vocab-size', opts.vocabSize)!,
+    vocabSize: opts.vocabSize,
     modelType: opts.modelType as 'bpe' | 'unigram',
-    characterCoverage: coverage,
+    characterCoverage: opts.characterCoverage,
     byteFallback: opts.byteFallback ?? false,
     userDefinedSymbols: list(opts.userDefinedSymbols),
     controlSymbols: list(opts.controlSymbols),
-    maxSentenceLength: int('--max-sentence-length', opts.maxSentenceLength),
-    inputSentenceSize: int('--input-sentence-size', opts.inputSentenceSize),
-    seed: int('--seed', opts.seed),
+    maxSentenceLength: opts.maxSentenceLength,
+    inputSentenceSize: opts.inputSentenceSize,
+    seed: opts.seed,
     splitDigits: opts.splitDigits ?? false,
-    maxSentencepieceLength: int('--max-sentencepiece-length', opts.maxSentencepieceLength),
+    maxSentencepieceLength: opts.maxSentencepieceLength,
     normalizationRuleName: (opts.normalization ?? 'nmt_nfkc') as 'nmt_nfkc',
-    threads: int('--threads', opts.threads),
+    threads: opts.threads,
     modelPrefix: opts.out,
     onProgress,
   };
@@ -138,28 +129,45 @@ export async function runTrain(opts: TrainCommandOptions, print: (line: string) 
   );
 }
 
-export function register(program: Command): void {
-  program
-    .command('train')
-    .description('train a SentencePiece BPE or unigram vocabulary (like spm_train); writes <out>.model and <out>.vocab')
-    .requiredOption('--input <file>', 'training text, one sentence per line (repeat for several files)', (v: string, prev: string[] = []) => [...prev, v])
-    .requiredOption('--vocab-size <n>', 'vocabulary size, meta pieces included')
-    .option('--model-type <type>', 'bpe or unigram', 'unigram')
-    .option('--character-coverage <c>', 'fraction of characters covered by the alphabet (rest → <unk>)', '0.9995')
-    .requiredOption('--out <prefix>', 'output prefix: writes <prefix>.model and <prefix>.vocab')
-    .option('--byte-fallback', 'add <0x00>…<0xFF> pieces; unknown characters become UTF-8 bytes')
-    .option('--user-defined-symbols <list>', 'comma-separated pieces kept whole')
-    .option('--control-symbols <list>', 'comma-separated control pieces')
-    .option('--max-sentence-length <bytes>', 'skip longer lines', '4192')
-    .option('--input-sentence-size <n>', 'sample this many lines (0 = all)', '0')
-    .option('--seed <n>', 'random seed of the sampling', '12345678')
-    .option('--split-digits', 'split every digit into its own piece')
-    .option('--max-sentencepiece-length <n>', 'longest piece in characters', '16')
-    .option('--normalization <rule>', 'nmt_nfkc or identity', 'nmt_nfkc')
-    .option('--threads <n>', 'worker threads for unigram EM', '2')
-    .option('--no-progress', 'no progress bar')
-    .option('--force', 'replace existing <prefix>.model / <prefix>.vocab')
-    .action(async (o: TrainCommandOptions) => {
-      await runTrain(o);
-    });
-}
+/** Digits only ('1e99', '1e3', '0x10' and '' are not integers here); ranges are the trainer's to check. */
+const int = (flag: string) => ({ type: 'string', valueHint: 'n', parse: integerFlag(flag) }) as const;
+
+export const trainCommand = defineCommand<TrainCommandOptions>({
+  meta: {
+    name: 'train',
+    description: 'train a SentencePiece BPE or unigram vocabulary (like spm_train); writes <out>.model and <out>.vocab',
+    example: 'cllama-tokenizer train --input zh_train.txt --vocab-size 20000 --out zh_sp',
+  },
+  args: {
+    input: {
+      type: 'string',
+      valueHint: 'file',
+      description: 'training text, one sentence per line (repeat for several files)',
+      required: true,
+      repeatable: true,
+    },
+    'vocab-size': { ...int('--vocab-size'), description: 'vocabulary size, meta pieces included', required: true },
+    'model-type': { type: 'string', valueHint: 'type', description: 'bpe or unigram', default: 'unigram' },
+    'character-coverage': {
+      type: 'string',
+      valueHint: 'c',
+      description: 'fraction of characters covered by the alphabet (rest → <unk>)',
+      parse: numberFlag('--character-coverage'),
+      default: 0.9995,
+    },
+    out: { type: 'string', valueHint: 'prefix', description: 'output prefix: writes <prefix>.model and <prefix>.vocab', required: true },
+    'byte-fallback': { type: 'boolean', description: 'add <0x00>…<0xFF> pieces; unknown characters become UTF-8 bytes' },
+    'user-defined-symbols': { type: 'string', valueHint: 'list', description: 'comma-separated pieces kept whole' },
+    'control-symbols': { type: 'string', valueHint: 'list', description: 'comma-separated control pieces' },
+    'max-sentence-length': { ...int('--max-sentence-length'), valueHint: 'bytes', description: 'skip longer lines', default: 4192 },
+    'input-sentence-size': { ...int('--input-sentence-size'), description: 'sample this many lines (0 = all)', default: 0 },
+    seed: { ...int('--seed'), description: 'random seed of the sampling', default: 12345678 },
+    'split-digits': { type: 'boolean', description: 'split every digit into its own piece' },
+    'max-sentencepiece-length': { ...int('--max-sentencepiece-length'), description: 'longest piece in characters', default: 16 },
+    normalization: { type: 'string', valueHint: 'rule', description: 'nmt_nfkc or identity', default: 'nmt_nfkc' },
+    threads: { ...int('--threads'), description: 'worker threads for unigram EM', default: 2 },
+    'no-progress': { type: 'boolean', description: 'no progress bar' },
+    force: { type: 'boolean', description: 'replace existing <prefix>.model / <prefix>.vocab' },
+  },
+  run: ({ args }) => runTrain(args),
+});

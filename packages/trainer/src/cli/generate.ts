@@ -1,5 +1,5 @@
 /** `cllama-train generate`: complete one prompt, streaming the text as tokens come. */
-import { Command } from 'commander';
+import { type ArgsDef, defineCommand } from '@cllama/core';
 import type { Tokenizer } from '@cllama/tokenizer-merge';
 import { initBackend, type BackendChoice } from '../backend.js';
 import { alpacaPrompt, generateTokens, type GenerationOptions } from '../generate.js';
@@ -7,7 +7,7 @@ import { checkModelMemory } from '../memory.js';
 import { loadLlama } from '../model/io.js';
 import type { LlamaModel } from '../model/llama.js';
 import { attachLoraFromDir } from '../model/adapter.js';
-import { backendOption, parseNonNegativeInt, parseNumber, parsePositiveInt, reportBackend, UsageError } from './common.js';
+import { BACKEND_ARG, parseNonNegativeInt, parseNumber, parsePositiveInt, reportBackend, UsageError } from './common.js';
 
 export interface ModelFlags {
   model: string;
@@ -26,21 +26,30 @@ export interface SamplingFlags {
   seed: number;
 }
 
-/** Adds the model/tokenizer/backend and sampling flags shared by generate and chat. */
-export function addGenerationFlags(cmd: Command): Command {
-  return cmd
-    .requiredOption('--model <dir>', 'Hugging Face LLaMA folder')
-    .option('--lora <dir>', 'PEFT LoRA adapter folder to apply')
-    .option('--tokenizer <path>', 'tokenizer (.model file or HF folder); default: the model folder')
-    .option('--max-new-tokens <n>', 'most tokens to generate', parsePositiveInt('--max-new-tokens'), 128)
-    .option('--greedy', 'always take the most likely token (ignores temperature/top-k/top-p)')
-    .option('--temperature <t>', 'sampling temperature (default 1 when sampling)', parseNumber('--temperature', 1e-6, 100))
-    .option('--top-k <k>', 'sample among the k most likely tokens', parsePositiveInt('--top-k'))
-    .option('--top-p <p>', 'nucleus sampling threshold', parseNumber('--top-p', 1e-6, 1))
-    .option('--repetition-penalty <r>', 'HF repetition penalty (1 = off)', parseNumber('--repetition-penalty', 1e-6, 100))
-    .option('--seed <n>', 'sampling seed', parseNonNegativeInt('--seed'), 0)
-    .addOption(backendOption());
-}
+/** The model/tokenizer/backend and sampling flags shared by generate and chat. */
+export const GENERATION_ARGS: ArgsDef = {
+  model: { type: 'string', valueHint: 'dir', description: 'Hugging Face LLaMA folder', required: true },
+  lora: { type: 'string', valueHint: 'dir', description: 'PEFT LoRA adapter folder to apply' },
+  tokenizer: { type: 'string', valueHint: 'path', description: 'tokenizer (.model file or HF folder); default: the model folder' },
+  'max-new-tokens': { type: 'string', valueHint: 'n', description: 'most tokens to generate', parse: parsePositiveInt('--max-new-tokens'), default: 128 },
+  greedy: { type: 'boolean', description: 'always take the most likely token (ignores temperature/top-k/top-p)' },
+  temperature: {
+    type: 'string',
+    valueHint: 't',
+    description: 'sampling temperature (default 1 when sampling)',
+    parse: parseNumber('--temperature', 1e-6, 100),
+  },
+  'top-k': { type: 'string', valueHint: 'k', description: 'sample among the k most likely tokens', parse: parsePositiveInt('--top-k') },
+  'top-p': { type: 'string', valueHint: 'p', description: 'nucleus sampling threshold', parse: parseNumber('--top-p', 1e-6, 1) },
+  'repetition-penalty': {
+    type: 'string',
+    valueHint: 'r',
+    description: 'HF repetition penalty (1 = off)',
+    parse: parseNumber('--repetition-penalty', 1e-6, 100),
+  },
+  seed: { type: 'string', valueHint: 'n', description: 'sampling seed', parse: parseNonNegativeInt('--seed'), default: 0 },
+  backend: BACKEND_ARG,
+};
 
 export function generationOptions(flags: SamplingFlags): GenerationOptions {
   const sampling = flags.temperature !== undefined || flags.topK !== undefined || flags.topP !== undefined;
@@ -106,15 +115,22 @@ export async function streamCompletion(
   return final;
 }
 
-export function generateCommand(): Command {
-  return addGenerationFlags(new Command('generate').description('complete a prompt (tokens are printed as they come)'))
-    .requiredOption('--prompt <text>', 'the prompt')
-    .option('--alpaca', 'wrap the prompt in the Alpaca instruction template')
-    .action(async (flags: ModelFlags & SamplingFlags & { prompt: string; alpaca?: boolean }) => {
-      const { model, tokenizer } = await loadForGeneration(flags);
-      const prompt = flags.alpaca ? alpacaPrompt(flags.prompt) : flags.prompt;
-      await streamCompletion(model, tokenizer, prompt, generationOptions(flags), (t) => process.stdout.write(t));
-      process.stdout.write('\n');
-      model.dispose();
-    });
-}
+export const generateCommand = defineCommand<ModelFlags & SamplingFlags & { prompt: string; alpaca?: boolean }>({
+  meta: {
+    name: 'generate',
+    description: 'complete a prompt (tokens are printed as they come)',
+    example: 'cllama-train generate --model chinese-alpaca-7b --prompt "为什么天空是蓝色的？" --alpaca --temperature 0.7',
+  },
+  args: {
+    ...GENERATION_ARGS,
+    prompt: { type: 'string', valueHint: 'text', description: 'the prompt', required: true },
+    alpaca: { type: 'boolean', description: 'wrap the prompt in the Alpaca instruction template' },
+  },
+  run: async ({ args: flags }) => {
+    const { model, tokenizer } = await loadForGeneration(flags);
+    const prompt = flags.alpaca ? alpacaPrompt(flags.prompt) : flags.prompt;
+    await streamCompletion(model, tokenizer, prompt, generationOptions(flags), (t) => process.stdout.write(t));
+    process.stdout.write('\n');
+    model.dispose();
+  },
+});

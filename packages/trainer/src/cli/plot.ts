@@ -9,8 +9,7 @@
  */
 import { createReadStream } from 'node:fs';
 import * as path from 'node:path';
-import { Command } from 'commander';
-import { writeFileAtomic } from '@cllama/core';
+import { defineCommand, writeFileAtomic } from '@cllama/core';
 import { forEachMetric, METRICS_FILE, MetricsFileError } from '../train/metrics.js';
 import { renderPlotData, TrainingPlotData } from '../train/plot.js';
 import { UsageError } from './common.js';
@@ -36,24 +35,29 @@ async function maxStepsOf(dir: string): Promise<number | undefined> {
   return undefined;
 }
 
-export function plotCommand(): Command {
-  return new Command('plot')
-    .description('draw <output-dir>/training_plot.svg from its metrics.jsonl (e.g. after a train.py run of --emit-launch)')
-    .argument('<output-dir>', 'a training output folder with metrics.jsonl')
-    .option('--title <text>', 'chart title (default: the folder name)')
-    .action(async (dir: string, flags: { title?: string }) => {
-      const file = path.join(dir, METRICS_FILE);
-      const data = new TrainingPlotData();
-      await forEachMetric(file, (entry, line) => {
-        if (typeof entry.step !== 'number' || !Number.isFinite(entry.step)) throw new MetricsFileError(`${file}:${line}: no numeric "step"; nothing to plot`);
-        data.add(entry);
-      }).catch((err: Error) => {
-        if (err instanceof MetricsFileError) throw err;
-        throw new UsageError(`cannot read ${file} (${err.message}); give a training output folder`);
-      });
-      if (data.entries === 0) throw new UsageError(`${file} has no metric lines with a step; nothing to plot`);
-      const out = path.join(dir, 'training_plot.svg');
-      await writeFileAtomic(out, renderPlotData(data, { title: flags.title ?? path.basename(path.resolve(dir)), maxSteps: await maxStepsOf(dir) }));
-      console.log(`wrote ${out} (${data.entries} metric lines)`);
+export const plotCommand = defineCommand<{ outputDir: string; title?: string }>({
+  meta: {
+    name: 'plot',
+    description: 'draw <output-dir>/training_plot.svg from its metrics.jsonl (e.g. after a train.py run of --emit-launch)',
+    example: 'cllama-train plot sft_output/ --title "SFT, 7B"',
+  },
+  args: {
+    'output-dir': { type: 'positional', description: 'a training output folder with metrics.jsonl' },
+    title: { type: 'string', valueHint: 'text', description: 'chart title (default: the folder name)' },
+  },
+  run: async ({ args: { outputDir: dir, title } }) => {
+    const file = path.join(dir, METRICS_FILE);
+    const data = new TrainingPlotData();
+    await forEachMetric(file, (entry, line) => {
+      if (typeof entry.step !== 'number' || !Number.isFinite(entry.step)) throw new MetricsFileError(`${file}:${line}: no numeric "step"; nothing to plot`);
+      data.add(entry);
+    }).catch((err: Error) => {
+      if (err instanceof MetricsFileError) throw err;
+      throw new UsageError(`cannot read ${file} (${err.message}); give a training output folder`);
     });
-}
+    if (data.entries === 0) throw new UsageError(`${file} has no metric lines with a step; nothing to plot`);
+    const out = path.join(dir, 'training_plot.svg');
+    await writeFileAtomic(out, renderPlotData(data, { title: title ?? path.basename(path.resolve(dir)), maxSteps: await maxStepsOf(dir) }));
+    console.log(`wrote ${out} (${data.entries} metric lines)`);
+  },
+});

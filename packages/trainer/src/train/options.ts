@@ -162,7 +162,7 @@ const SPECS: Spec[] = [
     help: "recompute each layer's activations in the backward pass instead of keeping them: far less memory for one more forward pass (HF gradient_checkpointing)",
   },
   { key: 'json', flag: 'json', kind: 'bool', help: 'machine-readable output for --dry-run' },
-  { key: 'noProgress', flag: 'no-progress', kind: 'bool', help: 'no progress bar (log lines instead)' },
+  { key: 'noProgress', flag: 'no-progress', kind: 'bool', help: 'no progress bar and no step log lines on stderr (metrics.jsonl still gets every log)' },
   {
     key: 'threads',
     flag: 'threads',
