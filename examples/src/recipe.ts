@@ -310,7 +310,7 @@ async function vocabPhase(ctx: Ctx): Promise<Record<string, unknown>> {
 /** 2. Stage 1: the base resized to the merged vocabulary, then pre-trained on Chinese with only embed_tokens trainable. */
 async function stage1Phase(ctx: Ctx, mergedSize: number): Promise<Record<string, unknown>> {
   const resized = p(ctx, '02-resized');
-  const model = await loadLlama(ctx.baseDir, { backend: ctx.opts.backend });
+  const model = await loadLlama(ctx.baseDir); // on the backend chosen in setUp
   model.resizeTokenEmbeddings(mergedSize, 42);
   await saveLlama(resized, model, { force: true });
   model.dispose();
