@@ -149,6 +149,7 @@ const PACKAGES: Record<string, { dir: string; bin: string | undefined; values: s
     bin: 'cllama-train',
     values: [
       'AdamW',
+      'AdapterError',
       'BACKEND_CHOICES',
       'BackendError',
       'DataParallel',
@@ -157,7 +158,6 @@ const PACKAGES: Record<string, { dir: string; bin: string | undefined; values: s
       'KVCache',
       'LaunchError',
       'LlamaModel',
-      'LoraError',
       'LrSchedule',
       'ModelError',
       'OptimizerStateError',

@@ -12,7 +12,7 @@ export { LlamaModel, ModelError, llamaWeightShapes } from './model/llama.js';
 export type { WeightTensor, ForwardOptions, LossOptions } from './model/llama.js';
 export type { LlamaConfig } from './model/config.js';
 export { KVCache } from './model/kv-cache.js';
-export { LoraError } from './model/lora-layers.js';
+export { AdapterError } from './model/peft-keys.js';
 export type { LoraAttachConfig, LoraTensor } from './model/lora-layers.js';
 export { loadLlama, saveLlama } from './model/io.js';
 export { attachLoraFromDir } from './model/adapter.js';

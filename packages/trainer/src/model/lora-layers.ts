@@ -8,8 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initLoraPair, loraScaling, loraTargets, matchesTargetModule, peftLoraKeys, type LoraConfig } from '@cllama/lora';
 import { Mulberry32, mulberry32 } from '@cllama/core';
-import { adapterTensors, type LoraTensor } from './peft-keys.js';
-import { TrainerError } from '../errors.js';
+import { AdapterError, adapterTensors, type LoraTensor } from './peft-keys.js';
 
 /** The parts of a PEFT LoraConfig that shape the LoRA branches. */
 export type LoraAttachConfig = Pick<LoraConfig, 'r' | 'loraAlpha' | 'loraDropout' | 'targetModules'> &
@@ -22,13 +21,6 @@ export interface LoraAdapter {
   b: tf.Variable;
   scaling: number;
   dropout: number;
-}
-
-export class LoraError extends TrainerError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'LoraError';
-  }
 }
 
 /** A trainable variable holding a copy of `data` (the temporary tensor is released); also used by llama.ts. */
@@ -58,8 +50,8 @@ export class LoraLayers {
     seed: number,
   ) {
     const { r } = config;
-    if (!Number.isInteger(r) || r <= 0) throw new LoraError(`LoRA rank r must be a positive integer, got ${r}`);
-    if (!(config.loraDropout >= 0 && config.loraDropout < 1)) throw new LoraError(`lora_dropout must be in [0, 1), got ${config.loraDropout}`);
+    if (!Number.isInteger(r) || r <= 0) throw new AdapterError(`LoRA rank r must be a positive integer, got ${r}`);
+    if (!(config.loraDropout >= 0 && config.loraDropout < 1)) throw new AdapterError(`lora_dropout must be in [0, 1), got ${config.loraDropout}`);
     const id = ++loraCounter;
     const init = mulberry32(seed);
     const targets = loraTargets({ targetModules: config.targetModules, targetModulesRegex: config.targetModulesRegex });
@@ -75,9 +67,9 @@ export class LoraLayers {
         const peft = peftLoraKeys(`${module}.weight`);
         const ta = tensors.get(peft.a);
         const tb = tensors.get(peft.b);
-        if (!ta || !tb) throw new LoraError(`the adapter has no ${peft.a} / lora_B pair although '${module}' matches its target_modules`);
-        if (ta.shape[0] !== r || ta.shape[1] !== inFeatures) throw new LoraError(`${peft.a} is [${ta.shape}], expected [${r}, ${inFeatures}]`);
-        if (tb.shape[0] !== out || tb.shape[1] !== r) throw new LoraError(`${peft.b} is [${tb.shape}], expected [${out}, ${r}]`);
+        if (!ta || !tb) throw new AdapterError(`the adapter has no ${peft.a} / lora_B pair although '${module}' matches its target_modules`);
+        if (ta.shape[0] !== r || ta.shape[1] !== inFeatures) throw new AdapterError(`${peft.a} is [${ta.shape}], expected [${r}, ${inFeatures}]`);
+        if (tb.shape[0] !== out || tb.shape[1] !== r) throw new AdapterError(`${peft.b} is [${tb.shape}], expected [${out}, ${r}]`);
         a = ta.data;
         b = tb.data;
         used.add(peft.a).add(peft.b);
@@ -95,14 +87,14 @@ export class LoraLayers {
       this.variables.set(keyB, adapter.b);
     }
     if (this.adapters.size === 0) {
-      throw new LoraError(
+      throw new AdapterError(
         `target_modules ${JSON.stringify(config.targetModules)} match no linear layer of this model (names look like model.layers.0.self_attn.q_proj)`,
       );
     }
     if (tensors) {
       for (const key of tensors.keys()) {
         if ((key.includes('.lora_A.') || key.includes('.lora_B.')) && !used.has(key)) {
-          throw new LoraError(`adapter tensor '${key}' does not belong to a targeted layer of this model`);
+          throw new AdapterError(`adapter tensor '${key}' does not belong to a targeted layer of this model`);
         }
       }
     }
