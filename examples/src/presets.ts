@@ -1,8 +1,8 @@
 /**
  * Sizes and hyper-parameters of each recipe preset.
  *
- * `cpu` is the README's `npm run recipe`: a tiny LLaMA on the embedded wasm backend, sized to finish
- * on a 2-core machine in well under 20 minutes. `fast` is the same chain at the smallest sizes that
+ * `cpu` is the README's `npm run recipe`: a tiny LLaMA on the CPU (`auto`: the native backend where
+ * onnxruntime-node loads, else wasm), sized to finish on a 2-core machine in well under 20 minutes. `fast` is the same chain at the smallest sizes that
  * still exercise every phase (the CI test). `gpu` is the recipe at real sequence length with the
  * seed's hyper-parameters scaled to one GPU (--backend webgpu, or tfjs-node-gpu); it expects `--base <HF LLaMA folder>`.
  */

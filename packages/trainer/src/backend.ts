@@ -11,14 +11,18 @@
  *      the adapter Dawn picks is a real GPU — a software adapter (Mesa's lavapipe/llvmpipe,
  *      SwiftShader) runs at ~1 GFLOP/s, slower than wasm, so `auto` skips it (on Linux it does not
  *      even load Dawn when there is no GPU device node);
- *   3. `@tensorflow/tfjs-node` (libtensorflow on the CPU), when installed;
- *   4. the embedded WebAssembly backend.
+ *   3. `native` (tfjs-cpu tensors with onnxruntime-node's kernels, backends/native/), when
+ *      onnxruntime-node loads: on the CPU the fastest backend here (the bench config 2–3× wasm, real
+ *      model shapes that the wasm heap cannot hold at all);
+ *   4. `@tensorflow/tfjs-node` (libtensorflow on the CPU), when installed;
+ *   5. the embedded WebAssembly backend.
  *
  * Each backend's activation is in its folder (backends/<name>/activate.ts); the optional peers are
- * imported there, only when tried. `--backend webgpu` takes any adapter, software ones included (CI
- * runs the GPU code path on lavapipe). `native` (onnxruntime-node) is used only when asked for, and
- * falls back to wasm saying why. The pure-JS `cpu` backend is ~40× slower than wasm and is only used
- * when asked for.
+ * imported there, only when tried, and the reason names every one skipped (native's own reason
+ * included: not installed, its library failed to load, CLLAMA_NATIVE_DISABLE=1). `--backend webgpu`
+ * takes any adapter, software ones included (CI runs the GPU code path on lavapipe). `--backend
+ * native` falls back to wasm saying why. The pure-JS `cpu` backend is ~40× slower than wasm and is only
+ * used when asked for.
  *
  * initBackend also registers the model's gradient overrides (model/register-gradients.ts), once.
  */
@@ -127,6 +131,9 @@ async function choose(choice: BackendChoice): Promise<Chosen> {
     await useWebgpu(p);
     return { name: 'webgpu', package: '@tensorflow/tfjs-backend-webgpu', adapter: p.summary, reason: `auto: ${skipped.join('; ')}; WebGPU adapter is a GPU` };
   }
+  const native = await useNative();
+  if (native === true) return { name: 'native', package: 'onnxruntime-node', reason: `auto: ${skipped.join('; ')}; onnxruntime-node loads` };
+  skipped.push(`native unavailable (${native})`);
   if (await useTensorflow('@tensorflow/tfjs-node')) return { name: 'tensorflow', package: '@tensorflow/tfjs-node', reason: `auto: ${skipped.join('; ')}` };
   skipped.push('tfjs-node not installed');
   await useWasm();

@@ -16,6 +16,10 @@
  *                 × layers × batch × seq, plus the loss head's chunked logits / probabilities
  *                 (2 · batch · seq · vocab). Scoring / generation keep one layer's worth at a time;
  *                 so does training with gradient checkpointing, plus every layer's input (hidden).
+ *                 Where the backend trains each layer as one fused kernel (the facts'
+ *                 fusedLayerSavedFloats: native), a layer keeps its input and the kernel's saved values
+ *                 instead of the op chain's tape, counted once (no activationFactor)
+ *   runtime     = what the backend itself holds (the facts' runtimeBytes: libraries, sessions, pools)
  *
  * The parameter count is O(1) in the layer count (countParameters): the check must refuse a hostile
  * config.json (3,000,000 layers, hidden sizes near 2^53) in milliseconds, without allocating per layer.
@@ -31,6 +35,10 @@
  * estimates (±30 % against PyTorch's measured peak RSS for the same shapes without that factor, which
  * tfjs's tape does not reach), so the check only refuses a run that is clearly over;
  * CLLAMA_MEMORY_CHECK=off skips it.
+ *
+ * Gradient checkpointing left to the trainer (no --gradient-checkpointing flag; chooseCheckpointing):
+ * off when the job fits without it, on when it fits only with it (one line says so, as train.py
+ * defaults to it), refused up front when it fits neither way.
  */
 import * as os from 'node:os';
 import { countTrainableParameters, readLlamaConfig, type LlamaConfig, type ParameterCount, type TrainingPlan } from '@cllama/lora';
@@ -61,6 +69,8 @@ export interface MemoryEstimate {
   projectionCopyBytes: number;
   trainingStateBytes: number;
   activationBytes: number;
+  /** What the backend itself holds (its facts' runtimeBytes). */
+  runtimeBytes: number;
   totalBytes: number;
 }
 
@@ -106,13 +116,21 @@ export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: st
   const transposedCopies = facts.transposeFlagsFree ? 0 : parameters - embedding;
   const perLayerToken = 14 * h + 5 * inter + 2 * heads * job.seqLen;
   const head = 2 * tokens * vocab;
-  const factor = facts.activationFactor;
   const checkpointing = job.kind !== 'inference' && job.gradientCheckpointing === true;
-  // kept for the backward pass: every layer's activations, or (checkpointing) every layer's input and
-  // the activations of the one layer being recomputed
-  const layerActivations =
-    job.kind === 'inference' ? tokens * perLayerToken : checkpointing ? layers * tokens * h + tokens * perLayerToken : layers * tokens * perLayerToken;
-  const activations = (layerActivations + head) * factor;
+  let activations: number;
+  if (job.kind !== 'inference' && facts.fusedLayerSavedFloats) {
+    // one kernel per layer: its input and its saved values, for every layer or (checkpointing) for the
+    // one being recomputed; the loss head's chunks are kernel outputs too
+    const loraRanks = job.kind === 'lora' ? job.targetModules.map(() => job.r) : [];
+    const saved = facts.fusedLayerSavedFloats({ hidden: h, intermediate: inter, heads, kvHeads: config.numKeyValueHeads, seq: job.seqLen, loraRanks });
+    activations = (checkpointing ? layers * tokens * h + tokens * saved : layers * tokens * (h + saved)) + head;
+  } else {
+    // kept for the backward pass: every layer's activations, or (checkpointing) every layer's input and
+    // the activations of the one layer being recomputed
+    const layerActivations =
+      job.kind === 'inference' ? tokens * perLayerToken : checkpointing ? layers * tokens * h + tokens * perLayerToken : layers * tokens * perLayerToken;
+    activations = (layerActivations + head) * facts.activationFactor;
+  }
   const weightsBytes = (parameters + transposedCopies) * F32;
   const trainingStateBytes = trainable * F32 * 3;
   const activationBytes = activations * F32;
@@ -123,7 +141,8 @@ export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: st
     projectionCopyBytes: transposedCopies * F32,
     trainingStateBytes,
     activationBytes,
-    totalBytes: weightsBytes + trainingStateBytes + activationBytes,
+    runtimeBytes: facts.runtimeBytes,
+    totalBytes: weightsBytes + trainingStateBytes + activationBytes + facts.runtimeBytes,
   };
 }
 
@@ -158,7 +177,8 @@ function describe(e: MemoryEstimate, job: MemoryJob): string {
       : job.kind === 'lora'
         ? 'weights + LoRA/Adam state + activations'
         : 'weights + gradients + 2 Adam moments + activations';
-  return `${millions(e.parameters)} parameters need ~${gb(e.totalBytes)} for ${job.kind === 'inference' ? 'inference' : `${job.kind} training`} (${what}, batch ${job.batchSize} × seq ${job.seqLen})`;
+  const recompute = job.kind !== 'inference' && job.gradientCheckpointing ? ' with gradient checkpointing' : '';
+  return `${millions(e.parameters)} parameters need ~${gb(e.totalBytes)} for ${job.kind === 'inference' ? 'inference' : `${job.kind} training`}${recompute} (${what}, batch ${job.batchSize} × seq ${job.seqLen})`;
 }
 
 export interface MemoryCheckOptions {
@@ -172,6 +192,30 @@ export interface MemoryCheckOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** Why `e` does not fit (the heap, or the memory available), as the refusal's middle part; undefined when it fits. */
+function overLimit(e: MemoryEstimate, job: MemoryJob, opts: MemoryCheckOptions): { estimate: string; limit: string; heap: boolean } | undefined {
+  // in a bounded heap (tfjs-wasm), XNNPACK packs every weight it multiplies into one more copy inside it
+  const { heap, name } = factsOf(opts.backend);
+  const heapBytes = e.totalBytes + e.projectionCopyBytes;
+  if (heap && !(heapBytes <= heap.usableBytes)) {
+    return {
+      estimate: describe({ ...e, totalBytes: heapBytes }, job),
+      limit: `over the ~${gb(heap.usableBytes)} a step can use of the ${name} backend's ${gb(heap.limitBytes)} heap`,
+      heap: true,
+    };
+  }
+  const available = opts.availableBytes ?? availableMemoryBytes();
+  // each data-parallel replica holds its own weights; the batch (activations) is split among them
+  // (written as !(a <= b): an estimate that is not a number is refused, never waved through)
+  const replicas = opts.replicas ?? 1;
+  const needed = e.totalBytes + (replicas - 1) * e.weightsBytes;
+  if (!(needed <= available)) {
+    const times = replicas > 1 ? ` (~${gb(needed)} with ${replicas} threads' model copies)` : '';
+    return { estimate: `${describe(e, job)}${times}`, limit: `more than the ${gb(available)} of memory available`, heap: false };
+  }
+  return undefined;
+}
+
 /**
  * Throws a one-line MemoryCheckError when the estimate is over the backend's heap (where it has one)
  * or over the memory available; returns the estimate otherwise.
@@ -180,34 +224,45 @@ export function checkMemory(config: LlamaConfig, job: MemoryJob, opts: MemoryChe
   const e = estimateMemory(config, job, opts.backend);
   const env = opts.env ?? process.env;
   if (env.CLLAMA_MEMORY_CHECK === 'off') return e;
-  const replicas = opts.replicas ?? 1;
+  const over = overLimit(e, job, opts);
+  if (!over) return e;
   const checkpointingHint = job.kind !== 'inference' && !job.gradientCheckpointing ? '--gradient-checkpointing, ' : '';
   const smaller =
     checkpointingHint +
     (job.kind === 'full' ? 'a smaller model or LoRA (stage 2 / sft without --stage full)' : 'a smaller model, a smaller batch or sequence length');
-  // in a bounded heap (tfjs-wasm), XNNPACK packs every weight it multiplies into one more copy inside it
-  const { heap, name } = factsOf(opts.backend);
-  const heapBytes = e.totalBytes + e.projectionCopyBytes;
-  if (heap && !(heapBytes <= heap.usableBytes)) {
-    throw new MemoryCheckError(
-      `${describe({ ...e, totalBytes: heapBytes }, job)}, over the ~${gb(heap.usableBytes)} a step can use of the ${name} backend's ${gb(heap.limitBytes)} heap: ${heap.advice}, or ${smaller} (CLLAMA_MEMORY_CHECK=off skips this check)`,
-    );
-  }
-  const available = opts.availableBytes ?? availableMemoryBytes();
-  // each data-parallel replica holds its own weights; the batch (activations) is split among them
-  // (written as !(a <= b): an estimate that is not a number is refused, never waved through)
-  const needed = e.totalBytes + (replicas - 1) * e.weightsBytes;
-  if (!(needed <= available)) {
-    const times = replicas > 1 ? ` (~${gb(needed)} with ${replicas} threads' model copies)` : '';
-    throw new MemoryCheckError(
-      `${describe(e, job)}${times}, more than the ${gb(available)} of memory available: use ${smaller}${replicas > 1 ? ', fewer --threads' : ''}, or free memory (CLLAMA_MEMORY_CHECK=off skips this check)`,
-    );
-  }
-  return e;
+  const heap = factsOf(opts.backend).heap;
+  const what = over.heap && heap ? `${heap.advice}, or ${smaller}` : `use ${smaller}${(opts.replicas ?? 1) > 1 ? ', fewer --threads' : ''}, or free memory`;
+  throw new MemoryCheckError(`${over.estimate}, ${over.limit}: ${what} (CLLAMA_MEMORY_CHECK=off skips this check)`);
+}
+
+/** What chooseCheckpointing decided: the setting, the estimate it was checked with, and the line to print when it turned checkpointing on. */
+export interface CheckpointingChoice {
+  gradientCheckpointing: boolean;
+  estimate: MemoryEstimate;
+  note?: string;
+}
+
+/**
+ * The training job's checkpointing when no flag set it: off when the job fits without it; on when it
+ * fits only with it (`note` says so in one line); when it fits neither way, checkMemory's refusal of
+ * the job with checkpointing (the smaller of the two estimates). With CLLAMA_MEMORY_CHECK=off, off.
+ */
+export function chooseCheckpointing(config: LlamaConfig, job: Exclude<MemoryJob, { kind: 'inference' }>, opts: MemoryCheckOptions): CheckpointingChoice {
+  const without = { ...job, gradientCheckpointing: false };
+  const plain = estimateMemory(config, without, opts.backend);
+  const env = opts.env ?? process.env;
+  const over = env.CLLAMA_MEMORY_CHECK === 'off' ? undefined : overLimit(plain, without, opts);
+  if (!over) return { gradientCheckpointing: false, estimate: plain };
+  const estimate = checkMemory(config, { ...job, gradientCheckpointing: true }, opts);
+  return {
+    gradientCheckpointing: true,
+    estimate,
+    note: `gradient checkpointing on: without it ${over.estimate}, ${over.limit}; with it ~${gb(estimate.totalBytes)} (--gradient-checkpointing true|false decides it yourself)`,
+  };
 }
 
 /** The memory job of a training run: its plan (stage 1 / LoRA / full), batch and sequence length. */
-export function trainingMemoryJob(args: TrainArgs): MemoryJob {
+export function trainingMemoryJob(args: TrainArgs): Exclude<MemoryJob, { kind: 'inference' }> {
   const plan = trainablePlan(args);
   const batchSize = args.perDeviceTrainBatchSize;
   const seqLen = args.mode === 'pretrain' ? args.blockSize : args.maxSeqLength;
@@ -217,17 +272,35 @@ export function trainingMemoryJob(args: TrainArgs): MemoryJob {
   return { kind: plan.kind, batchSize, seqLen, gradientCheckpointing };
 }
 
-/**
- * checkMemory for a model folder: reads its config.json (a larger tokenizer vocabulary, which the model
- * will be resized to, counts). A folder whose config cannot be read is left to the loader's own error.
- */
-export async function checkModelMemory(dir: string, job: MemoryJob, opts: MemoryCheckOptions & { vocabSize?: number }): Promise<MemoryEstimate | undefined> {
+/** The config.json of a model folder, at the tokenizer's vocabulary if larger (the model is resized to it); undefined when unreadable. */
+async function configForMemory(dir: string, vocabSize: number | undefined): Promise<LlamaConfig | undefined> {
   let config: LlamaConfig;
   try {
     config = await readLlamaConfig(dir);
   } catch {
     return undefined;
   }
-  if (opts.vocabSize !== undefined && opts.vocabSize > config.vocabSize) config = { ...config, vocabSize: opts.vocabSize };
-  return checkMemory(config, job, opts);
+  return vocabSize !== undefined && vocabSize > config.vocabSize ? { ...config, vocabSize } : config;
+}
+
+/**
+ * chooseCheckpointing for a model folder (its config.json, as checkModelMemory reads it); a folder whose
+ * config cannot be read keeps checkpointing off and is left to the loader's own error.
+ */
+export async function chooseModelCheckpointing(
+  dir: string,
+  job: Exclude<MemoryJob, { kind: 'inference' }>,
+  opts: MemoryCheckOptions & { vocabSize?: number },
+): Promise<Omit<CheckpointingChoice, 'estimate'> & { estimate?: MemoryEstimate }> {
+  const config = await configForMemory(dir, opts.vocabSize);
+  return config ? chooseCheckpointing(config, job, opts) : { gradientCheckpointing: false };
+}
+
+/**
+ * checkMemory for a model folder: reads its config.json (a larger tokenizer vocabulary, which the model
+ * will be resized to, counts). A folder whose config cannot be read is left to the loader's own error.
+ */
+export async function checkModelMemory(dir: string, job: MemoryJob, opts: MemoryCheckOptions & { vocabSize?: number }): Promise<MemoryEstimate | undefined> {
+  const config = await configForMemory(dir, opts.vocabSize);
+  return config ? checkMemory(config, job, opts) : undefined;
 }

@@ -1,4 +1,6 @@
 /** Backend choice: no import side effects, `auto`'s order and reason, the webgpu adapter report. */
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 
@@ -15,14 +17,34 @@ describe('initBackend', () => {
     expect(tf.getGradient('BatchMatMul')).toBe(grad); // registered once
   });
 
-  it('auto says what it skipped; on this CPU machine it takes wasm, never the software WebGPU adapter', async () => {
+  it('auto says what it skipped; on this CPU machine it takes native (onnxruntime-node loads), never the software WebGPU adapter', async () => {
     const { initBackend, describeBackend } = await import('../src/index.js');
     const info = await initBackend('auto');
-    expect(info.name).toBe('wasm');
+    expect(info.name).toBe('native');
+    expect(info.package).toBe('onnxruntime-node');
     expect(info.reason).toMatch(
-      /^auto: tfjs-node-gpu not installed; (no GPU device \(\/dev\/nvidia\*, \/dev\/dri\/renderD\*\)|WebGPU adapter .* is not a GPU|no WebGPU adapter); tfjs-node not installed$/,
+      /^auto: tfjs-node-gpu not installed; (no GPU device \(\/dev\/nvidia\*, \/dev\/dri\/renderD\*\)|WebGPU adapter .* is not a GPU|no WebGPU adapter); onnxruntime-node loads$/,
     );
-    expect(describeBackend(info)).toBe(`backend wasm (@tensorflow/tfjs-backend-wasm): ${info.reason}`);
+    expect(info.facts.name).toBe('native');
+    expect(describeBackend(info)).toBe(`backend native (onnxruntime-node): ${info.reason}`);
+  });
+
+  it('auto without onnxruntime-node falls back to wasm and says why (CLLAMA_NATIVE_DISABLE=1 stands in for a missing or broken install)', () => {
+    const script = [
+      "const { initBackend, describeBackend } = await import('./src/index.ts');",
+      "const info = await initBackend('auto');",
+      'console.log(JSON.stringify({ name: info.name, line: describeBackend(info) }));',
+    ].join('\n');
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: path.resolve(__dirname, '..'),
+      env: { ...process.env, CLLAMA_NATIVE_DISABLE: '1' },
+      encoding: 'utf8',
+    });
+    const { name, line } = JSON.parse(out.trim().split('\n').pop()!);
+    expect(name).toBe('wasm');
+    expect(line).toMatch(
+      /^backend wasm \(@tensorflow\/tfjs-backend-wasm\): auto: .*; native unavailable \(CLLAMA_NATIVE_DISABLE=1 is set\); tfjs-node not installed$/,
+    );
   });
 
   it('webgpu reports its adapter and the limits the device was created with', async () => {

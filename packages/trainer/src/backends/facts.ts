@@ -56,8 +56,29 @@ export interface BackendFacts {
    * every tape intermediate and wait for V8's collector (measured 5× on native).
    */
   activationFactor: number;
+  /**
+   * Set when the backend runs each decoder layer as one kernel (DECODER_LAYER_KERNEL, src/kernel-names.ts)
+   * that keeps for its backward only its own saved values: the floats per token it keeps besides the
+   * layer's input (src/memory.ts counts these once, not the op chain's tape × activationFactor).
+   */
+  fusedLayerSavedFloats?: (dims: LayerDims) => number;
+  /**
+   * Bytes the backend holds beside the tensors the memory estimate counts: its libraries and sessions,
+   * one layer's temporaries inside a fused kernel, a recycling pool of freed arrays (src/memory.ts).
+   */
+  runtimeBytes: number;
   /** Set when every tensor lives in one bounded heap (src/memory.ts refuses a job past `usableBytes`). */
   heap?: HeapFact;
+}
+
+/** One decoder layer's dimensions and its LoRA ranks (one per adapted projection), for fusedLayerSavedFloats. */
+export interface LayerDims {
+  hidden: number;
+  intermediate: number;
+  heads: number;
+  kvHeads: number;
+  seq: number;
+  loraRanks: readonly number[];
 }
 
 /** Tokens per loss chunk unless a backend says otherwise. */
@@ -75,4 +96,5 @@ export const GENERIC_FACTS: BackendFacts = {
   heapTensors: false,
   threads: { dataParallel: false, why: 'the backend already uses every core' },
   activationFactor: 1,
+  runtimeBytes: 0,
 };

@@ -199,7 +199,7 @@ export function buildLaunchPlan(args: TrainArgs, rawFlags: Record<string, unknow
     precision: 'auto',
     torch_dtype: 'auto',
     // on for GPUs unless the flag says otherwise (HF's default is off)
-    gradient_checkpointing: rawFlags.gradientCheckpointing === undefined ? true : args.gradientCheckpointing,
+    gradient_checkpointing: args.gradientCheckpointing ?? true,
     deepspeed: 'auto',
   };
 

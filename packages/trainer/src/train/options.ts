@@ -65,8 +65,12 @@ export interface TrainArgs {
   noProgress: boolean;
   /** Data-parallel worker threads on the wasm / cpu backend (1 = this thread only). */
   threads: number;
-  /** Recompute each layer's activations in the backward pass instead of keeping them (HF gradient_checkpointing). */
-  gradientCheckpointing: boolean;
+  /**
+   * Recompute each layer's activations in the backward pass instead of keeping them (HF
+   * gradient_checkpointing); undefined (no flag): on only when the memory estimate fits with it and not
+   * without (src/memory.ts chooseCheckpointing).
+   */
+  gradientCheckpointing: boolean | undefined;
   /** Flags of the Python scripts that have no meaning here (DeepSpeed, fp16, DDP...): accepted, reported, ignored. */
   ignored: string[];
 }
@@ -159,7 +163,7 @@ const SPECS: Spec[] = [
     key: 'gradientCheckpointing',
     flag: 'gradient-checkpointing',
     kind: 'bool',
-    help: "recompute each layer's activations in the backward pass instead of keeping them: far less memory for one more forward pass (HF gradient_checkpointing)",
+    help: "recompute each layer's activations in the backward pass instead of keeping them: far less memory for one more forward pass (HF gradient_checkpointing); unset: on only when the memory estimate fits with it and not without",
   },
   { key: 'json', flag: 'json', kind: 'bool', help: 'machine-readable output for --dry-run' },
   { key: 'noProgress', flag: 'no-progress', kind: 'bool', help: 'no progress bar and no step log lines on stderr (metrics.jsonl still gets every log)' },
@@ -236,7 +240,7 @@ export function defaultArgs(mode: TrainMode): Omit<TrainArgs, 'modelNameOrPath' 
     json: false,
     noProgress: false,
     threads: 1,
-    gradientCheckpointing: false,
+    gradientCheckpointing: undefined,
     ignored: [],
   };
 }

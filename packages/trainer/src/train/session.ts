@@ -26,7 +26,7 @@ import { SafetensorsFile, readPeftAdapter, writePeftAdapter, writeSafetensors, t
 import { loadTokenizer, type Tokenizer } from '@cllama/tokenizer-merge';
 import { initBackend, type BackendChoice, type BackendInfo } from '../backend.js';
 import { dataParallelBackends } from '../backends/registry.js';
-import { checkModelMemory, trainingMemoryJob } from '../memory.js';
+import { checkModelMemory, chooseModelCheckpointing, trainingMemoryJob } from '../memory.js';
 import { loadLlama, saveLlama } from '../model/io.js';
 import { applySavedWeights, untieForSavedEmbeddings } from '../model/adapter.js';
 import { assignChecked, loraTensorsOf, readAdapterTensors, restoreAdapterTensors } from '../model/peft-keys.js';
@@ -62,19 +62,26 @@ export interface TrainedModel {
   lora: LoraConfig | undefined;
   /** The base model as loaded (before the vocabulary resize): its path and fingerprint.ts fingerprint. */
   baseModel: { fingerprint: string; path: string };
+  /** Whether the layers recompute their activations (the flag, or chooseCheckpointing's decision without it). */
+  gradientCheckpointing: boolean;
 }
 
 /** Loads model + tokenizer and selects the trainable variables for the run's mode/stage. */
-export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoice } = {}): Promise<TrainedModel> {
+export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoice; onNote?: (message: string) => void } = {}): Promise<TrainedModel> {
   // the run decides its backend here, once; the memory check and the model get its facts
   const backend = await initBackend(opts.backend ?? 'auto');
   const tokenizer = await loadTokenizer(args.tokenizerNameOrPath);
-  // refuse a model that cannot fit before reading a single weight (never a heap abort mid-step)
-  await checkModelMemory(args.modelNameOrPath, trainingMemoryJob(args), {
-    backend: backend.name,
-    replicas: args.threads,
-    vocabSize: tokenizer.vocabSize,
-  });
+  // refuse a model that cannot fit before reading a single weight (never a heap abort mid-step); with
+  // no --gradient-checkpointing flag, turn it on when only that makes the job fit, and say so
+  const memoryOpts = { backend: backend.name, replicas: args.threads, vocabSize: tokenizer.vocabSize };
+  let gradientCheckpointing = args.gradientCheckpointing;
+  if (gradientCheckpointing === undefined) {
+    const choice = await chooseModelCheckpointing(args.modelNameOrPath, trainingMemoryJob(args), memoryOpts);
+    gradientCheckpointing = choice.gradientCheckpointing;
+    if (choice.note) (opts.onNote ?? ((m: string) => process.stderr.write(`cllama-train: ${m}\n`)))(choice.note);
+  } else {
+    await checkModelMemory(args.modelNameOrPath, trainingMemoryJob(args), memoryOpts);
+  }
   const model = await loadLlama(args.modelNameOrPath, { facts: backend.facts });
   const baseModel = { fingerprint: await baseModelFingerprint(model), path: path.resolve(args.modelNameOrPath) };
   // HF: model.resize_token_embeddings(len(tokenizer)) before anything else
@@ -116,14 +123,14 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
   // only these get gradients: frozen weights (e.g. lm_head in stage 1) skip their weight gradients
   const chosen = new Set(names);
   model.setTrainable((name) => chosen.has(name));
-  model.gradientCheckpointing = args.gradientCheckpointing;
+  model.gradientCheckpointing = gradientCheckpointing;
   const all = model.namedVariables();
   const params = names.map((name) => {
     const variable = all.get(name);
     if (!variable) throw new TrainSessionError(`no weight '${name}' in this model to train`);
     return { name, variable };
   });
-  return { backend, model, tokenizer, params, lora, baseModel };
+  return { backend, model, tokenizer, params, lora, baseModel, gradientCheckpointing };
 }
 
 function moduleWeight(module: string): string {
@@ -291,6 +298,8 @@ export async function runTrainingSession(
     onStart?: (backend: BackendInfo | undefined) => void;
     /** A problem that does not stop the run (default: one `cllama-train: warning: …` line on stderr). */
     onWarning?: (message: string) => void;
+    /** A decision the run made for the user, e.g. gradient checkpointing turned on (default: one `cllama-train: …` line on stderr). */
+    onNote?: (message: string) => void;
   } = {},
 ): Promise<SessionResult> {
   await checkTrainInputs(args);
