@@ -110,6 +110,8 @@ const sftShort = [
   ...trainCommon,
 ];
 
+// Long (~140 lines) on purpose: the suite's one set-up, every adapter the tests below compare (ours trained
+// through the CLI, real PEFT's, the merged models) made in order from the same data and base models.
 beforeAll(async () => {
   assertReady();
   root = await fs.mkdtemp(path.join(tmpdir(), 'cllama-interop-adapters-'));
