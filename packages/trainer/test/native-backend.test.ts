@@ -12,10 +12,13 @@ import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { ADAMW_KERNEL } from '../src/kernel-names.js';
+import { ADAMW_KERNEL, HEAD_LOSS_GRAD_KERNEL, SUM_OF_SQUARES_KERNEL } from '../src/kernel-names.js';
+import { knownSumOfSquares, rememberSumOfSquares } from '../src/backends/native/known-sums.js';
 import { loadOrt } from '../src/backends/native/ort.js';
 import { ArrayPool } from '../src/backends/native/pool.js';
+import { fusedLinearCrossEntropy, referenceLinearCrossEntropy } from '../src/model/lm-head-loss.js';
 import { AdamW } from '../src/train/adamw.js';
+import { globalNorm } from '../src/train/gradients.js';
 import { TINY_LLAMA } from './helpers.js';
 
 interface Golden {
@@ -212,6 +215,78 @@ describe.skipIf(!ort.ok)('native fused kernels and output recycling', () => {
       const scale = chain[i]!.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
       for (let j = 0; j < f.length; j++) expect(Math.abs(f[j]! - chain[i]![j]!), `tensor ${i} [${j}]`).toBeLessThanOrEqual(1e-6 * scale);
     });
+  });
+
+  it('the head with its gradient in one graph: the reference loss and gradients (trained and frozen head, chunks, repeated and ignored targets); the gradient norm reads the Σ x² its producers remembered', async () => {
+    await initBackend('native');
+    expect(tf.getKernel(HEAD_LOSS_GRAD_KERNEL, 'native')).toBeDefined();
+    const [n, hidden, vocab] = [40, 24, 300];
+    const targets = Int32Array.from({ length: n }, (_, i) => (i % 7 === 3 ? -100 : (i * 37) % 50)); // rows repeat targets
+    const h = tf.randomNormal([n, hidden], 0, 1, 'float32', 11);
+    const w0 = tf.randomNormal([vocab, hidden], 0, 0.3, 'float32', 12);
+    const sumSquares = (x: Float32Array) => x.reduce((a, v) => a + v * v, 0);
+    const ref = tf.grads((hh: tf.Tensor, ww: tf.Tensor) => referenceLinearCrossEntropy(hh as tf.Tensor2D, ww as tf.Tensor2D, targets));
+    const [refDh, refDw] = ref([h, w0]).map((g) => g.dataSync() as Float32Array);
+    const refLoss = referenceLinearCrossEntropy(h as tf.Tensor2D, w0 as tf.Tensor2D, targets).dataSync()[0]!;
+    const close = (a: Float32Array, b: Float32Array, what: string) => {
+      const scale = b.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      for (let j = 0; j < b.length; j++) expect(Math.abs(a[j]! - b[j]!), `${what} [${j}]`).toBeLessThan(1e-5 * Math.max(scale, 1));
+    };
+    for (const chunk of [n, 16]) {
+      for (const factor of [1, 3]) {
+        // a trained head: loss, d hidden and d head, scaled by the caller's dy
+        const w = tf.variable(w0, true, `head-${chunk}-${factor}`);
+        const f = (hh: tf.Tensor, ww: tf.Tensor) =>
+          tf.mul(fusedLinearCrossEntropy(hh as tf.Tensor2D, ww as tf.Tensor2D, targets, { chunkTokens: chunk }), factor) as tf.Scalar;
+        const { value, grads } = tf.valueAndGrads(f)([h, w]);
+        expect(Math.abs(value.dataSync()[0]! - factor * refLoss)).toBeLessThan(1e-5 * factor * refLoss);
+        close(
+          grads[0]!.dataSync() as Float32Array,
+          refDh!.map((x) => factor * x),
+          `dh chunk ${chunk} × ${factor}`,
+        );
+        close(
+          grads[1]!.dataSync() as Float32Array,
+          refDw!.map((x) => factor * x),
+          `dw chunk ${chunk} × ${factor}`,
+        );
+        if (factor === 1) {
+          // the kernel left Σ dw² for the gradient norm: equal to the sum over the values it returned
+          const remembered = knownSumOfSquares(grads[1]!.dataId);
+          expect(remembered).toBeDefined();
+          const direct = sumSquares(grads[1]!.dataSync() as Float32Array);
+          expect(Math.abs(remembered! - direct)).toBeLessThan(1e-5 * direct);
+        }
+        tf.dispose([value, w, ...grads]);
+      }
+      // a frozen head: d hidden only
+      const frozen = tf.variable(w0, false, `head-frozen-${chunk}`);
+      const { value, grad } = tf.valueAndGrad((hh: tf.Tensor) =>
+        fusedLinearCrossEntropy(hh as tf.Tensor2D, frozen as tf.Tensor2D, targets, { chunkTokens: chunk }),
+      )(h);
+      expect(Math.abs(value.dataSync()[0]! - refLoss)).toBeLessThan(1e-5 * refLoss);
+      close(grad.dataSync() as Float32Array, refDh!, `dh chunk ${chunk}, frozen head`);
+      tf.dispose([value, grad, frozen]);
+    }
+    // the embedding's gradient (a segment sum): Σ x² over the rows it touched, read by globalNorm
+    const rows = tf.randomNormal([9, 5], 0, 1, 'float32', 13);
+    const seg = tf.unsortedSegmentSum(rows, tf.tensor1d([3, 0, 3, 9, 1, 0, 2, 2, 7], 'int32'), 1000);
+    const segSquares = sumSquares(seg.dataSync() as Float32Array);
+    expect(Math.abs(knownSumOfSquares(seg.dataId)! - segSquares)).toBeLessThan(1e-6 * segSquares);
+    const plain = tf.randomNormal([30], 0, 1, 'float32', 14);
+    const norm = await globalNorm(
+      new Map([
+        ['seg', seg],
+        ['plain', plain],
+      ]),
+    );
+    expect(Math.abs(norm - Math.sqrt(segSquares + sumSquares(plain.dataSync() as Float32Array)))).toBeLessThan(1e-5 * norm);
+    // the kernel reads a remembered sum instead of summing again: a sum planted on a fresh tensor is what it returns
+    const planted = tf.randomNormal([8], 0, 1, 'float32', 15);
+    rememberSumOfSquares(planted.dataId, 42);
+    const read = tf.engine().runKernel(SUM_OF_SQUARES_KERNEL, { x: planted }) as tf.Tensor;
+    expect(read.dataSync()[0]).toBe(42);
+    tf.dispose([h, w0, rows, seg, plain, planted, read]);
   });
 
   it('recycles a disposed output array, but never one that was read out or that another tensor views', async () => {
