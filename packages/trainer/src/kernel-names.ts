@@ -27,6 +27,8 @@ export interface AdamWKernelAttrs {
   eps: number;
   /** lr / (1 − β₁ᵗ). */
   stepSize: number;
+  /** The gradient is used as float32(gradScale · g): gradient clipping's factor (default 1). */
+  gradScale?: number;
 }
 
 /**

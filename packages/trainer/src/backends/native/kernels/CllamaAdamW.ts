@@ -9,7 +9,8 @@ import { ADAMW_KERNEL, type AdamWKernelAttrs } from '../../../kernel-names.js';
 import { f32, type NativeKernel } from '../kernel-util.js';
 
 /**
- * The AdamW update in one loop:
+ * The AdamW update in one loop, of the gradient g ← float32(gradScale · g) (the clipping factor; the
+ * chain multiplies first, rounding to float32, and so does this loop):
  *   p ← p·(1 − lr·wd)   m ← m + (g − m)(1 − β₁)   v ← v·β₂ + g²(1 − β₂)
  *   p ← p − m / (√v / √(1 − β₂ᵗ) + ε) · lr / (1 − β₁ᵗ)
  * computed in float64 and rounded to float32 once per stored value (the op chain rounds after every
@@ -33,12 +34,13 @@ export function adamwUpdate(
   const step = Math.fround(a.stepSize);
   const stepBc2 = step * bc2;
   const epsBc2 = eps * bc2;
+  const gs = Math.fround(a.gradScale ?? 1);
   const n = p.length;
   const po = alloc(n);
   const mo = alloc(n);
   const vo = alloc(n);
   for (let i = 0; i < n; i++) {
-    const gi = g[i]!;
+    const gi = Math.fround(g[i]! * gs);
     const mPrev = m[i]!;
     // the stored (float32) moments are what the next step and a checkpoint see
     const mi = Math.fround(mPrev + (gi - mPrev) * oneMinusB1);
