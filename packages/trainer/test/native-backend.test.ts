@@ -289,6 +289,46 @@ describe.skipIf(!ort.ok)('native fused kernels and output recycling', () => {
     tf.dispose([h, w0, rows, seg, plain, planted, read]);
   });
 
+  it('AdamW updates its state in place once the arrays are exclusively its own, never an array that was read out or that another tensor shares', async () => {
+    const run = async (backend: 'cpu' | 'native') => {
+      await initBackend(backend);
+      const p = tf.variable(tf.randomNormal([300, 70], 0, 0.5, 'float32', 1), true, `inplace-p-${backend}`);
+      const opt = new AdamW([{ name: 'p', variable: p }]);
+      const arrays: unknown[] = [];
+      const held: Array<{ step: number; values: Float32Array; copy: Float32Array }> = [];
+      let alias: tf.Tensor | undefined;
+      for (let step = 0; step < 5; step++) {
+        if (step === 2) {
+          const values = p.dataSync() as Float32Array; // read out: must keep its values
+          held.push({ step, values, copy: Float32Array.from(values) });
+        }
+        if (step === 3) alias = tf.reshape(p, [70, 300]); // shares p's data
+        const grads = new Map([['p', tf.randomNormal([300, 70], 0, 1, 'float32', 10 + step)]]);
+        opt.step(grads, 1e-2);
+        tf.dispose([...grads.values()]);
+        arrays.push((tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }).data.get(p.dataId).values);
+      }
+      const aliasValues = Float32Array.from(alias!.dataSync());
+      const out = { p: Float32Array.from(p.dataSync()), aliasValues, arrays, held };
+      tf.dispose([p, alias!]);
+      opt.dispose();
+      return out;
+    };
+    const chain = await run('cpu');
+    const native = await run('native');
+    // the same values as the chain's
+    const scale = chain.p.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    for (let j = 0; j < chain.p.length; j++) expect(Math.abs(native.p[j]! - chain.p[j]!)).toBeLessThanOrEqual(1e-6 * scale);
+    // steps 1→2 and 4→5 rewrite the array in place; after the read-out (step 3) and under the alias (step 4) a new one
+    expect(native.arrays[1]).toBe(native.arrays[0]);
+    expect(native.arrays[2]).not.toBe(native.arrays[1]);
+    expect(native.arrays[3]).not.toBe(native.arrays[2]);
+    expect(native.arrays[4]).toBe(native.arrays[3]);
+    // what was read out and what the alias holds kept their values
+    expect(Array.from(native.held[0]!.values)).toEqual(Array.from(native.held[0]!.copy));
+    for (let j = 0; j < chain.aliasValues.length; j++) expect(Math.abs(native.aliasValues[j]! - chain.aliasValues[j]!)).toBeLessThanOrEqual(1e-6 * scale);
+  });
+
   it('recycles a disposed output array, but never one that was read out or that another tensor views', async () => {
     await initBackend('native');
     const a = tf.randomNormal([256, 300], 0, 1, 'float32', 3);
@@ -322,37 +362,66 @@ describe.skipIf(!ort.ok)('native fused kernels and output recycling', () => {
 describe('ArrayPool', () => {
   it('reuses only arrays it allocated, backing exactly one tensor, never read out; evicts past its cap', () => {
     const pool = new ArrayPool(4 * 1000);
+    const id = () => ({});
     const x = pool.alloc(100);
-    pool.registered(x);
-    pool.released(x);
+    const xId = id();
+    pool.registered(x, xId);
+    pool.released(x, xId);
     expect(pool.alloc(100)).toBe(x);
     // read out: not reused
     const y = pool.alloc(100);
-    pool.registered(y);
+    const yId = id();
+    pool.registered(y, yId);
     pool.escaped(y);
-    pool.released(y);
+    pool.released(y, yId);
     expect(pool.alloc(100)).not.toBe(y);
     // a second tensor over a view of it (tfjs-cpu's slice does this): not reused
     const z = pool.alloc(100);
-    pool.registered(z);
-    pool.registered(z.subarray(10, 20));
-    pool.released(z);
+    const zId = id();
+    pool.registered(z, zId);
+    pool.registered(z.subarray(10, 20), id());
+    pool.released(z, zId);
     expect(pool.alloc(100)).not.toBe(z);
     // user data is never taken
     const user = new Float32Array(100);
-    pool.registered(user);
-    pool.released(user);
+    const userId = id();
+    pool.registered(user, userId);
+    pool.released(user, userId);
     expect(pool.bytes).toBe(0);
     // the cap: 1000 floats; three arrays of 400 keep the two newest
     const w = [pool.alloc(400), pool.alloc(400), pool.alloc(400)];
     for (const a of w) {
-      pool.registered(a);
-      pool.released(a);
+      const aId = id();
+      pool.registered(a, aId);
+      pool.released(a, aId);
     }
     expect(pool.bytes).toBe(3200);
     expect(pool.alloc(400)).toBe(w[2]);
     expect(pool.alloc(400)).toBe(w[1]);
     expect(pool.alloc(400)).not.toBe(w[0]);
+  });
+
+  it("hands an exclusive array over to a new tensor: the old one's release leaves it, the new one's recycles it", () => {
+    const pool = new ArrayPool(4 * 1000);
+    const a = pool.alloc(100);
+    const [oldId, newId] = [{}, {}];
+    expect(pool.exclusive(a, oldId)).toBe(false); // not registered yet
+    pool.registered(a, oldId);
+    expect(pool.exclusive(a, oldId)).toBe(true);
+    expect(pool.exclusive(a, newId)).toBe(false);
+    pool.handOver(a);
+    pool.registered(a, newId);
+    pool.released(a, oldId); // the old tensor goes: the array is still the new one's
+    expect(pool.bytes).toBe(0);
+    expect(pool.exclusive(a, newId)).toBe(true);
+    pool.released(a, newId);
+    expect(pool.bytes).toBe(400);
+    // read out: never exclusive again
+    const b = pool.alloc(100);
+    const bId = {};
+    pool.registered(b, bId);
+    pool.escaped(b);
+    expect(pool.exclusive(b, bId)).toBe(false);
   });
 });
 

@@ -4,9 +4,14 @@
  *
  * Reference: the op chain in src/train/adamw.ts (the definition, which every other backend runs;
  * test/native-backend.test.ts compares the two).
+ *
+ * In place over p, m and v when nothing but their variables can see them (arrays of the pool's, one
+ * tensor each, never read out: ../pool.ts `exclusive`): the optimizer state is then never reallocated,
+ * where new arrays every step kept up to the pool's cap of freed ones on top of it.
  */
 import { ADAMW_KERNEL, type AdamWKernelAttrs } from '../../../kernel-names.js';
-import { f32, type NativeKernel } from '../kernel-util.js';
+import { f32, type CpuBackend, type NativeKernel } from '../kernel-util.js';
+import type { ArrayPool } from '../pool.js';
 
 /**
  * The AdamW update in one loop, of the gradient g ← float32(gradScale · g) (the clipping factor; the
@@ -15,7 +20,8 @@ import { f32, type NativeKernel } from '../kernel-util.js';
  *   p ← p − m / (√v / √(1 − β₂ᵗ) + ε) · lr / (1 − β₁ᵗ)
  * computed in float64 and rounded to float32 once per stored value (the op chain rounds after every
  * operation: the two agree to within a few float32 ulps; rounding per operation here made the loop 2.5×
- * slower). The scalars are rounded to float32 first, as the chain's scalar tensors are.
+ * slower). The scalars are rounded to float32 first, as the chain's scalar tensors are. In place, each
+ * element is read before it is written.
  */
 export function adamwUpdate(
   p: Float32Array,
@@ -24,6 +30,8 @@ export function adamwUpdate(
   v: Float32Array,
   a: AdamWKernelAttrs,
   alloc: (length: number) => Float32Array = (length) => new Float32Array(length),
+  /** Write p', m', v' over p, m, v (the caller has made sure nothing else sees them). */
+  inPlace = false,
 ): { p: Float32Array; m: Float32Array; v: Float32Array } {
   const decay = Math.fround(a.decayFactor);
   const oneMinusB1 = Math.fround(1 - a.beta1);
@@ -36,9 +44,9 @@ export function adamwUpdate(
   const epsBc2 = eps * bc2;
   const gs = Math.fround(a.gradScale ?? 1);
   const n = p.length;
-  const po = alloc(n);
-  const mo = alloc(n);
-  const vo = alloc(n);
+  const po = inPlace ? p : alloc(n);
+  const mo = inPlace ? m : alloc(n);
+  const vo = inPlace ? v : alloc(n);
   for (let i = 0; i < n; i++) {
     const gi = Math.fround(g[i]! * gs);
     const mPrev = m[i]!;
@@ -59,11 +67,19 @@ export const adamwKernel: NativeKernel = {
     ({ alloc }) =>
     (args) => {
       const { p, g, m, v } = args.inputs;
-      const values = [p, g, m, v].map((t) => f32(args.backend, t!));
+      const backend = args.backend as CpuBackend & { pool: ArrayPool; refCount(dataId: object): number };
+      const values = [p, g, m, v].map((t) => f32(backend, t!));
       if (values.some((x) => !x) || values.some((x) => x!.length !== values[0]!.length)) {
         throw new Error(`${ADAMW_KERNEL}: p, g, m and v must be float32 tensors of one shape`);
       }
-      const r = adamwUpdate(values[0]!, values[1]!, values[2]!, values[3]!, args.attrs as unknown as AdamWKernelAttrs, alloc);
-      return [r.p, r.m, r.v].map((data) => args.backend.makeTensorInfo([...p!.shape], 'float32', data));
+      const state = [p!, m!, v!];
+      const [pv, gv, mv, vv] = values as [Float32Array, Float32Array, Float32Array, Float32Array];
+      const inPlace =
+        new Set([pv, mv, vv, gv]).size === 4 && state.every((t, i) => backend.refCount(t.dataId) === 1 && backend.pool.exclusive([pv, mv, vv][i], t.dataId));
+      const r = adamwUpdate(pv, gv, mv, vv, args.attrs as unknown as AdamWKernelAttrs, alloc, inPlace);
+      return [r.p, r.m, r.v].map((data) => {
+        if (inPlace) backend.pool.handOver(data);
+        return backend.makeTensorInfo([...p!.shape], 'float32', data);
+      });
     },
 };
