@@ -66,8 +66,9 @@ export class AdamW {
       return {
         param,
         decay: param.weightDecay ?? this.weightDecay,
-        m: tf.variable(tf.zerosLike(param.variable), false, `adamw/exp_avg/${param.name}/${uniq()}`),
-        v: tf.variable(tf.zerosLike(param.variable), false, `adamw/exp_avg_sq/${param.name}/${uniq()}`),
+        // tidy: the zeros' own handle goes, the variable alone holds its data (a backend may then update it in place)
+        m: tf.tidy(() => tf.variable(tf.zerosLike(param.variable), false, `adamw/exp_avg/${param.name}/${uniq()}`)),
+        v: tf.tidy(() => tf.variable(tf.zerosLike(param.variable), false, `adamw/exp_avg_sq/${param.name}/${uniq()}`)),
       };
     });
   }

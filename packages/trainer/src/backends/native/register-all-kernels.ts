@@ -12,6 +12,7 @@
  *   SplitV, Slice, Neg, Square, Sqrt, Rsqrt, Floor, Sum / Max / Mean over trailing axes,
  *   GatherV2, PadV2, UnsortedSegmentSum
  *                              typed-array loops and block copies (tfjs-cpu calls a closure per element)
+ *   ZerosLike                  zeros in an array of the pool's (AdamW's moments, then updated in place)
  *   CllamaAdamW, CllamaHeadSoftmax, CllamaHeadLossGrad, CllamaSumOfSquares, CllamaDecoderLayer(+Grad)
  *                              the trainer's fused kernels (contracts in src/kernel-names.ts); producers
  *                              that know a result's Σ x² (CllamaHeadLossGrad, UnsortedSegmentSum) leave
@@ -39,6 +40,7 @@ import { splitVKernel } from './kernels/SplitV.js';
 import { transposeKernel } from './kernels/Transpose.js';
 import { unaryKernels } from './kernels/unary.js';
 import { unsortedSegmentSumKernel } from './kernels/UnsortedSegmentSum.js';
+import { zerosLikeKernel } from './kernels/ZerosLike.js';
 
 /** The replacements of tfjs-cpu kernels and the fused kernels, in registration order. */
 export const NATIVE_KERNELS: readonly NativeKernel[] = [
@@ -60,6 +62,7 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   padV2Kernel,
   adamwKernel,
   negKernel,
+  zerosLikeKernel,
 ];
 
 /**

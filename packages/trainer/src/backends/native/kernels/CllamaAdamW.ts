@@ -5,10 +5,12 @@
  * Reference: the op chain in src/train/adamw.ts (the definition, which every other backend runs;
  * test/native-backend.test.ts compares the two).
  *
- * In place over p, m and v when nothing but their variables can see them (arrays of the pool's, one
- * tensor each, never read out: ../pool.ts `exclusive`): the optimizer state is then never reallocated,
+ * In place over each of p, m and v that nothing but its variable can see (an array of the pool's, one
+ * tensor, never read out: ../pool.ts `exclusive`; the moments start as the pool's zeros, kernels/
+ * ZerosLike.ts, so they qualify from the first step): the optimizer state is then never reallocated,
  * where new arrays every step kept up to the pool's cap of freed ones on top of it.
  */
+import type * as tf from '@tensorflow/tfjs-core';
 import { ADAMW_KERNEL, type AdamWKernelAttrs } from '../../../kernel-names.js';
 import { f32, type CpuBackend, type NativeKernel } from '../kernel-util.js';
 import type { ArrayPool } from '../pool.js';
@@ -30,8 +32,8 @@ export function adamwUpdate(
   v: Float32Array,
   a: AdamWKernelAttrs,
   alloc: (length: number) => Float32Array = (length) => new Float32Array(length),
-  /** Write p', m', v' over p, m, v (the caller has made sure nothing else sees them). */
-  inPlace = false,
+  /** Which of p', m', v' to write over p, m, v (the caller has made sure nothing else sees those). */
+  inPlace: { p?: boolean; m?: boolean; v?: boolean } = {},
 ): { p: Float32Array; m: Float32Array; v: Float32Array } {
   const decay = Math.fround(a.decayFactor);
   const oneMinusB1 = Math.fround(1 - a.beta1);
@@ -44,9 +46,9 @@ export function adamwUpdate(
   const epsBc2 = eps * bc2;
   const gs = Math.fround(a.gradScale ?? 1);
   const n = p.length;
-  const po = inPlace ? p : alloc(n);
-  const mo = inPlace ? m : alloc(n);
-  const vo = inPlace ? v : alloc(n);
+  const po = inPlace.p ? p : alloc(n);
+  const mo = inPlace.m ? m : alloc(n);
+  const vo = inPlace.v ? v : alloc(n);
   for (let i = 0; i < n; i++) {
     const gi = Math.fround(g[i]! * gs);
     const mPrev = m[i]!;
@@ -72,13 +74,13 @@ export const adamwKernel: NativeKernel = {
       if (values.some((x) => !x) || values.some((x) => x!.length !== values[0]!.length)) {
         throw new Error(`${ADAMW_KERNEL}: p, g, m and v must be float32 tensors of one shape`);
       }
-      const state = [p!, m!, v!];
       const [pv, gv, mv, vv] = values as [Float32Array, Float32Array, Float32Array, Float32Array];
-      const inPlace =
-        new Set([pv, mv, vv, gv]).size === 4 && state.every((t, i) => backend.refCount(t.dataId) === 1 && backend.pool.exclusive([pv, mv, vv][i], t.dataId));
+      const distinct = new Set([pv, gv, mv, vv]).size === 4;
+      const own = (t: tf.TensorInfo, a: Float32Array) => distinct && backend.refCount(t.dataId) === 1 && backend.pool.exclusive(a, t.dataId);
+      const inPlace = { p: own(p!, pv), m: own(m!, mv), v: own(v!, vv) };
       const r = adamwUpdate(pv, gv, mv, vv, args.attrs as unknown as AdamWKernelAttrs, alloc, inPlace);
-      return [r.p, r.m, r.v].map((data) => {
-        if (inPlace) backend.pool.handOver(data);
+      return [r.p, r.m, r.v].map((data, i) => {
+        if ([inPlace.p, inPlace.m, inPlace.v][i]) backend.pool.handOver(data);
         return backend.makeTensorInfo([...p!.shape], 'float32', data);
       });
     },
