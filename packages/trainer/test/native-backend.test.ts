@@ -13,6 +13,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { ADAMW_KERNEL, HEAD_LOSS_GRAD_KERNEL, SUM_OF_SQUARES_KERNEL } from '../src/kernel-names.js';
+import { adamwSimd } from '../src/backends/native/adamw-simd.js';
+import { adamwUpdate } from '../src/backends/native/kernels/CllamaAdamW.js';
 import { knownSumOfSquares, rememberSumOfSquares } from '../src/backends/native/known-sums.js';
 import { loadOrt } from '../src/backends/native/ort.js';
 import { ArrayPool } from '../src/backends/native/pool.js';
@@ -363,6 +365,43 @@ describe.skipIf(!ort.ok)('native fused kernels and output recycling', () => {
     expect(maxErr).toBeLessThan(1e-4);
     await initBackend('native');
     tf.dispose([a, b, reused]);
+  });
+});
+
+describe('AdamW in WebAssembly SIMD', () => {
+  it('equals the JS loop to float32 rounding for every length (whole blocks, partial blocks, tails of 1–3), in place or into new arrays', () => {
+    const update = adamwSimd();
+    expect(update).toBeDefined(); // Node 20 has WebAssembly SIMD
+    const attrs = {
+      decayFactor: 1 - 3e-4,
+      beta1: 0.9,
+      beta2: 0.999,
+      bc2Sqrt: Math.sqrt(1 - 0.999 ** 3),
+      eps: 1e-8,
+      stepSize: 1e-3 / (1 - 0.9 ** 3),
+      gradScale: 0.37,
+    };
+    for (const n of [1, 3, 4, 8191, 8192, 8193, 20003]) {
+      const wave = (k: number, scale: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + k) * scale);
+      const [p, g, m] = [wave(1, 0.5), wave(2, 2), wave(3, 0.1)];
+      const v = wave(4, 0.01).map((x) => x * x);
+      const ref = adamwUpdate(p, g, m, v, attrs);
+      for (const inPlace of [false, true]) {
+        const [pp, mm, vv] = [p.slice(), m.slice(), v.slice()];
+        const r = update!(pp, g, mm, vv, attrs, (length) => new Float32Array(length), { p: inPlace, m: inPlace, v: inPlace });
+        expect(r.p === pp, `n ${n}`).toBe(inPlace);
+        if (!inPlace) expect(Array.from(pp)).toEqual(Array.from(p)); // inputs untouched
+        for (const [name, got, want] of [
+          ['p', r.p, ref.p],
+          ['m', r.m, ref.m],
+          ['v', r.v, ref.v],
+        ] as const) {
+          let [scale, err] = [0, 0];
+          for (let i = 0; i < n; i++) [scale, err] = [Math.max(scale, Math.abs(want[i]!)), Math.max(err, Math.abs(got[i]! - want[i]!))];
+          expect(err, `${name}, n ${n}, in place ${inPlace}`).toBeLessThanOrEqual(4e-7 * scale);
+        }
+      }
+    }
   });
 });
 

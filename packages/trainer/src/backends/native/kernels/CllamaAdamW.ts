@@ -1,6 +1,7 @@
 /**
  * CllamaAdamW (contract in src/kernel-names.ts) for the native backend: one parameter's AdamW update
- * in one pass over p, g, m, v.
+ * in one pass over p, g, m, v (in WebAssembly SIMD, ../adamw-simd.ts, where the runtime has it; else
+ * the JS loop adamwUpdate below).
  *
  * Reference: the op chain in src/train/adamw.ts (the definition, which every other backend runs;
  * test/native-backend.test.ts compares the two).
@@ -13,10 +14,12 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { ADAMW_KERNEL, type AdamWKernelAttrs } from '../../../kernel-names.js';
 import { f32, type CpuBackend, type NativeKernel } from '../kernel-util.js';
+import { adamwSimd } from '../adamw-simd.js';
 import type { ArrayPool } from '../pool.js';
 
 /**
- * The AdamW update in one loop, of the gradient g ← float32(gradScale · g) (the clipping factor; the
+ * The AdamW update in one loop (the kernel runs ../adamw-simd.ts's SIMD version where WebAssembly SIMD
+ * exists; this loop is its fallback), of the gradient g ← float32(gradScale · g) (the clipping factor; the
  * chain multiplies first, rounding to float32, and so does this loop):
  *   p ← p·(1 − lr·wd)   m ← m + (g − m)(1 − β₁)   v ← v·β₂ + g²(1 − β₂)
  *   p ← p − m / (√v / √(1 − β₂ᵗ) + ε) · lr / (1 − β₁ᵗ)
@@ -78,7 +81,9 @@ export const adamwKernel: NativeKernel = {
       const distinct = new Set([pv, gv, mv, vv]).size === 4;
       const own = (t: tf.TensorInfo, a: Float32Array) => distinct && backend.refCount(t.dataId) === 1 && backend.pool.exclusive(a, t.dataId);
       const inPlace = { p: own(p!, pv), m: own(m!, mv), v: own(v!, vv) };
-      const r = adamwUpdate(pv, gv, mv, vv, args.attrs as unknown as AdamWKernelAttrs, alloc, inPlace);
+      // WebAssembly SIMD where the runtime has it (../adamw-simd.ts), else the JS loop
+      const update = adamwSimd() ?? adamwUpdate;
+      const r = update(pv, gv, mv, vv, args.attrs as unknown as AdamWKernelAttrs, alloc, inPlace);
       return [r.p, r.m, r.v].map((data, i) => {
         if ([inPlace.p, inPlace.m, inPlace.v][i]) backend.pool.handOver(data);
         return backend.makeTensorInfo([...p!.shape], 'float32', data);
