@@ -27,6 +27,8 @@ export interface AdamWKernelAttrs {
   eps: number;
   /** lr / (1 − β₁ᵗ). */
   stepSize: number;
+  /** The gradient is used as float32(gradScale · g): gradient clipping's factor (default 1). */
+  gradScale?: number;
 }
 
 /**
@@ -35,6 +37,21 @@ export interface AdamWKernelAttrs {
  * in src/model/lm-head-loss.ts (headForward).
  */
 export const HEAD_SOFTMAX_KERNEL = 'CllamaHeadSoftmax';
+
+/**
+ * One chunk of the loss head in training, its gradient taken in the forward pass: inputs h [n, H],
+ * w [V, H], targets int32 [n] (in range), scale float32 [n] (∂loss/∂logsumexp of each row: its weight
+ * / the counted rows), and acc [V, H] (optional: d w of the chunks before); outputs rowLoss [n] =
+ * logsumexp(h_i wᵀ) − h_i · w[t_i], dh [n, H] = scale_i (softmax(h_i wᵀ) w − w[t_i]), and when
+ * attrs.wantW, dw [V, H] = acc + Σ_i scale_i h_iᵀ (softmax(h_i wᵀ) − onehot(t_i)). Definition: the
+ * loss's chunk loop in src/model/lm-head-loss.ts (its forward, then its backward from the kept softmax).
+ */
+export const HEAD_LOSS_GRAD_KERNEL = 'CllamaHeadLossGrad';
+
+export interface HeadLossGradAttrs {
+  /** Return d w (the head trains). */
+  wantW: boolean;
+}
 
 /** Σ x² over a whole float32 tensor x, as a scalar (the gradient norm's per-tensor part). Definition: tf.sum(tf.square(x)). */
 export const SUM_OF_SQUARES_KERNEL = 'CllamaSumOfSquares';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, defaultDecayFor } from '../src/train/adamw.js';
-import { GradientAccumulator, clipByGlobalNorm } from '../src/train/gradients.js';
+import { GradientAccumulator, clipByGlobalNorm, clipFactor } from '../src/train/gradients.js';
 import { LrSchedule, warmupStepsFor } from '../src/train/schedule.js';
 import { Xoshiro128 as Rng } from '@cllama/core';
 import { epochOrder } from '../src/train/data.js';
@@ -92,6 +92,34 @@ describe('gradient clipping and accumulation', () => {
     expect(maxAbsDiff(clipped.get('a')!.dataSync(), c.clipped.a)).toBeLessThan(1e-7);
     expect(maxAbsDiff(clipped.get('b')!.dataSync(), c.clipped.b)).toBeLessThan(1e-7);
     for (const t of clipped.values()) t.dispose();
+  });
+
+  it("clipFactor is clip_grad_norm_'s factor, and AdamW given it updates exactly as from the clipped gradients", async () => {
+    const c = fixture.clip;
+    const grads = () =>
+      new Map([
+        ['a', tf.tensor(c.grads.a)],
+        ['b', tf.tensor(c.grads.b)],
+      ]);
+    const { norm, factor } = await clipFactor(grads(), c.max_norm);
+    expect(Math.abs(norm - c.norm) / c.norm).toBeLessThan(1e-6);
+    expect(factor).toBeCloseTo(c.max_norm / (c.norm + 1e-6), 6);
+    expect((await clipFactor(grads(), 1e9)).factor).toBe(1);
+    expect((await clipFactor(grads(), 0)).factor).toBe(1); // max_grad_norm 0: no clipping
+    const run = async (folded: boolean) => {
+      const a = tf.variable(tf.mul(tf.tensor(c.grads.a), 0.5), true, `clip-a-${folded}`);
+      const b = tf.variable(tf.mul(tf.tensor(c.grads.b), -2), true, `clip-b-${folded}`);
+      const opt = new AdamW([
+        { name: 'a', variable: a },
+        { name: 'b', variable: b },
+      ]);
+      for (let step = 0; step < 2; step++) {
+        if (folded) opt.step(grads(), 1e-2, factor);
+        else opt.step((await clipByGlobalNorm(grads(), c.max_norm)).grads, 1e-2);
+      }
+      return [...a.dataSync(), ...b.dataSync(), ...(await opt.exportState()).tensors.flatMap((t) => [...t.data])];
+    };
+    expect(await run(true)).toEqual(await run(false));
   });
 
   it('leaves small gradients untouched and accumulates the mean without leaking', async () => {

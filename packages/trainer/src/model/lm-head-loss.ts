@@ -17,12 +17,15 @@
  * wants blocks);
  * logsumexp then combines the blocks' maxima and sums. With no counted token the loss is 0
  * (PyTorch would give NaN). Everything stays on the device: targets go up, nothing comes back.
+ * In training on a backend with HEAD_LOSS_GRAD_KERNEL (native) each chunk's gradient is taken in the
+ * forward pass, in one kernel call with its loss (dy = 1; the backward pass scales by dy), so no softmax
+ * is kept at all.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { IGNORE_INDEX } from '@cllama/alpaca-data';
 import type { BackendFacts } from '../backends/facts.js';
 import { backendFacts } from '../backends/registry.js';
-import { HEAD_SOFTMAX_KERNEL, hasKernel } from '../kernel-names.js';
+import { HEAD_LOSS_GRAD_KERNEL, HEAD_SOFTMAX_KERNEL, hasKernel, type HeadLossGradAttrs } from '../kernel-names.js';
 import { headBlocksFor, headChunkTokens, type HeadBlocks } from './lm-head-blocks.js';
 import { customGradient, matMulAT, scatterAddRows } from './ops.js';
 
@@ -137,6 +140,12 @@ export function fusedLinearCrossEntropy(hidden: tf.Tensor2D, lmHead: tf.Tensor2D
     return (hc) => wT.map((b) => tf.matMul(hc, b));
   };
 
+  // training on a backend with the head's fused gradient (native): the gradient is taken with the
+  // forward, chunk by chunk, and nothing [n, V] is kept for the backward pass
+  if (hasKernel(HEAD_LOSS_GRAD_KERNEL) && isTapeOn() && headBlocks(lmHead).blocks.length === 1) {
+    return eagerGradientLoss(hidden, lmHead, chunks, safeTargets, weights, count, headTrains);
+  }
+
   const op = customGradient((h: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
     const head = headBlocks(w);
     // Forward, per chunk: logits per block → logsumexp over the whole vocabulary → lse − target logit.
@@ -206,6 +215,61 @@ export function fusedLinearCrossEntropy(hidden: tf.Tensor2D, lmHead: tf.Tensor2D
         // …and the onehot part of dW is a row scatter of the scaled hidden states.
         const oneHotPart = scatterAddRows(safeTargets, tf.mul(sh, tf.reshape(scale, [n, 1])) as tf.Tensor2D, vocab);
         return [hiddenGrad, tf.sub(tf.transpose(lmHeadGradT!), oneHotPart)];
+      },
+    };
+  });
+  return op(hidden, lmHead);
+}
+
+const isTapeOn = () => (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+
+/**
+ * The same loss through HEAD_LOSS_GRAD_KERNEL: each chunk's run gives its rows' loss terms, d hidden
+ * and (when the head trains) d lmHead accumulated over the chunks, all for dy = 1; the backward pass
+ * only scales them by dy.
+ */
+function eagerGradientLoss(
+  hidden: tf.Tensor2D,
+  lmHead: tf.Tensor2D,
+  chunks: Array<[start: number, size: number]>,
+  safeTargets: Int32Array,
+  weights: Float32Array,
+  count: number,
+  headTrains: boolean,
+): tf.Scalar {
+  const scale = weights.map((x) => x / Math.max(count, 1));
+  const op = customGradient((h: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+    const { loss, dh, dw } = tf.tidy(() => {
+      let total: tf.Tensor = tf.scalar(0);
+      const dhParts: tf.Tensor[] = [];
+      let dw: tf.Tensor | undefined;
+      const attrs: HeadLossGradAttrs = { wantW: headTrains };
+      for (const [start, size] of chunks) {
+        const inputs: Record<string, tf.Tensor> = {
+          h: tf.slice(h, [start, 0], [size, -1]),
+          w,
+          targets: tf.tensor1d(safeTargets.subarray(start, start + size), 'int32'),
+          scale: tf.tensor1d(scale.subarray(start, start + size)),
+        };
+        if (dw) inputs.acc = dw;
+        const [rowLoss, dhc, dwc] = tf.engine().runKernel(HEAD_LOSS_GRAD_KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        total = tf.add(total, tf.sum(tf.mul(rowLoss!, tf.tensor1d(weights.subarray(start, start + size)))));
+        dhParts.push(dhc!);
+        if (dwc) {
+          dw?.dispose(); // folded into dwc
+          dw = dwc;
+        }
+      }
+      return { loss: tf.div(total, Math.max(count, 1)) as tf.Scalar, dh: dhParts.length === 1 ? dhParts[0]! : tf.concat(dhParts), dw };
+    });
+    save(dw ? [dh, dw] : [dh]);
+    return {
+      value: loss,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sdh, sdw] = saved as [tf.Tensor, tf.Tensor | undefined];
+        const factor = dy.dataSync()[0]!;
+        const scaled = (g: tf.Tensor) => (factor === 1 ? tf.clone(g) : tf.mul(g, dy));
+        return [scaled(sdh), sdw ? scaled(sdw) : tf.zeros(w.shape)];
       },
     };
   });

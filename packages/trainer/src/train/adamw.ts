@@ -66,8 +66,9 @@ export class AdamW {
       return {
         param,
         decay: param.weightDecay ?? this.weightDecay,
-        m: tf.variable(tf.zerosLike(param.variable), false, `adamw/exp_avg/${param.name}/${uniq()}`),
-        v: tf.variable(tf.zerosLike(param.variable), false, `adamw/exp_avg_sq/${param.name}/${uniq()}`),
+        // tidy: the zeros' own handle goes, the variable alone holds its data (a backend may then update it in place)
+        m: tf.tidy(() => tf.variable(tf.zerosLike(param.variable), false, `adamw/exp_avg/${param.name}/${uniq()}`)),
+        v: tf.tidy(() => tf.variable(tf.zerosLike(param.variable), false, `adamw/exp_avg_sq/${param.name}/${uniq()}`)),
       };
     });
   }
@@ -77,13 +78,14 @@ export class AdamW {
   }
 
   /**
-   * One update with learning rate `lr`. `grads` maps the parameter name to its gradient; a parameter
-   * without a gradient is skipped (torch: p.grad is None). Unlike torch, which keeps a step count per
+   * One update with learning rate `lr`. `grads` maps the parameter name to its gradient, used as
+   * `gradScale` · gradient (the gradient clipping's factor; each product rounded to float32, as a
+   * clipped copy would be); a parameter without a gradient is skipped (torch: p.grad is None). Unlike torch, which keeps a step count per
    * parameter, there is ONE step count for the optimizer, advanced on every call: the bias corrections
    * of a parameter that missed a step use the global count. The trainer gives every trainable
    * parameter a gradient on every step, so the two agree there.
    */
-  step(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+  step(grads: ReadonlyMap<string, tf.Tensor>, lr: number, gradScale = 1): void {
     this.stepCount += 1;
     const t = this.stepCount;
     const bc1 = 1 - this.beta1 ** t;
@@ -92,21 +94,30 @@ export class AdamW {
     const fused = hasKernel(ADAMW_KERNEL);
     tf.tidy(() => {
       for (const slot of this.slots) {
-        const g = grads.get(slot.param.name);
-        if (!g) continue;
-        if (!shapesEqual(g.shape, slot.param.variable.shape)) {
-          throw new RangeError(`gradient for '${slot.param.name}' has shape [${g.shape}], parameter has [${slot.param.variable.shape}]`);
+        const given = grads.get(slot.param.name);
+        if (!given) continue;
+        if (!shapesEqual(given.shape, slot.param.variable.shape)) {
+          throw new RangeError(`gradient for '${slot.param.name}' has shape [${given.shape}], parameter has [${slot.param.variable.shape}]`);
         }
         const p = slot.param.variable;
         if (fused) {
           // the same update in one pass, where the backend has it (src/kernel-names.ts)
-          const attrs: AdamWKernelAttrs = { decayFactor: 1 - lr * slot.decay, beta1: this.beta1, beta2: this.beta2, bc2Sqrt, eps: this.eps, stepSize };
-          const [pn, mn, vn] = tf.engine().runKernel(ADAMW_KERNEL, { p, g, m: slot.m, v: slot.v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          const attrs: AdamWKernelAttrs = {
+            decayFactor: 1 - lr * slot.decay,
+            beta1: this.beta1,
+            beta2: this.beta2,
+            bc2Sqrt,
+            eps: this.eps,
+            stepSize,
+            gradScale,
+          };
+          const [pn, mn, vn] = tf.engine().runKernel(ADAMW_KERNEL, { p, g: given, m: slot.m, v: slot.v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
           slot.m.assign(mn!);
           slot.v.assign(vn!);
           p.assign(pn!);
           continue;
         }
+        const g = gradScale !== 1 ? tf.mul(given, tf.scalar(gradScale)) : given;
         const decayed = slot.decay !== 0 ? tf.mul(p, tf.scalar(1 - lr * slot.decay)) : p;
         const m = tf.add(slot.m, tf.mul(tf.sub(g, slot.m), tf.scalar(1 - this.beta1)));
         const v = tf.add(tf.mul(slot.v, tf.scalar(this.beta2)), tf.mul(tf.square(g), tf.scalar(1 - this.beta2)));

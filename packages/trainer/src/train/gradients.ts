@@ -83,18 +83,26 @@ export async function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): Promise
 }
 
 /**
- * torch.nn.utils.clip_grad_norm_: scales all gradients by min(1, maxNorm / (norm + 1e-6)). Returns the
- * norm before clipping (what HF logs as grad_norm) and the gradients to use; the input tensors that
- * were replaced are disposed. maxNorm ≤ 0 disables clipping (HF: max_grad_norm 0).
+ * torch.nn.utils.clip_grad_norm_'s factor: min(1, maxNorm / (norm + 1e-6)), with the norm before
+ * clipping (what HF logs as grad_norm). maxNorm ≤ 0 disables clipping (HF: max_grad_norm 0): factor 1.
+ * The training loop hands the factor to AdamW.step, which scales each gradient as it reads it, instead
+ * of writing every gradient out once more.
+ */
+export async function clipFactor(grads: ReadonlyMap<string, tf.Tensor>, maxNorm: number): Promise<{ norm: number; factor: number }> {
+  const norm = await globalNorm(grads);
+  return { norm, factor: maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1 };
+}
+
+/**
+ * torch.nn.utils.clip_grad_norm_: scales all gradients by clipFactor. Returns the norm before clipping
+ * and the gradients to use; the input tensors that were replaced are disposed.
  */
 export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): Promise<{ norm: number; grads: Map<string, tf.Tensor> }> {
-  const norm = await globalNorm(grads);
-  if (!(maxNorm > 0)) return { norm, grads };
-  const coef = maxNorm / (norm + 1e-6);
-  if (coef >= 1) return { norm, grads };
+  const { norm, factor } = await clipFactor(grads, maxNorm);
+  if (factor >= 1) return { norm, grads };
   const out = new Map<string, tf.Tensor>();
   for (const [name, g] of grads) {
-    out.set(name, tf.keep(tf.tidy(() => tf.mul(g, tf.scalar(coef)))));
+    out.set(name, tf.keep(tf.tidy(() => tf.mul(g, tf.scalar(factor)))));
     g.dispose();
   }
   return { norm, grads: out };

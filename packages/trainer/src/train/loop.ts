@@ -35,7 +35,7 @@ import {
   type TrainerState,
 } from './checkpoint.js';
 import type { DataParallel } from './data-parallel.js';
-import { GradientAccumulator, clipByGlobalNorm } from './gradients.js';
+import { GradientAccumulator, clipFactor } from './gradients.js';
 import { microBatchGradients, microBatchLoss, type BatchSource } from './micro-batch.js';
 import { MetricsLog } from './metrics.js';
 import { renderTrainingPlot } from './plot.js';
@@ -386,7 +386,8 @@ class LoopRun {
   async step(): Promise<void> {
     const { o, state } = this;
     const stepLoss = await this.accumulate();
-    const { norm, grads } = await clipByGlobalNorm(this.accumulator.takeMean(), o.maxGradNorm);
+    const grads = this.accumulator.takeMean();
+    const { norm, factor } = await clipFactor(grads, o.maxGradNorm);
     if (!Number.isFinite(stepLoss) || !Number.isFinite(norm)) {
       for (const g of grads.values()) g.dispose();
       throw new NonFiniteError(
@@ -395,7 +396,7 @@ class LoopRun {
       );
     }
     const lr = this.schedule.lrAt(state.globalStep);
-    this.optimizer.step(grads, lr);
+    this.optimizer.step(grads, lr, factor); // the clipping, applied as AdamW reads each gradient
     for (const g of grads.values()) g.dispose();
     state.globalStep += 1;
     state.epoch = (state.data.epoch * this.microBatchesPerEpoch + state.data.microBatch) / this.microBatchesPerEpoch;

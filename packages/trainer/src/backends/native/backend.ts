@@ -34,12 +34,13 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     readonly pool = new ArrayPool(POOL_BYTES);
 
     override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): object {
-      this.pool.registered(values);
-      return super.write(values, shape, dtype);
+      const dataId = super.write(values, shape, dtype);
+      this.pool.registered(values, dataId);
+      return dataId;
     }
 
     override move(dataId: object, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType, refCount: number): void {
-      this.pool.registered(values);
+      this.pool.registered(values, dataId);
       super.move(dataId, values, shape, dtype, refCount);
     }
 
@@ -51,7 +52,7 @@ export async function registerNativeBackend(ort: OrtRuntime): Promise<void> {
     override disposeData(dataId: object, force = false): boolean {
       const values = this.data.get(dataId)?.values;
       const done = super.disposeData(dataId, force);
-      if (values && !this.data.has(dataId)) this.pool.released(values);
+      if (values && !this.data.has(dataId)) this.pool.released(values, dataId);
       return done;
     }
 

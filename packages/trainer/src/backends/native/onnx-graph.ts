@@ -73,10 +73,12 @@ class Writer {
 
 const FLOAT = 1; // TensorProto.DataType.FLOAT
 const UINT8 = 2;
+const INT32 = 6;
 const INT64 = 7;
 const BOOL = 9;
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
+const ATTR_STRING = 3;
 const ATTR_INTS = 7;
 
 /** ValueInfoProto of a tensor whose dimensions are all symbolic (`<name>_0`, `<name>_1`, …). */
@@ -99,6 +101,10 @@ function intsAttr(name: string, vs: number[]): Writer {
 
 function floatAttr(name: string, v: number): Writer {
   return new Writer().string(1, name).float(2, v).int(20, ATTR_FLOAT);
+}
+
+function stringAttr(name: string, v: string): Writer {
+  return new Writer().string(1, name).string(4, v).int(20, ATTR_STRING);
 }
 
 function node(op: string, inputs: string[], outputs: string[], attrs: Writer[] = [], domain = ''): Writer {
@@ -190,8 +196,8 @@ export function headSoftmaxModel(): Uint8Array {
   );
 }
 
-/** An attribute value: an integer, a float (`{ f: 0.5 }`) or a list of integers. */
-export type AttrValue = number | { f: number } | number[];
+/** An attribute value: an integer, a float (`{ f: 0.5 }`), a string (`{ s: 'add' }`) or a list of integers. */
+export type AttrValue = number | { f: number } | { s: string } | number[];
 
 /**
  * A graph written node by node. Every value is named (`v<n>` unless given a name); inputs and outputs
@@ -216,9 +222,9 @@ export class OnnxGraph {
   private readonly constants = new Map<string, string>();
   private next = 0;
 
-  /** A float input (or bool / uint8, for masks) of the given rank. */
-  input(name: string, rank: number, type: 'float32' | 'uint8' | 'bool' = 'float32'): string {
-    this.inputs.push(floatInput(name, rank, type === 'uint8' ? UINT8 : type === 'bool' ? BOOL : FLOAT));
+  /** A float input (or bool / uint8, for masks; int32, for indices) of the given rank. */
+  input(name: string, rank: number, type: 'float32' | 'uint8' | 'bool' | 'int32' = 'float32'): string {
+    this.inputs.push(floatInput(name, rank, { float32: FLOAT, uint8: UINT8, bool: BOOL, int32: INT32 }[type]));
     this.inputNames.add(name);
     return name;
   }
@@ -277,7 +283,9 @@ export class OnnxGraph {
   /** Appends a node with `count` outputs. */
   opN(type: string, inputs: string[], count: number, attrs: Record<string, AttrValue> = {}, domain = ''): string[] {
     const outs = Array.from({ length: count }, () => `v${this.next++}`);
-    const a = Object.entries(attrs).map(([k, v]) => (Array.isArray(v) ? intsAttr(k, v) : typeof v === 'number' ? intAttr(k, v) : floatAttr(k, v.f)));
+    const a = Object.entries(attrs).map(([k, v]) =>
+      Array.isArray(v) ? intsAttr(k, v) : typeof v === 'number' ? intAttr(k, v) : 'f' in v ? floatAttr(k, v.f) : stringAttr(k, v.s),
+    );
     this.nodes.push({ type, inputs, outputs: outs, attrs: a, domain });
     return outs;
   }

@@ -45,9 +45,9 @@ export type ElementwiseRunner = (
   outShape: number[],
 ) => Float32Array;
 
-/** A graph input: float32 values (or bool / uint8 bytes, for masks) in place, with their dimensions. */
+/** A graph input: float32 values (or bool / uint8 bytes, for masks; int32, for indices) in place, with their dimensions. */
 export interface GraphTensor {
-  data: Float32Array | Uint8Array;
+  data: Float32Array | Uint8Array | Int32Array;
   dims: readonly number[];
   /** For byte data: ONNX bool (the default) or uint8. */
   type?: 'bool' | 'uint8';
@@ -90,7 +90,7 @@ interface NativeSession {
   dispose(): void;
 }
 interface OrtModules {
-  Tensor: new (type: 'float32' | 'uint8' | 'bool', data: Float32Array | Uint8Array, dims: readonly number[]) => { data: Float32Array };
+  Tensor: new (type: 'float32' | 'uint8' | 'bool' | 'int32', data: Float32Array | Uint8Array | Int32Array, dims: readonly number[]) => { data: Float32Array };
   binding: { InferenceSession: new () => NativeSession };
   initOrt: () => void;
   version: string;
@@ -235,7 +235,7 @@ export async function loadOrt(opts: LoadOrtOptions = {}): Promise<OrtLoad> {
   const graph: GraphRunner = (key, build, inputs, outputs) => {
     const feeds: Record<string, unknown> = {};
     for (const [name, t] of Object.entries(inputs))
-      feeds[name] = new mods.Tensor(t.data instanceof Uint8Array ? (t.type ?? 'bool') : 'float32', t.data, t.dims);
+      feeds[name] = new mods.Tensor(t.data instanceof Uint8Array ? (t.type ?? 'bool') : t.data instanceof Int32Array ? 'int32' : 'float32', t.data, t.dims);
     const outs: Record<string, Float32Array> = {};
     const fetches: Record<string, unknown> = {};
     for (const [name, dims] of Object.entries(outputs)) {

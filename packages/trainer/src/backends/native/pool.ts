@@ -14,13 +14,22 @@
  *   - it was never read out (dataSync / data() return the array itself on this backend).
  * Arrays from the pool hold stale values: every user overwrites all of its output.
  * The pool keeps at most `capBytes`, evicting the oldest entries.
+ *
+ * The same rule says when a kernel may rewrite an input in place (AdamW's moments and weights: no new
+ * arrays every step): the array is `exclusive` to that tensor's data, and the kernel hands it over to
+ * the output tensor it makes from it (`handOver`), whose registration takes it; the old tensor's
+ * release then leaves it alone. An owner is a tensor's data id, so a release is only honoured from the
+ * data the array currently backs.
  */
+/** The owner of an array allocated here that no tensor's data holds yet. */
+const UNREGISTERED = Symbol('unregistered');
+
 export class ArrayPool {
   private readonly free = new Map<number, Float32Array[]>();
   private readonly order: Float32Array[] = [];
   private pooledBytes = 0;
-  /** Arrays allocated here → the tensors registered on them (0 until registered). */
-  private readonly owned = new WeakMap<Float32Array, number>();
+  /** Arrays allocated here → the data id of the one tensor data they back (UNREGISTERED until then). */
+  private readonly owner = new WeakMap<Float32Array, object | typeof UNREGISTERED>();
   /** The buffers of owned arrays, to notice views of them. */
   private readonly buffers = new WeakMap<ArrayBufferLike, Float32Array>();
 
@@ -33,38 +42,48 @@ export class ArrayPool {
     if (reused) {
       this.pooledBytes -= reused.byteLength;
       this.order.splice(this.order.indexOf(reused), 1);
-      this.owned.set(reused, 0);
+      this.owner.set(reused, UNREGISTERED);
       return reused;
     }
     const a = new Float32Array(length);
-    this.owned.set(a, 0);
+    this.owner.set(a, UNREGISTERED);
     this.buffers.set(a.buffer, a);
     return a;
   }
 
-  /** A tensor's data is being set to `values` (backend write). */
-  registered(values: unknown): void {
+  /** The tensor data `dataId` is being set to `values` (backend write). */
+  registered(values: unknown, dataId: object): void {
     if (!ArrayBuffer.isView(values)) return;
-    const owner = this.buffers.get(values.buffer);
-    if (!owner) return;
-    const count = this.owned.get(owner);
-    if (count === undefined) return;
+    const array = this.buffers.get(values.buffer);
+    if (!array) return;
+    const owner = this.owner.get(array);
+    if (owner === undefined) return;
     // a second tensor on the same array, or any tensor on a view of it: shared from now on
-    if (values !== owner || count > 0) this.owned.delete(owner);
-    else this.owned.set(owner, 1);
+    if (values !== array || owner !== UNREGISTERED) this.owner.delete(array);
+    else this.owner.set(array, dataId);
   }
 
-  /** `values` was handed out of the backend (a read): never recycled. */
+  /** `values` was handed out of the backend (a read): never recycled, never rewritten in place. */
   escaped(values: unknown): void {
     if (!ArrayBuffer.isView(values)) return;
-    const owner = this.buffers.get(values.buffer);
-    if (owner) this.owned.delete(owner);
+    const array = this.buffers.get(values.buffer);
+    if (array) this.owner.delete(array);
   }
 
-  /** The tensor whose data was `values` is gone. */
-  released(values: unknown): void {
-    if (!(values instanceof Float32Array) || this.owned.get(values) !== 1) return;
-    this.owned.delete(values);
+  /** True when `values` was allocated here, backs exactly the tensor data `dataId` and was never read out. */
+  exclusive(values: unknown, dataId: object): boolean {
+    return values instanceof Float32Array && this.owner.get(values) === dataId;
+  }
+
+  /** `values`, exclusive to its tensor data, is to back the next tensor data registered on it instead. */
+  handOver(values: Float32Array): void {
+    if (this.owner.get(values) !== undefined) this.owner.set(values, UNREGISTERED);
+  }
+
+  /** The tensor data `dataId`, whose values were `values`, is gone. */
+  released(values: unknown, dataId: object): void {
+    if (!(values instanceof Float32Array) || this.owner.get(values) !== dataId) return;
+    this.owner.delete(values);
     if (values.byteLength > this.capBytes) return;
     let list = this.free.get(values.length);
     if (!list) this.free.set(values.length, (list = []));

@@ -12,8 +12,11 @@
  *   SplitV, Slice, Neg, Square, Sqrt, Rsqrt, Floor, Sum / Max / Mean over trailing axes,
  *   GatherV2, PadV2, UnsortedSegmentSum
  *                              typed-array loops and block copies (tfjs-cpu calls a closure per element)
- *   CllamaAdamW, CllamaHeadSoftmax, CllamaSumOfSquares, CllamaDecoderLayer(+Grad)
- *                              the trainer's fused kernels (contracts in src/kernel-names.ts)
+ *   ZerosLike                  zeros in an array of the pool's (AdamW's moments, then updated in place)
+ *   CllamaAdamW, CllamaHeadSoftmax, CllamaHeadLossGrad, CllamaSumOfSquares, CllamaDecoderLayer(+Grad)
+ *                              the trainer's fused kernels (contracts in src/kernel-names.ts); producers
+ *                              that know a result's Σ x² (CllamaHeadLossGrad, UnsortedSegmentSum) leave
+ *                              it for CllamaSumOfSquares (known-sums.ts)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { cpuKernel, type Alloc, type KernelFn, type NativeKernel } from './kernel-util.js';
@@ -22,6 +25,7 @@ import { batchMatMulKernel } from './kernels/BatchMatMul.js';
 import { binaryKernels } from './kernels/binary.js';
 import { adamwKernel } from './kernels/CllamaAdamW.js';
 import { registerDecoderLayerKernels } from './kernels/CllamaDecoderLayer.js';
+import { headLossGradKernel } from './kernels/CllamaHeadLossGrad.js';
 import { headSoftmaxKernel } from './kernels/CllamaHeadSoftmax.js';
 import { sumOfSquaresKernel } from './kernels/CllamaSumOfSquares.js';
 import { fusedMatMulKernel } from './kernels/_FusedMatMul.js';
@@ -36,6 +40,7 @@ import { splitVKernel } from './kernels/SplitV.js';
 import { transposeKernel } from './kernels/Transpose.js';
 import { unaryKernels } from './kernels/unary.js';
 import { unsortedSegmentSumKernel } from './kernels/UnsortedSegmentSum.js';
+import { zerosLikeKernel } from './kernels/ZerosLike.js';
 
 /** The replacements of tfjs-cpu kernels and the fused kernels, in registration order. */
 export const NATIVE_KERNELS: readonly NativeKernel[] = [
@@ -48,6 +53,7 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   softmaxKernel,
   sumOfSquaresKernel,
   headSoftmaxKernel,
+  headLossGradKernel,
   splitVKernel,
   sliceKernel,
   ...unaryKernels,
@@ -56,6 +62,7 @@ export const NATIVE_KERNELS: readonly NativeKernel[] = [
   padV2Kernel,
   adamwKernel,
   negKernel,
+  zerosLikeKernel,
 ];
 
 /**

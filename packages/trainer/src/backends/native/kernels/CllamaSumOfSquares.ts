@@ -3,10 +3,12 @@
  * as a scalar, for the gradient norm, without writing x² out.
  *
  * Reference: tf.sum(tf.square(x)), what src/train/gradients.ts runs on a backend without this kernel
- * (float32 squares, then a float64 sum in tfjs-cpu); here the squares are summed in float64 directly.
+ * (float32 squares, then a float64 sum in tfjs-cpu); here the squares are summed in float64 directly,
+ * or not at all where the tensor's producer already took the sum (../known-sums.ts).
  */
 import { SUM_OF_SQUARES_KERNEL } from '../../../kernel-names.js';
 import { f32, type NativeKernel } from '../kernel-util.js';
+import { knownSumOfSquares } from '../known-sums.js';
 
 /**
  * Σ x² in float64, one pass (tf.sum(tf.square(x)) writes the squares out first), with four partial
@@ -39,6 +41,7 @@ export const sumOfSquaresKernel: NativeKernel = {
     const { x } = args.inputs;
     const xv = f32(args.backend, x!);
     if (!xv) throw new Error(`${SUM_OF_SQUARES_KERNEL}: x must be a float32 tensor`);
-    return args.backend.makeTensorInfo([], 'float32', Float32Array.of(sumOfSquares(xv)));
+    // a sum its producer already took (../known-sums.ts), else one pass
+    return args.backend.makeTensorInfo([], 'float32', Float32Array.of(knownSumOfSquares(x!.dataId) ?? sumOfSquares(xv)));
   },
 };
