@@ -1,11 +1,12 @@
 # PyTorch side of bench/lora-step.ts: one LoRA training step (r 8 on the 7 projections, dropout 0.05,
 # fp32, batch 1, plain eager code: forward + backward + clip_grad_norm_(1.0) + AdamW on the LoRA weights)
 # of a real model shape with random weights, and the process's peak RSS.
-#   /usr/bin/python3 packages/trainer/bench/lora_step_torch.py smollm|tinyllama [seq] [steps] [threads] [--ckpt] [--settings=lora|stage2|sft]
+#   .venv-interop/bin/python packages/trainer/bench/lora_step_torch.py smollm|tinyllama [seq] [steps] [threads] [--ckpt] [--settings=lora|stage2|sft]
 # --ckpt: torch.utils.checkpoint around each decoder layer (non-reentrant, as HF's gradient_checkpointing);
 # --settings (as bench/lora-step.ts): lora = r 8 on the 7 projections; stage2 = q/k/v/o + embed_tokens and
 # lm_head trained fully; sft = the 7 projections + embed_tokens and lm_head.
-# Needs OpenBLAS (Debian libopenblas0-pthread): with Debian's reference libblas3 a GEMM runs at ~3 GFLOP/s.
+# The anchor is torch 2.13.0+cpu from the machine's wheels (MKL; `bash interop/venv.sh`). Debian's torch 1.13 (the
+# historical column) needs OpenBLAS (libopenblas0-pthread): with the reference libblas3 a GEMM runs at ~3 GFLOP/s.
 import sys, time, math, resource, torch, torch.utils.checkpoint
 CKPT = "--ckpt" in sys.argv
 SETTINGS = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--settings=")), "lora")

@@ -2,7 +2,10 @@
 # batch 4 x seq 256, fp32, one optimizer step = forward + backward + clip_grad_norm_(1.0) + AdamW, for
 # stage 1 (embed_tokens only), stage 2 (LoRA r=8 on q/k/v/o + embed_tokens/lm_head) and full training.
 # Self-contained (no transformers): HF LLaMA math (RMSNorm, rotary, causal softmax attention, SwiGLU).
-#   /usr/bin/python3 packages/trainer/bench/train_torch.py [steps] [threads]   (threads: torch.set_num_threads; default torch's choice)
+#   .venv-interop/bin/python packages/trainer/bench/train_torch.py [steps] [threads]   (threads: torch.set_num_threads; default torch's choice)
+# The anchor is torch 2.13.0+cpu from the machine's wheels (MKL; `bash interop/venv.sh` builds .venv-interop/, or
+# PYTHON=/path/to/python bench/vs-torch.sh bench); Debian's /usr/bin/python3 (torch 1.13 + OpenBLAS) is the
+# historical column in docs/trainer.md.
 # On a GPU (the GPU kit's anchor, bench/gpu-kit/run.sh):
 #   python3 train_torch.py 3 --device cuda --config large --tf32 off --modes stage2,full [--json out.json]
 #   --config bench (the above) | large (hidden 1024, 8 layers, 16 heads, inter 2752, seq 512, batch 8) | smoke
