@@ -176,7 +176,7 @@ interface RouteRun {
   values: Record<string, Float32Array>;
 }
 
-/** Forward + backward `iters` times on the CPU EP (the native backend's graphs and session options). */
+/** Forward + backward `iters` times on the CPU EP: the native backend's graphs, its thread count and arena. */
 async function cpuRoute(spec: L.DecoderLayerSpec, inputs: { floats: Feeds; masks: Feeds }, iters: number): Promise<RouteRun> {
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: ['cpu'],
