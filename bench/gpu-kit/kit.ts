@@ -5,9 +5,12 @@
  *   node kit.mjs parity  [--fixtures DIR]             tiny-llama logits / loss / every gradient norm vs the PyTorch golden
  *   node kit.mjs bench   --config bench|large|smoke [--steps 3] [--modes stage2,full]
  *   node kit.mjs lora7b  [--layers 1,2,4,8] [--budget-s 150] [--shape 7b|smoke] [--steps 2]
+ *   node kit.mjs ortgpu  [--shape smollm,tinyllama|smoke] [--iters 10] [--cpu-iters 3]   (ortgpu.ts)
  *
- * Every command runs on `--backend webgpu` unless `--backend` says otherwise, reads values only with
- * await data(), and prints one JSON line per result (prefixed `RESULT `) besides the human lines.
+ * Every command but ortgpu runs on `--backend webgpu` unless `--backend` says otherwise, reads values
+ * only with await data(), and prints one JSON line per result (prefixed `RESULT `) besides the human
+ * lines. ortgpu runs onnxruntime-node's own WebGPU execution provider (ORT's built-in Dawn), so tfjs's
+ * backend is not started beside it.
  *
  * bench: full optimizer steps (forward + backward + clip + AdamW) through the trainer's own loop on
  * random token ids; tokens/s over the steps after the first (which compiles the shaders).
@@ -28,11 +31,13 @@ import {
   llamaWeightShapes,
   webgpuAdapter,
   type BackendChoice,
+  type BackendInfo,
   type BatchSource,
   type LlamaConfig,
   type WeightTensor,
 } from '@cllama/trainer';
 import { timedTrainingSteps } from '../../packages/trainer/bench/timed-steps.js';
+import { ortgpu } from './ortgpu.js';
 
 const argv = process.argv.slice(2);
 const command = argv[0] ?? 'info';
@@ -42,7 +47,7 @@ const arg = (name: string, fallback: string) => {
 };
 const result = (r: Record<string, unknown>) => console.log(`RESULT ${JSON.stringify(r)}`);
 
-const backend = await initBackend(arg('backend', 'webgpu') as BackendChoice);
+let backend: BackendInfo;
 
 // ------------------------------------------------------------------------------------------ info
 
@@ -273,6 +278,7 @@ async function lora7b(): Promise<void> {
   }
 }
 
-const commands: Record<string, () => Promise<void>> = { info, parity, bench, lora7b };
+const commands: Record<string, () => Promise<void>> = { info, parity, bench, lora7b, ortgpu: () => ortgpu(arg) };
 if (!commands[command]) throw new Error(`unknown command '${command}': use ${Object.keys(commands).join(', ')}`);
+if (command !== 'ortgpu') backend = await initBackend(arg('backend', 'webgpu') as BackendChoice);
 await commands[command]!();

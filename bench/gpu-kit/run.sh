@@ -4,6 +4,8 @@
 #   1. adapter info   2. parity on the real GPU   3. training bench, bench config and the larger one
 #   4. the PyTorch anchor on the same GPU (float32 with TF32 off, then on)   5. one LoRA step of a
 #   7B-shaped model with as many layers as the time budget allows (per-layer time, peak memory)
+#   6. one decoder layer's forward + backward on onnxruntime's own WebGPU EP and its CPU EP (SmolLM-135M
+#   and TinyLlama-1.1B shapes): node placement, ms per layer, webgpu vs cpu parity
 # Everything is printed and kept in results/ (one log per part; RESULT lines are JSON).
 #
 #   bash run.sh            the real measurement (~8 minutes on an H100/H200-class GPU)
@@ -19,13 +21,16 @@ mkdir -p "$RESULTS"
 say() { echo "== $*" | tee -a "$RESULTS/summary.log"; }
 
 # ---------------------------------------------------------------- unpack (once)
-unpack() { # file.gz → file, with gzip or, failing that, python3
-  [ -f "$2" ] && return 0
+unpack() { # file.gz → file, with gzip or, failing that, python3 (again when the .gz is newer: a kit copied over an older one)
+  [ -f "$2" ] && [ "$2" -nt "$1" ] && return 0
   if command -v gzip >/dev/null; then gzip -dc "$1" > "$2.tmp"; else python3 -c 'import gzip,shutil,sys; shutil.copyfileobj(gzip.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2.tmp"; fi
   mv "$2.tmp" "$2"
 }
 unpack "$KIT/node.gz" "$KIT/node" && chmod +x "$KIT/node"
+unpack "$KIT/kit.mjs.gz" "$KIT/kit.mjs"
 unpack "$KIT/node_modules/webgpu/dist/linux-x64/dawn.node.gz" "$KIT/node_modules/webgpu/dist/linux-x64/dawn.node"
+ORT_BIN="$KIT/node_modules/onnxruntime-node/bin/napi-v6/linux/x64"
+unpack "$ORT_BIN/libonnxruntime.so.1.gz" "$ORT_BIN/libonnxruntime.so.1"
 NODE="$KIT/node"
 "$NODE" --version >/dev/null || { echo "run.sh: the bundled Node does not start on this machine (glibc too old?)" >&2; exit 1; }
 
@@ -73,6 +78,7 @@ if [ "$SMOKE" = 1 ]; then
   DEVICE=cpu; "$PYTHON" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && DEVICE=cuda
   if [ "$TORCH_OK" = 1 ]; then part torch-smoke 300 "$PYTHON" "$KIT/train_torch.py" 1 --device "$DEVICE" --config smoke --modes stage2,full; else say "torch-smoke: skipped ($PYTHON has no torch; set PYTHON=)"; fi
   part lora7b-smoke 300 "$NODE" "$KIT/kit.mjs" lora7b --shape smoke --layers 1,2 --budget-s 120
+  part ortgpu-smoke 120 "$NODE" "$KIT/kit.mjs" ortgpu --shape smoke --iters 3 --cpu-iters 2
 else
   part info 60 "$NODE" "$KIT/kit.mjs" info
   part parity 90 "$NODE" "$KIT/kit.mjs" parity --fixtures "$KIT/fixtures"
@@ -86,6 +92,7 @@ else
     say "torch: skipped ($PYTHON has no torch; set PYTHON=)"
   fi
   part lora7b 190 "$NODE" "$KIT/kit.mjs" lora7b --layers 1,2,4,8,16,32 --budget-s 150
+  part ortgpu 120 "$NODE" "$KIT/kit.mjs" ortgpu --shape smollm,tinyllama --iters 10 --cpu-iters 3
 fi
 [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null && say "peak GPU memory in use during the run: $(sort -t, -k2 -n "$RESULTS/gpu-memory.csv" | tail -1 | cut -d, -f2) MiB (nvidia-smi)"
 
@@ -108,5 +115,18 @@ for (config, mode), tps in sorted(ours.items()):
 for r in rows:
     if r["command"] == "lora7b-summary":
         print(f"LoRA step, {r['shape']}-shaped: {r['perLayerSeconds']:.3f} s and {r['perLayerBytes'] / 2**30:.2f} GiB per layer; 32 layers ≈ {r['estimated32LayerStepSeconds']:.2f} s")
+for r in rows:
+    if r["command"] == "ortgpu-placement" and "nodes" in r:
+        cpu = ", ".join(f"{n} {op}" for op, n in r["cpuOps"].items())
+        print(f"ORT webgpu placement, {r['shape']} {r['graph']} graph {r['direction']}: " + ", ".join(f"{n} on {ep}" for ep, n in r["nodes"].items()) + (f" (on the CPU: {cpu})" if cpu else ""))
+ort_ms = {(r["shape"], r["route"]): r for r in rows if r["command"] == "ortgpu" and "msPerLayer" in r}
+for r in rows:
+    if r["command"] == "ortgpu-parity":
+        w, c = ort_ms.get((r["shape"], "webgpu")), ort_ms.get((r["shape"], "cpu"))
+        partial = "" if w and w.get("allOnGpu") else " (PARTIAL: some nodes on the CPU)"
+        times = f"webgpu {w['msPerLayer']:.1f} ms, cpu {c['msPerLayer']:.1f} ms per layer fwd+bwd, webgpu speed vs cpu {c['msPerLayer'] / w['msPerLayer']:.2f}x{partial}" if w and c else ""
+        print(f"ORT layer {r['shape']}: {times}; parity {'PASS' if r['pass'] else 'FAIL'} (max rel err {r['maxRelErr']:.1e}, {r['worst']})")
+    if r["command"] == "ortgpu" and "error" in r:
+        print(f"ORT layer {r['shape']} {r['route']}: FAILED: {r['error']}")
 PY
 say "results in $RESULTS (summary.log, results.jsonl, one log per part)"

@@ -173,6 +173,7 @@ const PACKAGES: Record<string, { dir: string; bin: string | undefined; values: s
       'TrainingCheckpointError',
       'activeBackend',
       'attachLoraFromDir',
+      'decoderLayerOnnx',
       'defaultArgs',
       'describeBackend',
       'dryRunPlan',

@@ -18,6 +18,9 @@ export { loadLlama, saveLlama } from './model/io.js';
 export { attachLoraFromDir } from './model/adapter.js';
 export type { LoadLlamaOptions, SaveLlamaOptions } from './model/io.js';
 export { resizedEmbeddingRows } from './model/resize.js';
+// one decoder layer's forward / backward as ONNX bytes (the native backend's fused layer), for benches that
+// run them on other onnxruntime execution providers (bench/gpu-kit's ortgpu part)
+export * as decoderLayerOnnx from './layer-graphs.js';
 // the label value the loss skips: @cllama/alpaca-data defines the label format
 export { IGNORE_INDEX } from '@cllama/alpaca-data';
 export { scoreBatches, scoreTokenBlocks, textToBlocks } from './score.js';

@@ -89,6 +89,15 @@ export function projectionShape(spec: DecoderLayerSpec, module: Projection): [nu
 
 const MS = 'com.microsoft';
 
+export interface LayerGraphOptions {
+  /**
+   * Only standard ONNX ops: each FusedMatMul (com.microsoft; transposes and scale read in place) becomes
+   * Transpose + MatMul + Mul, for execution providers without that contrib op (onnxruntime's WebGPU EP
+   * runs FusedMatMul on the CPU). The native backend keeps the default (FusedMatMul).
+   */
+  standardOps?: boolean;
+}
+
 /** Builds the nodes shared by the forward and backward graphs. */
 class LayerBuilder {
   readonly g = new OnnxGraph();
@@ -97,8 +106,13 @@ class LayerBuilder {
   readonly lora: Map<Projection, LayerLoraSpec>;
   private readonly keepScale: number;
   private readonly droppedCache = new Map<string, string>();
+  /** The 2-D graph inputs (weights, LoRA matrices). */
+  private readonly matrices = new Set<string>();
 
-  constructor(readonly spec: DecoderLayerSpec) {
+  constructor(
+    readonly spec: DecoderLayerSpec,
+    private readonly opts: LayerGraphOptions = {},
+  ) {
     this.d = spec.hidden / spec.heads;
     this.groups = spec.heads / spec.kvHeads;
     this.lora = new Map(spec.lora.map((l) => [l.module, l]));
@@ -114,16 +128,25 @@ class LayerBuilder {
     g.input('sin', 2);
     g.input('bias', 4);
     for (const n of NORMS) g.input(n, 1);
-    for (const p of PROJECTIONS) g.input(p, 2);
+    for (const p of PROJECTIONS) this.matrices.add(g.input(p, 2));
     for (const l of this.spec.lora) {
-      g.input(`${l.module}.lora_A`, 2);
-      g.input(`${l.module}.lora_B`, 2);
+      this.matrices.add(g.input(`${l.module}.lora_A`, 2));
+      this.matrices.add(g.input(`${l.module}.lora_B`, 2));
       if (l.dropout) g.input(`${l.module}.mask`, 3, 'bool');
     }
   }
 
   matMul(a: string, b: string, opts: { transA?: boolean; transB?: boolean; alpha?: number } = {}): string {
     if (!opts.transA && !opts.transB && opts.alpha === undefined) return this.g.op('MatMul', [a, b]);
+    if (this.opts.standardOps) {
+      // transA only ever meets a [B, kvHeads, rows, D] value; transB a 2-D weight / LoRA matrix (a graph
+      // input) or a [B, kvHeads, T, D] one
+      const g = this.g;
+      const at = opts.transA ? g.op('Transpose', [a], { perm: [0, 1, 3, 2] }) : a;
+      const bt = opts.transB ? g.op('Transpose', [b], { perm: this.matrices.has(b) ? [1, 0] : [0, 1, 3, 2] }) : b;
+      const y = g.op('MatMul', [at, bt]);
+      return opts.alpha === undefined || opts.alpha === 1 ? y : g.op('Mul', [y, g.scalar(opts.alpha)]);
+    }
     return this.g.op('FusedMatMul', [a, b], { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0, alpha: { f: opts.alpha ?? 1 } }, MS);
   }
 
@@ -334,8 +357,8 @@ class LayerBuilder {
 const rankOf = (shapes: Record<string, number[]>, name: string) => shapes[name]!.length;
 
 /** The forward graph: output y, plus the saved values when `save`. */
-export function forwardGraph(spec: DecoderLayerSpec, save: boolean): Uint8Array {
-  const b = new LayerBuilder(spec);
+export function forwardGraph(spec: DecoderLayerSpec, save: boolean, opts: LayerGraphOptions = {}): Uint8Array {
+  const b = new LayerBuilder(spec, opts);
   b.declareInputs();
   const v = b.forward();
   b.g.output('y', v.y!, 3);
@@ -355,8 +378,8 @@ export function gradOutputName(input: string): string {
  * The backward graph: inputs dy + the forward's inputs + (unless `recompute`) the saved values;
  * outputs dx and the gradients of `wanted` (weights by projection / norm name, `<proj>.lora_A|B`).
  */
-export function backwardGraph(spec: DecoderLayerSpec, recompute: boolean, wanted: readonly string[]): Uint8Array {
-  const b = new LayerBuilder(spec);
+export function backwardGraph(spec: DecoderLayerSpec, recompute: boolean, wanted: readonly string[], opts: LayerGraphOptions = {}): Uint8Array {
+  const b = new LayerBuilder(spec, opts);
   b.declareInputs();
   b.g.input('dy', 3);
   let v: Record<string, string>;
