@@ -16,8 +16,9 @@
  * thread holds a model copy and computes the gradients of batch / threads sequences. With
  * `--backend native` use `--threads 1`: onnxruntime's own pool sets the cores (CLLAMA_NATIVE_THREADS).
  *
- * PyTorch figures: packages/trainer/bench/train_torch.py (same config, same trainable sets, fp32,
- * torch 1.13 + OpenBLAS); the defaults below are the numbers the issue quotes for this machine.
+ * PyTorch figures: packages/trainer/bench/train_torch.py (same config, same trainable sets, fp32); the
+ * defaults below are torch 2.13.0+cpu's (the wheel, MKL, 2 threads) on the 2-core machine on 2026-12-03
+ * (docs/trainer.md); bench/vs-torch.sh measures both back to back instead.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { writeFile } from 'node:fs/promises';
@@ -37,9 +38,9 @@ const arg = (name: string, fallback: string) => {
 const STEPS = Number(arg('steps', '3'));
 const BACKEND = arg('backend', 'wasm') as BackendChoice;
 const TORCH: Record<string, number> = {
-  stage1: Number(arg('torch-stage1', '538')),
-  stage2: Number(arg('torch-stage2', '485')),
-  full: Number(arg('torch-full', '464')),
+  stage1: Number(arg('torch-stage1', '1430')),
+  stage2: Number(arg('torch-stage2', '1135')),
+  full: Number(arg('torch-full', '1125')),
 };
 // data parallelism is a CPU feature: on webgpu one process drives the device
 const THREADS = arg('threads', BACKEND === 'webgpu' ? '1' : '1,2')

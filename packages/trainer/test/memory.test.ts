@@ -93,7 +93,7 @@ describe('checkMemory', () => {
     expect(e.totalBytes).toBeGreaterThan(2e9);
   });
 
-  it("counts native's fused layers' saved values once (not the tape's 5×) and no transposed copies there; every measured peak within 25 %", () => {
+  it("counts native's fused layers' saved values once (not the tape's 5×) and no transposed copies there; every measured peak within 20 %", () => {
     const native = estimateMemory(tinyLlama, lora(512), 'native');
     const plain = estimateMemory(tinyLlama, lora(512));
     // native multiplies with transpose flags: no second copy of the projections
@@ -106,27 +106,29 @@ describe('checkMemory', () => {
     expect(native.runtimeBytes).toBe(NATIVE_FACTS.runtimeBytes);
     // the JS tape's factor still counts where the op chain runs (inference, the cpu backend)
     expect(estimateMemory(tinyLlama, lora(512), 'cpu').activationBytes).toBe(5 * plain.activationBytes);
-    // measured peak RSS of bench/lora-step.ts on native with the fused layers (seq 512; docs/trainer.md's
-    // issue-24 table): SmolLM shape LoRA / stage-2 / SFT settings with and without --checkpointing,
-    // TinyLlama LoRA / stage-2 / SFT with it
+    // measured peak RSS of bench/lora-step.ts on native with the fused layers (seq 512, 2026-12-03;
+    // docs/trainer.md's issue-24 table): both shapes, LoRA / stage-2 / SFT settings, with and without
+    // --checkpointing
     const withCheckpointing = (job: MemoryJob): MemoryJob => ({ ...job, gradientCheckpointing: true }) as MemoryJob;
-    const saving = (job: MemoryJob, targets = LORA7): MemoryJob =>
-      ({ ...job, targetModules: targets, modulesToSave: ['embed_tokens', 'lm_head'] }) as MemoryJob;
+    const saving = (job: MemoryJob, targets = LORA7): MemoryJob => ({ ...job, targetModules: targets, modulesToSave: ['embed_tokens', 'lm_head'] }) as MemoryJob;
     const stage2 = (job: MemoryJob) => saving(job, LORA7.slice(0, 4));
     for (const [config, job, measured] of [
-      [smol, lora(512), 2.28],
-      [smol, withCheckpointing(lora(512)), 1.69],
-      [smol, stage2(lora(512)), 3.37],
-      [smol, withCheckpointing(stage2(lora(512))), 2.81],
-      [smol, saving(lora(512)), 3.47],
-      [smol, withCheckpointing(saving(lora(512))), 2.92],
-      [tinyLlama, withCheckpointing(lora(512)), 5.88],
-      [tinyLlama, withCheckpointing(stage2(lora(512))), 8.91],
-      [tinyLlama, withCheckpointing(saving(lora(512))), 8.87],
+      [smol, lora(512), 2.11],
+      [smol, withCheckpointing(lora(512)), 1.5],
+      [smol, stage2(lora(512)), 2.8],
+      [smol, withCheckpointing(stage2(lora(512))), 2.19],
+      [smol, saving(lora(512)), 2.9],
+      [smol, withCheckpointing(saving(lora(512))), 2.28],
+      [tinyLlama, lora(512), 7.24],
+      [tinyLlama, withCheckpointing(lora(512)), 5.81],
+      [tinyLlama, stage2(lora(512)), 8.81],
+      [tinyLlama, withCheckpointing(stage2(lora(512))), 7.4],
+      [tinyLlama, saving(lora(512)), 9.0],
+      [tinyLlama, withCheckpointing(saving(lora(512))), 7.63],
     ] as const) {
       const estimate = estimateMemory(config, job, 'native').totalBytes / 1e9;
-      expect(estimate, JSON.stringify(job)).toBeGreaterThan(measured * 0.75);
-      expect(estimate, JSON.stringify(job)).toBeLessThan(measured * 1.25);
+      expect(estimate, JSON.stringify(job)).toBeGreaterThan(measured * 0.8);
+      expect(estimate, JSON.stringify(job)).toBeLessThan(measured * 1.2);
     }
   });
 
