@@ -110,7 +110,8 @@ describe('checkMemory', () => {
     // docs/trainer.md's issue-24 table): both shapes, LoRA / stage-2 / SFT settings, with and without
     // --checkpointing
     const withCheckpointing = (job: MemoryJob): MemoryJob => ({ ...job, gradientCheckpointing: true }) as MemoryJob;
-    const saving = (job: MemoryJob, targets = LORA7): MemoryJob => ({ ...job, targetModules: targets, modulesToSave: ['embed_tokens', 'lm_head'] }) as MemoryJob;
+    const saving = (job: MemoryJob, targets = LORA7): MemoryJob =>
+      ({ ...job, targetModules: targets, modulesToSave: ['embed_tokens', 'lm_head'] }) as MemoryJob;
     const stage2 = (job: MemoryJob) => saving(job, LORA7.slice(0, 4));
     for (const [config, job, measured] of [
       [smol, lora(512), 2.11],
