@@ -37,8 +37,8 @@
  * CLLAMA_MEMORY_CHECK=off skips it.
  *
  * Gradient checkpointing left to the trainer (no --gradient-checkpointing flag; chooseCheckpointing):
- * off when the job fits without it, on when it fits only with it (one line says so, as train.py
- * defaults to it), refused up front when it fits neither way.
+ * off when the job fits without it with 20 % of the memory to spare, else on when it fits with it (one
+ * line says so; train.py defaults to it), refused up front when it fits neither way.
  */
 import * as os from 'node:os';
 import { countTrainableParameters, readLlamaConfig, type LlamaConfig, type ParameterCount, type TrainingPlan } from '@cllama/lora';
@@ -123,7 +123,12 @@ export function estimateMemory(config: LlamaConfig, job: MemoryJob, backend?: st
     // one being recomputed; the loss head's chunks are kernel outputs too
     const loraRanks = job.kind === 'lora' ? job.targetModules.map(() => job.r) : [];
     const saved = facts.fusedLayerSavedFloats({ hidden: h, intermediate: inter, heads, kvHeads: config.numKeyValueHeads, seq: job.seqLen, loraRanks });
-    activations = (checkpointing ? layers * tokens * h + tokens * saved : layers * tokens * (h + saved)) + head;
+    // + one layer's working set inside onnxruntime while a graph runs: ~8 [heads, seq]-per-token blocks
+    // (scores, masked scores, probabilities, and in the backward dP, dS and their scaled forms, all live
+    // until the run ends), the MLP's two gradients (intermediate), a few hidden-sized ones. Calibrated on
+    // the TinyLlama shape at batch 8 × 512 with checkpointing (13.96 GB measured, 2026-12-03)
+    const working = tokens * (8 * heads * job.seqLen + 2 * inter + 4 * h);
+    activations = (checkpointing ? layers * tokens * h + tokens * saved : layers * tokens * (h + saved)) + working + head;
   } else {
     // kept for the backward pass: every layer's activations, or (checkpointing) every layer's input and
     // the activations of the one layer being recomputed
@@ -192,8 +197,11 @@ export interface MemoryCheckOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Why `e` does not fit (the heap, or the memory available), as the refusal's middle part; undefined when it fits. */
-function overLimit(e: MemoryEstimate, job: MemoryJob, opts: MemoryCheckOptions): { estimate: string; limit: string; heap: boolean } | undefined {
+/**
+ * Why `e` does not fit (the heap, or the memory available — or, with `headroom` < 1, that share of it), as
+ * the refusal's middle part; undefined when it fits.
+ */
+function overLimit(e: MemoryEstimate, job: MemoryJob, opts: MemoryCheckOptions, headroom = 1): { estimate: string; limit: string; heap: boolean } | undefined {
   // in a bounded heap (tfjs-wasm), XNNPACK packs every weight it multiplies into one more copy inside it
   const { heap, name } = factsOf(opts.backend);
   const heapBytes = e.totalBytes + e.projectionCopyBytes;
@@ -209,9 +217,10 @@ function overLimit(e: MemoryEstimate, job: MemoryJob, opts: MemoryCheckOptions):
   // (written as !(a <= b): an estimate that is not a number is refused, never waved through)
   const replicas = opts.replicas ?? 1;
   const needed = e.totalBytes + (replicas - 1) * e.weightsBytes;
-  if (!(needed <= available)) {
+  if (!(needed <= available * headroom)) {
     const times = replicas > 1 ? ` (~${gb(needed)} with ${replicas} threads' model copies)` : '';
-    return { estimate: `${describe(e, job)}${times}`, limit: `more than the ${gb(available)} of memory available`, heap: false };
+    const share = headroom < 1 ? `${Math.round(headroom * 100)} % of ` : '';
+    return { estimate: `${describe(e, job)}${times}`, limit: `more than ${share}the ${gb(available)} of memory available`, heap: false };
   }
   return undefined;
 }
@@ -243,17 +252,26 @@ export interface CheckpointingChoice {
 }
 
 /**
- * The training job's checkpointing when no flag set it: off when the job fits without it; on when it
- * fits only with it (`note` says so in one line); when it fits neither way, checkMemory's refusal of
+ * Of the memory available, what a job without checkpointing must leave free for chooseCheckpointing to
+ * keep it off: the estimate's error (measured peaks 0.8–1.2× of it). Guessing low costs the run (the
+ * OS kills it mid-step); guessing high costs one more forward pass per step (~15 %).
+ */
+export const CHECKPOINTING_HEADROOM = 0.8;
+
+/**
+ * The training job's checkpointing when no flag set it: off when the job fits without it within
+ * CHECKPOINTING_HEADROOM of the memory available (the heap's own usable part on wasm); on when it does
+ * not but fits with it (`note` says so in one line); when it fits neither way, checkMemory's refusal of
  * the job with checkpointing (the smaller of the two estimates). With CLLAMA_MEMORY_CHECK=off, off.
  */
 export function chooseCheckpointing(config: LlamaConfig, job: Exclude<MemoryJob, { kind: 'inference' }>, opts: MemoryCheckOptions): CheckpointingChoice {
   const without = { ...job, gradientCheckpointing: false };
   const plain = estimateMemory(config, without, opts.backend);
   const env = opts.env ?? process.env;
-  const over = env.CLLAMA_MEMORY_CHECK === 'off' ? undefined : overLimit(plain, without, opts);
+  const available = opts.availableBytes ?? availableMemoryBytes();
+  const over = env.CLLAMA_MEMORY_CHECK === 'off' ? undefined : overLimit(plain, without, { ...opts, availableBytes: available }, CHECKPOINTING_HEADROOM);
   if (!over) return { gradientCheckpointing: false, estimate: plain };
-  const estimate = checkMemory(config, { ...job, gradientCheckpointing: true }, opts);
+  const estimate = checkMemory(config, { ...job, gradientCheckpointing: true }, { ...opts, availableBytes: available });
   return {
     gradientCheckpointing: true,
     estimate,

@@ -10,7 +10,16 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { countTrainableParameters, createLlamaConfig, writeLlamaConfig } from '@cllama/lora';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkMemory, checkModelMemory, chooseCheckpointing, countParameters, estimateMemory, MemoryCheckError, type MemoryJob } from '../src/memory.js';
+import {
+  CHECKPOINTING_HEADROOM,
+  checkMemory,
+  checkModelMemory,
+  chooseCheckpointing,
+  countParameters,
+  estimateMemory,
+  MemoryCheckError,
+  type MemoryJob,
+} from '../src/memory.js';
 import { NATIVE_FACTS } from '../src/backends/native/facts.js';
 import { WASM_HEAP_LIMIT_BYTES, WASM_USABLE_BYTES } from '../src/backends/wasm/facts.js';
 import { FIXTURES } from './helpers.js';
@@ -93,7 +102,7 @@ describe('checkMemory', () => {
     expect(e.totalBytes).toBeGreaterThan(2e9);
   });
 
-  it("counts native's fused layers' saved values once (not the tape's 5×) and no transposed copies there; every measured peak within 20 %", () => {
+  it("counts native's fused layers' saved values once (not the tape's 5×) and no transposed copies there; every measured peak within 20 %, batch 1 and 8", () => {
     const native = estimateMemory(tinyLlama, lora(512), 'native');
     const plain = estimateMemory(tinyLlama, lora(512));
     // native multiplies with transpose flags: no second copy of the projections
@@ -102,7 +111,9 @@ describe('checkMemory', () => {
     // per layer and token the fused kernel keeps its input and decoder-layer-graph.ts's saved values:
     // x, q, merged, h (4·2048) + k, v (2·256) + probabilities (32·512) + gate, up (2·5632) + r1, r2 + 7 LoRA t (7·8)
     const perToken = 4 * 2048 + 2 * 256 + 32 * 512 + 2 * 5632 + 2 + 7 * 8;
-    expect(native.activationBytes).toBe((22 * 512 * perToken + 2 * 512 * 32000) * 4);
+    // + one layer's working set inside onnxruntime (8 attention blocks, the MLP's two gradients, four hidden-sized) + the head's logits and probabilities
+    const working = 512 * (8 * 32 * 512 + 2 * 5632 + 4 * 2048);
+    expect(native.activationBytes).toBe((22 * 512 * perToken + working + 2 * 512 * 32000) * 4);
     expect(native.runtimeBytes).toBe(NATIVE_FACTS.runtimeBytes);
     // the JS tape's factor still counts where the op chain runs (inference, the cpu backend)
     expect(estimateMemory(tinyLlama, lora(512), 'cpu').activationBytes).toBe(5 * plain.activationBytes);
@@ -126,6 +137,9 @@ describe('checkMemory', () => {
       [tinyLlama, withCheckpointing(stage2(lora(512))), 7.4],
       [tinyLlama, saving(lora(512)), 9.0],
       [tinyLlama, withCheckpointing(saving(lora(512))), 7.63],
+      // cllama-train sft with its default flags (batch 8 × 512, checkpointing turned on by the check)
+      [tinyLlama, withCheckpointing(saving(lora(512, 8))), 13.96],
+      [smol, saving(lora(512, 8)), 8.43],
     ] as const) {
       const estimate = estimateMemory(config, job, 'native').totalBytes / 1e9;
       expect(estimate, JSON.stringify(job)).toBeGreaterThan(measured * 0.8);
@@ -142,19 +156,21 @@ describe('checkMemory', () => {
     const tiny = chooseCheckpointing(tinyLlama, sft(8) as never, opts);
     expect(tiny.gradientCheckpointing).toBe(true);
     expect(tiny.note).toMatch(
-      /^gradient checkpointing on: without it 110\d M parameters need ~2\d\.\d GB for lora training \(.*batch 8 × seq 512\), more than the 20\.0 GB of memory available; with it ~\d\.\d GB \(--gradient-checkpointing true\|false decides it yourself\)$/,
+      /^gradient checkpointing on: without it 110\d M parameters need ~2\d\.\d GB for lora training \(.*batch 8 × seq 512\), more than 80 % of the 20\.0 GB of memory available; with it ~\d+\.\d GB \(--gradient-checkpointing true\|false decides it yourself\)$/,
     );
     expect(tiny.estimate.totalBytes).toBe(estimateMemory(tinyLlama, { ...sft(8), gradientCheckpointing: true } as MemoryJob, 'native').totalBytes);
   });
 
-  it('chooseCheckpointing: off when it fits, on when only that fits, the refusal (with checkpointing) when neither does, off when the check is off', () => {
+  it('chooseCheckpointing: off when it fits with 20 % to spare, else on when that fits, the refusal (with checkpointing) when neither does, off when the check is off', () => {
     const job = lora(512) as Exclude<MemoryJob, { kind: 'inference' }>;
     const without = estimateMemory(tinyLlama, { ...job, gradientCheckpointing: false }, 'native').totalBytes;
     const withIt = estimateMemory(tinyLlama, { ...job, gradientCheckpointing: true }, 'native').totalBytes;
     expect(withIt).toBeLessThan(without);
     const at = (availableBytes: number, env = {}) => chooseCheckpointing(tinyLlama, job, { backend: 'native', availableBytes, env });
-    expect(at(without).gradientCheckpointing).toBe(false);
-    expect(at(without - 1).gradientCheckpointing).toBe(true);
+    // off only with CHECKPOINTING_HEADROOM's share of the memory to spare
+    expect(at(without / CHECKPOINTING_HEADROOM + 1e3).gradientCheckpointing).toBe(false);
+    expect(at(without / CHECKPOINTING_HEADROOM - 1e3).gradientCheckpointing).toBe(true);
+    expect(at(without).gradientCheckpointing).toBe(true);
     expect(at(withIt).gradientCheckpointing).toBe(true);
     expect(() => at(withIt - 1)).toThrow(
       /^110\d M parameters need ~\d\.\d GB for lora training with gradient checkpointing \(.*more than the \d\.\d GB of memory available: use a smaller model/,

@@ -12,10 +12,9 @@
  *                        10.1 GB RSS against 1.2 GB of weights + 1.7 GB of estimated activations
  *   fusedLayerSavedFloats  training runs each layer as one onnxruntime graph (kernels/CllamaDecoderLayer.ts)
  *                        that keeps decoder-layer-graph.ts's savedShapes for its backward
- *   runtimeBytes         node + tfjs + onnxruntime loaded (~0.35 GB), one layer's intermediates inside
- *                        onnxruntime's backward run, and the recycling pool's freed arrays (pool.ts):
- *                        what the measured peaks of bench/lora-step.ts (docs/trainer.md) show beyond
- *                        the estimate's tensors
+ *   runtimeBytes         node + tfjs + onnxruntime loaded (~0.35 GB) and the recycling pool's freed
+ *                        arrays (pool.ts): what fourteen measured peaks (bench/lora-step.ts and two
+ *                        default-flag sft runs, docs/trainer.md) show beyond the estimate's tensors
  */
 import { JS_BACKEND_ACTIVATION_FACTOR } from '../cpu/facts.js';
 import { GENERIC_FACTS, HEAD_CHUNK_TOKENS, type BackendFacts, type LayerDims } from '../facts.js';
@@ -38,5 +37,5 @@ export const NATIVE_FACTS: BackendFacts = {
   threads: { dataParallel: false, why: 'the native backend already uses every core' },
   activationFactor: JS_BACKEND_ACTIVATION_FACTOR,
   fusedLayerSavedFloats,
-  runtimeBytes: 0.8e9,
+  runtimeBytes: 0.6e9,
 };
