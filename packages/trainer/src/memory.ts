@@ -201,7 +201,12 @@ export interface MemoryCheckOptions {
  * Why `e` does not fit (the heap, or the memory available — or, with `headroom` < 1, that share of it), as
  * the refusal's middle part; undefined when it fits.
  */
-function overLimit(e: MemoryEstimate, job: MemoryJob, opts: MemoryCheckOptions, headroom = 1): { estimate: string; limit: string; heap: boolean } | undefined {
+function overLimit(
+  e: MemoryEstimate,
+  job: MemoryJob,
+  opts: MemoryCheckOptions,
+  headroom = 1,
+): { estimate: string; limit: string; heapAdvice?: string } | undefined {
   // in a bounded heap (tfjs-wasm), XNNPACK packs every weight it multiplies into one more copy inside it
   const { heap, name } = factsOf(opts.backend);
   const heapBytes = e.totalBytes + e.projectionCopyBytes;
@@ -209,7 +214,7 @@ function overLimit(e: MemoryEstimate, job: MemoryJob, opts: MemoryCheckOptions, 
     return {
       estimate: describe({ ...e, totalBytes: heapBytes }, job),
       limit: `over the ~${gb(heap.usableBytes)} a step can use of the ${name} backend's ${gb(heap.limitBytes)} heap`,
-      heap: true,
+      heapAdvice: heap.advice,
     };
   }
   const available = opts.availableBytes ?? availableMemoryBytes();
@@ -220,7 +225,7 @@ function overLimit(e: MemoryEstimate, job: MemoryJob, opts: MemoryCheckOptions, 
   if (!(needed <= available * headroom)) {
     const times = replicas > 1 ? ` (~${gb(needed)} with ${replicas} threads' model copies)` : '';
     const share = headroom < 1 ? `${Math.round(headroom * 100)} % of ` : '';
-    return { estimate: `${describe(e, job)}${times}`, limit: `more than ${share}the ${gb(available)} of memory available`, heap: false };
+    return { estimate: `${describe(e, job)}${times}`, limit: `more than ${share}the ${gb(available)} of memory available` };
   }
   return undefined;
 }
@@ -239,8 +244,7 @@ export function checkMemory(config: LlamaConfig, job: MemoryJob, opts: MemoryChe
   const smaller =
     checkpointingHint +
     (job.kind === 'full' ? 'a smaller model or LoRA (stage 2 / sft without --stage full)' : 'a smaller model, a smaller batch or sequence length');
-  const heap = factsOf(opts.backend).heap;
-  const what = over.heap && heap ? `${heap.advice}, or ${smaller}` : `use ${smaller}${(opts.replicas ?? 1) > 1 ? ', fewer --threads' : ''}, or free memory`;
+  const what = over.heapAdvice ? `${over.heapAdvice}, or ${smaller}` : `use ${smaller}${(opts.replicas ?? 1) > 1 ? ', fewer --threads' : ''}, or free memory`;
   throw new MemoryCheckError(`${over.estimate}, ${over.limit}: ${what} (CLLAMA_MEMORY_CHECK=off skips this check)`);
 }
 

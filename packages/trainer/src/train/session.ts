@@ -62,8 +62,6 @@ export interface TrainedModel {
   lora: LoraConfig | undefined;
   /** The base model as loaded (before the vocabulary resize): its path and fingerprint.ts fingerprint. */
   baseModel: { fingerprint: string; path: string };
-  /** Whether the layers recompute their activations (the flag, or chooseCheckpointing's decision without it). */
-  gradientCheckpointing: boolean;
 }
 
 /** Loads model + tokenizer and selects the trainable variables for the run's mode/stage. */
@@ -130,7 +128,7 @@ export async function setUpModel(args: TrainArgs, opts: { backend?: BackendChoic
     if (!variable) throw new TrainSessionError(`no weight '${name}' in this model to train`);
     return { name, variable };
   });
-  return { backend, model, tokenizer, params, lora, baseModel, gradientCheckpointing };
+  return { backend, model, tokenizer, params, lora, baseModel };
 }
 
 function moduleWeight(module: string): string {

@@ -18,11 +18,12 @@
  */
 import { JS_BACKEND_ACTIVATION_FACTOR } from '../cpu/facts.js';
 import { GENERIC_FACTS, HEAD_CHUNK_TOKENS, type BackendFacts, type LayerDims } from '../facts.js';
-import { savedShapes } from './decoder-layer-graph.js';
+import { PROJECTIONS, savedShapes } from './decoder-layer-graph.js';
 
 /** Floats per token the fused layer keeps for its backward (savedShapes at batch 1, divided by the sequence length). */
 function fusedLayerSavedFloats(d: LayerDims): number {
-  const lora = d.loraRanks.map((rank, i) => ({ module: `m${i}` as 'q_proj', rank, scaling: 1, dropout: false }));
+  // one saved LoRA input per adapted projection (savedShapes keys them by module: any distinct names do)
+  const lora = d.loraRanks.map((rank, i) => ({ module: PROJECTIONS[i % PROJECTIONS.length]!, rank, scaling: 1, dropout: false }));
   const shapes = savedShapes({ hidden: d.hidden, intermediate: d.intermediate, heads: d.heads, kvHeads: d.kvHeads, eps: 0, lora, dropoutRate: 0 }, 1, d.seq);
   let floats = 0;
   for (const shape of Object.values(shapes)) floats += shape.reduce((a, b) => a * b, 1);
